@@ -1,0 +1,509 @@
+#!/usr/bin/env bash
+# Start the real components codebay needs on a single machine:
+#   Redis, a local image registry (localhost:32000), a private dockerd that uses
+#   that registry as its Docker Hub mirror, a locally built debian:bookworm base
+#   image, and (if the editor package provides one) the editor bundle.
+#
+# Usage: components.sh up | env | status | down
+#   up      install missing apt packages, start everything, write $STATE/local.env
+#   env     print `export KEY=VALUE` lines:  eval "$(bash deploy/local/components.sh env)"
+#   status  one line per component (exit 1 if any is down)
+#   down    stop what `up` started (pidfiles; SIGTERM, then SIGKILL)
+#
+# Non-interactive, idempotent, safe to re-run while everything is up, and robust
+# to stale pidfiles/sockets left behind when processes were killed (CI kills all
+# processes between runs while /var/lib and /var/cache persist).
+#
+# Environment:
+#   CODEBAY_STATE       state dir (default /var/lib/codebay)
+#   CODEBAY_CACHE       cache dir (default /var/cache/codebay)
+#   CODEBAY_REDIS_PORT  port of the managed Redis (default 6380)
+#   REDIS_URL           if set (to anything but the managed URL), use that Redis instead
+#   REGISTRY            if set to anything but localhost:32000, use that registry instead
+#   DOCKER_HOST         if set (to anything but the managed socket), use that daemon instead
+#   CODEBAY_DEBIAN_MIRROR  override the Debian mirror (default: read from apt sources)
+set -euo pipefail
+
+# CI shells may lack the sbin dirs (dockerd, debootstrap, ip, iptables live there).
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin:/sbin ;; esac
+export PATH
+
+STATE=${CODEBAY_STATE:-/var/lib/codebay}
+CACHE=${CODEBAY_CACHE:-/var/cache/codebay}
+REDIS_PORT=${CODEBAY_REDIS_PORT:-6380}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+RUN_DIR=$STATE/run # pidfiles of redis/registry (stale ones are detected, see pid_of)
+LOG_DIR=$STATE/log
+
+MANAGED_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+MANAGED_REGISTRY=localhost:32000 # always "localhost": the Dev Containers CLI only speaks plain HTTP to exactly `localhost`
+REGISTRY_ADDR=127.0.0.1:32000
+DOCKER_RUN=/run/codebay-docker
+DOCKER_SOCK=$DOCKER_RUN/docker.sock
+DOCKER_PIDFILE=$DOCKER_RUN/docker.pid
+MANAGED_DOCKER_HOST=unix://$DOCKER_SOCK
+DOCKER_BIN=/usr/bin/docker # the Debian client; a newer one may sit earlier on PATH
+
+BASE_TAR=$CACHE/base/debian-bookworm-minbase-v1.tar
+APT_PACKAGES=(docker.io redis-server docker-registry debootstrap chromium ripgrep tmux curl
+  libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config iptables)
+
+# --- which components are ours ------------------------------------------------
+# A pre-set variable means "use that one instead". A value equal to what we would
+# manage anyway (e.g. after `eval "$(components.sh env)"`) still counts as ours,
+# so `up` restarts it after CI killed it.
+EFF_REDIS_URL=${REDIS_URL:-$MANAGED_REDIS_URL}
+EFF_REGISTRY=${REGISTRY:-$MANAGED_REGISTRY}
+EFF_DOCKER_HOST=${DOCKER_HOST:-$MANAGED_DOCKER_HOST}
+manage_redis() { [[ $EFF_REDIS_URL == "$MANAGED_REDIS_URL" ]]; }
+manage_registry() { [[ $EFF_REGISTRY == "$MANAGED_REGISTRY" ]]; }
+manage_docker() { [[ $EFF_DOCKER_HOST == "$MANAGED_DOCKER_HOST" ]]; }
+
+# --- helpers --------------------------------------------------------------------
+now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); } # bash 5 clock, no forks
+T0=$(now_ms)
+secs_since() { local d=$(($(now_ms) - $1)); printf '%d.%d' $((d / 1000)) $((d % 1000 / 100)); }
+log() { printf '[components %6ss] %s\n' "$(secs_since "$T0")" "$*" >&2; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+STEP_T0=
+step() {
+  STEP_T0=$(now_ms)
+  log "$1 ..."
+}
+step_done() { log "$1 ($(secs_since "$STEP_T0")s)"; }
+log_tail() {
+  if [[ -f $1 ]]; then
+    echo "---- last lines of $1 ----"
+    tail -n "${2:-30}" "$1"
+  fi >&2
+}
+
+# docker CLI against the daemon in use (never the newer client on PATH)
+dk() { DOCKER_HOST=$EFF_DOCKER_HOST "$DOCKER_BIN" "$@"; }
+docker_ok() { timeout 20 "$DOCKER_BIN" -H "$EFF_DOCKER_HOST" info >/dev/null 2>&1; }
+# Our daemon owns docker0; it has been seen to vanish, after which builds fail
+# with "could not find bridge docker0" until the daemon restarts.
+docker_bridge_ok() {
+  timeout 20 "$DOCKER_BIN" -H "$EFF_DOCKER_HOST" network inspect bridge >/dev/null 2>&1 || return 1
+  ! manage_docker || [[ -e /sys/class/net/docker0 ]]
+}
+registry_ok() { curl --noproxy '*' -fsS --max-time 5 -o /dev/null "http://$EFF_REGISTRY/v2/" 2>/dev/null; }
+redis_ok() { [[ $(timeout 5 redis-cli -u "$EFF_REDIS_URL" ping 2>/dev/null) == PONG ]]; }
+base_image_ok() {
+  curl --noproxy '*' -fsS --max-time 10 -o /dev/null \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$EFF_REGISTRY/v2/library/debian/manifests/bookworm" 2>/dev/null
+}
+
+# alive PID: running and not a zombie (PID 1 on these machines does not always
+# reap orphans, so a killed daemon can linger as a zombie that `kill -0` accepts).
+alive() {
+  local st
+  st=$(awk '{ print $3 }' 2>/dev/null </proc/"$1"/stat) || return 1
+  [[ -n $st && $st != Z && $st != X ]]
+}
+
+# pid_of PIDFILE NAME: print the pid only if that process is alive AND its
+# command line mentions NAME (a stale pidfile's pid may belong to anything now).
+pid_of() {
+  local pid cmd
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+  [[ $cmd == *"$2"* ]] || return 1
+  echo "$pid"
+}
+
+# stop_pidfile PIDFILE NAME [GRACE_SECONDS]: SIGTERM, wait, SIGKILL; remove the pidfile.
+stop_pidfile() {
+  local pid i grace=${3:-15}
+  if pid=$(pid_of "$1" "$2"); then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 5; i++)); do
+      alive "$pid" || break
+      sleep 0.2
+    done
+    if alive "$pid"; then
+      log "$2 (pid $pid) ignored SIGTERM for ${grace}s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+    fi
+  fi
+  rm -f "$1"
+}
+
+# wait_for SECONDS PID-OR-EMPTY CHECK...: poll CHECK until it succeeds;
+# fail early if process PID has exited.
+wait_for() {
+  local deadline=$(($(date +%s) + $1)) pid=$2
+  shift 2
+  until "$@"; do
+    [[ -z $pid ]] || alive "$pid" || return 1
+    (($(date +%s) < deadline)) || return 1
+    sleep 0.3
+  done
+}
+
+# Debian mirror for debootstrap, read at run time from the apt sources (the
+# entry serving the plain `bookworm` suite). Never hard-code a host name here.
+debian_mirror() {
+  if [[ -n ${CODEBAY_DEBIAN_MIRROR:-} ]]; then
+    echo "$CODEBAY_DEBIAN_MIRROR"
+    return
+  fi
+  local f uri=
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -f $f ]] || continue
+    # deb822: paragraphs separated by blank lines; want Types ∋ deb, Suites ∋ bookworm.
+    uri=$(awk 'BEGIN { RS = ""; FS = "\n" }
+      {
+        types = ""; suites = ""; uris = ""; enabled = "yes"
+        for (i = 1; i <= NF; i++) {
+          line = $i
+          if (line ~ /^[ \t]*#/) continue
+          if (match(line, /^[A-Za-z-]+:/)) {
+            key = tolower(substr(line, 1, RLENGTH - 1)); val = substr(line, RLENGTH + 1)
+            if (key == "types") types = " " val " "
+            else if (key == "suites") suites = " " val " "
+            else if (key == "uris") uris = val
+            else if (key == "enabled") enabled = val
+          }
+        }
+        gsub(/[ \t]+/, " ", types); gsub(/[ \t]+/, " ", suites)
+        if (enabled ~ /no/ || types !~ / deb / || suites !~ / bookworm /) next
+        split(uris, u, /[ \t]+/)
+        for (j in u) if (u[j] ~ /^(https?|ftp|file):/) { print u[j]; exit }
+      }' "$f")
+    [[ -n $uri ]] && break
+  done
+  if [[ -z $uri ]]; then
+    # one-line format: deb [options] URI bookworm components...
+    uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+      sed -E 's/#.*//; s/\[[^]]*\]//' |
+      awk '$1 == "deb" && $3 == "bookworm" && $2 ~ /^(https?|ftp|file):/ { print $2; exit }') || true
+  fi
+  [[ -n $uri ]] || die "no Debian bookworm mirror found in /etc/apt/sources.list{,.d/*.sources}; set CODEBAY_DEBIAN_MIRROR"
+  echo "$uri"
+}
+
+# --- up: steps ----------------------------------------------------------------------
+up_apt() {
+  step "apt packages"
+  local p missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing: ${missing[*]}"
+    # Keep package maintainer scripts from starting the system docker/redis
+    # services: the system dockerd would take docker0 from ours.
+    local policy=/usr/sbin/policy-rc.d created_policy=
+    if [[ ! -e $policy ]]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && created_policy=1
+    fi
+    local rc=0
+    {
+      export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l
+      apt-get update -q &&
+        apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+          "${missing[@]}"
+    } </dev/null >&2 || rc=$?
+    [[ -z $created_policy ]] || rm -f "$policy"
+    ((rc == 0)) || die "apt-get failed installing: ${missing[*]}"
+  fi
+  step_done "apt packages: ok${missing[*]:+ (installed ${missing[*]})}"
+}
+
+up_redis() {
+  step "redis"
+  if ! manage_redis; then
+    redis_ok || die "REDIS_URL=$EFF_REDIS_URL is set but does not answer PING"
+    step_done "redis: using external $EFF_REDIS_URL"
+    return
+  fi
+  if redis_ok; then
+    step_done "redis: already up at $EFF_REDIS_URL"
+    return
+  fi
+  mkdir -p "$STATE/redis" "$RUN_DIR" "$LOG_DIR"
+  # A pidfile whose process is gone (or is something else now) is just stale.
+  pid_of "$RUN_DIR/redis.pid" redis-server >/dev/null || rm -f "$RUN_DIR/redis.pid"
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
+    --save "" --appendonly yes --dir "$STATE/redis" --maxmemory-policy noeviction \
+    --daemonize yes --pidfile "$RUN_DIR/redis.pid" --logfile "$LOG_DIR/redis.log" </dev/null 9>&- ||
+    {
+      log_tail "$LOG_DIR/redis.log"
+      die "redis-server failed to start"
+    }
+  wait_for 30 "" redis_ok || {
+    log_tail "$LOG_DIR/redis.log"
+    die "redis did not answer PING on 127.0.0.1:$REDIS_PORT within 30s"
+  }
+  step_done "redis: started at $EFF_REDIS_URL"
+}
+
+up_registry() {
+  step "registry"
+  if ! manage_registry; then
+    registry_ok || die "REGISTRY=$EFF_REGISTRY is set but http://$EFF_REGISTRY/v2/ does not answer"
+    step_done "registry: using external $EFF_REGISTRY"
+    return
+  fi
+  if registry_ok; then
+    step_done "registry: already up at $EFF_REGISTRY"
+    return
+  fi
+  mkdir -p "$STATE/registry" "$RUN_DIR" "$LOG_DIR"
+  local pidfile=$RUN_DIR/registry.pid cfg=$STATE/registry.yml
+  # Still running but not answering (wedged/half-started): replace it.
+  stop_pidfile "$pidfile" docker-registry 10
+  cat >"$cfg" <<EOF
+# generated by deploy/local/components.sh
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+EOF
+  # setsid: own session, survives the caller's terminal/process group (-w keeps
+  # $! alive exactly as long as the program, even if setsid had to fork); the
+  # inner shell writes its own pid, then becomes the registry via exec.
+  # shellcheck disable=SC2016 # $$, $1, $2 are for the inner shell
+  setsid -w bash -c 'echo $$ >"$1"; exec docker-registry serve "$2"' _ "$pidfile" "$cfg" \
+    </dev/null >>"$LOG_DIR/registry.log" 2>&1 9>&- &
+  wait_for 30 $! registry_ok || {
+    log_tail "$LOG_DIR/registry.log"
+    die "registry did not answer http://$EFF_REGISTRY/v2/ within 30s"
+  }
+  step_done "registry: started at $EFF_REGISTRY (storage $STATE/registry)"
+}
+
+start_dockerd() {
+  mkdir -p "$DOCKER_RUN/exec" "$STATE/docker" "$LOG_DIR"
+  # Stale state from a killed daemon: dockerd refuses to start if its pidfile
+  # names a live process (pids get reused), and its managed containerd is
+  # assumed running if containerd.pid names a live process.
+  pid_of "$DOCKER_PIDFILE" dockerd >/dev/null || rm -f "$DOCKER_PIDFILE"
+  local cpid=$DOCKER_RUN/exec/containerd/containerd.pid
+  pid_of "$cpid" containerd >/dev/null || rm -f "$cpid"
+  local mirror_args=(--registry-mirror="http://$EFF_REGISTRY")
+  # localhost/127.0.0.0/8 registries are plain HTTP by default; others need this.
+  manage_registry || mirror_args+=(--insecure-registry="$EFF_REGISTRY")
+  echo "---- $(date -Is) starting dockerd" >>"$LOG_DIR/dockerd.log"
+  # System dirs first: dockerd looks up containerd, runc, iptables, docker-proxy on PATH.
+  PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH \
+    NO_PROXY="localhost,127.0.0.1${NO_PROXY:+,$NO_PROXY}" no_proxy="localhost,127.0.0.1${no_proxy:+,$no_proxy}" \
+    setsid -w dockerd \
+    --data-root "$STATE/docker" \
+    --exec-root "$DOCKER_RUN/exec" \
+    -H "$MANAGED_DOCKER_HOST" \
+    --pidfile "$DOCKER_PIDFILE" \
+    "${mirror_args[@]}" \
+    </dev/null >>"$LOG_DIR/dockerd.log" 2>&1 9>&- &
+  wait_for 90 $! docker_ok || {
+    log_tail "$LOG_DIR/dockerd.log" 40
+    die "dockerd did not answer on $DOCKER_SOCK within 90s (log: $LOG_DIR/dockerd.log)"
+  }
+}
+
+up_docker() {
+  step "dockerd"
+  if ! manage_docker; then
+    docker_ok || die "DOCKER_HOST=$EFF_DOCKER_HOST is set but \`docker info\` fails there"
+    step_done "dockerd: using external $EFF_DOCKER_HOST"
+    return
+  fi
+  if docker_ok; then
+    if docker_bridge_ok; then
+      step_done "dockerd: already up at $EFF_DOCKER_HOST"
+      return
+    fi
+    log "dockerd answers but its bridge network/docker0 is gone: restarting it"
+    stop_pidfile "$DOCKER_PIDFILE" dockerd 30
+  elif pid_of "$DOCKER_PIDFILE" dockerd >/dev/null; then
+    # Alive but not answering: maybe still starting (e.g. a concurrent run). Give it a moment.
+    if ! wait_for 20 "" docker_ok; then
+      log "dockerd is running but not answering: restarting it"
+      stop_pidfile "$DOCKER_PIDFILE" dockerd 30
+    fi
+  fi
+  docker_ok || start_dockerd
+  docker_bridge_ok || {
+    log_tail "$LOG_DIR/dockerd.log" 40
+    die "dockerd is up but has no usable default bridge (docker network inspect bridge / /sys/class/net/docker0)"
+  }
+  step_done "dockerd: up at $EFF_DOCKER_HOST (storage driver $(dk info -f '{{.Driver}}' 2>/dev/null))"
+}
+
+# Remove a debootstrap work dir, first unmounting anything an interrupted run
+# left mounted inside it (debootstrap mounts proc/sys in the target).
+remove_rootfs() {
+  local dir=$1 m
+  [[ -e $dir ]] || return 0
+  # deepest mounts first
+  while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done < <(awk -v d="$dir" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r)
+  rm -rf --one-file-system "$dir"
+}
+
+build_base_tar() {
+  local mirror work=$CACHE/base/work-debian-bookworm
+  mirror=$(debian_mirror)
+  mkdir -p "$CACHE/base"
+  remove_rootfs "$work" # left over from an interrupted run
+  rm -f "$BASE_TAR.partial"
+  log "debootstrap --variant=minbase bookworm from $mirror (~35-55 s)"
+  local keyring=()
+  [[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]] &&
+    keyring=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
+  if ! debootstrap --variant=minbase "${keyring[@]}" bookworm "$work/rootfs" "$mirror" \
+    </dev/null >"$LOG_DIR/debootstrap.log" 2>&1; then
+    log_tail "$LOG_DIR/debootstrap.log"
+    log_tail "$work/rootfs/debootstrap/debootstrap.log"
+    remove_rootfs "$work"
+    die "debootstrap failed (log: $LOG_DIR/debootstrap.log)"
+  fi
+  # Docker bind-mounts these at run time; don't bake the host's copies in.
+  : >"$work/rootfs/etc/resolv.conf"
+  echo localhost >"$work/rootfs/etc/hostname"
+  rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"* 2>/dev/null || true
+  tar --numeric-owner -C "$work/rootfs" -cf "$BASE_TAR.partial" .
+  mv -f "$BASE_TAR.partial" "$BASE_TAR" # atomic: never a half-written cache file
+  remove_rootfs "$work"
+}
+
+up_base_image() {
+  step "base image debian:bookworm"
+  local ref=$EFF_REGISTRY/library/debian:bookworm how
+  if base_image_ok; then
+    how="already in $EFF_REGISTRY"
+  else
+    if [[ -s $BASE_TAR ]]; then
+      how="imported from cached $BASE_TAR"
+    else
+      build_base_tar
+      how="built with debootstrap, cached at $BASE_TAR"
+    fi
+    log "docker import + push $ref"
+    dk import \
+      --change 'CMD ["bash"]' \
+      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      - "$ref" <"$BASE_TAR" >/dev/null || die "docker import of $BASE_TAR failed"
+    dk push "$ref" >/dev/null || die "docker push $ref failed"
+    base_image_ok || die "pushed $ref but the registry does not serve its manifest"
+  fi
+  # Samples use the public name; it must resolve through the registry mirror.
+  local pulled="docker pull debian:bookworm ok"
+  if ! dk pull -q debian:bookworm >/dev/null 2>"$LOG_DIR/pull-debian.log"; then
+    log_tail "$LOG_DIR/pull-debian.log" 10
+    if manage_docker; then
+      die "\`docker pull debian:bookworm\` does not resolve through the mirror http://$EFF_REGISTRY"
+    fi
+    log "WARNING: external daemon $EFF_DOCKER_HOST cannot pull debian:bookworm (is its registry mirror http://$EFF_REGISTRY?)"
+    pulled="docker pull debian:bookworm FAILED on the external daemon"
+  fi
+  step_done "base image: $how; $pulled"
+}
+
+EDITOR_BUNDLE=
+up_editor_bundle() {
+  local script=$ROOT/packages/editor/scripts/build-bundle.sh out
+  step "editor bundle"
+  if [[ ! -f $script ]]; then
+    step_done "editor bundle: skipped ($script not present)"
+    return
+  fi
+  # The script caches itself and prints the bundle path on stdout.
+  out=$(bash "$script" </dev/null 9>&-) || die "$script failed"
+  out=$(printf '%s\n' "$out" | awk 'NF { last = $0 } END { print last }')
+  [[ -n $out && -e $out ]] && EDITOR_BUNDLE=$out
+  step_done "editor bundle: ${out:-(no path printed)}"
+}
+
+write_env() {
+  local f=$STATE/local.env
+  mkdir -p "$STATE"
+  {
+    echo "REDIS_URL=$EFF_REDIS_URL"
+    echo "DOCKER_HOST=$EFF_DOCKER_HOST"
+    echo "REGISTRY=$EFF_REGISTRY"
+    [[ -z $EDITOR_BUNDLE ]] || echo "CODEBAY_EDITOR_BUNDLE=$EDITOR_BUNDLE"
+  } >"$f.tmp"
+  mv -f "$f.tmp" "$f"
+  log "wrote $f"
+}
+
+cmd_up() {
+  [[ $(id -u) == 0 ]] || die "must run as root"
+  mkdir -p "$STATE" "$LOG_DIR" "$RUN_DIR"
+  # One `up` at a time (parallel CI jobs on one machine would race otherwise).
+  # Daemons started below get `9>&-` so they do not inherit (and keep) the lock.
+  exec 9>"$STATE/.components.lock"
+  flock -w 900 9 || die "another components.sh up holds $STATE/.components.lock"
+  up_apt
+  up_redis
+  up_registry
+  up_docker
+  up_base_image
+  up_editor_bundle
+  write_env
+  log "all components up"
+}
+
+cmd_env() {
+  printf 'export REDIS_URL=%q\n' "$EFF_REDIS_URL"
+  printf 'export DOCKER_HOST=%q\n' "$EFF_DOCKER_HOST"
+  printf 'export REGISTRY=%q\n' "$EFF_REGISTRY"
+  local bundle
+  bundle=$(sed -n 's/^CODEBAY_EDITOR_BUNDLE=//p' "$STATE/local.env" 2>/dev/null || true)
+  [[ -z $bundle ]] || printf 'export CODEBAY_EDITOR_BUNDLE=%q\n' "$bundle"
+}
+
+cmd_status() {
+  local bad=0 line
+  st() { # name check detail
+    if "$2"; then line=up; else
+      line=down
+      bad=1
+    fi
+    printf '%-12s %-5s %s\n' "$1" "$line" "$3"
+  }
+  st redis redis_ok "$EFF_REDIS_URL"
+  st registry registry_ok "$EFF_REGISTRY"
+  st dockerd docker_ok "$EFF_DOCKER_HOST"
+  st base-image base_image_ok "$EFF_REGISTRY/library/debian:bookworm"
+  return $bad
+}
+
+cmd_down() {
+  # Only what we started: our pidfiles, and only if the pid still is that program.
+  stop_pidfile "$DOCKER_PIDFILE" dockerd 30
+  # dockerd normally stops its containerd; after a SIGKILL it may linger.
+  stop_pidfile "$DOCKER_RUN/exec/containerd/containerd.pid" containerd 10
+  stop_pidfile "$RUN_DIR/registry.pid" docker-registry 10
+  stop_pidfile "$RUN_DIR/redis.pid" redis-server 15
+  log "stopped"
+}
+
+case ${1:-} in
+  up) cmd_up ;;
+  env) cmd_env ;;
+  status) cmd_status ;;
+  down) cmd_down ;;
+  *)
+    echo "usage: $0 up|env|status|down" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,173 @@
+import { z } from 'zod';
+import { parseCpu, parseMemory } from './quantity.ts';
+
+/**
+ * Lifecycle: Queued → Building → Built|Cached → Provisioning → Running,
+ * Failed (with phase and reason) from any step, Deleting → Deleted.
+ */
+export const INSTANCE_STATUSES = [
+  'Queued',
+  'Building',
+  'Built',
+  'Cached',
+  'Provisioning',
+  'Running',
+  'Failed',
+  'Deleting',
+  'Deleted',
+] as const;
+export type InstanceStatus = (typeof INSTANCE_STATUSES)[number];
+
+export const TERMINAL_BUILD_STATUSES: readonly InstanceStatus[] = ['Built', 'Cached', 'Provisioning', 'Running', 'Failed', 'Deleting', 'Deleted'];
+
+export type SourceKind = 'simple' | 'devcontainer' | 'workspace';
+export type FailurePhase = 'build' | 'push' | 'provision' | 'deprovision';
+
+/**
+ * A user id becomes part of instance ids, volume names, Kubernetes object names and labels,
+ * so it must be a DNS label (lower case, digits, hyphens) short enough to leave room for a suffix.
+ */
+export const userIdSchema = z
+  .string({ error: 'user_id is required' })
+  .min(1, 'user_id is required')
+  .max(40, 'user_id must be at most 40 characters')
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'user_id must be lower-case letters, digits and inner hyphens (a DNS label)');
+
+export const instanceIdSchema = z
+  .string()
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'not an instance id');
+
+/** The seed accepted `^[a-zA-Z0-9][-a-zA-Z0-9_./:]*$`; codebay also accepts a digest (`@sha256:…`). */
+export const imageRefSchema = z
+  .string()
+  .max(255, 'base_image is too long')
+  .regex(/^[a-zA-Z0-9][-a-zA-Z0-9_./:]*(@sha256:[a-f0-9]{64})?$/, 'base_image is not an image reference');
+
+const memoryQuantity = z.string().refine((q) => parseMemory(q) !== undefined, 'must be a quantity such as 512Mi or 2Gi');
+const cpuQuantity = z.string().refine((q) => parseCpu(q) !== undefined, 'must be a quantity such as 200m or 1');
+
+export const resourcesSchema = z.object({
+  storage_size: memoryQuantity.default('2Gi'),
+  shared_storage_size: memoryQuantity.default('5Gi'),
+  memory_request: memoryQuantity.default('512Mi'),
+  memory_limit: memoryQuantity.default('2Gi'),
+  cpu_request: cpuQuantity.default('200m'),
+  cpu_limit: cpuQuantity.default('1000m'),
+});
+export type Resources = z.infer<typeof resourcesSchema>;
+
+/** Fields every create request takes (JSON or multipart form fields). */
+export const createFieldsSchema = resourcesSchema.extend({
+  user_id: userIdSchema,
+  vscode_version: z.string().regex(/^[0-9]+\.[0-9]+(\.[0-9]+)?$/, 'vscode_version must look like 1.100 or 1.100.3').optional(),
+});
+
+export const createSimpleSchema = createFieldsSchema.extend({
+  base_image: imageRefSchema.default('ubuntu:22.04'),
+});
+export type CreateSimpleRequest = z.infer<typeof createSimpleSchema>;
+export type CreateFields = z.infer<typeof createFieldsSchema>;
+
+/** The lifecycle part of the merged devcontainer configuration, handed to the in-instance launcher. */
+const lifecycleCommand = z.union([z.string(), z.array(z.string()), z.record(z.string(), z.union([z.string(), z.array(z.string())]))]);
+export const launchConfigSchema = z.object({
+  remoteUser: z.string().optional(),
+  containerUser: z.string().optional(),
+  containerEnv: z.record(z.string(), z.string()).default({}),
+  remoteEnv: z.record(z.string(), z.string()).default({}),
+  onCreateCommands: z.array(lifecycleCommand).default([]),
+  updateContentCommands: z.array(lifecycleCommand).default([]),
+  postCreateCommands: z.array(lifecycleCommand).default([]),
+  postStartCommands: z.array(lifecycleCommand).default([]),
+  settings: z.record(z.string(), z.unknown()).default({}),
+  extensions: z.array(z.string()).default([]),
+});
+export type LaunchConfig = z.infer<typeof launchConfigSchema>;
+export type LifecycleCommand = z.infer<typeof lifecycleCommand>;
+
+/** Where the runtime driver put the instance. */
+export const runtimeInfoSchema = z.object({
+  driver: z.enum(['docker', 'kubernetes']),
+  /** URL the gateway proxies editor traffic to (never shown to users). */
+  endpoint: z.string(),
+  containerId: z.string().optional(),
+});
+export type RuntimeInfo = z.infer<typeof runtimeInfoSchema>;
+
+/** The instance record as stored in Redis (a hash; each field JSON-encoded). */
+export interface InstanceRecord {
+  id: string;
+  userId: string;
+  status: InstanceStatus;
+  source: SourceKind;
+  accessToken: string;
+  baseImage: string | null;
+  /** Image the builder pushes (or pushed); null for simple instances. */
+  devcontainerImage: string | null;
+  /** sha256 of the uploaded devcontainer.json or workspace tar.gz. */
+  artifact: string | null;
+  resources: Resources;
+  vscodeVersion: string;
+  launch: LaunchConfig | null;
+  runtime: RuntimeInfo | null;
+  failure: { phase: FailurePhase; reason: string } | null;
+  workspaceSeeded: boolean;
+  createdAt: string;
+  updatedAt: string;
+  queuedAt: string | null;
+  buildStartedAt: string | null;
+  buildEndedAt: string | null;
+  pushEndedAt: string | null;
+  provisionStartedAt: string | null;
+  containerStartedAt: string | null;
+  runningAt: string | null;
+  deletedAt: string | null;
+}
+
+/** The seed's response shape, kept field for field (plus codebay's additions). */
+export interface InstanceResponse {
+  instance_id: string;
+  user_id: string;
+  url: string;
+  access_token: string;
+  status: InstanceStatus;
+  base_image: string | null;
+  devcontainer_image: string | null;
+  build_logs_url: string;
+  error: string | null;
+  phase: FailurePhase | null;
+  vscode_version: string;
+  created_at: string;
+  timings: Record<string, string | null>;
+}
+
+export function instanceUrl(publicUrl: string, id: string, token: string): string {
+  return `${publicUrl}/instances/${id}?tkn=${token}`;
+}
+
+export function toInstanceResponse(record: InstanceRecord, publicUrl: string): InstanceResponse {
+  return {
+    instance_id: record.id,
+    user_id: record.userId,
+    url: instanceUrl(publicUrl, record.id, record.accessToken),
+    access_token: record.accessToken,
+    status: record.status,
+    base_image: record.baseImage,
+    devcontainer_image: record.devcontainerImage,
+    build_logs_url: `${publicUrl}/api/instances/${record.id}/build-logs`,
+    error: record.failure ? record.failure.reason : null,
+    phase: record.failure ? record.failure.phase : null,
+    vscode_version: record.vscodeVersion,
+    created_at: record.createdAt,
+    timings: {
+      queued_at: record.queuedAt,
+      build_started_at: record.buildStartedAt,
+      build_ended_at: record.buildEndedAt,
+      push_ended_at: record.pushEndedAt,
+      provision_started_at: record.provisionStartedAt,
+      container_started_at: record.containerStartedAt,
+      running_at: record.runningAt,
+    },
+  };
+}

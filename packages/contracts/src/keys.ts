@@ -1,0 +1,10 @@
+/** Redis key helpers. Keys are a wire format shared by every service. */
+export const redisKeys = {
+  instance: (instanceId: string) => `codebay:instance:${instanceId}`,
+  userInstances: (userId: string) => `codebay:user:${userId}:instances`,
+  allInstances: () => 'codebay:instances',
+  buildLogs: (instanceId: string) => `codebay:build:${instanceId}:logs`,
+} as const;
+
+/** BullMQ key prefix; tests give each run its own. */
+export const DEFAULT_QUEUE_PREFIX = 'codebay:bull';

@@ -1,0 +1,61 @@
+import { launchConfigSchema, type LaunchConfig, type LifecycleCommand } from '@codebay/contracts';
+
+/** One entry of the `devcontainer.metadata` image label (base image, each feature, then the config). */
+export type MetadataEntry = Record<string, unknown>;
+
+const LIFECYCLE = [
+  ['onCreateCommand', 'onCreateCommands'],
+  ['updateContentCommand', 'updateContentCommands'],
+  ['postCreateCommand', 'postCreateCommands'],
+  ['postStartCommand', 'postStartCommands'],
+] as const;
+
+function isCommand(v: unknown): v is LifecycleCommand {
+  if (typeof v === 'string') return v.length > 0;
+  if (Array.isArray(v)) return v.length > 0 && v.every((x) => typeof x === 'string');
+  if (v && typeof v === 'object') return Object.values(v).every((x) => typeof x === 'string' || (Array.isArray(x) && x.every((y) => typeof y === 'string')));
+  return false;
+}
+
+function stringRecord(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  }
+  return out;
+}
+
+/**
+ * Merges the image's metadata entries the way the devcontainer spec does: users
+ * and scalars last-wins, env maps merged key by key, lifecycle commands
+ * collected in order, extensions unioned, settings merged.
+ */
+export function mergeMetadata(entries: MetadataEntry[]): LaunchConfig {
+  const merged: LaunchConfig = launchConfigSchema.parse({});
+  const extensions = new Set<string>();
+  for (const entry of entries) {
+    if (typeof entry.remoteUser === 'string') merged.remoteUser = entry.remoteUser;
+    if (typeof entry.containerUser === 'string') merged.containerUser = entry.containerUser;
+    Object.assign(merged.containerEnv, stringRecord(entry.containerEnv));
+    Object.assign(merged.remoteEnv, stringRecord(entry.remoteEnv));
+    for (const [single, plural] of LIFECYCLE) {
+      const cmd = entry[single];
+      if (isCommand(cmd)) merged[plural].push(cmd);
+    }
+    const vscode = (entry.customizations as Record<string, unknown> | undefined)?.vscode as Record<string, unknown> | undefined;
+    if (vscode && typeof vscode === 'object') {
+      if (Array.isArray(vscode.extensions)) for (const e of vscode.extensions) if (typeof e === 'string') extensions.add(e);
+      if (vscode.settings && typeof vscode.settings === 'object') Object.assign(merged.settings, vscode.settings);
+    }
+  }
+  merged.extensions = [...extensions];
+  return merged;
+}
+
+/** Parses the `devcontainer.metadata` label (a JSON array, or one object in older CLIs). */
+export function parseMetadataLabel(label: string | undefined): MetadataEntry[] {
+  if (!label) return [];
+  const value: unknown = JSON.parse(label);
+  if (Array.isArray(value)) return value.filter((e): e is MetadataEntry => !!e && typeof e === 'object');
+  return value && typeof value === 'object' ? [value as MetadataEntry] : [];
+}

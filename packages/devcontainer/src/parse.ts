@@ -1,0 +1,76 @@
+import { InputError, UnprocessableError } from '@codebay/contracts';
+import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
+
+export type DevcontainerConfig = Record<string, unknown>;
+
+export interface JsoncProblem {
+  line: number;
+  column: number;
+  error: string;
+}
+
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lastBreak = -1;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line += 1;
+      lastBreak = i;
+    }
+  }
+  return { line, column: offset - lastBreak };
+}
+
+/**
+ * Parses devcontainer.json as JSONC (comments and trailing commas allowed, as the
+ * spec says). The Dev Containers CLI silently accepts broken JSON, so codebay
+ * refuses it here, with line and column, before anything is queued.
+ */
+export function parseDevcontainerJson(text: string, name = 'devcontainer.json'): DevcontainerConfig {
+  const errors: ParseError[] = [];
+  const value: unknown = parse(text, errors, { allowTrailingComma: true, disallowComments: false });
+  if (errors.length > 0) {
+    const problems: JsoncProblem[] = errors.map((e) => ({ ...lineColumn(text, e.offset), error: printParseErrorCode(e.error) }));
+    const first = problems[0]!;
+    throw new InputError('invalid_jsonc', `${name}: line ${first.line}, column ${first.column}: ${first.error}`, { problems });
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InputError('invalid_devcontainer', `${name} must be a JSON object`);
+  }
+  return value as DevcontainerConfig;
+}
+
+export interface SourceShape {
+  /** True when the upload carries a build context (a workspace), false for a lone devcontainer.json. */
+  hasContext: boolean;
+}
+
+/**
+ * Refuses the forms codebay cannot build, saying why: Docker Compose configs, and
+ * Dockerfile builds without a workspace to find the Dockerfile in.
+ */
+export function checkSupported(config: DevcontainerConfig, shape: SourceShape, name = 'devcontainer.json'): void {
+  if ('dockerComposeFile' in config) {
+    throw new UnprocessableError('unsupported_devcontainer', `${name}: dockerComposeFile is not supported; use "image" or "build.dockerfile"`);
+  }
+  const build = config.build as Record<string, unknown> | undefined;
+  const dockerfile = (build && typeof build === 'object' ? build.dockerfile : undefined) ?? config.dockerFile;
+  const image = config.image;
+  if (dockerfile === undefined && image === undefined) {
+    throw new UnprocessableError('unsupported_devcontainer', `${name}: needs "image" or "build.dockerfile"`);
+  }
+  if (image !== undefined && typeof image !== 'string') throw new UnprocessableError('invalid_devcontainer', `${name}: "image" must be a string`);
+  if (dockerfile !== undefined && typeof dockerfile !== 'string')
+    throw new UnprocessableError('invalid_devcontainer', `${name}: "build.dockerfile" must be a string`);
+  if (dockerfile !== undefined && !shape.hasContext) {
+    throw new UnprocessableError(
+      'needs_workspace',
+      `${name}: a Dockerfile build needs its build context; upload the folder with POST /instances/workspace`,
+    );
+  }
+}
+
+/** The base image a config names (for the response's base_image), when it names one. */
+export function baseImageOf(config: DevcontainerConfig): string | null {
+  return typeof config.image === 'string' ? config.image : null;
+}

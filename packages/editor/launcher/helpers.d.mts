@@ -1,0 +1,68 @@
+// Types for helpers.mjs (plain JS so that it runs unbuilt inside instance containers).
+
+export type Cmd = string | string[] | Record<string, string | string[]>;
+export type Phase = 'onCreate' | 'updateContent' | 'postCreate' | 'postStart';
+
+export interface LaunchConfig {
+  workspaceFolder: string;
+  host: string;
+  port: number;
+  socket?: string;
+  remoteUser?: string;
+  containerUser?: string;
+  containerEnv: Record<string, string | null>;
+  remoteEnv: Record<string, string | null>;
+  settings: Record<string, unknown>;
+  extensions: string[];
+  commands: Record<Phase, Cmd[]>;
+}
+
+export interface ProcessSpec {
+  name: string | undefined;
+  argv: string[];
+  display: string;
+}
+
+export interface PasswdUser {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell?: string;
+}
+
+export const CREATE_PHASES: Phase[];
+export const ALL_PHASES: Phase[];
+export const LAUNCHER_ONLY_ENV: string[];
+
+export function parseLaunchConfig(text: string | undefined): LaunchConfig;
+export function normalizeCommand(cmd: unknown, where?: string): ProcessSpec[];
+export function shellQuote(s: string): string;
+export function substituteVariables(value: string, containerEnv: Record<string, string | undefined>, vars?: { workspaceFolder?: string }): string;
+export function buildEnv(opts: {
+  base: Record<string, string | undefined>;
+  containerEnv?: Record<string, string | null>;
+  remoteEnv?: Record<string, string | null>;
+  user?: PasswdUser;
+  workspaceFolder?: string;
+}): Record<string, string>;
+export function parsePasswd(text: string): PasswdUser[];
+export function findUser(users: PasswdUser[], nameOrUid: string): PasswdUser | undefined;
+export function isValidUserName(name: string): boolean;
+export function parseJsonc(text: string): unknown;
+export function mergeSettings(existing: unknown, overrides: Record<string, unknown>): Record<string, unknown>;
+export function normalizeExtensions(list: string[]): string[];
+export function isVsixPath(ext: string): boolean;
+export function editorArgs(opts: {
+  host: string;
+  port: number;
+  socket?: string;
+  userDataDir: string;
+  extensionsDir: string;
+  configFile?: string;
+  workspaceFolder: string;
+  env?: Record<string, string | undefined>;
+}): string[];
+export function exitCodeOf(code: number | null, signal: string | null, signals?: Record<string, number>): number;
+export function createPhasesDone(marker: unknown): boolean;
+export function envKeys(obj: Record<string, unknown> | undefined): string[];

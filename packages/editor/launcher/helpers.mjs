@@ -1,0 +1,353 @@
+// Pure helpers of the codebay editor launcher (launcher.mjs). No I/O, no
+// dependencies: this file is mounted read-only into instance containers next to
+// launcher.mjs and run by the editor bundle's own Node.
+
+/** Lifecycle phases that run once per workspace, in order. */
+export const CREATE_PHASES = ['onCreate', 'updateContent', 'postCreate'];
+/** All lifecycle phases, in order. */
+export const ALL_PHASES = [...CREATE_PHASES, 'postStart'];
+
+/** Environment keys the launcher never passes on to the editor or commands. */
+export const LAUNCHER_ONLY_ENV = [
+  'CODEBAY_LAUNCH',
+  'CODEBAY_EDITOR_DIR',
+  // set by code-server inside its own terminals; would make a new code-server
+  // "open in the existing instance" instead of starting
+  'VSCODE_IPC_HOOK_CLI',
+  'CODE_SERVER_PARENT_PID',
+  'CODE_SERVER_SESSION_SOCKET',
+];
+
+const isPlainObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * Parse and validate CODEBAY_LAUNCH. Throws an Error with a readable message.
+ * Returns a normalised config with defaults applied.
+ */
+export function parseLaunchConfig(text) {
+  if (text === undefined || text === null || String(text).trim() === '') {
+    throw new Error('CODEBAY_LAUNCH is not set');
+  }
+  let raw;
+  try {
+    raw = JSON.parse(String(text));
+  } catch (err) {
+    throw new Error(`CODEBAY_LAUNCH is not valid JSON: ${err.message}`);
+  }
+  if (!isPlainObject(raw)) throw new Error('CODEBAY_LAUNCH must be a JSON object');
+
+  const cfg = {
+    workspaceFolder: raw.workspaceFolder ?? '/workspace',
+    host: raw.host ?? '0.0.0.0',
+    port: raw.port ?? 8080,
+    socket: raw.socket ?? undefined,
+    remoteUser: raw.remoteUser || undefined,
+    containerUser: raw.containerUser || undefined,
+    containerEnv: raw.containerEnv ?? {},
+    remoteEnv: raw.remoteEnv ?? {},
+    settings: raw.settings ?? {},
+    extensions: raw.extensions ?? [],
+    commands: {},
+  };
+  if (typeof cfg.workspaceFolder !== 'string' || !cfg.workspaceFolder.startsWith('/')) {
+    throw new Error('workspaceFolder must be an absolute path');
+  }
+  if (typeof cfg.host !== 'string' || cfg.host === '') throw new Error('host must be a string');
+  if (!Number.isInteger(cfg.port) || cfg.port < 1 || cfg.port > 65535) {
+    throw new Error('port must be an integer 1-65535');
+  }
+  if (cfg.socket !== undefined && (typeof cfg.socket !== 'string' || !cfg.socket.startsWith('/'))) {
+    throw new Error('socket must be an absolute path');
+  }
+  for (const k of ['remoteUser', 'containerUser']) {
+    if (cfg[k] !== undefined && typeof cfg[k] !== 'string') throw new Error(`${k} must be a string`);
+  }
+  for (const k of ['containerEnv', 'remoteEnv']) {
+    if (!isPlainObject(cfg[k])) throw new Error(`${k} must be an object`);
+    for (const [key, value] of Object.entries(cfg[k])) {
+      if (value !== null && typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+        throw new Error(`${k}.${key} must be a string`);
+      }
+    }
+  }
+  if (!isPlainObject(cfg.settings)) throw new Error('settings must be an object');
+  if (!Array.isArray(cfg.extensions) || cfg.extensions.some((e) => typeof e !== 'string')) {
+    throw new Error('extensions must be an array of strings');
+  }
+  for (const phase of ALL_PHASES) {
+    const key = `${phase}Commands`;
+    const value = raw[key] ?? [];
+    if (!Array.isArray(value)) throw new Error(`${key} must be an array`);
+    // validates each entry; throws on bad shapes
+    value.forEach((cmd, i) => normalizeCommand(cmd, `${key}[${i}]`));
+    cfg.commands[phase] = value;
+  }
+  return cfg;
+}
+
+/**
+ * A devcontainer lifecycle command → list of processes to run in parallel.
+ *   "cmd"                 → [{ name: undefined, argv: ["/bin/sh", "-c", "cmd"], display }]
+ *   ["prog", "arg"]       → [{ name: undefined, argv: ["prog", "arg"], display }]
+ *   { a: "x", b: ["y"] }  → one entry per key, run in parallel
+ * Empty commands are dropped.
+ */
+export function normalizeCommand(cmd, where = 'command') {
+  const one = (value, name) => {
+    if (typeof value === 'string') {
+      if (value.trim() === '') return [];
+      return [{ name, argv: ['/bin/sh', '-c', value], display: value }];
+    }
+    if (Array.isArray(value)) {
+      if (value.some((a) => typeof a !== 'string')) {
+        throw new Error(`${where}${name ? `.${name}` : ''}: array commands must contain only strings`);
+      }
+      if (value.length === 0) return [];
+      return [{ name, argv: [...value], display: value.map(shellQuote).join(' ') }];
+    }
+    if (value === null || value === undefined) return [];
+    throw new Error(`${where}${name ? `.${name}` : ''}: a command must be a string or an array of strings`);
+  };
+  if (isPlainObject(cmd)) {
+    return Object.entries(cmd).flatMap(([name, value]) => one(value, name));
+  }
+  return one(cmd, undefined);
+}
+
+/** Quote for display only (never executed). */
+export function shellQuote(s) {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Replace ${containerEnv:VAR}, ${containerEnv:VAR:default}, ${localEnv:VAR[:default]}
+ * and its legacy alias ${env:VAR[:default]} (the host's env is not known inside
+ * the container → default or ""),
+ * ${containerWorkspaceFolder} and ${containerWorkspaceFolderBasename}.
+ * Unknown ${...} expressions are left as they are.
+ */
+export function substituteVariables(value, containerEnv, vars = {}) {
+  if (typeof value !== 'string') return value;
+  return value.replace(/\$\{([^}:]+)(?::([^}:]+)(?::([^}]*))?)?\}/g, (match, kind, name, dflt) => {
+    switch (kind) {
+      case 'containerEnv':
+        if (name === undefined) return match;
+        return containerEnv[name] ?? dflt ?? '';
+      case 'env':
+      case 'localEnv':
+        if (name === undefined) return match;
+        return dflt ?? '';
+      case 'containerWorkspaceFolder':
+        return name === undefined && vars.workspaceFolder !== undefined ? vars.workspaceFolder : match;
+      case 'containerWorkspaceFolderBasename':
+        return name === undefined && vars.workspaceFolder !== undefined ? vars.workspaceFolder.replace(/\/+$/, '').split('/').pop() || '' : match;
+      default:
+        return match;
+    }
+  });
+}
+
+/**
+ * Environment for lifecycle commands and the editor:
+ *   base (the launcher's env) + containerEnv + remoteEnv, then HOME/USER/LOGNAME/SHELL
+ *   for the user. containerEnv values are substituted against the base env,
+ *   remoteEnv values against base + containerEnv. A null remoteEnv value removes
+ *   the variable. PATH stays unless containerEnv/remoteEnv set it.
+ */
+export function buildEnv({ base, containerEnv = {}, remoteEnv = {}, user, workspaceFolder }) {
+  const env = { ...base };
+  for (const k of LAUNCHER_ONLY_ENV) delete env[k];
+  const vars = { workspaceFolder };
+  const baseSnapshot = { ...env };
+  for (const [k, v] of Object.entries(containerEnv)) {
+    if (v === null) continue;
+    env[k] = substituteVariables(String(v), baseSnapshot, vars);
+  }
+  const containerSnapshot = { ...env };
+  for (const [k, v] of Object.entries(remoteEnv)) {
+    if (v === null) {
+      delete env[k];
+      continue;
+    }
+    env[k] = substituteVariables(String(v), containerSnapshot, vars);
+  }
+  if (user) {
+    env.HOME = user.home;
+    env.USER = user.name;
+    env.LOGNAME = user.name;
+    if (user.shell) env.SHELL = user.shell;
+  }
+  if (!env.PATH) env.PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  return env;
+}
+
+/** Parse /etc/passwd text → [{ name, uid, gid, home, shell }]. */
+export function parsePasswd(text) {
+  const users = [];
+  for (const line of String(text).split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const f = line.split(':');
+    if (f.length < 7) continue;
+    const uid = Number(f[2]);
+    const gid = Number(f[3]);
+    if (!Number.isInteger(uid) || !Number.isInteger(gid)) continue;
+    users.push({
+      name: f[0],
+      uid,
+      gid,
+      home: f[5] || '/',
+      shell: f[6] || undefined,
+    });
+  }
+  return users;
+}
+
+/** Find a user by name, or by numeric uid when the name is all digits and no user has it as name. */
+export function findUser(users, nameOrUid) {
+  const byName = users.find((u) => u.name === nameOrUid);
+  if (byName) return byName;
+  if (/^\d+$/.test(String(nameOrUid))) return users.find((u) => u.uid === Number(nameOrUid));
+  return undefined;
+}
+
+/** Names useradd accepts (Debian's default NAME_REGEX, a bit relaxed). */
+export function isValidUserName(name) {
+  return typeof name === 'string' && /^[a-z_][a-z0-9_.-]{0,31}\$?$/i.test(name) && !/^\d+$/.test(name);
+}
+
+/**
+ * Parse VS Code's settings.json (JSONC: comments and trailing commas allowed).
+ * Returns undefined for an empty file; throws on malformed input.
+ */
+export function parseJsonc(text) {
+  const s = String(text);
+  let out = '';
+  let i = 0;
+  while (i < s.length) {
+    const c = s[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (j < s.length && s[j] !== '"') j += s[j] === '\\' ? 2 : 1;
+      out += s.slice(i, j + 1);
+      i = j + 1;
+    } else if (c === '/' && s[i + 1] === '/') {
+      while (i < s.length && s[i] !== '\n') i++;
+    } else if (c === '/' && s[i + 1] === '*') {
+      const end = s.indexOf('*/', i + 2);
+      i = end === -1 ? s.length : end + 2;
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  // trailing commas: `,` followed by whitespace and } or ] (outside strings)
+  let cleaned = '';
+  for (let k = 0; k < out.length; k++) {
+    const c = out[k];
+    if (c === '"') {
+      let j = k + 1;
+      while (j < out.length && out[j] !== '"') j += out[j] === '\\' ? 2 : 1;
+      cleaned += out.slice(k, j + 1);
+      k = j;
+      continue;
+    }
+    if (c === ',') {
+      let j = k + 1;
+      while (j < out.length && /\s/.test(out[j])) j++;
+      if (out[j] === '}' || out[j] === ']') continue;
+    }
+    cleaned += c;
+  }
+  if (cleaned.trim() === '') return undefined;
+  return JSON.parse(cleaned);
+}
+
+/**
+ * Merge settings: keys already in `existing` are kept, `overrides` win on
+ * conflicts; nested plain objects (e.g. "[python]": {...}) are merged the same way.
+ */
+export function mergeSettings(existing, overrides) {
+  const result = isPlainObject(existing) ? { ...existing } : {};
+  for (const [k, v] of Object.entries(overrides ?? {})) {
+    result[k] = isPlainObject(v) && isPlainObject(result[k]) ? mergeSettings(result[k], v) : v;
+  }
+  return result;
+}
+
+/**
+ * Extension list from the merged configuration: drop blanks and duplicates
+ * (case-insensitive for IDs), and honour "-publisher.name" entries, which
+ * remove an extension contributed earlier (features, base config).
+ */
+export function normalizeExtensions(list) {
+  const out = [];
+  const seen = new Set();
+  for (const raw of list ?? []) {
+    if (typeof raw !== 'string') continue;
+    const e = raw.trim();
+    if (!e) continue;
+    if (e.startsWith('-')) {
+      const id = e.slice(1).toLowerCase();
+      for (let i = out.length - 1; i >= 0; i--) if (out[i].toLowerCase() === id) out.splice(i, 1);
+      seen.delete(id);
+      continue;
+    }
+    const key = isVsixPath(e) ? e : e.toLowerCase();
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(e);
+  }
+  return out;
+}
+
+/** A .vsix file (installed from disk) rather than a marketplace ID. */
+export function isVsixPath(ext) {
+  return typeof ext === 'string' && /\.vsix$/i.test(ext.trim());
+}
+
+/** Arguments for code-server (after `<node> <entry.js>`). */
+export function editorArgs({ host, port, socket, userDataDir, extensionsDir, configFile, workspaceFolder, env = {} }) {
+  const args = ['--auth', 'none'];
+  if (socket) {
+    args.push('--socket', socket);
+  } else {
+    args.push('--bind-addr', `${formatHost(host)}:${port}`);
+    // code-server lets $PORT / $CODE_SERVER_HOST override --bind-addr; a dev
+    // container's own PORT (common for web apps) must not move the editor.
+    if (env.PORT !== undefined) args.push('--port', String(port));
+    if (env.CODE_SERVER_HOST !== undefined) args.push('--host', host);
+  }
+  if (configFile) args.push('--config', configFile);
+  args.push(
+    '--disable-telemetry',
+    '--disable-update-check',
+    '--disable-workspace-trust',
+    '--user-data-dir',
+    userDataDir,
+    '--extensions-dir',
+    extensionsDir,
+    workspaceFolder,
+  );
+  return args;
+}
+
+function formatHost(host) {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+/** Exit code for a child that ended with (code, signal), shell style. */
+export function exitCodeOf(code, signal, signals = {}) {
+  if (typeof code === 'number') return code;
+  if (signal) return 128 + (signals[signal] ?? 1);
+  return 1;
+}
+
+/** Whether the marker says the once-per-workspace phases already ran. */
+export function createPhasesDone(marker) {
+  return isPlainObject(marker) && marker.createCompleted === true;
+}
+
+/** Keys only, sorted — the launcher never logs env values. */
+export function envKeys(obj) {
+  return Object.keys(obj ?? {}).sort();
+}

@@ -1,0 +1,729 @@
+#!/usr/bin/env node
+// codebay editor launcher: runs INSIDE an instance container as
+//
+//   /opt/codebay/editor/bin/node /opt/codebay/launcher/launcher.mjs
+//
+// with the editor bundle (code-server + its Node) mounted read-only at
+// $CODEBAY_EDITOR_DIR (default /opt/codebay/editor) and the launch config in
+// $CODEBAY_LAUNCH (JSON, see helpers.mjs parseLaunchConfig). It resolves the
+// user, runs the devcontainer lifecycle commands (onCreate/updateContent/
+// postCreate once per workspace, postStart on every start), merges VS Code
+// settings, starts code-server as the user, forwards SIGTERM/SIGINT to it and
+// exits with its code, and installs extensions in the background.
+//
+// Dependency-free (node builtins only). Never logs env values, only key names.
+
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+import {
+  CREATE_PHASES,
+  buildEnv,
+  createPhasesDone,
+  editorArgs,
+  envKeys,
+  exitCodeOf,
+  findUser,
+  isValidUserName,
+  isVsixPath,
+  mergeSettings,
+  normalizeCommand,
+  normalizeExtensions,
+  parseJsonc,
+  parseLaunchConfig,
+  parsePasswd,
+} from './helpers.mjs';
+
+const TAG = '[codebay-launcher]';
+const EXTENSION_TIMEOUT_MS = 60_000;
+const HEALTH_WAIT_MS = 60_000;
+const SIGNALS = os.constants.signals;
+
+function log(msg) {
+  process.stdout.write(`${TAG} ${new Date().toISOString()} ${msg}\n`);
+}
+
+function truncate(s, n = 200) {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+
+// ---------------------------------------------------------------------------
+// process bookkeeping and signals
+
+/** Child processes the launcher may have to stop (lifecycle commands, extension installs). */
+const tracked = new Set();
+let editor = null;
+let stopSignal = null;
+
+function killGroup(child, signal) {
+  if (!child.pid) return;
+  try {
+    process.kill(-child.pid, signal); // detached → own process group
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+function onSignal(signal) {
+  if (editor) {
+    log(`received ${signal}, forwarding to the editor (pid ${editor.pid})`);
+    try {
+      editor.kill(signal);
+    } catch {
+      /* exited meanwhile */
+    }
+    for (const child of tracked) killGroup(child, 'SIGTERM');
+    return;
+  }
+  if (stopSignal) {
+    log(`received ${signal} again, killing remaining commands`);
+    for (const child of tracked) killGroup(child, 'SIGKILL');
+    process.exit(128 + (SIGNALS[signal] ?? 15));
+  }
+  stopSignal = signal;
+  log(`received ${signal} before the editor started, stopping ${tracked.size} running command(s)`);
+  for (const child of tracked) killGroup(child, 'SIGTERM');
+  if (tracked.size === 0) process.exit(128 + (SIGNALS[signal] ?? 15));
+}
+
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => onSignal(sig));
+
+function exitIfStopping() {
+  if (stopSignal) {
+    log(`stopped by ${stopSignal}`);
+    process.exit(128 + (SIGNALS[stopSignal] ?? 15));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// users
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+function readPasswd() {
+  try {
+    return parsePasswd(fs.readFileSync('/etc/passwd', 'utf8'));
+  } catch {
+    return [];
+  }
+}
+
+function currentUser() {
+  const uid = process.getuid();
+  const gid = process.getgid();
+  const found = readPasswd().find((u) => u.uid === uid);
+  if (found) return { ...found, gid: found.gid ?? gid };
+  let info = {};
+  try {
+    info = os.userInfo();
+  } catch {
+    /* uid without passwd entry */
+  }
+  return {
+    name: process.env.USER || info.username || `uid${uid}`,
+    uid,
+    gid,
+    home: process.env.HOME || info.homedir || '/',
+    shell: process.env.SHELL || undefined,
+  };
+}
+
+function run(argv) {
+  const r = spawnSync(argv[0], argv.slice(1), {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return {
+    ok: r.status === 0 && !r.error,
+    status: r.status,
+    error: r.error,
+    output: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim(),
+  };
+}
+
+function createUser(name) {
+  const attempts = [];
+  if (fs.existsSync('/bin/bash')) attempts.push(['useradd', '-m', '-s', '/bin/bash', name]);
+  attempts.push(['useradd', '-m', '-s', '/bin/sh', name]);
+  attempts.push(['adduser', '-D', '-s', '/bin/sh', name]); // busybox (Alpine)
+  for (const argv of attempts) {
+    const r = run(argv);
+    if (r.ok) {
+      log(`created user ${name} (${argv[0]} -s ${argv[argv.indexOf('-s') + 1]})`);
+      return true;
+    }
+    const why = r.error ? r.error.code || r.error.message : `exit ${r.status}`;
+    log(`${argv.join(' ')} failed (${why})${r.output ? `: ${truncate(r.output.replace(/\s+/g, ' '))}` : ''}`);
+  }
+  return false;
+}
+
+function resolveUser(cfg) {
+  const r = resolveUserFromPasswd(cfg);
+  // Running as that user already (no switch): keep the HOME we were given.
+  if (r.user.uid === process.getuid() && process.env.HOME && process.env.HOME !== r.user.home) {
+    log(`using HOME from the environment (${process.env.HOME}) instead of ${r.user.home}`);
+    r.user = { ...r.user, home: process.env.HOME };
+  }
+  return r;
+}
+
+function resolveUserFromPasswd(cfg) {
+  const me = currentUser();
+  const wanted = cfg.remoteUser ?? cfg.containerUser;
+  const source = cfg.remoteUser ? 'remoteUser' : cfg.containerUser ? 'containerUser' : 'current user';
+  if (!wanted) return { user: me, source };
+  let user = findUser(readPasswd(), wanted);
+  if (!user) {
+    if (!isRoot) {
+      log(`user ${wanted} (${source}) does not exist and the launcher is not root; running as ${me.name}`);
+      return { user: me, source: 'current user' };
+    }
+    if (!isValidUserName(wanted)) {
+      log(`user ${wanted} (${source}) does not exist and is not a valid user name; running as ${me.name}`);
+      return { user: me, source: 'current user' };
+    }
+    log(`user ${wanted} (${source}) does not exist, creating it`);
+    if (createUser(wanted)) user = findUser(readPasswd(), wanted);
+    if (!user) {
+      log(`could not create user ${wanted}; running as ${me.name}`);
+      return { user: me, source: 'current user' };
+    }
+  }
+  if (!isRoot && user.uid !== me.uid) {
+    log(`cannot switch to ${user.name} (uid ${user.uid}) without root; running as ${me.name}`);
+    return { user: me, source: 'current user' };
+  }
+  return { user, source };
+}
+
+// When root switches to another user: prefer `setpriv --init-groups` (keeps
+// the user's supplementary groups, e.g. docker), else spawn with uid/gid
+// (libuv then drops all supplementary groups).
+let switchUser = null; // { uid, gid, setpriv?: string }
+
+function findExecutable(name) {
+  for (const dir of (process.env.PATH || '/usr/bin:/bin').split(':').concat(['/usr/bin', '/bin'])) {
+    const p = path.join(dir || '.', name);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+function spawnAsUser(argv, options) {
+  const opts = { ...options };
+  let finalArgv = argv;
+  if (switchUser) {
+    if (switchUser.setpriv) {
+      finalArgv = [switchUser.setpriv, `--reuid=${switchUser.uid}`, `--regid=${switchUser.gid}`, '--init-groups', '--', ...argv];
+    } else {
+      opts.uid = switchUser.uid;
+      opts.gid = switchUser.gid;
+    }
+  }
+  return spawn(finalArgv[0], finalArgv.slice(1), opts);
+}
+
+// ---------------------------------------------------------------------------
+// files
+
+function chownQuiet(p, user) {
+  if (!isRoot) return;
+  try {
+    fs.lchownSync(p, user.uid, user.gid);
+  } catch {
+    /* best effort */
+  }
+}
+
+/** chown -R without following symlinks; returns [changed, failed]. */
+function chownRecursive(root, uid, gid) {
+  let changed = 0;
+  let failed = 0;
+  const stack = [root];
+  while (stack.length) {
+    const p = stack.pop();
+    try {
+      fs.lchownSync(p, uid, gid);
+      changed++;
+    } catch {
+      failed++;
+    }
+    let entries = [];
+    try {
+      if (fs.lstatSync(p).isDirectory()) entries = fs.readdirSync(p);
+    } catch {
+      /* vanished or unreadable */
+    }
+    for (const e of entries) stack.push(path.join(p, e));
+  }
+  return [changed, failed];
+}
+
+/** mkdir -p, chowning every directory it creates to the user. */
+function mkdirOwned(dir, user) {
+  const missing = [];
+  let p = path.resolve(dir);
+  while (!fs.existsSync(p)) {
+    missing.unshift(p);
+    const parent = path.dirname(p);
+    if (parent === p) break;
+    p = parent;
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  for (const m of missing) chownQuiet(m, user);
+}
+
+function writeFileAtomic(file, content, user) {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, content);
+  chownQuiet(tmp, user);
+  fs.renameSync(tmp, file);
+}
+
+function readJson(file) {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    if (err.code !== 'ENOENT') log(`ignoring unreadable ${file}: ${err.message}`);
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// lifecycle commands
+
+function pipeLines(stream, prefix) {
+  if (!stream) return;
+  const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
+  rl.on('line', (line) => process.stdout.write(`${prefix} ${line}\n`));
+}
+
+/** Run one process of a lifecycle command; resolves { exitCode, durationMs }. */
+function runProcess(entry, label, ctx) {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    let child;
+    try {
+      child = spawnAsUser(entry.argv, {
+        cwd: ctx.cwd,
+        env: ctx.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+    } catch (err) {
+      log(`${label}: cannot start: ${err.message}`);
+      resolve({ exitCode: 127, durationMs: 0, error: err.message });
+      return;
+    }
+    tracked.add(child);
+    const prefix = `[${label}]`;
+    pipeLines(child.stdout, prefix);
+    pipeLines(child.stderr, prefix);
+    let settled = false;
+    const finish = (result) => {
+      if (settled) return;
+      settled = true;
+      tracked.delete(child);
+      resolve({ ...result, durationMs: Date.now() - started });
+    };
+    child.on('error', (err) => {
+      log(`${label}: cannot start ${entry.argv[0]}: ${err.code || err.message}`);
+      finish({ exitCode: 127, error: err.code || err.message });
+    });
+    child.on('exit', (code, signal) => {
+      const exitCode = exitCodeOf(code, signal, SIGNALS);
+      // Wait for the output pipes to drain, but not for background processes
+      // that keep them open (e.g. `daemon &` in postStartCommand).
+      const timer = setTimeout(() => finish({ exitCode, signal: signal ?? undefined }), 1000);
+      timer.unref();
+      child.on('close', () => {
+        clearTimeout(timer);
+        finish({ exitCode, signal: signal ?? undefined });
+      });
+    });
+  });
+}
+
+/** Run a phase: its commands in order; the processes of an object command in parallel. */
+async function runPhase(phase, commands, ctx) {
+  const startedAt = new Date().toISOString();
+  const results = [];
+  let ok = true;
+  const total = commands.length;
+  for (let i = 0; i < total; i++) {
+    const entries = normalizeCommand(commands[i], `${phase}Commands[${i}]`);
+    if (entries.length === 0) continue;
+    const where = total > 1 ? ` (${i + 1}/${total})` : '';
+    if (entries.length > 1) {
+      log(`${phase}${where}: running ${entries.length} commands in parallel: ${entries.map((e) => e.name).join(', ')}`);
+    }
+    const outcomes = await Promise.all(
+      entries.map((entry) => {
+        const label = entry.name ? `${phase}:${entry.name}` : phase;
+        log(`${label}${entries.length > 1 ? '' : where}: ${truncate(entry.display)}`);
+        return runProcess(entry, label, ctx).then((r) => {
+          const label2 = entry.name ? `${phase}:${entry.name}` : phase;
+          if (r.exitCode === 0) log(`${label2}: done in ${r.durationMs} ms`);
+          else log(`${label2}: FAILED with exit code ${r.exitCode} after ${r.durationMs} ms`);
+          return {
+            index: i,
+            name: entry.name ?? null,
+            command: truncate(entry.display, 500),
+            ...r,
+          };
+        });
+      }),
+    );
+    results.push(...outcomes);
+    if (stopSignal)
+      return {
+        ok: false,
+        startedAt,
+        finishedAt: new Date().toISOString(),
+        results,
+        stoppedBy: stopSignal,
+      };
+    if (outcomes.some((r) => r.exitCode !== 0)) {
+      ok = false;
+      break;
+    }
+  }
+  return { ok, startedAt, finishedAt: new Date().toISOString(), results };
+}
+
+// ---------------------------------------------------------------------------
+// editor helpers
+
+function waitForHealth({ host, port, socket }, deadlineMs) {
+  const target = socket
+    ? { socketPath: socket }
+    : {
+        host: host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host,
+        port,
+      };
+  const deadline = Date.now() + deadlineMs;
+  return new Promise((resolve) => {
+    const attempt = () => {
+      if (!editor || editor.exitCode !== null || editor.signalCode !== null) return resolve(false);
+      const req = http.get({ ...target, path: '/healthz', timeout: 2000 }, (res) => {
+        res.resume();
+        if (res.statusCode === 200) resolve(true);
+        else retry();
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', retry);
+    };
+    const retry = () => {
+      if (Date.now() > deadline) return resolve(false);
+      setTimeout(attempt, 250).unref();
+    };
+    attempt();
+  });
+}
+
+async function installExtensions(list, ctx) {
+  const extensions = normalizeExtensions(list);
+  if (extensions.length === 0) return;
+  const healthy = await ctx.healthy;
+  if (!editor || editor.exitCode !== null) return;
+  if (!healthy) log('editor not healthy yet; installing extensions anyway');
+  log(`installing ${extensions.length} extension(s) in the background`);
+  for (const ext of extensions) {
+    if (!editor || editor.exitCode !== null || editor.signalCode !== null) return;
+    const target = isVsixPath(ext) ? path.resolve(ctx.cwd, ext) : ext;
+    const label = `extension ${ext}`;
+    const argv = [
+      ctx.nodeBin,
+      ctx.entry,
+      '--install-extension',
+      target,
+      '--extensions-dir',
+      ctx.extensionsDir,
+      '--user-data-dir',
+      ctx.userDataDir,
+      '--config',
+      ctx.configFile,
+    ];
+    const started = Date.now();
+    const result = await new Promise((resolve) => {
+      let child;
+      try {
+        child = spawnAsUser(argv, {
+          cwd: ctx.cwd,
+          env: ctx.env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          detached: true,
+        });
+      } catch (err) {
+        resolve({ exitCode: 127, error: err.message });
+        return;
+      }
+      tracked.add(child);
+      pipeLines(child.stdout, `[${label}]`);
+      pipeLines(child.stderr, `[${label}]`);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        killGroup(child, 'SIGKILL');
+      }, EXTENSION_TIMEOUT_MS);
+      timer.unref();
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        tracked.delete(child);
+        resolve({ exitCode: 127, error: err.code || err.message });
+      });
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        tracked.delete(child);
+        resolve({ exitCode: exitCodeOf(code, signal, SIGNALS), timedOut });
+      });
+    });
+    const ms = Date.now() - started;
+    if (result.timedOut) log(`${label}: timed out after ${ms} ms (ignored)`);
+    else if (result.exitCode === 0) log(`${label}: installed in ${ms} ms`);
+    else log(`${label}: failed with exit code ${result.exitCode}${result.error ? ` (${result.error})` : ''} (ignored)`);
+  }
+  log('extension installation finished');
+}
+
+// ---------------------------------------------------------------------------
+
+async function main() {
+  const launcherFile = fileURLToPath(import.meta.url);
+  log(`starting (node ${process.version}, pid ${process.pid}, uid ${process.getuid()}, ${launcherFile})`);
+
+  let cfg;
+  try {
+    cfg = parseLaunchConfig(process.env.CODEBAY_LAUNCH);
+  } catch (err) {
+    log(`invalid configuration: ${err.message}`);
+    process.exit(2);
+  }
+
+  const bundleDir = process.env.CODEBAY_EDITOR_DIR || '/opt/codebay/editor';
+  const nodeBin = path.join(bundleDir, 'bin', 'node');
+  const entry = path.join(bundleDir, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
+  for (const f of [nodeBin, entry]) {
+    if (!fs.existsSync(f)) {
+      log(`editor bundle incomplete: ${f} not found (CODEBAY_EDITOR_DIR=${bundleDir})`);
+      process.exit(3);
+    }
+  }
+  const bundleInfo = readJson(path.join(bundleDir, 'bundle.json'));
+  if (bundleInfo) log(`editor bundle: code-server ${bundleInfo.codeServer}, VS Code ${bundleInfo.vscode}, node ${bundleInfo.node}`);
+
+  // 1. user
+  const { user, source } = resolveUser(cfg);
+  const me = process.getuid();
+  if (isRoot && user.uid !== me) {
+    const setpriv = findExecutable('setpriv');
+    switchUser = { uid: user.uid, gid: user.gid, setpriv };
+    log(`user: ${user.name} (uid ${user.uid}, gid ${user.gid}, home ${user.home}; from ${source}; switching via ${setpriv ? 'setpriv' : 'uid/gid'})`);
+  } else {
+    log(`user: ${user.name} (uid ${user.uid}, gid ${user.gid}, home ${user.home}; from ${source})`);
+  }
+
+  // 2. environment
+  const env = buildEnv({
+    base: process.env,
+    containerEnv: cfg.containerEnv,
+    remoteEnv: cfg.remoteEnv,
+    user,
+    workspaceFolder: cfg.workspaceFolder,
+  });
+  log(`env: containerEnv keys [${envKeys(cfg.containerEnv).join(', ')}], remoteEnv keys [${envKeys(cfg.remoteEnv).join(', ')}]`);
+
+  // 3. workspace
+  const ws = cfg.workspaceFolder;
+  const stateDir = path.join(ws, '.codebay');
+  const markerFile = path.join(stateDir, 'lifecycle.json');
+  const marker = readJson(markerFile);
+  fs.mkdirSync(ws, { recursive: true });
+  if (!marker && isRoot && user.uid !== 0) {
+    const t0 = Date.now();
+    const [changed, failed] = chownRecursive(ws, user.uid, user.gid);
+    log(`workspace ${ws}: first start, chown -R ${user.uid}:${user.gid} (${changed} entries${failed ? `, ${failed} failed` : ''}, ${Date.now() - t0} ms)`);
+  } else {
+    log(`workspace ${ws}: ${marker ? 'existing (marker found)' : 'first start'}`);
+  }
+  mkdirOwned(stateDir, user);
+  const gitignore = path.join(stateDir, '.gitignore');
+  if (!fs.existsSync(gitignore)) {
+    fs.writeFileSync(gitignore, '# codebay launcher state\n*\n');
+    chownQuiet(gitignore, user);
+  }
+
+  // 4. lifecycle
+  const ctx = { cwd: ws, env };
+  const state = marker && typeof marker === 'object' ? marker : { version: 1, workspaceFolder: ws };
+  const saveMarker = () => {
+    try {
+      writeFileAtomic(markerFile, `${JSON.stringify(state, null, 2)}\n`, user);
+    } catch (err) {
+      log(`cannot write ${markerFile}: ${err.message}`);
+    }
+  };
+  let lifecycleOk = true;
+  if (createPhasesDone(marker)) {
+    log(`onCreate/updateContent/postCreate already ran on ${marker.createdAt ?? 'an earlier start'}; skipping`);
+  } else {
+    state.createdAt = new Date().toISOString();
+    state.user = user.name;
+    state.phases = {};
+    for (const phase of CREATE_PHASES) {
+      const cmds = cfg.commands[phase];
+      if (!lifecycleOk) {
+        if (cmds.length) log(`${phase}: skipped (an earlier lifecycle command failed)`);
+        state.phases[phase] = {
+          skipped: true,
+          reason: 'an earlier lifecycle command failed',
+          results: [],
+        };
+        continue;
+      }
+      if (cmds.length === 0) {
+        state.phases[phase] = { ok: true, results: [] };
+        continue;
+      }
+      log(`${phase}: ${cmds.length} command(s)`);
+      const r = await runPhase(phase, cmds, ctx);
+      exitIfStopping();
+      state.phases[phase] = r;
+      if (!r.ok) lifecycleOk = false;
+    }
+    state.createCompleted = true;
+    state.ok = lifecycleOk;
+    saveMarker();
+  }
+
+  const postStartCmds = cfg.commands.postStart;
+  if (!lifecycleOk) {
+    if (postStartCmds.length) log('postStart: skipped (an earlier lifecycle command failed)');
+    state.postStart = {
+      skipped: true,
+      reason: 'an earlier lifecycle command failed',
+      at: new Date().toISOString(),
+      results: [],
+    };
+    saveMarker();
+  } else if (postStartCmds.length) {
+    log(`postStart: ${postStartCmds.length} command(s)`);
+    const r = await runPhase('postStart', postStartCmds, ctx);
+    exitIfStopping();
+    state.postStart = { ...r, runs: (state.postStart?.runs ?? 0) + 1 };
+    saveMarker();
+  }
+  if (!lifecycleOk || state.postStart?.ok === false) {
+    log('lifecycle commands failed (see above and .codebay/lifecycle.json); starting the editor anyway');
+  }
+
+  // 5. settings
+  const userDataDir = path.join(user.home, '.local', 'share', 'code-server');
+  const extensionsDir = path.join(userDataDir, 'extensions');
+  const settingsFile = path.join(userDataDir, 'User', 'settings.json');
+  const configFile = path.join(userDataDir, 'codebay-code-server.yaml');
+  try {
+    mkdirOwned(path.join(userDataDir, 'User'), user);
+    mkdirOwned(extensionsDir, user);
+    // An empty config file of our own: code-server then neither writes
+    // ~/.config/code-server/config.yaml (with a generated password) nor picks
+    // up an image's config.yaml that could change auth or the bind address.
+    if (!fs.existsSync(configFile)) {
+      fs.writeFileSync(configFile, '');
+      chownQuiet(configFile, user);
+    }
+    let existing = {};
+    if (fs.existsSync(settingsFile)) {
+      try {
+        existing = parseJsonc(fs.readFileSync(settingsFile, 'utf8')) ?? {};
+      } catch (err) {
+        const backup = `${settingsFile}.codebay-backup-${Date.now()}`;
+        fs.copyFileSync(settingsFile, backup);
+        chownQuiet(backup, user);
+        log(`settings.json is not valid JSON (${err.message}); saved it as ${path.basename(backup)}`);
+        existing = {};
+      }
+    }
+    const keys = Object.keys(cfg.settings);
+    if (keys.length || !fs.existsSync(settingsFile)) {
+      const merged = mergeSettings(existing, cfg.settings);
+      writeFileAtomic(settingsFile, `${JSON.stringify(merged, null, 2)}\n`, user);
+      log(`settings: merged ${keys.length} key(s) into ${settingsFile}`);
+    }
+  } catch (err) {
+    log(`settings: failed (${err.message}); continuing`);
+  }
+
+  // 6. editor
+  exitIfStopping();
+  const bind = { host: cfg.host, port: cfg.port, socket: cfg.socket };
+  const args = editorArgs({
+    ...bind,
+    userDataDir,
+    extensionsDir,
+    configFile,
+    workspaceFolder: ws,
+    env,
+  });
+  log(`starting code-server on ${cfg.socket ? `socket ${cfg.socket}` : `${cfg.host}:${cfg.port}`} for ${ws}`);
+  editor = spawnAsUser([nodeBin, entry, ...args], {
+    cwd: ws,
+    env,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  editor.on('error', (err) => {
+    log(`cannot start the editor: ${err.message}`);
+    process.exit(127);
+  });
+  editor.on('exit', (code, signal) => {
+    const rc = exitCodeOf(code, signal, SIGNALS);
+    log(`editor exited (${signal ? `signal ${signal}` : `code ${code}`}); exiting with ${rc}`);
+    for (const child of tracked) killGroup(child, 'SIGKILL');
+    process.exit(rc);
+  });
+  log(`editor pid ${editor.pid}`);
+
+  const healthy = waitForHealth(bind, HEALTH_WAIT_MS).then((ok) => {
+    if (ok) log('editor is healthy (/healthz 200)');
+    else if (editor && editor.exitCode === null) log(`editor not healthy after ${HEALTH_WAIT_MS / 1000} s`);
+    return ok;
+  });
+
+  // 7. extensions (background, never fatal)
+  installExtensions(cfg.extensions, {
+    ...ctx,
+    nodeBin,
+    entry,
+    extensionsDir,
+    userDataDir,
+    configFile,
+    healthy,
+  }).catch((err) => log(`extension installation failed: ${err.message} (ignored)`));
+}
+
+main().catch((err) => {
+  log(`fatal: ${err.stack || err.message}`);
+  if (editor) {
+    try {
+      editor.kill('SIGTERM');
+    } catch {
+      /* ignore */
+    }
+  }
+  process.exit(1);
+});

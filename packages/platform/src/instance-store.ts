@@ -1,0 +1,121 @@
+import { redisKeys, type InstanceRecord, type InstanceStatus } from '@codebay/contracts';
+import type { Redis } from 'ioredis';
+
+/**
+ * Compare-and-set on the status field: the transition happens only when the
+ * current status is one of the allowed ones, so a delete can never be
+ * overwritten by a build finishing late, and two workers cannot both claim a step.
+ * Fields are stored JSON-encoded; ARGV[1] is the JSON array of allowed statuses.
+ */
+const TRANSITION_LUA = `
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {0, ''} end
+local allowed = cjson.decode(ARGV[1])
+local ok = false
+for _, s in ipairs(allowed) do
+  if cur == ('"' .. s .. '"') then ok = true end
+end
+if not ok then return {0, cur} end
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return {1, cur}
+`;
+
+/** Creates the record only if no record of that id exists. ARGV[1] is the raw id, then field/value pairs. */
+const CREATE_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+`;
+
+/** Sets fields on an existing record, leaving the status alone. */
+const PATCH_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return 1
+`;
+
+export type TransitionResult = { ok: true } | { ok: false; current: InstanceStatus | null };
+
+function encode(patch: Partial<InstanceRecord>): string[] {
+  const args: string[] = [];
+  for (const [k, v] of Object.entries(patch)) {
+    if (v !== undefined) args.push(k, JSON.stringify(v));
+  }
+  return args;
+}
+
+function decode(hash: Record<string, string>): InstanceRecord {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(hash)) out[k] = JSON.parse(v);
+  return out as unknown as InstanceRecord;
+}
+
+/** Instance records in Redis: one hash per instance plus per-user and global id sets. */
+export class InstanceStore {
+  constructor(private readonly redis: Redis) {}
+
+  /** Writes a new record; false if the id is taken. */
+  async create(record: InstanceRecord): Promise<boolean> {
+    const keys = [redisKeys.instance(record.id), redisKeys.userInstances(record.userId), redisKeys.allInstances()];
+    const created = await this.redis.eval(CREATE_LUA, keys.length, ...keys, record.id, ...encode(record));
+    return created === 1;
+  }
+
+  async get(id: string): Promise<InstanceRecord | null> {
+    const hash = await this.redis.hgetall(redisKeys.instance(id));
+    if (!hash || Object.keys(hash).length === 0) return null;
+    return decode(hash);
+  }
+
+  async transition(id: string, from: readonly InstanceStatus[], to: InstanceStatus, patch: Partial<InstanceRecord> = {}): Promise<TransitionResult> {
+    const now = new Date().toISOString();
+    const args = encode({ ...patch, status: to, updatedAt: now });
+    const [ok, cur] = (await this.redis.eval(TRANSITION_LUA, 1, redisKeys.instance(id), JSON.stringify(from), ...args)) as [number, string];
+    if (ok === 1) return { ok: true };
+    return { ok: false, current: cur ? (JSON.parse(cur) as InstanceStatus) : null };
+  }
+
+  /** Sets fields without touching the status (only on an existing record). */
+  async patch(id: string, patch: Partial<InstanceRecord>): Promise<boolean> {
+    const { status: _ignored, ...rest } = patch;
+    const done = await this.redis.eval(PATCH_LUA, 1, redisKeys.instance(id), ...encode({ ...rest, updatedAt: new Date().toISOString() }));
+    return done === 1;
+  }
+
+  async idsOfUser(userId: string): Promise<string[]> {
+    return this.redis.smembers(redisKeys.userInstances(userId));
+  }
+
+  async allIds(): Promise<string[]> {
+    return this.redis.smembers(redisKeys.allInstances());
+  }
+
+  async many(ids: string[]): Promise<InstanceRecord[]> {
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(redisKeys.instance(id));
+    const results = (await pipeline.exec()) ?? [];
+    const out: InstanceRecord[] = [];
+    for (const [err, hash] of results) {
+      if (!err && hash && Object.keys(hash as object).length > 0) out.push(decode(hash as Record<string, string>));
+    }
+    return out;
+  }
+
+  /** Keeps a deleted instance's record visible for a while, then lets Redis drop it. */
+  async expireDeleted(id: string, userId: string, seconds: number): Promise<void> {
+    await this.redis
+      .multi()
+      .expire(redisKeys.instance(id), seconds)
+      .srem(redisKeys.userInstances(userId), id)
+      .srem(redisKeys.allInstances(), id)
+      .exec();
+  }
+}

@@ -1,0 +1,104 @@
+import { InputError, PayloadTooLargeError } from '@codebay/contracts';
+import { createReadStream } from 'node:fs';
+import { posix } from 'node:path';
+import { Parser, type ReadEntry } from 'tar';
+
+export interface WorkspaceLimits {
+  /** Sum of the sizes of all entries once unpacked. */
+  maxUnpackedBytes: number;
+  maxEntries: number;
+}
+
+export interface WorkspaceSummary {
+  entries: number;
+  unpackedBytes: number;
+  /** Path of the devcontainer config inside the archive (normalised). */
+  configPath: string;
+  /** Its text. */
+  configText: string;
+}
+
+const CONFIG_PATHS = ['.devcontainer/devcontainer.json', '.devcontainer.json'];
+const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** `./a/b` → `a/b`; undefined when the path is absolute or climbs out with `..`. */
+export function normaliseEntryPath(raw: string): string | undefined {
+  if (raw.startsWith('/') || /^[a-zA-Z]:[\\/]/.test(raw)) return undefined;
+  const segments = raw.split('/');
+  if (segments.includes('..')) return undefined;
+  const norm = posix.normalize(raw).replace(/^(\.\/)+/, '').replace(/\/$/, '');
+  return norm === '.' ? '' : norm;
+}
+
+/** True when a link target, seen from `entryPath`, stays inside the archive root. */
+export function linkStaysInside(entryPath: string, linkpath: string, hard: boolean): boolean {
+  if (linkpath.startsWith('/')) return false;
+  const resolved = hard ? posix.normalize(linkpath) : posix.normalize(posix.join(posix.dirname(entryPath), linkpath));
+  return !(resolved === '..' || resolved.startsWith('../'));
+}
+
+/**
+ * Reads a workspace tar.gz once, streaming, and refuses what must never be unpacked:
+ * entries outside the root (absolute, `..`), links pointing outside, devices and fifos,
+ * too many entries, too many bytes once unpacked (a gzip bomb stops at the limit).
+ * Returns the devcontainer config found in it.
+ */
+export async function inspectWorkspaceArchive(file: string, limits: WorkspaceLimits): Promise<WorkspaceSummary> {
+  let entries = 0;
+  let unpackedBytes = 0;
+  const configs = new Map<string, string>();
+
+  await new Promise<void>((resolve, reject) => {
+    const input = createReadStream(file);
+    let failed = false;
+    const fail = (err: Error) => {
+      if (failed) return;
+      failed = true;
+      input.destroy();
+      parser.abort(err);
+      reject(err);
+    };
+    const parser = new Parser({
+      strict: true,
+      onReadEntry: (entry: ReadEntry) => {
+        if (failed) return entry.resume();
+        entries += 1;
+        unpackedBytes += entry.size ?? 0;
+        const path = normaliseEntryPath(entry.path);
+        if (entries > limits.maxEntries) return fail(new PayloadTooLargeError(`workspace has more than ${limits.maxEntries} entries`));
+        if (unpackedBytes > limits.maxUnpackedBytes)
+          return fail(new PayloadTooLargeError(`workspace unpacks to more than ${limits.maxUnpackedBytes} bytes`));
+        if (path === undefined) return fail(new InputError('unsafe_archive', `workspace entry "${entry.path}" would land outside the workspace`));
+        if (!ALLOWED_TYPES.has(entry.type)) return fail(new InputError('unsafe_archive', `workspace entry "${entry.path}" is a ${entry.type}, which is not allowed`));
+        if ((entry.type === 'SymbolicLink' || entry.type === 'Link') && !linkStaysInside(path, entry.linkpath ?? '', entry.type === 'Link'))
+          return fail(new InputError('unsafe_archive', `workspace link "${entry.path}" points outside the workspace`));
+        if (CONFIG_PATHS.includes(path) && entry.type !== 'Directory') {
+          if (entry.type !== 'File' && entry.type !== 'OldFile' && entry.type !== 'ContiguousFile')
+            return fail(new InputError('invalid_workspace', `${path} must be a regular file`));
+          if ((entry.size ?? 0) > MAX_CONFIG_BYTES) return fail(new PayloadTooLargeError(`${path} is larger than ${MAX_CONFIG_BYTES} bytes`));
+          const chunks: Buffer[] = [];
+          entry.on('data', (c: Buffer) => chunks.push(c));
+          entry.on('end', () => configs.set(path, Buffer.concat(chunks).toString('utf8')));
+          return;
+        }
+        entry.resume();
+      },
+    });
+    parser.on('error', (err: Error) => fail(new InputError('invalid_archive', `workspace is not a readable tar.gz: ${err.message}`)));
+    parser.on('warn', (code: string, message: string | Error) => {
+      if (code === 'TAR_ENTRY_INVALID' || code === 'TAR_BAD_ARCHIVE' || code === 'TAR_ABORT')
+        fail(new InputError('invalid_archive', `workspace is not a readable tar.gz: ${String(message)}`));
+    });
+    parser.on('end', () => {
+      if (!failed) resolve();
+    });
+    input.on('error', fail);
+    input.pipe(parser);
+  });
+
+  if (entries === 0) throw new InputError('invalid_archive', 'workspace archive is empty or not a tar.gz');
+  const configPath = CONFIG_PATHS.find((p) => configs.has(p));
+  if (!configPath) throw new InputError('missing_devcontainer', 'workspace must contain .devcontainer/devcontainer.json or .devcontainer.json');
+  return { entries, unpackedBytes, configPath, configText: configs.get(configPath)! };
+}

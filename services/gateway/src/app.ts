@@ -1,0 +1,102 @@
+import { errorBody } from '@codebay/contracts';
+import type { ArtifactStore, BuildLogStream, CodebayQueues, InstanceStore, Logger, Redis, Registry } from '@codebay/platform';
+import express, { type Express, type RequestHandler } from 'express';
+import { randomUUID } from 'node:crypto';
+import { Counter, Histogram } from 'prom-client';
+import type { GatewayConfig } from './config.ts';
+import { requireApiToken } from './http/auth.ts';
+import type { EditorProxy } from './http/editor-proxy.ts';
+import { errorHandler } from './http/errors.ts';
+import { apiRouter } from './http/routes.ts';
+import type { InstanceService } from './instances.ts';
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  logger: Logger;
+  redis: Redis;
+  store: InstanceStore;
+  queues: CodebayQueues;
+  logs: BuildLogStream;
+  artifacts: ArtifactStore;
+  instances: InstanceService;
+  editor: EditorProxy;
+  metrics: Registry;
+}
+
+function httpMetrics(registry: Registry): RequestHandler {
+  const duration = new Histogram({
+    name: 'codebay_http_request_duration_seconds',
+    help: 'Gateway HTTP request duration by route and status',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  return (req, res, next) => {
+    const end = duration.startTimer();
+    res.on('finish', () => {
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      end({ method: req.method, route, status: String(res.statusCode) });
+    });
+    next();
+  };
+}
+
+/** The seed's instance URL form `/instances/<id>?tkn=…` (no slash, no bearer) goes to the editor route. */
+const seedEditorRedirect: RequestHandler = (req, res, next) => {
+  const m = /^\/instances\/([a-z0-9-]+)$/.exec(req.path);
+  if (req.method === 'GET' && m && typeof req.query.tkn === 'string' && !req.headers.authorization) {
+    res.redirect(302, `/instances/${m[1]}/?tkn=${encodeURIComponent(req.query.tkn)}`);
+    return;
+  }
+  next();
+};
+
+export function createApp(deps: GatewayDeps): Express {
+  const { config, logger, redis, metrics } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+
+  new Counter({ name: 'codebay_gateway_up', help: 'Gateway process started', registers: [metrics] }).inc();
+
+  app.use((req, res, next) => {
+    const id = (req.get('x-request-id') ?? '').slice(0, 64) || randomUUID();
+    res.setHeader('x-request-id', id);
+    next();
+  });
+  app.use(httpMetrics(metrics));
+
+  // Editor traffic first: it must see the raw request body.
+  app.use(deps.editor.middleware());
+
+  app.get('/', (_req, res) => {
+    res.json({ service: 'codebay', description: 'On-demand browser-based VS Code instances built from devcontainer.json', api: '/api' });
+  });
+  const health: RequestHandler = (_req, res) => {
+    res.json({ status: 'ok' });
+  };
+  app.get(['/health', '/healthz', '/api/health'], health);
+  app.get(['/readyz', '/api/readyz'], async (_req, res) => {
+    const ok = await redis.ping().then(
+      (p) => p === 'PONG',
+      () => false,
+    );
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'redis unreachable' });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('content-type', metrics.contentType);
+    res.send(await metrics.metrics());
+  });
+
+  app.use(seedEditorRedirect);
+  const api = apiRouter(deps);
+  const auth = requireApiToken(config.adminToken);
+  app.use('/api', auth, api);
+  app.use('/', auth, api);
+
+  app.use((req, res) => {
+    res.status(404).json(errorBody('not_found', `no route for ${req.method} ${req.path}`));
+  });
+  app.use(errorHandler(logger));
+  return app;
+}

@@ -1,0 +1,37 @@
+import { commonEnvSchema, envInt, parseConfig } from '@codebay/platform';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+const schema = commonEnvSchema.extend({
+  GATEWAY_HOST: z.string().default('127.0.0.1'),
+  GATEWAY_PORT: envInt(8080),
+  /** Where users reach codebay; instance and log URLs are built from it. */
+  PUBLIC_URL: z.string().url().optional(),
+  BASE_DOMAIN: z.string().default('vscode.local'),
+  CODEBAY_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
+  CODEBAY_ADMIN_TOKEN: z.string().min(16, 'CODEBAY_ADMIN_TOKEN must be at least 16 characters').optional(),
+  /** Editor (VS Code) versions the editor bundles provide; the first is the default. */
+  CODEBAY_VSCODE_VERSIONS: z
+    .string()
+    .default('1.100.3')
+    .transform((s) => s.split(',').map((v) => v.trim()).filter(Boolean)),
+  MAX_DEVCONTAINER_BYTES: envInt(256 * 1024),
+  MAX_WORKSPACE_BYTES: envInt(100 * 1024 * 1024),
+  MAX_WORKSPACE_UNPACKED_BYTES: envInt(1024 * 1024 * 1024),
+  MAX_WORKSPACE_ENTRIES: envInt(20_000),
+  MAX_MEMORY_LIMIT: z.string().default('8Gi'),
+  MAX_CPU_LIMIT: z.string().default('4000m'),
+  MAX_STORAGE_SIZE: z.string().default('100Gi'),
+});
+
+export type GatewayConfig = z.infer<typeof schema> & { adminToken: string; adminTokenGenerated: boolean; publicUrl: string };
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const parsed = parseConfig(schema, env, 'gateway');
+  const adminToken = parsed.CODEBAY_ADMIN_TOKEN ?? randomBytes(24).toString('base64url');
+  const publicUrl = (
+    parsed.PUBLIC_URL ??
+    (parsed.CODEBAY_RUNTIME === 'kubernetes' ? `https://${parsed.BASE_DOMAIN}` : `http://${parsed.GATEWAY_HOST}:${parsed.GATEWAY_PORT}`)
+  ).replace(/\/+$/, '');
+  return { ...parsed, adminToken, adminTokenGenerated: parsed.CODEBAY_ADMIN_TOKEN === undefined, publicUrl };
+}

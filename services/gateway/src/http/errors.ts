@@ -1,0 +1,53 @@
+import { CodebayError, errorBody } from '@codebay/contracts';
+import type { Logger } from '@codebay/platform';
+import type { ErrorRequestHandler } from 'express';
+import multer from 'multer';
+import { ZodError } from 'zod';
+
+const MULTER_413 = new Set(['LIMIT_FILE_SIZE', 'LIMIT_FIELD_VALUE', 'LIMIT_PART_COUNT', 'LIMIT_FILE_COUNT', 'LIMIT_FIELD_COUNT']);
+
+/** Turns a ZodError into one readable sentence plus per-field details. */
+export function describeZod(err: ZodError): { message: string; details: Array<{ field: string; message: string }> } {
+  const details = err.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
+  return { message: details.map((d) => `${d.field}: ${d.message}`).join('; '), details };
+}
+
+/** One error model for every route: `{"error":{"code","message","details?"}}`; no stack traces to clients. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    if (err instanceof CodebayError) {
+      res.status(err.status).json(errorBody(err.code, err.message, err.details));
+      return;
+    }
+    if (err instanceof ZodError) {
+      const { message, details } = describeZod(err);
+      res.status(400).json(errorBody('invalid_request', message, details));
+      return;
+    }
+    if (err instanceof multer.MulterError) {
+      const status = MULTER_413.has(err.code) ? 413 : 400;
+      const field = err.field ? ` (field ${err.field})` : '';
+      res.status(status).json(errorBody(status === 413 ? 'payload_too_large' : 'invalid_upload', `${err.message}${field}`));
+      return;
+    }
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e?.type === 'entity.parse.failed') {
+      res.status(400).json(errorBody('invalid_json', `request body is not valid JSON: ${e.message ?? ''}`.trim()));
+      return;
+    }
+    if (e?.type === 'entity.too.large') {
+      res.status(413).json(errorBody('payload_too_large', 'request body is too large'));
+      return;
+    }
+    if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+      res.status(e.status).json(errorBody('bad_request', e.message ?? 'bad request'));
+      return;
+    }
+    logger.error({ err, method: req.method, url: req.originalUrl }, 'unhandled error');
+    res.status(500).json(errorBody('internal', 'internal error'));
+  };
+}

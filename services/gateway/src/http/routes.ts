@@ -1,0 +1,126 @@
+import { InputError, createFieldsSchema, createSimpleSchema, toInstanceResponse, type InstanceRecord } from '@codebay/contracts';
+import { baseImageOf, checkSupported, parseDevcontainerJson } from '@codebay/devcontainer';
+import { inspectWorkspaceArchive, type ArtifactStore, type BuildLogStream, type Redis } from '@codebay/platform';
+import express, { Router, type Request } from 'express';
+import { readFile } from 'node:fs/promises';
+import type { GatewayConfig } from '../config.ts';
+import type { InstanceService } from '../instances.ts';
+import { followBuildLogs } from './build-logs.ts';
+import { discardUpload, singleFileUpload } from './uploads.ts';
+
+export interface ApiDeps {
+  config: GatewayConfig;
+  instances: InstanceService;
+  artifacts: ArtifactStore;
+  logs: BuildLogStream;
+  redis: Redis;
+}
+
+/** Multipart form fields arrive as strings; empty ones count as absent. */
+function formFields(body: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (body && typeof body === 'object') {
+    for (const [k, v] of Object.entries(body)) if (typeof v === 'string' && v !== '') out[k] = v;
+  }
+  return out;
+}
+
+function requireFile(req: Request, field: string): Express.Multer.File {
+  if (!req.file) throw new InputError('missing_file', `multipart file field "${field}" is required`);
+  return req.file;
+}
+
+function idParam(req: Request): string {
+  const id = req.params.id;
+  if (typeof id !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(id) || id.length > 63) {
+    throw new InputError('invalid_instance_id', 'instance id must be lower-case letters, digits and inner hyphens');
+  }
+  return id;
+}
+
+/** The REST API (mounted at `/` and at `/api`). */
+export function apiRouter(deps: ApiDeps): Router {
+  const { config, instances, artifacts, logs, redis } = deps;
+  const router = Router();
+  const respond = (r: InstanceRecord) => toInstanceResponse(r, config.publicUrl);
+
+  router.post('/instances/simple', express.json({ limit: '16kb' }), async (req, res) => {
+    const fields = createSimpleSchema.parse(req.body ?? {});
+    const record = await instances.create({ fields, source: 'simple', baseImage: fields.base_image, artifact: null });
+    res.status(202).json(respond(record));
+  });
+
+  router.post('/instances/devcontainer', singleFileUpload(artifacts.incomingDir, 'devcontainer_json', config.MAX_DEVCONTAINER_BYTES), async (req, res) => {
+    try {
+      const fields = createFieldsSchema.parse(formFields(req.body));
+      const file = requireFile(req, 'devcontainer_json');
+      const devcontainer = parseDevcontainerJson(await readFile(file.path, 'utf8'));
+      checkSupported(devcontainer, { hasContext: false });
+      instances.prepare(fields);
+      const artifact = await artifacts.adopt(file.path);
+      const record = await instances.create({ fields, source: 'devcontainer', baseImage: baseImageOf(devcontainer), artifact });
+      res.status(202).json(respond(record));
+    } catch (err) {
+      await discardUpload(req.file);
+      throw err;
+    }
+  });
+
+  router.post('/instances/workspace', singleFileUpload(artifacts.incomingDir, 'workspace', config.MAX_WORKSPACE_BYTES), async (req, res) => {
+    try {
+      const fields = createFieldsSchema.parse(formFields(req.body));
+      const file = requireFile(req, 'workspace');
+      const summary = await inspectWorkspaceArchive(file.path, {
+        maxEntries: config.MAX_WORKSPACE_ENTRIES,
+        maxUnpackedBytes: config.MAX_WORKSPACE_UNPACKED_BYTES,
+      });
+      const devcontainer = parseDevcontainerJson(summary.configText, summary.configPath);
+      checkSupported(devcontainer, { hasContext: true }, summary.configPath);
+      instances.prepare(fields);
+      const artifact = await artifacts.adopt(file.path);
+      const record = await instances.create({ fields, source: 'workspace', baseImage: baseImageOf(devcontainer), artifact });
+      res.status(202).json(respond(record));
+    } catch (err) {
+      await discardUpload(req.file);
+      throw err;
+    }
+  });
+
+  router.get('/instances', async (req, res) => {
+    const user = typeof req.query.user_id === 'string' ? req.query.user_id : undefined;
+    const records = await instances.list(user);
+    res.json({ instances: records.map(respond) });
+  });
+
+  router.get('/instances/:id', async (req, res) => {
+    res.json(respond(await instances.get(idParam(req))));
+  });
+
+  router.get('/instances/:id/build-status', async (req, res) => {
+    const record = await instances.get(idParam(req));
+    res.json({ instance_id: record.id, status: record.status, error: record.failure?.reason ?? null, phase: record.failure?.phase ?? null });
+  });
+
+  router.get('/instances/:id/build-logs', async (req, res) => {
+    const record = await instances.get(idParam(req));
+    const follow = req.query.follow === '1' || req.query.follow === 'true' || (req.get('accept') ?? '').includes('text/event-stream');
+    if (follow) return followBuildLogs(req, res, record, logs, redis);
+    const entries = await logs.read(record.id);
+    const lines = entries.flatMap((e) => (e.kind === 'line' ? [e.line] : []));
+    const end = entries.find((e) => e.kind === 'end');
+    res.json({
+      instance_id: record.id,
+      status: record.status,
+      logs: lines.map((l) => l.text).join('\n'),
+      lines,
+      finished: end?.kind === 'end' ? { outcome: end.end.outcome, reason: end.end.reason ?? null } : null,
+    });
+  });
+
+  router.delete('/instances/:id', async (req, res) => {
+    const record = await instances.delete(idParam(req));
+    res.status(202).json(respond(record));
+  });
+
+  return router;
+}

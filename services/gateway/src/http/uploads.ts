@@ -1,0 +1,30 @@
+import { InputError } from '@codebay/contracts';
+import type { RequestHandler } from 'express';
+import { rm } from 'node:fs/promises';
+import multer from 'multer';
+
+/**
+ * Multipart parsing with hard limits: exactly one file in the named field,
+ * streamed to disk (never buffered whole), a few small text fields.
+ */
+export function singleFileUpload(incomingDir: string, field: string, maxBytes: number): RequestHandler {
+  const upload = multer({
+    dest: incomingDir,
+    limits: { fileSize: maxBytes, files: 1, fields: 20, fieldSize: 4096, parts: 25, headerPairs: 200 },
+  });
+  const handler = upload.single(field);
+  return (req, res, next) => {
+    if (!req.is('multipart/form-data')) {
+      return next(new InputError('invalid_request', `expected multipart/form-data with a "${field}" file field`));
+    }
+    handler(req, res, (err?: unknown) => {
+      if (err && req.file) void rm(req.file.path, { force: true });
+      next(err);
+    });
+  };
+}
+
+/** Removes the upload of a request that failed validation: bad input leaves nothing behind. */
+export async function discardUpload(file: Express.Multer.File | undefined): Promise<void> {
+  if (file) await rm(file.path, { force: true });
+}

@@ -1,0 +1,131 @@
+import {
+  InputError,
+  NotFoundError,
+  parseCpu,
+  parseMemory,
+  type CreateFields,
+  type InstanceRecord,
+  type SourceKind,
+} from '@codebay/contracts';
+import { enqueueInstanceJob, type CodebayQueues, type InstanceStore, type Logger } from '@codebay/platform';
+import type { GatewayConfig } from './config.ts';
+import { newAccessToken, newInstanceId } from './tokens.ts';
+
+export interface NewInstance {
+  fields: CreateFields;
+  source: SourceKind;
+  baseImage: string | null;
+  artifact: string | null;
+}
+
+/** Picks the editor version for a request, or says which ones exist. */
+export function resolveVscodeVersion(requested: string | undefined, available: string[]): string {
+  if (requested === undefined) return available[0]!;
+  const match = available.find((v) => v === requested || v.startsWith(`${requested}.`));
+  if (!match) {
+    throw new InputError('unsupported_vscode_version', `vscode_version ${requested} is not available; available: ${available.join(', ')}`, {
+      available,
+    });
+  }
+  return match;
+}
+
+/** Requests must not exceed limits, and limits must stay within the operator's bounds. */
+export function checkResources(fields: CreateFields, config: GatewayConfig): void {
+  const problems: string[] = [];
+  const mem = (q: string) => parseMemory(q)!;
+  const cpu = (q: string) => parseCpu(q)!;
+  if (mem(fields.memory_request) > mem(fields.memory_limit)) problems.push('memory_request is above memory_limit');
+  if (cpu(fields.cpu_request) > cpu(fields.cpu_limit)) problems.push('cpu_request is above cpu_limit');
+  if (mem(fields.memory_limit) > mem(config.MAX_MEMORY_LIMIT)) problems.push(`memory_limit is above the maximum ${config.MAX_MEMORY_LIMIT}`);
+  if (cpu(fields.cpu_limit) > cpu(config.MAX_CPU_LIMIT)) problems.push(`cpu_limit is above the maximum ${config.MAX_CPU_LIMIT}`);
+  for (const f of ['storage_size', 'shared_storage_size'] as const) {
+    if (mem(fields[f]) > mem(config.MAX_STORAGE_SIZE)) problems.push(`${f} is above the maximum ${config.MAX_STORAGE_SIZE}`);
+  }
+  if (problems.length > 0) throw new InputError('invalid_resources', problems.join('; '), { problems });
+}
+
+/** The gateway's use-cases on instances: create (record + first job), read, delete. */
+export class InstanceService {
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly store: InstanceStore,
+    private readonly queues: CodebayQueues,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Validates what is left to validate; call before storing anything. */
+  prepare(fields: CreateFields): { vscodeVersion: string } {
+    checkResources(fields, this.config);
+    return { vscodeVersion: resolveVscodeVersion(fields.vscode_version, this.config.CODEBAY_VSCODE_VERSIONS) };
+  }
+
+  async create(input: NewInstance): Promise<InstanceRecord> {
+    const { vscodeVersion } = this.prepare(input.fields);
+    const now = new Date().toISOString();
+    const { user_id, vscode_version: _v, ...resources } = input.fields;
+    let record: InstanceRecord | undefined;
+    for (let attempt = 0; attempt < 5 && !record; attempt++) {
+      const candidate: InstanceRecord = {
+        id: newInstanceId(user_id),
+        userId: user_id,
+        status: 'Queued',
+        source: input.source,
+        accessToken: newAccessToken(),
+        baseImage: input.baseImage,
+        devcontainerImage: null,
+        artifact: input.artifact,
+        resources,
+        vscodeVersion,
+        launch: null,
+        runtime: null,
+        failure: null,
+        workspaceSeeded: false,
+        createdAt: now,
+        updatedAt: now,
+        queuedAt: now,
+        buildStartedAt: null,
+        buildEndedAt: null,
+        pushEndedAt: null,
+        provisionStartedAt: null,
+        containerStartedAt: null,
+        runningAt: null,
+        deletedAt: null,
+      };
+      if (await this.store.create(candidate)) record = candidate;
+    }
+    if (!record) throw new Error('could not allocate a unique instance id');
+    try {
+      await enqueueInstanceJob(this.queues, input.source === 'simple' ? 'provision' : 'build', record.id);
+    } catch (err) {
+      // The record exists but no job does: say so on the record instead of leaving it Queued forever.
+      await this.store.transition(record.id, ['Queued'], 'Failed', { failure: { phase: 'build', reason: 'could not enqueue the job' } }).catch(() => undefined);
+      throw err;
+    }
+    this.logger.info({ instanceId: record.id, userId: record.userId, source: record.source }, 'instance queued');
+    return record;
+  }
+
+  async get(id: string): Promise<InstanceRecord> {
+    const record = await this.store.get(id);
+    if (!record) throw new NotFoundError(`instance ${id}`);
+    return record;
+  }
+
+  async list(userId?: string): Promise<InstanceRecord[]> {
+    const ids = userId ? await this.store.idsOfUser(userId) : await this.store.allIds();
+    const records = await this.store.many(ids);
+    return records.filter((r) => r.status !== 'Deleted').sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** Marks the instance Deleting and hands the teardown to the provisioner. Idempotent. */
+  async delete(id: string): Promise<InstanceRecord> {
+    const record = await this.get(id);
+    if (record.status === 'Deleted' || record.status === 'Deleting') return record;
+    const moved = await this.store.transition(id, ['Queued', 'Building', 'Built', 'Cached', 'Provisioning', 'Running', 'Failed'], 'Deleting');
+    if (!moved.ok && moved.current !== 'Deleting' && moved.current !== 'Deleted') throw new NotFoundError(`instance ${id}`);
+    await enqueueInstanceJob(this.queues, 'deprovision', id);
+    this.logger.info({ instanceId: id }, 'instance deletion queued');
+    return this.get(id);
+  }
+}

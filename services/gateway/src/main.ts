@@ -1,0 +1,73 @@
+import 'reflect-metadata';
+import {
+  ArtifactStore,
+  BuildLogStream,
+  InstanceStore,
+  closeQueues,
+  createLogger,
+  createMetricsRegistry,
+  createQueues,
+  createRedis,
+  installShutdown,
+  registerQueueDepth,
+} from '@codebay/platform';
+import { container } from 'tsyringe';
+import { createApp } from './app.ts';
+import { loadConfig } from './config.ts';
+import { EditorProxy } from './http/editor-proxy.ts';
+import { InstanceService } from './instances.ts';
+
+// Composition root: the only place that reads the environment and wires adapters.
+const config = loadConfig();
+const logger = createLogger('gateway', config.LOG_LEVEL);
+const redis = createRedis(config.REDIS_URL, 'codebay-gateway');
+const queues = createQueues(redis, config.CODEBAY_QUEUE_PREFIX);
+const artifacts = new ArtifactStore(config.CODEBAY_ARTIFACT_DIR);
+await artifacts.init();
+
+container.register('config', { useValue: config });
+container.register(InstanceStore, { useValue: new InstanceStore(redis) });
+container.register(BuildLogStream, { useValue: new BuildLogStream(redis) });
+container.register(InstanceService, {
+  useFactory: (c) => new InstanceService(config, c.resolve(InstanceStore), queues, logger),
+});
+container.register(EditorProxy, {
+  useFactory: (c) => new EditorProxy(c.resolve(InstanceStore), logger, config.publicUrl.startsWith('https://')),
+});
+
+const metrics = createMetricsRegistry('gateway');
+registerQueueDepth(metrics, queues);
+const editor = container.resolve(EditorProxy);
+const app = createApp({
+  config,
+  logger,
+  redis,
+  queues,
+  artifacts,
+  metrics,
+  editor,
+  store: container.resolve(InstanceStore),
+  logs: container.resolve(BuildLogStream),
+  instances: container.resolve(InstanceService),
+});
+
+const server = app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST, () => {
+  logger.info({ url: `http://${config.GATEWAY_HOST}:${config.GATEWAY_PORT}`, publicUrl: config.publicUrl }, 'gateway listening');
+  if (config.adminTokenGenerated) {
+    // Printed once, on the terminal, so a first-time operator can call the API; never logged as JSON.
+    process.stderr.write(`\ncodebay: CODEBAY_ADMIN_TOKEN was not set; this run's admin API token is:\n  ${config.adminToken}\n\n`);
+  }
+});
+editor.attach(server);
+
+installShutdown(logger, [
+  () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), 2_000).unref();
+    }),
+  async () => editor.close(),
+  () => closeQueues(queues),
+  () => redis.quit(),
+]);

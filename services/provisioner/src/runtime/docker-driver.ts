@@ -1,0 +1,185 @@
+import { PermanentError, TransientError, parseCpu, parseMemory, type InstanceRecord, type RuntimeInfo } from '@codebay/contracts';
+import { followProgress, type ArtifactStore, type Docker, type InstanceStore, type Logger } from '@codebay/platform';
+import { createReadStream } from 'node:fs';
+import type { EditorBundles } from '../editor-bundles.ts';
+import type { RuntimeDriver } from './driver.ts';
+
+export interface DockerDriverOptions {
+  publishHost: string;
+  launcherDir: string;
+  readyTimeoutMs: number;
+}
+
+/** Port the editor listens on inside every instance. */
+export const EDITOR_PORT = 8080;
+const EDITOR_DIR = '/opt/codebay/editor';
+const LAUNCHER_DIR = '/opt/codebay/launcher';
+
+export const dockerNames = {
+  container: (id: string) => `codebay-${id}`,
+  workspaceVolume: (id: string) => `codebay-ws-${id}`,
+  sharedVolume: (userId: string) => `codebay-shared-${userId}`,
+};
+
+const PERMANENT_PULL = [/manifest unknown/i, /not found/i, /pull access denied/i, /invalid reference/i, /unauthorized/i];
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { statusCode?: number }).statusCode;
+}
+
+async function ignore404<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The single-machine runtime: one container per instance on the local Docker
+ * engine, a per-instance workspace volume, a per-user shared volume that outlives
+ * instances, the editor bundle and launcher mounted read-only, the editor port
+ * published on loopback only.
+ */
+export class DockerDriver implements RuntimeDriver {
+  constructor(
+    private readonly docker: Docker,
+    private readonly bundles: EditorBundles,
+    private readonly artifacts: ArtifactStore,
+    private readonly store: InstanceStore,
+    private readonly logger: Logger,
+    private readonly opts: DockerDriverOptions,
+  ) {}
+
+  private labels(record: InstanceRecord, kind: string): Record<string, string> {
+    return { 'codebay.managed': 'true', 'codebay.instance': record.id, 'codebay.user': record.userId, 'codebay.kind': kind };
+  }
+
+  private async pull(image: string): Promise<void> {
+    try {
+      const stream = await this.docker.pull(image);
+      await followProgress(this.docker, stream);
+    } catch (err) {
+      const message = `could not pull image ${image}: ${(err as Error).message}`;
+      if (PERMANENT_PULL.some((re) => re.test(message))) throw new PermanentError(message);
+      throw new TransientError(message);
+    }
+  }
+
+  private async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
+    const existing = await ignore404(this.docker.getVolume(name).inspect());
+    if (!existing) await this.docker.createVolume({ Name: name, Labels: labels });
+  }
+
+  async provision(record: InstanceRecord): Promise<RuntimeInfo> {
+    const image = record.devcontainerImage ?? record.baseImage;
+    if (!image) throw new PermanentError('instance has no image');
+    const bundle = await this.bundles.forVscode(record.vscodeVersion);
+    await this.pull(image);
+
+    await this.ensureVolume(dockerNames.sharedVolume(record.userId), {
+      'codebay.managed': 'true',
+      'codebay.user': record.userId,
+      'codebay.kind': 'shared',
+      'codebay.size': record.resources.shared_storage_size,
+    });
+    await this.ensureVolume(dockerNames.workspaceVolume(record.id), { ...this.labels(record, 'workspace'), 'codebay.size': record.resources.storage_size });
+
+    // A retried job finds the container of an earlier attempt: replace it (the volumes keep the state).
+    const name = dockerNames.container(record.id);
+    await ignore404(this.docker.getContainer(name).remove({ force: true }));
+
+    const launch = record.launch ?? { containerEnv: {}, remoteEnv: {}, onCreateCommands: [], updateContentCommands: [], postCreateCommands: [], postStartCommands: [], settings: {}, extensions: [] };
+    const env = Object.entries(launch.containerEnv).map(([k, v]) => `${k}=${v}`);
+    env.push(`CODEBAY_LAUNCH=${JSON.stringify({ ...launch, workspaceFolder: '/workspace', port: EDITOR_PORT })}`, `CODEBAY_EDITOR_DIR=${EDITOR_DIR}`);
+    const r = record.resources;
+    const container = await this.docker.createContainer({
+      name,
+      Image: image,
+      Entrypoint: [`${EDITOR_DIR}/bin/node`, `${LAUNCHER_DIR}/launcher.mjs`],
+      Cmd: [],
+      Env: env,
+      WorkingDir: '/workspace',
+      Labels: this.labels(record, 'instance'),
+      ExposedPorts: { [`${EDITOR_PORT}/tcp`]: {} },
+      HostConfig: {
+        Mounts: [
+          { Type: 'volume', Source: dockerNames.workspaceVolume(record.id), Target: '/workspace' },
+          { Type: 'volume', Source: dockerNames.sharedVolume(record.userId), Target: '/shared' },
+          { Type: 'bind', Source: bundle.dir, Target: EDITOR_DIR, ReadOnly: true },
+          { Type: 'bind', Source: this.opts.launcherDir, Target: LAUNCHER_DIR, ReadOnly: true },
+        ],
+        PortBindings: { [`${EDITOR_PORT}/tcp`]: [{ HostIp: this.opts.publishHost, HostPort: '' }] },
+        Memory: parseMemory(r.memory_limit),
+        MemoryReservation: parseMemory(r.memory_request),
+        NanoCpus: (parseCpu(r.cpu_limit) ?? 1000) * 1_000_000,
+        CpuShares: Math.max(2, Math.round(((parseCpu(r.cpu_request) ?? 200) * 1024) / 1000)),
+        PidsLimit: 4096,
+        SecurityOpt: ['no-new-privileges'],
+        RestartPolicy: { Name: 'unless-stopped' },
+        Init: true,
+      },
+    });
+
+    if (record.source === 'workspace' && record.artifact && !record.workspaceSeeded) {
+      // Unpacked by the daemon into the volume through the created (not yet started) container.
+      await container.putArchive(createReadStream(this.artifacts.path(record.artifact)), { path: '/workspace' });
+      await this.store.patch(record.id, { workspaceSeeded: true });
+    }
+
+    await container.start();
+    const info = await container.inspect();
+    const binding = info.NetworkSettings.Ports[`${EDITOR_PORT}/tcp`]?.[0];
+    if (!binding?.HostPort) throw new TransientError('the editor port was not published');
+    this.logger.info({ instanceId: record.id, container: info.Id.slice(0, 12), port: binding.HostPort }, 'instance container started');
+    return { driver: 'docker', endpoint: `http://${this.opts.publishHost}:${binding.HostPort}`, containerId: info.Id };
+  }
+
+  async waitReady(record: InstanceRecord, runtime: RuntimeInfo, signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + this.opts.readyTimeoutMs;
+    const container = this.docker.getContainer(runtime.containerId ?? dockerNames.container(record.id));
+    while (Date.now() < deadline) {
+      if (signal.aborted) throw new TransientError('provisioning was interrupted');
+      const ok = await fetch(`${runtime.endpoint}/healthz`, { signal: AbortSignal.timeout(2_000) }).then(
+        (res) => res.status === 200,
+        () => false,
+      );
+      if (ok) return;
+      const state = (await container.inspect()).State;
+      if (!state.Running || state.Restarting) {
+        throw new PermanentError(`the instance exited (code ${state.ExitCode}) before the editor answered: ${await this.tail(container)}`);
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    throw new PermanentError(`the editor did not answer within ${this.opts.readyTimeoutMs / 1000} s: ${await this.tail(container)}`);
+  }
+
+  private async tail(container: Docker.Container): Promise<string> {
+    const buf = (await container.logs({ stdout: true, stderr: true, tail: 15 }).catch(() => Buffer.alloc(0))) as Buffer;
+    // Multiplexed stream frames carry an 8-byte header each; drop non-printable bytes for a readable reason.
+    return buf
+      .toString('utf8')
+      .replace(/[\x00-\x08\x0b-\x1f]/g, '')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .slice(-8)
+      .join(' | ');
+  }
+
+  async deprovision(record: InstanceRecord): Promise<void> {
+    await ignore404(this.docker.getContainer(dockerNames.container(record.id)).remove({ force: true }));
+    const volume = this.docker.getVolume(dockerNames.workspaceVolume(record.id));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await ignore404(volume.remove());
+        return;
+      } catch (err) {
+        // A container being removed can hold the volume for a moment.
+        if (statusOf(err) !== 409 || attempt >= 10) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+}

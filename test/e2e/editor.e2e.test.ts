@@ -1,0 +1,182 @@
+import type { InstanceResponse } from '@codebay/contracts';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../support/browser.ts';
+import { containerExists, execIn, testDocker, volumeExists } from '../support/docker.ts';
+import { createFromDevcontainer, createFromWorkspace, getInstance, packWorkspace, waitForStatus } from '../support/instances.ts';
+import { readSse } from '../support/sse.ts';
+import { startStack, type Stack } from '../support/stack.ts';
+import { waitFor } from '../support/wait.ts';
+
+const SAMPLES = fileURLToPath(new URL('../../samples', import.meta.url));
+const docker = testDocker();
+const container = (id: string) => `codebay-${id}`;
+const cat = async (id: string, path: string) => {
+  const r = await execIn(docker, container(id), ['cat', path]);
+  return r.code === 0 ? r.stdout : undefined;
+};
+
+/**
+ * From an upload to VS Code in a browser, on the real components: gateway, builder
+ * and provisioner processes, Redis, dockerd, the registry, the Dev Containers CLI,
+ * code-server and Chromium.
+ */
+describe('devcontainer.json in, VS Code in the browser out', () => {
+  let stack: Stack;
+  let browser: Browser;
+  const user = `e2e-${randomBytes(3).toString('hex')}`;
+  let simple: InstanceResponse;
+  let python: InstanceResponse;
+
+  beforeAll(async () => {
+    stack = await startStack({ name: 'e2e' });
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    for (const inst of [simple, python]) if (inst) await stack.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' }).catch(() => undefined);
+    if (python) await waitForStatus(stack, python.instance_id, ['Deleted'], 60_000).catch(() => undefined);
+    await stack?.stop();
+  });
+
+  it('builds samples/simple-devcontainer.json, streaming its log over SSE to the end marker', async () => {
+    simple = await createFromDevcontainer(stack, user, `${SAMPLES}/simple-devcontainer.json`);
+    expect(simple.status).toBe('Queued');
+    expect(simple.instance_id).toMatch(new RegExp(`^${user}-[a-z0-9]{8}$`));
+    expect(simple.access_token).toMatch(/^[A-Za-z0-9]+$/);
+    expect(simple.url).toBe(`${stack.url}/instances/${simple.instance_id}?tkn=${simple.access_token}`);
+    expect(simple.base_image).toBe('debian:bookworm');
+
+    const res = await stack.api(`/api/instances/${simple.instance_id}/build-logs?follow=1`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const events = await readSse(res, (e) => e.event === 'end', 240_000);
+    const end = events.at(-1)!;
+    expect(end.event).toBe('end');
+    expect(JSON.parse(end.data)).toMatchObject({ outcome: 'success' });
+    const lines = events.filter((e) => e.event === 'line').map((e) => (JSON.parse(e.data) as { text: string }).text);
+    expect(lines.some((l) => l.includes('pushed'))).toBe(true);
+    // ANSI escape codes never reach users.
+    expect(lines.join('\n')).not.toMatch(/\x1b\[/);
+    // The same log as one text, the seed's shape.
+    const logs = (await (await stack.api(`/api/instances/${simple.instance_id}/build-logs`)).json()) as { logs: string; status: string };
+    expect(logs.logs).toContain('pushed');
+  });
+
+  it('runs it: Running only once the editor answers, with the merged config applied', async () => {
+    const running = await waitForStatus(stack, simple.instance_id, ['Running'], 180_000);
+    expect(running.devcontainer_image).toBe(`localhost:32000/vscode-devcontainer-${simple.instance_id}:latest`);
+    expect(await cat(simple.instance_id, '/workspace/.sample-post-create')).toMatch(/^created .* as root/);
+    const env = await execIn(docker, container(simple.instance_id), ['printenv', 'CODEBAY_SAMPLE']);
+    expect(env.stdout.trim()).toBe('simple');
+    // Limits from the seed's defaults.
+    const info = await docker.getContainer(container(simple.instance_id)).inspect();
+    expect(info.HostConfig.Memory).toBe(2 * 1024 ** 3);
+    expect(info.HostConfig.NanoCpus).toBe(1e9);
+    const bindings = info.NetworkSettings.Ports['8080/tcp'] ?? [];
+    expect(bindings.every((b) => b.HostIp === '127.0.0.1')).toBe(true);
+  });
+
+  it('refuses the editor without the instance token', async () => {
+    const base = `${stack.url}/instances/${simple.instance_id}/`;
+    expect((await fetch(base, { redirect: 'manual' })).status).toBe(401);
+    expect((await fetch(`${base}?tkn=wrong${simple.access_token}`, { redirect: 'manual' })).status).toBe(401);
+    expect((await fetch(`${base}static/x`, { redirect: 'manual', headers: { cookie: 'codebay_tkn=nope' } })).status).toBe(401);
+  });
+
+  it('opens VS Code in Chromium and a terminal there writes to /workspace and /shared', async () => {
+    const page = await browser.newPage();
+    try {
+      // The seed's URL form (no slash) redirects to the editor route, which swaps the token for a cookie.
+      await page.goto(simple.url);
+      await page.waitForSelector('.monaco-workbench', { timeout: 90_000 });
+      // The token has left the address bar (code-server may add its own ?folder=).
+      expect(page.url().startsWith(`${stack.url}/instances/${simple.instance_id}/`)).toBe(true);
+      expect(page.url()).not.toContain('tkn=');
+      const cookies = await page.context().cookies();
+      const session = cookies.find((c) => c.name === 'codebay_tkn');
+      expect(session?.httpOnly).toBe(true);
+      expect(session?.path).toBe(`/instances/${simple.instance_id}/`);
+
+      // The explorer lists the workspace once the remote connection is up: then the workbench takes commands.
+      await page.locator('.explorer-folders-view', { hasText: '.sample-post-create' }).waitFor({ timeout: 60_000 });
+      await waitFor(
+        'a terminal to open',
+        async () => {
+          if (await page.locator('.terminal-wrapper .xterm').first().isVisible()) return true;
+          await page.keyboard.press('Escape');
+          await page.keyboard.press('F1');
+          const input = page.locator('.quick-input-widget input');
+          await input.waitFor({ timeout: 10_000 });
+          await input.fill('>Terminal: Create New Terminal');
+          await page.locator('.quick-input-list [role="option"]', { hasText: 'Terminal: Create New Terminal' }).first().waitFor({ state: 'attached', timeout: 10_000 });
+          await page.keyboard.press('Enter');
+          return undefined;
+        },
+        60_000,
+        2_000,
+      );
+      const marker = randomBytes(4).toString('hex');
+      await waitFor(
+        'the terminal command to write its files',
+        async () => {
+          if ((await cat(simple.instance_id, '/workspace/from-terminal.txt'))?.trim() === marker) return true;
+          await page.locator('.terminal-wrapper .xterm').first().click();
+          await page.keyboard.type(`echo ${marker} > /workspace/from-terminal.txt; echo shared-${marker} > /shared/from-first.txt\n`, { delay: 10 });
+          return undefined;
+        },
+        60_000,
+        3_000,
+      );
+      expect((await cat(simple.instance_id, '/shared/from-first.txt'))?.trim()).toBe(`shared-${marker}`);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('builds samples/python as a workspace: Dockerfile, local feature, files and lifecycle all take effect', async () => {
+    const tarball = await packWorkspace(`${SAMPLES}/python`);
+    python = await createFromWorkspace(stack, user, tarball);
+    await waitForStatus(stack, python.instance_id, ['Running'], 400_000);
+    const id = python.instance_id;
+    // The workspace's files are in /workspace.
+    expect(await cat(id, '/workspace/hello.py')).toContain('python');
+    // The Dockerfile ran, with the uploaded folder as its build context.
+    expect(await cat(id, '/opt/sample/requirements.txt')).toContain('No third-party packages');
+    // The postCreateCommand ran once, as the remoteUser, with the Dockerfile's python.
+    expect(await cat(id, '/workspace/.sample-post-create')).toMatch(/^python 3\.\d+\.\d+ ok/);
+    const owner = await execIn(docker, container(id), ['stat', '-c', '%U', '/workspace/.sample-post-create']);
+    expect(owner.stdout.trim()).toBe('dev');
+    // The local feature's command exists and the postStartCommand ran it.
+    expect(await cat(id, '/workspace/.sample-post-start')).toContain('Hello from the local feature');
+    // The editor runs as the unprivileged remoteUser.
+    const ps = await execIn(docker, container(id), ['sh', '-c', 'for p in /proc/[0-9]*; do if grep -q code-server "$p/cmdline" 2>/dev/null; then stat -c %U "$p"; fi; done']);
+    expect(ps.stdout.split('\n').filter(Boolean)).toContain('dev');
+    // Same user, second instance: /shared carries what the first instance wrote.
+    expect((await cat(id, '/shared/from-first.txt'))?.trim()).toMatch(/^shared-[0-9a-f]{8}$/);
+  });
+
+  it("refuses one instance's token on another instance", async () => {
+    const res = await fetch(`${stack.url}/instances/${python.instance_id}/?tkn=${simple.access_token}`, { redirect: 'manual' });
+    expect(res.status).toBe(401);
+    const ok = await fetch(`${stack.url}/instances/${python.instance_id}/?tkn=${python.access_token}`, { redirect: 'manual' });
+    expect(ok.status).toBe(302);
+  });
+
+  it('delete removes the container and the workspace volume and keeps the shared volume', async () => {
+    const id = simple.instance_id;
+    const res = await stack.api(`/api/instances/${id}`, { method: 'DELETE' });
+    expect(res.status).toBe(202);
+    expect(['Deleting', 'Deleted']).toContain(((await res.json()) as InstanceResponse).status);
+    await waitForStatus(stack, id, ['Deleted'], 60_000);
+    expect(await containerExists(docker, container(id))).toBe(false);
+    expect(await volumeExists(docker, `codebay-ws-${id}`)).toBe(false);
+    expect(await volumeExists(docker, `codebay-shared-${user}`)).toBe(true);
+    // The editor route is closed for a deleted instance.
+    expect((await fetch(`${stack.url}/instances/${id}/?tkn=${simple.access_token}`, { redirect: 'manual' })).status).toBe(401);
+    expect((await getInstance(stack, id)).status).toBe('Deleted');
+  });
+});

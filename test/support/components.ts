@@ -1,0 +1,36 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Where the real components are: the environment first, then the file
+ * `deploy/local/components.sh up` writes. Tests never start a fake in their place.
+ */
+export interface Components {
+  redisUrl: string;
+  dockerHost: string;
+  registry: string;
+  editorRoot: string;
+}
+
+export function components(): Components {
+  const file = `${process.env.CODEBAY_STATE ?? '/var/lib/codebay'}/local.env`;
+  const fromFile: Record<string, string> = {};
+  try {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const m = /^(?:export\s+)?([A-Z_]+)=(.*)$/.exec(line.trim());
+      if (m) fromFile[m[1]!] = m[2]!.replace(/^["']|["']$/g, '');
+    }
+  } catch {
+    throw new Error(`${file} is missing: run \`bash deploy/local/components.sh up\` (npm test does) before the integration suites`);
+  }
+  const pick = (k: string) => {
+    const v = process.env[k] ?? fromFile[k];
+    if (!v) throw new Error(`${k} is not set and not in ${file}`);
+    return v;
+  };
+  return {
+    redisUrl: pick('REDIS_URL'),
+    dockerHost: pick('DOCKER_HOST'),
+    registry: pick('REGISTRY'),
+    editorRoot: process.env.CODEBAY_EDITOR_ROOT ?? `${process.env.CODEBAY_CACHE ?? '/var/cache/codebay'}/editor`,
+  };
+}

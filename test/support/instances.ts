@@ -1,0 +1,58 @@
+import type { InstanceResponse } from '@codebay/contracts';
+import { c as tarCreate } from 'tar';
+import { mkdtemp } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Stack } from './stack.ts';
+import { waitFor } from './wait.ts';
+
+/** Packs a folder the way the seed's docs say: `tar -czf ws.tgz -C DIR .` */
+export async function packWorkspace(dir: string): Promise<string> {
+  const out = join(await mkdtemp(join(tmpdir(), 'codebay-ws-')), 'workspace.tar.gz');
+  await tarCreate({ gzip: true, file: out, cwd: dir, portable: true }, ['.']);
+  return out;
+}
+
+export async function fileBlob(path: string, type = 'application/octet-stream'): Promise<Blob> {
+  return new Blob([await readFile(path)], { type });
+}
+
+export async function createFromDevcontainer(stack: Stack, userId: string, file: string): Promise<InstanceResponse> {
+  const form = new FormData();
+  form.set('user_id', userId);
+  form.set('devcontainer_json', await fileBlob(file, 'application/json'), 'devcontainer.json');
+  const res = await stack.api('/api/instances/devcontainer', { method: 'POST', body: form });
+  if (res.status !== 202) throw new Error(`create failed: ${res.status} ${await res.text()}`);
+  return (await res.json()) as InstanceResponse;
+}
+
+export async function createFromWorkspace(stack: Stack, userId: string, tarball: string): Promise<InstanceResponse> {
+  const form = new FormData();
+  form.set('user_id', userId);
+  form.set('workspace', await fileBlob(tarball, 'application/gzip'), 'workspace.tar.gz');
+  const res = await stack.api('/api/instances/workspace', { method: 'POST', body: form });
+  if (res.status !== 202) throw new Error(`create failed: ${res.status} ${await res.text()}`);
+  return (await res.json()) as InstanceResponse;
+}
+
+export async function getInstance(stack: Stack, id: string): Promise<InstanceResponse> {
+  const res = await stack.api(`/api/instances/${id}`);
+  if (res.status !== 200) throw new Error(`get ${id}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as InstanceResponse;
+}
+
+/** Waits for one of `statuses`; fails at once if the instance fails instead. */
+export async function waitForStatus(stack: Stack, id: string, statuses: string[], timeoutMs: number): Promise<InstanceResponse> {
+  return waitFor(
+    `${id} to be ${statuses.join('|')}`,
+    async () => {
+      const inst = await getInstance(stack, id);
+      if (statuses.includes(inst.status)) return inst;
+      if (inst.status === 'Failed' && !statuses.includes('Failed')) throw Object.assign(new Error(`${id} failed: ${inst.error}`), { fatal: true });
+      return undefined;
+    },
+    timeoutMs,
+    500,
+  );
+}
