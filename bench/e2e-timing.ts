@@ -1,0 +1,503 @@
+/**
+ * End-to-end timing: from POST to an editor that answers through the gateway,
+ * split by phase, cold and warm, next to the same config built and started by
+ * hand with the plain Dev Containers CLI and `docker run`.
+ *
+ *   cd /work/main && node_modules/.bin/tsx bench/e2e-timing.ts [python] [simple] [--no-plain] [--no-codebay]
+ *
+ * Runs on the real components (Redis, dockerd, registry, editor bundle; see
+ * /var/lib/codebay/local.env) and starts the real gateway, builder and
+ * provisioner through test/support/stack.ts. Prints a table and, last, one JSON line.
+ * No assertions: numbers only. Makes the daemon's build cache cold before each
+ * cold run (removes vscode-devcontainer-*, vsc-* and dev_container_* images and
+ * dangling layers; keeps debian:bookworm and images containers use), so do not
+ * run it while the test suites use the same daemon.
+ */
+import type { InstanceResponse } from '@codebay/contracts';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { components } from '../test/support/components.ts';
+import { testDocker } from '../test/support/docker.ts';
+import { createFromDevcontainer, createFromWorkspace, getInstance, packWorkspace } from '../test/support/instances.ts';
+import { startStack, type Stack } from '../test/support/stack.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SAMPLES = join(ROOT, 'samples');
+const DOCKER_BIN = '/usr/bin/docker'; // the Debian client; a newer one may sit earlier on PATH
+const CLI_JS = join(dirname(createRequire(join(ROOT, 'services/builder/package.json')).resolve('@devcontainers/cli/package.json')), 'devcontainer.js');
+
+const DEADLINE = { build: 15 * 60_000, running: 5 * 60_000, editor: 2 * 60_000, deleted: 60_000, plainBuild: 15 * 60_000, plainEditor: 2 * 60_000 };
+const POLL_MS = 100;
+
+type ConfigName = 'python' | 'simple';
+type Cache = 'cold' | 'warm';
+
+interface BenchConfig {
+  name: ConfigName;
+  describe: string;
+  /** Folder the plain CLI builds (copied to a temp dir first). */
+  plainWorkspace: () => string;
+  create: (stack: Stack, user: string) => Promise<InstanceResponse>;
+  prepare: () => Promise<void>;
+}
+
+let pythonTarball: string | undefined;
+const CONFIGS: Record<ConfigName, BenchConfig> = {
+  python: {
+    name: 'python',
+    describe: 'samples/python as a workspace tarball (Dockerfile + local feature), POST /api/instances/workspace',
+    plainWorkspace: () => {
+      const dir = mkdtempSync(join(tmpdir(), 'codebay-bench-ws-'));
+      cpSync(join(SAMPLES, 'python'), dir, { recursive: true });
+      return dir;
+    },
+    prepare: async () => {
+      pythonTarball ??= await packWorkspace(join(SAMPLES, 'python'));
+    },
+    create: (stack, user) => createFromWorkspace(stack, user, pythonTarball!),
+  },
+  simple: {
+    name: 'simple',
+    describe: 'samples/simple-devcontainer.json (image: debian:bookworm), POST /api/instances/devcontainer',
+    plainWorkspace: () => {
+      const dir = mkdtempSync(join(tmpdir(), 'codebay-bench-ws-'));
+      mkdirSync(join(dir, '.devcontainer'));
+      cpSync(join(SAMPLES, 'simple-devcontainer.json'), join(dir, '.devcontainer', 'devcontainer.json'));
+      return dir;
+    },
+    prepare: async () => undefined,
+    create: (stack, user) => createFromDevcontainer(stack, user, join(SAMPLES, 'simple-devcontainer.json')),
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// small helpers
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const now = () => performance.now();
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
+
+async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = POLL_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      if ((err as { fatal?: boolean }).fatal) throw err;
+      last = err;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+}
+
+function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 10 * 60_000, maxBuffer: 64 * 1024 * 1024, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+const ms = (a: string | null | undefined, b: string | null | undefined) => (a && b ? Date.parse(b) - Date.parse(a) : null);
+
+/** GET `url`, following redirects by hand and keeping cookies; 200 with the workbench page counts as ready. */
+async function fetchWorkbench(url: string, jar: Map<string, string>): Promise<{ status: number; ok: boolean; finalUrl: string }> {
+  let current = url;
+  for (let hop = 0; hop < 10; hop++) {
+    const headers: Record<string, string> = {};
+    if (jar.size) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await fetch(current, { redirect: 'manual', headers, signal: AbortSignal.timeout(5_000) });
+    for (const sc of res.headers.getSetCookie()) {
+      const kv = sc.split(';', 1)[0]!;
+      const i = kv.indexOf('=');
+      if (i > 0) jar.set(kv.slice(0, i).trim(), kv.slice(i + 1).trim());
+    }
+    const location = res.headers.get('location');
+    if (res.status >= 300 && res.status < 400 && location) {
+      await res.arrayBuffer();
+      current = new URL(location, current).toString();
+      continue;
+    }
+    const body = await res.text();
+    return { status: res.status, ok: res.status === 200 && body.includes('vscode-workbench-web-configuration'), finalUrl: current };
+  }
+  throw new Error(`too many redirects from ${url}`);
+}
+
+async function waitWorkbench(url: string, timeoutMs: number): Promise<{ polls: number; finalUrl: string }> {
+  const jar = new Map<string, string>();
+  let polls = 0;
+  let lastStatus = 0;
+  const finalUrl = await until(`the workbench at ${url.replace(/tkn=[^&]+/, 'tkn=…')} (last HTTP ${lastStatus})`, timeoutMs, async () => {
+    polls++;
+    const r = await fetchWorkbench(url, jar);
+    lastStatus = r.status;
+    return r.ok ? r.finalUrl : undefined;
+  });
+  return { polls, finalUrl };
+}
+
+// ---------------------------------------------------------------------------------------------
+// the daemon: make the build cache cold, clean up
+
+const docker = testDocker();
+const CACHE_TAG = /(^|\/)(vscode-devcontainer-|vsc-|dev_container_|codebay-bench-plain-)/;
+
+interface ColdReport {
+  removedTags: number;
+  prunedImages: number;
+  keptInUse: string[];
+  remaining: number;
+  ms: number;
+}
+
+/** Removes every image the builds could reuse (tags, their untagged parents, dangling layers), keeping the base image. */
+async function makeCold(): Promise<ColdReport> {
+  const t0 = now();
+  let removedTags = 0;
+  const keptInUse = new Set<string>();
+  const images = await docker.listImages({ all: false });
+  for (const img of images) {
+    for (const tag of img.RepoTags ?? []) {
+      if (!CACHE_TAG.test(tag)) continue;
+      try {
+        await docker.getImage(tag).remove({ noprune: false });
+        removedTags++;
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 409) keptInUse.add(tag);
+        else if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      }
+    }
+  }
+  let prunedImages = 0;
+  for (let round = 0; round < 5; round++) {
+    const r = await docker.pruneImages({ filters: { dangling: ['true'] } });
+    const n = r.ImagesDeleted?.length ?? 0;
+    prunedImages += n;
+    if (n === 0) break;
+  }
+  await docker.pruneBuilder().catch(() => undefined); // BuildKit cache (empty with --buildkit never)
+  const remaining = (await docker.listImages({ all: true })).length;
+  return { removedTags, prunedImages, keptInUse: [...keptInUse], remaining, ms: Math.round(now() - t0) };
+}
+
+async function removeContainer(id: string): Promise<void> {
+  await docker
+    .getContainer(id)
+    .remove({ force: true, v: true })
+    .catch(() => undefined);
+}
+
+async function removeImage(ref: string): Promise<void> {
+  await docker
+    .getImage(ref)
+    .remove({ force: true })
+    .catch(() => undefined);
+}
+
+// ---------------------------------------------------------------------------------------------
+// codebay: POST → Running → workbench through the gateway
+
+interface Row {
+  config: ConfigName;
+  path: 'codebay' | 'plain';
+  cache: Cache;
+  /** Phase durations in ms (null when the phase does not apply). */
+  phases: Record<string, number | null>;
+  total_ms: number;
+  note?: string;
+}
+
+const created: { stack: Stack; id: string }[] = [];
+const plainContainers = new Set<string>();
+const plainImages = new Set<string>();
+const benchImages = new Set<string>();
+
+async function deleteInstance(stack: Stack, id: string): Promise<void> {
+  await stack.api(`/api/instances/${id}`, { method: 'DELETE' }).catch(() => undefined);
+  await until(`${id} to be Deleted`, DEADLINE.deleted, async () => {
+    const res = await stack.api(`/api/instances/${id}`);
+    if (res.status === 404) return true;
+    const inst = (await res.json()) as InstanceResponse;
+    return inst.status === 'Deleted' ? true : undefined;
+  }, 250).catch((err: Error) => log(`warning: ${err.message}`));
+  const i = created.findIndex((c) => c.id === id);
+  if (i !== -1) created.splice(i, 1);
+}
+
+async function codebayRun(stack: Stack, cfg: BenchConfig, user: string, cache: Cache): Promise<Row> {
+  const t0 = now();
+  const post0 = Date.now();
+  const inst = await cfg.create(stack, user);
+  const postMs = now() - t0;
+  created.push({ stack, id: inst.instance_id });
+  benchImages.add(`${components().registry}/vscode-devcontainer-${inst.instance_id}:latest`);
+  log(`${cfg.name}/codebay/${cache}: ${inst.instance_id} queued (POST ${Math.round(postMs)} ms)`);
+
+  let lastStatus = '';
+  const running = await until(`${inst.instance_id} to be Running`, DEADLINE.build + DEADLINE.running, async () => {
+    const cur = await getInstance(stack, inst.instance_id);
+    if (cur.status !== lastStatus) {
+      lastStatus = cur.status;
+      log(`${cfg.name}/codebay/${cache}: ${cur.status} after ${((now() - t0) / 1000).toFixed(1)} s`);
+    }
+    if (cur.status === 'Failed') throw Object.assign(new Error(`${inst.instance_id} failed in ${cur.phase}: ${cur.error}`), { fatal: true });
+    return cur.status === 'Running' ? cur : undefined;
+  });
+  const runningSeenMs = now() - t0;
+  await waitWorkbench(inst.url, DEADLINE.editor);
+  const totalMs = now() - t0;
+  const readyAt = new Date(post0 + totalMs).toISOString();
+  log(`${cfg.name}/codebay/${cache}: editor answers through the gateway after ${(totalMs / 1000).toFixed(2)} s`);
+
+  const t = running.timings;
+  const built = Boolean(t.build_started_at);
+  const provisionFrom = built ? t.push_ended_at : t.queued_at;
+  return {
+    config: cfg.name,
+    path: 'codebay',
+    cache,
+    phases: {
+      accept: Math.round(postMs),
+      queued: built ? ms(t.queued_at, t.build_started_at) : null,
+      build: built ? ms(t.build_started_at, t.build_ended_at) : null,
+      push: built ? ms(t.build_ended_at, t.push_ended_at) : null,
+      handoff: ms(provisionFrom, t.provision_started_at),
+      provision: ms(provisionFrom, t.container_started_at),
+      editor_start: ms(t.container_started_at, t.running_at),
+      gateway_ready: ms(t.running_at, readyAt),
+      running_seen: Math.round(runningSeenMs),
+    },
+    total_ms: Math.round(totalMs),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// plain: devcontainer build + docker run code-server by hand
+
+function editorBundle(): string {
+  const c = components();
+  const fromEnv = process.env.CODEBAY_EDITOR_BUNDLE;
+  if (fromEnv && existsSync(fromEnv)) return fromEnv;
+  const dir = readdirSync(c.editorRoot)
+    .filter((d) => d.startsWith('code-server-'))
+    .sort()
+    .at(-1);
+  if (!dir) throw new Error(`no editor bundle under ${c.editorRoot}`);
+  return join(c.editorRoot, dir);
+}
+
+async function plainRun(cfg: BenchConfig, cache: Cache): Promise<Row> {
+  const c = components();
+  const env = { ...process.env, DOCKER_HOST: c.dockerHost };
+  const workspace = cfg.plainWorkspace();
+  const cliTmp = mkdtempSync(join(tmpdir(), 'codebay-bench-cli-'));
+  const image = `codebay-bench-plain-${cfg.name}-${randomBytes(3).toString('hex')}:latest`;
+  plainImages.add(image);
+  try {
+    const t0 = now();
+    const build = await run(
+      process.execPath,
+      [CLI_JS, 'build', '--workspace-folder', workspace, '--image-name', image, '--no-lockfile', '--buildkit', 'never', '--docker-path', DOCKER_BIN],
+      { env: { ...env, TMPDIR: cliTmp }, cwd: workspace, timeoutMs: DEADLINE.plainBuild },
+    );
+    const buildMs = now() - t0;
+    if (build.code !== 0) throw new Error(`plain devcontainer build failed (${build.code}): ${build.stdout.trim().split('\n').at(-1)}\n${build.stderr.split('\n').slice(-15).join('\n')}`);
+    log(`${cfg.name}/plain/${cache}: devcontainer build ${(buildMs / 1000).toFixed(2)} s`);
+
+    const t1 = now();
+    const started = await run(DOCKER_BIN, [
+      'run', '-d', '--label', 'codebay.bench=plain', '-p', '127.0.0.1::8080', '-e', 'HOME=/tmp',
+      '-v', `${editorBundle()}:/opt/codebay/editor:ro`,
+      image,
+      '/opt/codebay/editor/bin/node', '/opt/codebay/editor/node_modules/code-server/out/node/entry.js', '--auth', 'none', '--bind-addr', '0.0.0.0:8080', '/tmp',
+    ], { env });
+    if (started.code !== 0) throw new Error(`docker run failed: ${started.stderr}`);
+    const containerId = started.stdout.trim();
+    plainContainers.add(containerId);
+    const runMs = now() - t1;
+    const port = await run(DOCKER_BIN, ['port', containerId, '8080/tcp'], { env });
+    const hostPort = /:(\d+)\s*$/m.exec(port.stdout)?.[1];
+    if (!hostPort) throw new Error(`no published port: ${port.stdout} ${port.stderr}`);
+    const base = `http://127.0.0.1:${hostPort}`;
+    await until(`${base}/healthz`, DEADLINE.plainEditor, async () => {
+      const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
+      if (res) await res.arrayBuffer();
+      return res?.status === 200 ? true : undefined;
+    });
+    const healthzMs = now() - t0;
+    const editorStartMs = now() - t1;
+    await waitWorkbench(`${base}/`, DEADLINE.plainEditor);
+    const totalMs = now() - t0;
+    log(`${cfg.name}/plain/${cache}: /healthz 200 after ${(healthzMs / 1000).toFixed(2)} s, workbench after ${(totalMs / 1000).toFixed(2)} s`);
+    await removeContainer(containerId);
+    plainContainers.delete(containerId);
+    return {
+      config: cfg.name,
+      path: 'plain',
+      cache,
+      phases: {
+        build: Math.round(buildMs),
+        docker_run: Math.round(runMs),
+        editor_start: Math.round(editorStartMs),
+        healthz_total: Math.round(healthzMs),
+        workbench_after_healthz: Math.round(totalMs - healthzMs),
+      },
+      total_ms: Math.round(totalMs),
+    };
+  } finally {
+    rmSync(workspace, { recursive: true, force: true });
+    rmSync(cliTmp, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// output
+
+const s = (v: number | null | undefined) => (v === null || v === undefined ? '-' : (v / 1000).toFixed(2));
+
+function table(rows: Row[]): string {
+  const out: string[] = [];
+  const codebay = rows.filter((r) => r.path === 'codebay');
+  const plain = rows.filter((r) => r.path === 'plain');
+  const pad = (cols: string[], widths: number[]) => cols.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  if (codebay.length) {
+    const head = ['config', 'cache', 'accept', 'queued', 'build', 'push', 'provision', '(handoff)', 'editor', 'gw-ready', 'TOTAL'];
+    const w = [7, 5, 7, 7, 7, 7, 9, 9, 7, 8, 7];
+    out.push('codebay (seconds; server timings, accept/gw-ready/TOTAL measured by the client)');
+    out.push(pad(head, w));
+    for (const r of codebay) {
+      const p = r.phases;
+      out.push(pad([r.config, r.cache, s(p.accept), s(p.queued), s(p.build), s(p.push), s(p.provision), s(p.handoff), s(p.editor_start), s(p.gateway_ready), s(r.total_ms)], w));
+    }
+    out.push('');
+  }
+  if (plain.length) {
+    const head = ['config', 'cache', 'build', 'docker-run', 'editor', 'healthz', '+workbench', 'TOTAL'];
+    const w = [7, 5, 7, 10, 7, 7, 10, 7];
+    out.push('plain Dev Containers CLI + docker run (seconds; editor = docker run → /healthz 200)');
+    out.push(pad(head, w));
+    for (const r of plain) {
+      const p = r.phases;
+      out.push(pad([r.config, r.cache, s(p.build), s(p.docker_run), s(p.editor_start), s(p.healthz_total), s(p.workbench_after_healthz), s(r.total_ms)], w));
+    }
+    out.push('');
+  }
+  const ratios = ratiosOf(rows);
+  if (Object.keys(ratios).length) {
+    out.push('codebay TOTAL / plain TOTAL');
+    for (const [k, v] of Object.entries(ratios)) out.push(`  ${k.padEnd(12)} ${v.toFixed(2)}x`);
+  }
+  return out.join('\n');
+}
+
+function ratiosOf(rows: Row[]): Record<string, number> {
+  const r: Record<string, number> = {};
+  for (const cb of rows.filter((x) => x.path === 'codebay')) {
+    const pl = rows.find((x) => x.path === 'plain' && x.config === cb.config && x.cache === cb.cache);
+    if (pl) r[`${cb.config}/${cb.cache}`] = Math.round((cb.total_ms / pl.total_ms) * 100) / 100;
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function cleanup(): Promise<void> {
+  for (const { stack, id } of [...created]) await deleteInstance(stack, id);
+  for (const id of plainContainers) await removeContainer(id);
+  for (const img of [...plainImages, ...benchImages]) await removeImage(img);
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const names = args.filter((a) => !a.startsWith('--')) as ConfigName[];
+  for (const n of names) if (!(n in CONFIGS)) throw new Error(`unknown config ${n}; choose from ${Object.keys(CONFIGS).join(', ')}`);
+  const selected = (names.length ? names : (['python', 'simple'] as ConfigName[])).map((n) => CONFIGS[n]);
+  const doPlain = !args.includes('--no-plain');
+  const doCodebay = !args.includes('--no-codebay');
+
+  const c = components();
+  const dockerVersion = await docker.version();
+  log(`daemon ${c.dockerHost} (Docker ${dockerVersion.Version}), registry ${c.registry}, editor ${editorBundle()}, CLI ${CLI_JS}`);
+
+  const rows: Row[] = [];
+  const colds: Record<string, ColdReport> = {};
+  let stack: Stack | undefined;
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log('interrupted: cleaning up (again to force)');
+    void cleanup()
+      .then(() => stack?.stop())
+      .finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const started = Date.now();
+  const user = `bench-${randomBytes(3).toString('hex')}`;
+  try {
+    if (doCodebay) {
+      stack = await startStack({ name: 'bench', env: { DOCKER_PATH: DOCKER_BIN, LOG_LEVEL: 'info' } });
+      log(`stack up at ${stack.url} (logs in .tmp/test-logs)`);
+    }
+    for (const cfg of selected) {
+      await cfg.prepare();
+      if (stack) {
+        const cold = await makeCold();
+        colds[`${cfg.name}/codebay`] = cold;
+        log(`cold: removed ${cold.removedTags} tags, pruned ${cold.prunedImages} images, ${cold.remaining} images left${cold.keptInUse.length ? `, kept (in use) ${cold.keptInUse.join(' ')}` : ''}`);
+        for (const cache of ['cold', 'warm'] as const) {
+          const row = await codebayRun(stack, cfg, user, cache);
+          rows.push(row);
+          await deleteInstance(stack, created.at(-1)!.id);
+        }
+      }
+      if (doPlain) {
+        const cold = await makeCold();
+        colds[`${cfg.name}/plain`] = cold;
+        log(`cold: removed ${cold.removedTags} tags, pruned ${cold.prunedImages} images, ${cold.remaining} images left${cold.keptInUse.length ? `, kept (in use) ${cold.keptInUse.join(' ')}` : ''}`);
+        for (const cache of ['cold', 'warm'] as const) rows.push(await plainRun(cfg, cache));
+      }
+    }
+  } finally {
+    await cleanup();
+    if (stack) {
+      await stack.stop();
+      // The per-user shared volume outlives instances by design; this user was the bench's own.
+      await docker
+        .getVolume(`codebay-shared-${user}`)
+        .remove()
+        .catch(() => undefined);
+    }
+  }
+
+  const output = table(rows);
+  process.stdout.write(`\n${selected.map((c2) => `${c2.name}: ${c2.describe}`).join('\n')}\n\n${output}\n\n`);
+  process.stdout.write(
+    `${JSON.stringify({
+      bench: 'e2e-timing',
+      at: new Date(started).toISOString(),
+      docker: dockerVersion.Version,
+      editor: editorBundle().split('/').at(-1),
+      rows,
+      ratios: ratiosOf(rows),
+      cold: colds,
+    })}\n`,
+  );
+}
+
+main().catch((err: Error) => {
+  log(`failed: ${err.stack ?? err.message}`);
+  void cleanup().finally(() => process.exit(1));
+});

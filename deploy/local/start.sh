@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `npm start`: runs the whole system on this machine. Installs pnpm and the
+# dependencies if missing, starts Redis, a Docker daemon and a registry unless
+# REDIS_URL / DOCKER_HOST / REGISTRY point at existing ones, builds the base
+# image and the editor bundle once (cached under /var/cache/codebay), then runs
+# the gateway, the builder and the provisioner in the foreground. Ctrl-C stops them.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+state=${CODEBAY_STATE:-/var/lib/codebay}
+
+bash deploy/local/bootstrap.sh
+bash deploy/local/components.sh up
+eval "$(bash deploy/local/components.sh env)"
+
+export CODEBAY_ARTIFACT_DIR=${CODEBAY_ARTIFACT_DIR:-$state/artifacts}
+export CODEBAY_BUILD_DIR=${CODEBAY_BUILD_DIR:-$state/builds}
+export CODEBAY_EDITOR_ROOT=${CODEBAY_EDITOR_ROOT:-${CODEBAY_CACHE:-/var/cache/codebay}/editor}
+export GATEWAY_PORT=${GATEWAY_PORT:-8080}
+
+# One admin token per machine, kept across restarts (mode 0600), unless one is given.
+if [ -z "${CODEBAY_ADMIN_TOKEN:-}" ]; then
+  token_file=$state/admin-token
+  if [ ! -s "$token_file" ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '/+=\n' > "$token_file")
+  fi
+  CODEBAY_ADMIN_TOKEN=$(cat "$token_file")
+  export CODEBAY_ADMIN_TOKEN
+  echo "codebay: admin API token is in $token_file" >&2
+fi
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait || true
+}
+trap stop INT TERM EXIT
+
+for service in gateway builder provisioner; do
+  (
+    case $service in
+      builder) export METRICS_PORT=${BUILDER_METRICS_PORT:-9101} ;;
+      provisioner) export METRICS_PORT=${PROVISIONER_METRICS_PORT:-9102} ;;
+    esac
+    exec "$root/node_modules/.bin/tsx" "$root/services/$service/src/main.ts"
+  ) > >(sed -u "s/^/[$service] /") 2>&1 &
+  pids+=($!)
+done
+
+cat >&2 <<MSG
+
+codebay is starting:
+  API        http://127.0.0.1:$GATEWAY_PORT/api   (Authorization: Bearer \$(cat $state/admin-token))
+  health     http://127.0.0.1:$GATEWAY_PORT/health
+  metrics    http://127.0.0.1:$GATEWAY_PORT/metrics, :${BUILDER_METRICS_PORT:-9101}/metrics, :${PROVISIONER_METRICS_PORT:-9102}/metrics
+Ctrl-C stops it.
+
+MSG
+# Stop everything when any one service exits.
+wait -n "${pids[@]}"
+echo "codebay: a service exited; stopping the others" >&2

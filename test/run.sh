@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# `npm test` (all suites) and `npm run test:e2e` (end-to-end only).
+# Prepares every real component the suites need (pnpm and dependencies, Redis,
+# dockerd, registry, base image, editor bundle, Chromium), runs the checks and
+# suites, and ends with one line: "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-all}
+results=.tmp/test-results
+rm -rf "$results" && mkdir -p "$results"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "preparing dependencies and components"
+bash deploy/local/bootstrap.sh || { echo "0 passed, 1 failed"; exit 1; }
+bash deploy/local/components.sh up || { echo "0 passed, 1 failed"; exit 1; }
+eval "$(bash deploy/local/components.sh env)"
+
+# A check counts as one test: passed or failed.
+check() {
+  local name=$1
+  shift
+  step "$name: $*"
+  if "$@"; then echo pass > "$results/check-$name"; else echo fail > "$results/check-$name"; fi
+}
+
+# A vitest suite writes its counts as JSON for the summary.
+suite() {
+  local name=$1
+  shift
+  step "suite $name"
+  node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json="$results/suite-$name.json" "$@"
+  [ -s "$results/suite-$name.json" ] || echo '{"numPassedTests":0,"numFailedTests":1,"numPendingTests":0}' > "$results/suite-$name.json"
+}
+
+if [ "$mode" = all ]; then
+  check typecheck node_modules/.bin/tsc -p tsconfig.json
+  check lint node_modules/.bin/eslint --max-warnings 0 .
+  check format node_modules/.bin/prettier --check --log-level warn .
+  check circular node_modules/.bin/madge --circular --extensions ts --ts-config tsconfig.json packages services
+  suite unit
+  suite integration --config test/vitest.config.ts test/integration
+fi
+suite e2e --config test/vitest.config.ts test/e2e
+
+node test/summary.mjs "$results"

@@ -1,0 +1,33 @@
+// Sums the checks and vitest suites of one `npm test` run into the closing line
+// "N passed, N failed" (", N skipped" when any were skipped); exits 1 on any failure.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const dir = process.argv[2];
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+const rows = [];
+for (const file of readdirSync(dir).sort()) {
+  const path = join(dir, file);
+  if (file.startsWith('check-')) {
+    const ok = readFileSync(path, 'utf8').trim() === 'pass';
+    if (ok) passed++;
+    else failed++;
+    rows.push(`${file.slice(6).padEnd(14)} ${ok ? 'passed' : 'FAILED'}`);
+  } else if (file.startsWith('suite-')) {
+    const r = JSON.parse(readFileSync(path, 'utf8'));
+    const p = r.numPassedTests ?? 0;
+    // A suite that could not run (a failed file with no tests) counts as a failure.
+    const f = (r.numFailedTests ?? 0) + (r.numFailedTestSuites && !r.numFailedTests ? r.numFailedTestSuites : 0);
+    const s = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+    passed += p;
+    failed += f;
+    skipped += s;
+    rows.push(`${file.slice(6, -5).padEnd(14)} ${p} passed, ${f} failed${s ? `, ${s} skipped` : ''}`);
+  }
+}
+console.log('\n=== summary');
+for (const row of rows) console.log(`  ${row}`);
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(failed > 0 ? 1 : 0);
