@@ -98,12 +98,21 @@ async function until<T>(what: string, timeoutMs: number, check: () => Promise<T 
   throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
 }
 
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 10 * 60_000, maxBuffer: 64 * 1024 * 1024, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    execFile(
+      cmd,
+      args,
+      { env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 10 * 60_000, maxBuffer: 64 * 1024 * 1024, killSignal: 'SIGKILL' },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
   });
 }
 
@@ -224,12 +233,17 @@ const benchImages = new Set<string>();
 
 async function deleteInstance(stack: Stack, id: string): Promise<void> {
   await stack.api(`/api/instances/${id}`, { method: 'DELETE' }).catch(() => undefined);
-  await until(`${id} to be Deleted`, DEADLINE.deleted, async () => {
-    const res = await stack.api(`/api/instances/${id}`);
-    if (res.status === 404) return true;
-    const inst = (await res.json()) as InstanceResponse;
-    return inst.status === 'Deleted' ? true : undefined;
-  }, 250).catch((err: Error) => log(`warning: ${err.message}`));
+  await until(
+    `${id} to be Deleted`,
+    DEADLINE.deleted,
+    async () => {
+      const res = await stack.api(`/api/instances/${id}`);
+      if (res.status === 404) return true;
+      const inst = (await res.json()) as InstanceResponse;
+      return inst.status === 'Deleted' ? true : undefined;
+    },
+    250,
+  ).catch((err: Error) => log(`warning: ${err.message}`));
   const i = created.findIndex((c) => c.id === id);
   if (i !== -1) created.splice(i, 1);
 }
@@ -311,16 +325,37 @@ async function plainRun(cfg: BenchConfig, cache: Cache): Promise<Row> {
       { env: { ...env, TMPDIR: cliTmp }, cwd: workspace, timeoutMs: DEADLINE.plainBuild },
     );
     const buildMs = now() - t0;
-    if (build.code !== 0) throw new Error(`plain devcontainer build failed (${build.code}): ${build.stdout.trim().split('\n').at(-1)}\n${build.stderr.split('\n').slice(-15).join('\n')}`);
+    if (build.code !== 0)
+      throw new Error(
+        `plain devcontainer build failed (${build.code}): ${build.stdout.trim().split('\n').at(-1)}\n${build.stderr.split('\n').slice(-15).join('\n')}`,
+      );
     log(`${cfg.name}/plain/${cache}: devcontainer build ${(buildMs / 1000).toFixed(2)} s`);
 
     const t1 = now();
-    const started = await run(DOCKER_BIN, [
-      'run', '-d', '--label', 'codebay.bench=plain', '-p', '127.0.0.1::8080', '-e', 'HOME=/tmp',
-      '-v', `${editorBundle()}:/opt/codebay/editor:ro`,
-      image,
-      '/opt/codebay/editor/bin/node', '/opt/codebay/editor/node_modules/code-server/out/node/entry.js', '--auth', 'none', '--bind-addr', '0.0.0.0:8080', '/tmp',
-    ], { env });
+    const started = await run(
+      DOCKER_BIN,
+      [
+        'run',
+        '-d',
+        '--label',
+        'codebay.bench=plain',
+        '-p',
+        '127.0.0.1::8080',
+        '-e',
+        'HOME=/tmp',
+        '-v',
+        `${editorBundle()}:/opt/codebay/editor:ro`,
+        image,
+        '/opt/codebay/editor/bin/node',
+        '/opt/codebay/editor/node_modules/code-server/out/node/entry.js',
+        '--auth',
+        'none',
+        '--bind-addr',
+        '0.0.0.0:8080',
+        '/tmp',
+      ],
+      { env },
+    );
     if (started.code !== 0) throw new Error(`docker run failed: ${started.stderr}`);
     const containerId = started.stdout.trim();
     plainContainers.add(containerId);
@@ -377,7 +412,24 @@ function table(rows: Row[]): string {
     out.push(pad(head, w));
     for (const r of codebay) {
       const p = r.phases;
-      out.push(pad([r.config, r.cache, s(p.accept), s(p.queued), s(p.build), s(p.push), s(p.provision), s(p.handoff), s(p.editor_start), s(p.gateway_ready), s(r.total_ms)], w));
+      out.push(
+        pad(
+          [
+            r.config,
+            r.cache,
+            s(p.accept),
+            s(p.queued),
+            s(p.build),
+            s(p.push),
+            s(p.provision),
+            s(p.handoff),
+            s(p.editor_start),
+            s(p.gateway_ready),
+            s(r.total_ms),
+          ],
+          w,
+        ),
+      );
     }
     out.push('');
   }
@@ -456,7 +508,9 @@ async function main(): Promise<void> {
       if (stack) {
         const cold = await makeCold();
         colds[`${cfg.name}/codebay`] = cold;
-        log(`cold: removed ${cold.removedTags} tags, pruned ${cold.prunedImages} images, ${cold.remaining} images left${cold.keptInUse.length ? `, kept (in use) ${cold.keptInUse.join(' ')}` : ''}`);
+        log(
+          `cold: removed ${cold.removedTags} tags, pruned ${cold.prunedImages} images, ${cold.remaining} images left${cold.keptInUse.length ? `, kept (in use) ${cold.keptInUse.join(' ')}` : ''}`,
+        );
         for (const cache of ['cold', 'warm'] as const) {
           const row = await codebayRun(stack, cfg, user, cache);
           rows.push(row);
@@ -466,7 +520,9 @@ async function main(): Promise<void> {
       if (doPlain) {
         const cold = await makeCold();
         colds[`${cfg.name}/plain`] = cold;
-        log(`cold: removed ${cold.removedTags} tags, pruned ${cold.prunedImages} images, ${cold.remaining} images left${cold.keptInUse.length ? `, kept (in use) ${cold.keptInUse.join(' ')}` : ''}`);
+        log(
+          `cold: removed ${cold.removedTags} tags, pruned ${cold.prunedImages} images, ${cold.remaining} images left${cold.keptInUse.length ? `, kept (in use) ${cold.keptInUse.join(' ')}` : ''}`,
+        );
         for (const cache of ['cold', 'warm'] as const) rows.push(await plainRun(cfg, cache));
       }
     }

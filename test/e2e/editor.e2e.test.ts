@@ -38,8 +38,13 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
   afterAll(async () => {
     await browser?.close();
     for (const inst of [simple, python]) if (inst) await stack.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' }).catch(() => undefined);
-    if (python) await waitForStatus(stack, python.instance_id, ['Deleted'], 60_000).catch(() => undefined);
+    for (const inst of [simple, python]) if (inst) await waitForStatus(stack, inst.instance_id, ['Deleted'], 60_000).catch(() => undefined);
     await stack?.stop();
+    // The product never deletes a user's shared volume; the test removes its own test user's.
+    await docker
+      .getVolume(`codebay-shared-${user}`)
+      .remove()
+      .catch(() => undefined);
   });
 
   it('builds samples/simple-devcontainer.json, streaming its log over SSE to the end marker', async () => {

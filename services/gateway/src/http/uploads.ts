@@ -18,13 +18,18 @@ export function singleFileUpload(incomingDir: string, field: string, maxBytes: n
       return next(new InputError('invalid_request', `expected multipart/form-data with a "${field}" file field`));
     }
     handler(req, res, (err?: unknown) => {
-      if (err && req.file) void rm(req.file.path, { force: true });
-      next(err);
+      // On a failed upload req.file can be multer's placeholder (no path yet): remove only what was
+      // written, never let the removal reject unhandled (that would end the process), and answer after it.
+      const path = err ? req.file?.path : undefined;
+      if (!path) return next(err);
+      rm(path, { force: true })
+        .catch(() => undefined)
+        .finally(() => next(err));
     });
   };
 }
 
 /** Removes the upload of a request that failed validation: bad input leaves nothing behind. */
 export async function discardUpload(file: Express.Multer.File | undefined): Promise<void> {
-  if (file) await rm(file.path, { force: true });
+  if (file?.path) await rm(file.path, { force: true });
 }
