@@ -11,16 +11,19 @@ import { closeQueues, createQueues, type CodebayQueues } from '@codebay/platform
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
 import { startStack, type Stack } from '../support/stack.ts';
+import { waitFor } from '../support/wait.ts';
 import { paxRecord, rawTar, rawTarGz, type RawEntry } from '../support/tarball.ts';
 
 const MAX_DEVCONTAINER_BYTES = 4096;
 const MAX_WORKSPACE_UNPACKED_BYTES = 1024 * 1024;
 const MAX_WORKSPACE_ENTRIES = 40;
+const MAX_WORKSPACE_BYTES = 512 * 1024;
 const REQUEST_TIMEOUT_MS = 30_000;
 
 /** Every user id this run sends carries TAG, so records from other runs on the shared Redis are told apart. */
@@ -129,7 +132,10 @@ function expectNothingCreated(before: Snapshot, after: Snapshot): void {
   expect(added(before.userSets, after.userSets), 'new per-user instance sets').toEqual([]);
   expect(ours(added(before.logStreams, after.logStreams)), 'new build log streams').toEqual([]);
   expect(after.jobs, 'jobs in this run’s queues').toEqual(before.jobs);
-  expect(Object.values(after.jobs).every((n) => n === 0), 'this run’s queues are empty').toBe(true);
+  expect(
+    Object.values(after.jobs).every((n) => n === 0),
+    'this run’s queues are empty',
+  ).toBe(true);
   expect(after.artifacts, 'files in the artifact store').toEqual([]);
 }
 
@@ -153,12 +159,28 @@ const BAD_USER_IDS: Array<[string, string]> = [
   ['underscore', `inp_${TAG}`],
 ];
 
-const VSCODE_VERSIONS = () => (stack.env.CODEBAY_VSCODE_VERSIONS ?? '1.100.3').split(',').map((v) => v.trim()).filter(Boolean);
+const VSCODE_VERSIONS = () =>
+  (stack.env.CODEBAY_VSCODE_VERSIONS ?? '1.100.3')
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
 
 const cases: Case[] = [
   // --- POST /instances/devcontainer (multipart) -----------------------------------------------------------
-  { name: 'devcontainer: malformed JSONC (missing comma)', send: () => devcontainer(MISSING_COMMA), status: 400, code: 'invalid_jsonc', message: /line 3, column 3/ },
-  { name: 'devcontainer: unterminated object', send: () => devcontainer('{ "image": "ubuntu:22.04"'), status: 400, code: 'invalid_jsonc', message: /line 1, column \d+/ },
+  {
+    name: 'devcontainer: malformed JSONC (missing comma)',
+    send: () => devcontainer(MISSING_COMMA),
+    status: 400,
+    code: 'invalid_jsonc',
+    message: /line 3, column 3/,
+  },
+  {
+    name: 'devcontainer: unterminated object',
+    send: () => devcontainer('{ "image": "ubuntu:22.04"'),
+    status: 400,
+    code: 'invalid_jsonc',
+    message: /line 1, column \d+/,
+  },
   { name: 'devcontainer: empty file', send: () => devcontainer(''), status: 400, code: 'invalid_jsonc' },
   { name: 'devcontainer: JSON that is an array', send: () => devcontainer('[{ "image": "ubuntu:22.04" }]'), status: 400, code: 'invalid_devcontainer' },
   { name: 'devcontainer: JSON that is a string', send: () => devcontainer('"ubuntu:22.04"'), status: 400, code: 'invalid_devcontainer' },
@@ -198,7 +220,56 @@ const cases: Case[] = [
     status: 413,
     code: 'payload_too_large',
   },
-  { name: 'devcontainer: JSON body instead of multipart', send: () => postJson('/api/instances/devcontainer', { user_id: USER }), status: 400, code: 'invalid_request' },
+  {
+    name: 'devcontainer: multipart without a boundary',
+    send: () => api('/api/instances/devcontainer', { method: 'POST', body: 'user_id=x', headers: { 'content-type': 'multipart/form-data' } }),
+    status: 400,
+    code: 'invalid_upload',
+  },
+  {
+    name: 'devcontainer: multipart body cut off mid-part',
+    send: () =>
+      api('/api/instances/devcontainer', {
+        method: 'POST',
+        body: `--XyZ\r\ncontent-disposition: form-data; name="user_id"\r\n\r\n${USER}\r\n--XyZ\r\ncontent-disposition: form-data; name="devcontainer_json"; filename="devcontainer.json"\r\ncontent-type: application/json\r\n\r\n{ "image": "ubu`,
+        headers: { 'content-type': 'multipart/form-data; boundary=XyZ' },
+      }),
+    status: 400,
+    code: 'invalid_upload',
+  },
+  {
+    name: 'devcontainer: oversize form field',
+    send: () => devcontainer(GOOD_CONFIG, { user_id: USER, memory_limit: '1'.repeat(5000) }),
+    status: 413,
+    code: 'payload_too_large',
+  },
+  {
+    name: 'devcontainer: too many form fields',
+    send: () => devcontainer(GOOD_CONFIG, Object.fromEntries([['user_id', USER], ...Array.from({ length: 30 }, (_, i) => [`f${i}`, 'x'])])),
+    status: 413,
+    code: 'payload_too_large',
+  },
+  {
+    name: 'devcontainer: user_id given twice',
+    send: () =>
+      postForm(
+        '/api/instances/devcontainer',
+        (() => {
+          const f = form({ user_id: USER }, [{ field: 'devcontainer_json', data: GOOD_CONFIG }]);
+          f.append('user_id', USER);
+          return f;
+        })(),
+      ),
+    status: 400,
+    code: 'invalid_request',
+    message: /user_id/,
+  },
+  {
+    name: 'devcontainer: JSON body instead of multipart',
+    send: () => postJson('/api/instances/devcontainer', { user_id: USER }),
+    status: 400,
+    code: 'invalid_request',
+  },
   {
     name: 'devcontainer: dockerComposeFile',
     send: () => devcontainer('{ "dockerComposeFile": "docker-compose.yml", "service": "app" }'),
@@ -213,7 +284,12 @@ const cases: Case[] = [
     code: 'needs_workspace',
     message: /instances\/workspace/,
   },
-  { name: 'devcontainer: Dockerfile build (legacy dockerFile)', send: () => devcontainer('{ "dockerFile": "Dockerfile" }'), status: 422, code: 'needs_workspace' },
+  {
+    name: 'devcontainer: Dockerfile build (legacy dockerFile)',
+    send: () => devcontainer('{ "dockerFile": "Dockerfile" }'),
+    status: 422,
+    code: 'needs_workspace',
+  },
   { name: 'devcontainer: neither image nor build', send: () => devcontainer('{ "name": "nothing" }'), status: 422, code: 'unsupported_devcontainer' },
   { name: 'devcontainer: image is not a string', send: () => devcontainer('{ "image": 42 }'), status: 422, code: 'invalid_devcontainer' },
   {
@@ -256,9 +332,21 @@ const cases: Case[] = [
 
   // --- POST /instances/simple (JSON) -----------------------------------------------------------------------
   { name: 'simple: missing user_id', send: () => simple({}), status: 400, code: 'invalid_request', message: /user_id/ },
-  ...BAD_USER_IDS.map(([what, id]): Case => ({ name: `simple: user_id ${what}`, send: () => simple({ user_id: id }), status: 400, code: 'invalid_request', message: /user_id/ })),
+  ...BAD_USER_IDS.map(([what, id]): Case => ({
+    name: `simple: user_id ${what}`,
+    send: () => simple({ user_id: id }),
+    status: 400,
+    code: 'invalid_request',
+    message: /user_id/,
+  })),
   { name: 'simple: user_id of the wrong type', send: () => simple({ user_id: 42 }), status: 400, code: 'invalid_request', message: /user_id/ },
-  { name: 'simple: memory_limit of the wrong type', send: () => simple({ user_id: USER, memory_limit: 2048 }), status: 400, code: 'invalid_request', message: /memory_limit/ },
+  {
+    name: 'simple: memory_limit of the wrong type',
+    send: () => simple({ user_id: USER, memory_limit: 2048 }),
+    status: 400,
+    code: 'invalid_request',
+    message: /memory_limit/,
+  },
   { name: 'simple: body is a JSON array', send: () => simple([{ user_id: USER }]), status: 400, code: 'invalid_request' },
   { name: 'simple: body is a JSON string', send: () => simple('"inp"'), status: 400, code: 'invalid_json' },
   { name: 'simple: invalid JSON', send: () => simple(`{"user_id": "${USER}",`), status: 400, code: 'invalid_json' },
@@ -270,10 +358,34 @@ const cases: Case[] = [
     code: 'invalid_request',
     message: /user_id/,
   },
-  { name: 'simple: base_image with a space', send: () => simple({ user_id: USER, base_image: 'ubuntu 22.04' }), status: 400, code: 'invalid_request', message: /base_image/ },
-  { name: 'simple: base_image climbing with ../', send: () => simple({ user_id: USER, base_image: '../etc/passwd' }), status: 400, code: 'invalid_request', message: /base_image/ },
-  { name: 'simple: base_image with a bad digest', send: () => simple({ user_id: USER, base_image: 'ubuntu@sha256:abc' }), status: 400, code: 'invalid_request', message: /base_image/ },
-  { name: 'simple: base_image too long', send: () => simple({ user_id: USER, base_image: `a${'b'.repeat(300)}` }), status: 400, code: 'invalid_request', message: /base_image/ },
+  {
+    name: 'simple: base_image with a space',
+    send: () => simple({ user_id: USER, base_image: 'ubuntu 22.04' }),
+    status: 400,
+    code: 'invalid_request',
+    message: /base_image/,
+  },
+  {
+    name: 'simple: base_image climbing with ../',
+    send: () => simple({ user_id: USER, base_image: '../etc/passwd' }),
+    status: 400,
+    code: 'invalid_request',
+    message: /base_image/,
+  },
+  {
+    name: 'simple: base_image with a bad digest',
+    send: () => simple({ user_id: USER, base_image: 'ubuntu@sha256:abc' }),
+    status: 400,
+    code: 'invalid_request',
+    message: /base_image/,
+  },
+  {
+    name: 'simple: base_image too long',
+    send: () => simple({ user_id: USER, base_image: `a${'b'.repeat(300)}` }),
+    status: 400,
+    code: 'invalid_request',
+    message: /base_image/,
+  },
   {
     name: 'simple: memory_request above memory_limit',
     send: () => simple({ user_id: USER, memory_request: '3Gi', memory_limit: '2Gi' }),
@@ -281,6 +393,22 @@ const cases: Case[] = [
     code: 'invalid_resources',
     message: /memory_request is above memory_limit/,
   },
+  {
+    name: 'simple: memory quantities that round to 0 bytes (would mean no limit)',
+    send: () => simple({ user_id: USER, memory_request: '0.1', memory_limit: '0.4' }),
+    status: 400,
+    code: 'invalid_request',
+    message: /memory_limit/,
+  },
+  {
+    name: 'simple: cpu quantities that round to 0 millicores (would mean no limit)',
+    send: () => simple({ user_id: USER, cpu_request: '0.0001', cpu_limit: '0.0004' }),
+    status: 400,
+    code: 'invalid_request',
+    message: /cpu_limit/,
+  },
+  { name: 'simple: memory_limit of 0', send: () => simple({ user_id: USER, memory_request: '0', memory_limit: '0' }), status: 400, code: 'invalid_request' },
+  { name: 'simple: negative cpu_limit', send: () => simple({ user_id: USER, cpu_limit: '-1' }), status: 400, code: 'invalid_request' },
   {
     name: 'simple: cpu_request above cpu_limit',
     send: () => simple({ user_id: USER, cpu_request: '2', cpu_limit: '500m' }),
@@ -299,26 +427,81 @@ const cases: Case[] = [
   },
 
   // --- POST /instances/workspace (multipart tar.gz) --------------------------------------------------------
-  { name: 'workspace: path traversal ../evil', send: () => workspace(ws({ path: '../evil', data: 'x' })), status: 400, code: 'unsafe_archive', message: /\.\.\/evil/ },
+  {
+    name: 'workspace: path traversal ../evil',
+    send: () => workspace(ws({ path: '../evil', data: 'x' })),
+    status: 400,
+    code: 'unsafe_archive',
+    message: /\.\.\/evil/,
+  },
   { name: 'workspace: inner traversal a/../../evil', send: () => workspace(ws({ path: 'a/../../evil', data: 'x' })), status: 400, code: 'unsafe_archive' },
-  { name: 'workspace: traversal hidden in a pax header', send: () => workspace(ws({ path: 'PaxHeader/x', type: 'x', data: paxRecord('path', '../paxevil') }, { path: 'innocent', data: 'x' })), status: 400, code: 'unsafe_archive' },
+  {
+    name: 'workspace: traversal hidden in a pax header',
+    send: () => workspace(ws({ path: 'PaxHeader/x', type: 'x', data: paxRecord('path', '../paxevil') }, { path: 'innocent', data: 'x' })),
+    status: 400,
+    code: 'unsafe_archive',
+  },
   { name: 'workspace: absolute path', send: () => workspace(ws({ path: '/tmp/codebay-evil', data: 'x' })), status: 400, code: 'unsafe_archive' },
-  { name: 'workspace: symlink pointing outside', send: () => workspace(ws({ path: 'link', type: '2', linkpath: '../../etc/passwd' })), status: 400, code: 'unsafe_archive', message: /link/ },
+  {
+    name: 'workspace: symlink pointing outside',
+    send: () => workspace(ws({ path: 'link', type: '2', linkpath: '../../etc/passwd' })),
+    status: 400,
+    code: 'unsafe_archive',
+    message: /link/,
+  },
   { name: 'workspace: absolute symlink', send: () => workspace(ws({ path: 'link', type: '2', linkpath: '/etc/passwd' })), status: 400, code: 'unsafe_archive' },
-  { name: 'workspace: hardlink pointing outside', send: () => workspace(ws({ path: 'hard', type: '1', linkpath: '../outside' })), status: 400, code: 'unsafe_archive' },
-  { name: 'workspace: absolute hardlink', send: () => workspace(ws({ path: 'hard', type: '1', linkpath: '/etc/shadow' })), status: 400, code: 'unsafe_archive' },
-  { name: 'workspace: character device', send: () => workspace(ws({ path: 'null', type: '3' })), status: 400, code: 'unsafe_archive', message: /CharacterDevice/ },
+  {
+    name: 'workspace: hardlink pointing outside',
+    send: () => workspace(ws({ path: 'hard', type: '1', linkpath: '../outside' })),
+    status: 400,
+    code: 'unsafe_archive',
+  },
+  {
+    name: 'workspace: absolute hardlink',
+    send: () => workspace(ws({ path: 'hard', type: '1', linkpath: '/etc/shadow' })),
+    status: 400,
+    code: 'unsafe_archive',
+  },
+  {
+    name: 'workspace: character device',
+    send: () => workspace(ws({ path: 'null', type: '3' })),
+    status: 400,
+    code: 'unsafe_archive',
+    message: /CharacterDevice/,
+  },
   { name: 'workspace: block device', send: () => workspace(ws({ path: 'sda', type: '4' })), status: 400, code: 'unsafe_archive' },
   { name: 'workspace: fifo', send: () => workspace(ws({ path: 'pipe', type: '6' })), status: 400, code: 'unsafe_archive', message: /FIFO/ },
-  { name: 'workspace: no devcontainer.json', send: () => workspace(rawTarGz([{ path: 'README.md', data: 'hello\n' }])), status: 400, code: 'missing_devcontainer' },
+  {
+    name: 'workspace: no devcontainer.json',
+    send: () => workspace(rawTarGz([{ path: 'README.md', data: 'hello\n' }])),
+    status: 400,
+    code: 'missing_devcontainer',
+  },
   {
     name: 'workspace: devcontainer.json is a symlink',
-    send: () => workspace(rawTarGz([CONFIG_DIR, { path: '.devcontainer/devcontainer.json', type: '2', linkpath: 'other.json' }, { path: '.devcontainer/other.json', data: GOOD_CONFIG }])),
+    send: () =>
+      workspace(
+        rawTarGz([
+          CONFIG_DIR,
+          { path: '.devcontainer/devcontainer.json', type: '2', linkpath: 'other.json' },
+          { path: '.devcontainer/other.json', data: GOOD_CONFIG },
+        ]),
+      ),
     status: 400,
     code: 'invalid_workspace',
   },
-  { name: 'workspace: not a gzip at all', send: () => workspace(Buffer.from('this is not a tarball, just text\n'.repeat(40))), status: 400, code: 'invalid_archive' },
-  { name: 'workspace: gzip of something that is not a tar', send: () => workspace(gzipSync(Buffer.from('plain text, gzipped\n'.repeat(100)))), status: 400, code: 'invalid_archive' },
+  {
+    name: 'workspace: not a gzip at all',
+    send: () => workspace(Buffer.from('this is not a tarball, just text\n'.repeat(40))),
+    status: 400,
+    code: 'invalid_archive',
+  },
+  {
+    name: 'workspace: gzip of something that is not a tar',
+    send: () => workspace(gzipSync(Buffer.from('plain text, gzipped\n'.repeat(100)))),
+    status: 400,
+    code: 'invalid_archive',
+  },
   { name: 'workspace: truncated gzip', send: () => workspace(ws().subarray(0, 60)), status: 400, code: 'invalid_archive' },
   { name: 'workspace: empty file', send: () => workspace(Buffer.alloc(0)), status: 400, code: 'invalid_archive' },
   { name: 'workspace: empty tar', send: () => workspace(gzipSync(Buffer.alloc(1024))), status: 400, code: 'invalid_archive' },
@@ -328,6 +511,24 @@ const cases: Case[] = [
     status: 413,
     code: 'payload_too_large',
     message: /unpacks to more than/,
+  },
+  {
+    name: 'workspace: many files that together unpack past the limit',
+    send: () => workspace(ws(...Array.from({ length: 20 }, (_, i): RawEntry => ({ path: `blob${i}.bin`, data: Buffer.alloc(64 * 1024) })))),
+    status: 413,
+    code: 'payload_too_large',
+  },
+  {
+    name: 'workspace: pax header claiming a huge size',
+    send: () => workspace(ws({ path: 'PaxHeader/big', type: 'x', data: paxRecord('size', String(64 * 1024 ** 3)) }, { path: 'big.bin', data: 'x' })),
+    status: 413,
+    code: 'payload_too_large',
+  },
+  {
+    name: 'workspace: upload larger than MAX_WORKSPACE_BYTES',
+    send: () => workspace(randomBytes(MAX_WORKSPACE_BYTES + 1024)),
+    status: 413,
+    code: 'payload_too_large',
   },
   {
     name: 'workspace: too many entries',
@@ -365,7 +566,12 @@ const cases: Case[] = [
     code: 'invalid_resources',
   },
   { name: 'workspace: missing file field', send: () => postForm('/api/instances/workspace', form({ user_id: USER })), status: 400, code: 'missing_file' },
-  { name: 'workspace: uncompressed tar with ../evil', send: () => workspace(rawTar([CONFIG_DIR, CONFIG, { path: '../evil', data: 'x' }])), status: 400, code: 'unsafe_archive' },
+  {
+    name: 'workspace: uncompressed tar with ../evil',
+    send: () => workspace(rawTar([CONFIG_DIR, CONFIG, { path: '../evil', data: 'x' }])),
+    status: 400,
+    code: 'unsafe_archive',
+  },
 
   // --- instances by id -------------------------------------------------------------------------------------
   { name: 'GET unknown instance', send: () => api(`/api/instances/${USER}-nosuch00`), status: 404, code: 'not_found' },
@@ -380,12 +586,25 @@ const cases: Case[] = [
   { name: 'GET invalid instance id (encoded slash)', send: () => api(`/api/instances/inp-${TAG}%2Fx`), status: 400, code: 'invalid_instance_id' },
   { name: 'DELETE invalid instance id', send: () => api(`/api/instances/Inp-${TAG}`, { method: 'DELETE' }), status: 400, code: 'invalid_instance_id' },
   { name: 'build-logs of invalid instance id', send: () => api(`/api/instances/inp_${TAG}/build-logs`), status: 400, code: 'invalid_instance_id' },
+  { name: 'GET instance id with a broken percent-encoding', send: () => api('/api/instances/inp-%E0%A4%A'), status: 400, code: 'bad_request' },
+  { name: 'DELETE without an id', send: () => api('/api/instances', { method: 'DELETE' }), status: 404, code: 'not_found' },
+  {
+    name: 'simple: JSON in an unknown charset',
+    send: () =>
+      api('/api/instances/simple', {
+        method: 'POST',
+        body: JSON.stringify({ user_id: USER }),
+        headers: { 'content-type': 'application/json; charset=klingon' },
+      }),
+    status: 415,
+    code: 'bad_request',
+  },
   { name: 'unknown API route', send: () => api('/api/nothing-here'), status: 404, code: 'not_found' },
 ];
 
 // --- authentication: every API route, under /api and bare, without and with a wrong token ------------------
 
-const API_ROUTES: Array<{ method: string; path: string; body?: () => BodyInit; contentType?: string }> = [
+const API_ROUTES: Array<{ method: string; path: string; body?: () => RequestInit['body']; contentType?: string }> = [
   { method: 'GET', path: '/instances' },
   { method: 'GET', path: `/instances/${USER}-nosuch00` },
   { method: 'GET', path: `/instances/${USER}-nosuch00/build-status` },
@@ -440,6 +659,7 @@ describe('gateway: bad input creates nothing', () => {
         MAX_DEVCONTAINER_BYTES: String(MAX_DEVCONTAINER_BYTES),
         MAX_WORKSPACE_UNPACKED_BYTES: String(MAX_WORKSPACE_UNPACKED_BYTES),
         MAX_WORKSPACE_ENTRIES: String(MAX_WORKSPACE_ENTRIES),
+        MAX_WORKSPACE_BYTES: String(MAX_WORKSPACE_BYTES),
       },
     });
     redis = new Redis(components().redisUrl, { maxRetriesPerRequest: null, connectionName: 'codebay-test-input' });
@@ -470,6 +690,57 @@ describe('gateway: bad input creates nothing', () => {
     else if (c.message) for (const s of c.message) expect(body.error!.message, context).toContain(s);
     expectNothingCreated(before, await snapshot());
     expect(stack.processes.get('gateway')?.exitCode, 'gateway still running').toBeNull();
+  });
+
+  it('a client that hangs up mid-upload leaves no file behind and the gateway up', async () => {
+    const before = await snapshot();
+    const { port } = new URL(stack.url);
+    const boundary = `cut${TAG}`;
+    const head = [
+      `--${boundary}`,
+      'content-disposition: form-data; name="user_id"',
+      '',
+      USER,
+      `--${boundary}`,
+      'content-disposition: form-data; name="workspace"; filename="workspace.tar.gz"',
+      'content-type: application/gzip',
+      '',
+      '',
+    ].join('\r\n');
+    await new Promise<void>((resolve, reject) => {
+      const sock = connect(Number(port), '127.0.0.1', () => {
+        sock.write(
+          [
+            'POST /api/instances/workspace HTTP/1.1',
+            `host: 127.0.0.1:${port}`,
+            `authorization: Bearer ${stack.adminToken}`,
+            `content-type: multipart/form-data; boundary=${boundary}`,
+            `content-length: ${MAX_WORKSPACE_BYTES - 1024}`,
+            '',
+            '',
+          ].join('\r\n'),
+        );
+        sock.write(head);
+        sock.write(randomBytes(128 * 1024), () => {
+          // Give the gateway time to open the file in incoming/, then vanish.
+          setTimeout(() => {
+            sock.destroy();
+            resolve();
+          }, 300);
+        });
+      });
+      sock.on('error', reject);
+    });
+    await waitFor(
+      'the partial upload to be removed',
+      async () => ((await filesUnder(join(stack.artifactDir, 'incoming'))).length === 0 ? true : undefined),
+      10_000,
+      100,
+    );
+    expectNothingCreated(before, await snapshot());
+    const health = await api('/health', { token: null });
+    expect(health.status).toBe(200);
+    await health.arrayBuffer();
   });
 
   it('health, readiness and metrics need no token', async () => {

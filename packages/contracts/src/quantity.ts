@@ -19,14 +19,15 @@ const CPU_RE = /^([0-9]+(?:\.[0-9]+)?)(m)?$/;
 export function parseMemory(quantity: string): number | undefined {
   const m = MEMORY_RE.exec(quantity);
   if (!m) return undefined;
-  const bytes = Number(m[1]) * (MEMORY_SUFFIX[m[2] ?? ''] ?? 1);
-  return Number.isFinite(bytes) && bytes > 0 ? Math.round(bytes) : undefined;
+  const bytes = Math.round(Number(m[1]) * (MEMORY_SUFFIX[m[2] ?? ''] ?? 1));
+  // Checked after rounding: a quantity that rounds to 0 would mean "no limit" to the runtime.
+  return Number.isFinite(bytes) && bytes > 0 ? bytes : undefined;
 }
 
 /** Millicores of a CPU quantity, or undefined when it is not one. */
 export function parseCpu(quantity: string): number | undefined {
   const m = CPU_RE.exec(quantity);
   if (!m) return undefined;
-  const milli = m[2] === 'm' ? Number(m[1]) : Number(m[1]) * 1000;
-  return Number.isFinite(milli) && milli > 0 ? Math.round(milli) : undefined;
+  const milli = Math.round(m[2] === 'm' ? Number(m[1]) : Number(m[1]) * 1000);
+  return Number.isFinite(milli) && milli > 0 ? milli : undefined;
 }

@@ -3,6 +3,14 @@ import type { RequestHandler } from 'express';
 import { rm } from 'node:fs/promises';
 import multer from 'multer';
 
+/** busboy's words for a malformed multipart body (plain Errors, no code): the client's fault, not ours. */
+const MALFORMED_MULTIPART = /^(Multipart: |Malformed |Unexpected end of |Missing Content-Type|Unsupported content type)/;
+
+function uploadError(err: unknown): unknown {
+  if (err instanceof Error && MALFORMED_MULTIPART.test(err.message)) return new InputError('invalid_upload', `malformed multipart body: ${err.message}`);
+  return err;
+}
+
 /**
  * Multipart parsing with hard limits: exactly one file in the named field,
  * streamed to disk (never buffered whole), a few small text fields.
@@ -21,10 +29,10 @@ export function singleFileUpload(incomingDir: string, field: string, maxBytes: n
       // On a failed upload req.file can be multer's placeholder (no path yet): remove only what was
       // written, never let the removal reject unhandled (that would end the process), and answer after it.
       const path = err ? req.file?.path : undefined;
-      if (!path) return next(err);
+      if (!path) return next(uploadError(err));
       rm(path, { force: true })
         .catch(() => undefined)
-        .finally(() => next(err));
+        .finally(() => next(uploadError(err)));
     });
   };
 }

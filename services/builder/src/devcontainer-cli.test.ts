@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { cliLogLines, isTransientBuildFailure } from './devcontainer-cli.ts';
+
+const json = (entry: Record<string, unknown>) => JSON.stringify(entry);
+
+describe('cliLogLines', () => {
+  it('takes the text of a JSON text entry', () => {
+    expect(cliLogLines(json({ type: 'text', level: 3, timestamp: 1700000000000, text: 'Step 1/5 : FROM ubuntu:22.04' }))).toEqual([
+      'Step 1/5 : FROM ubuntu:22.04',
+    ]);
+  });
+
+  it('splits a multi-line text into lines, dropping blank ones and trailing spaces', () => {
+    expect(cliLogLines(json({ type: 'text', text: 'one  \n\n  two\n   \nthree\n' }))).toEqual(['one', '  two', 'three']);
+  });
+
+  it('strips ANSI colours and cursor codes from raw entries', () => {
+    expect(cliLogLines(json({ type: 'raw', level: 3, text: '\u001b[1m\u001b[34m=> building\u001b[0m done\u001b[K\r\n' }))).toEqual(['=> building done']);
+  });
+
+  it('turns carriage returns (progress redraws) into line breaks', () => {
+    expect(cliLogLines(json({ type: 'raw', text: ' 10%\r 50%\r100%\r\nnext line\n' }))).toEqual([' 10%', ' 50%', '100%', 'next line']);
+  });
+
+  it('drops stop and progress entries', () => {
+    expect(cliLogLines(json({ type: 'stop', text: 'Run: docker build', startTimestamp: 1 }))).toEqual([]);
+    expect(cliLogLines(json({ type: 'progress', name: 'Building', status: 'running', text: 'x' }))).toEqual([]);
+  });
+
+  it('drops JSON entries without a text', () => {
+    expect(cliLogLines(json({ type: 'start', level: 2, name: 'Run: docker' }))).toEqual([]);
+    expect(cliLogLines(json({ type: 'text', text: 42 }))).toEqual([]);
+    expect(cliLogLines('[1, 2]')).toEqual([]);
+    expect(cliLogLines('42')).toEqual([]);
+  });
+
+  it('keeps a line that is not JSON, ANSI stripped and \\r handled', () => {
+    expect(cliLogLines('plain \u001b[31mred\u001b[0m output')).toEqual(['plain red output']);
+    expect(cliLogLines('a\rb')).toEqual(['a', 'b']);
+    expect(cliLogLines('{"type": "text", "text": "cut off')).toEqual(['{"type": "text", "text": "cut off']);
+    expect(cliLogLines('  indented')).toEqual(['  indented']);
+  });
+
+  it('gives nothing for blank lines', () => {
+    expect(cliLogLines('')).toEqual([]);
+    expect(cliLogLines('   ')).toEqual([]);
+    expect(cliLogLines('\u001b[0m\r\n')).toEqual([]);
+    expect(cliLogLines(json({ type: 'raw', text: '\r\n' }))).toEqual([]);
+  });
+});
+
+describe('isTransientBuildFailure', () => {
+  it.each([
+    'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?',
+    'cannot connect to the docker daemon',
+    'connect ECONNREFUSED 127.0.0.1:2375',
+    'read ECONNRESET',
+    'error during connect: Post "http://docker/v1.43/build": EOF',
+    'dial tcp 10.0.0.1:443: i/o timeout',
+    'Get "https://registry-1.docker.io/v2/": net/http: TLS handshake timeout',
+    'Command failed: docker build\nfirst line\ncontext: connect ECONNREFUSED /run/docker.sock',
+  ])('%j is transient', (message) => {
+    expect(isTransientBuildFailure(message)).toBe(true);
+  });
+
+  it.each([
+    '',
+    "The command '/bin/sh -c exit 1' returned a non-zero code: 1",
+    'pull access denied for nosuchimage, repository does not exist or may require docker login',
+    'manifest for ubuntu:99.99 not found: manifest unknown',
+    'failed to solve: dockerfile parse error line 3: unknown instruction: RUNN',
+  ])('%j is permanent', (message) => {
+    expect(isTransientBuildFailure(message)).toBe(false);
+  });
+});
