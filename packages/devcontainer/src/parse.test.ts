@@ -144,9 +144,14 @@ describe('checkSupported', () => {
     }
   });
 
+  it('refuses an image that is not an image reference', () => {
+    expect(unsupported({ image: 'debian bookworm; rm -rf /' }, false).code).toBe('invalid_devcontainer');
+    expect(unsupported({ image: '-debian' }, false).code).toBe('invalid_devcontainer');
+  });
+
   it('refuses image and dockerfile of the wrong type', () => {
     expect(unsupported({ image: 42 }, false).code).toBe('invalid_devcontainer');
-    expect(unsupported({ image: ['ubuntu'] }, true).message).toBe('devcontainer.json: "image" must be a string');
+    expect(unsupported({ image: ['ubuntu'] }, true).message).toBe('devcontainer.json: "image" must be an image reference such as debian:bookworm');
     expect(unsupported({ build: { dockerfile: true } }, true).message).toBe('devcontainer.json: "build.dockerfile" must be a string');
     expect(unsupported({ dockerFile: {} }, true).code).toBe('invalid_devcontainer');
   });

@@ -1,4 +1,4 @@
-import { InputError, UnprocessableError } from '@codebay/contracts';
+import { InputError, UnprocessableError, imageRefSchema } from '@codebay/contracts';
 import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
 
 export type DevcontainerConfig = Record<string, unknown>;
@@ -59,7 +59,9 @@ export function checkSupported(config: DevcontainerConfig, shape: SourceShape, n
   if (dockerfile === undefined && image === undefined) {
     throw new UnprocessableError('unsupported_devcontainer', `${name}: needs "image" or "build.dockerfile"`);
   }
-  if (image !== undefined && typeof image !== 'string') throw new UnprocessableError('invalid_devcontainer', `${name}: "image" must be a string`);
+  if (image !== undefined && (typeof image !== 'string' || !imageRefSchema.safeParse(image).success)) {
+    throw new UnprocessableError('invalid_devcontainer', `${name}: "image" must be an image reference such as debian:bookworm`);
+  }
   if (dockerfile !== undefined && typeof dockerfile !== 'string')
     throw new UnprocessableError('invalid_devcontainer', `${name}: "build.dockerfile" must be a string`);
   if (dockerfile !== undefined && !shape.hasContext) {

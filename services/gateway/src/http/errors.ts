@@ -34,7 +34,13 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.status(status).json(errorBody(status === 413 ? 'payload_too_large' : 'invalid_upload', `${err.message}${field}`));
       return;
     }
-    const e = err as { type?: string; status?: number; message?: string };
+    const e = err as { type?: string; status?: number; message?: string; code?: string };
+    if (e?.type === 'request.aborted' || e?.code === 'ECONNABORTED' || e?.message === 'Request aborted') {
+      // The client went away mid-request: nothing to answer, nothing to alarm anyone about.
+      logger.info({ method: req.method, url: req.originalUrl }, 'client aborted the request');
+      res.status(400).json(errorBody('request_aborted', 'the request was aborted by the client'));
+      return;
+    }
     if (e?.type === 'entity.parse.failed') {
       res.status(400).json(errorBody('invalid_json', `request body is not valid JSON: ${e.message ?? ''}`.trim()));
       return;
