@@ -117,7 +117,10 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
           const input = page.locator('.quick-input-widget input');
           await input.waitFor({ timeout: 10_000 });
           await input.fill('>Terminal: Create New Terminal');
-          await page.locator('.quick-input-list [role="option"]', { hasText: 'Terminal: Create New Terminal' }).first().waitFor({ state: 'attached', timeout: 10_000 });
+          await page
+            .locator('.quick-input-list [role="option"]', { hasText: 'Terminal: Create New Terminal' })
+            .first()
+            .waitFor({ state: 'attached', timeout: 10_000 });
           await page.keyboard.press('Enter');
           return undefined;
         },
@@ -158,7 +161,11 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
     // The local feature's command exists and the postStartCommand ran it.
     expect(await cat(id, '/workspace/.sample-post-start')).toContain('Hello from the local feature');
     // The editor runs as the unprivileged remoteUser.
-    const ps = await execIn(docker, container(id), ['sh', '-c', 'for p in /proc/[0-9]*; do if grep -q code-server "$p/cmdline" 2>/dev/null; then stat -c %U "$p"; fi; done']);
+    const ps = await execIn(docker, container(id), [
+      'sh',
+      '-c',
+      'for p in /proc/[0-9]*; do if grep -q code-server "$p/cmdline" 2>/dev/null; then stat -c %U "$p"; fi; done',
+    ]);
     expect(ps.stdout.split('\n').filter(Boolean)).toContain('dev');
     // Same user, second instance: /shared carries what the first instance wrote.
     expect((await cat(id, '/shared/from-first.txt'))?.trim()).toMatch(/^shared-[0-9a-f]{8}$/);

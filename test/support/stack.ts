@@ -71,7 +71,9 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
     processes.set(name, child);
-    const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${name} exited with ${code}; see ${LOG_DIR}/${runId}-${name}.log`))));
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code) => reject(new Error(`${name} exited with ${code}; see ${LOG_DIR}/${runId}-${name}.log`))),
+    );
     const path = name === 'gateway' ? '/health' : '/healthz';
     await Promise.race([
       exited,

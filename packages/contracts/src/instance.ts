@@ -5,17 +5,7 @@ import { parseCpu, parseMemory } from './quantity.ts';
  * Lifecycle: Queued → Building → Built|Cached → Provisioning → Running,
  * Failed (with phase and reason) from any step, Deleting → Deleted.
  */
-export const INSTANCE_STATUSES = [
-  'Queued',
-  'Building',
-  'Built',
-  'Cached',
-  'Provisioning',
-  'Running',
-  'Failed',
-  'Deleting',
-  'Deleted',
-] as const;
+export const INSTANCE_STATUSES = ['Queued', 'Building', 'Built', 'Cached', 'Provisioning', 'Running', 'Failed', 'Deleting', 'Deleted'] as const;
 export type InstanceStatus = (typeof INSTANCE_STATUSES)[number];
 
 export const TERMINAL_BUILD_STATUSES: readonly InstanceStatus[] = ['Built', 'Cached', 'Provisioning', 'Running', 'Failed', 'Deleting', 'Deleted'];
@@ -60,7 +50,10 @@ export type Resources = z.infer<typeof resourcesSchema>;
 /** Fields every create request takes (JSON or multipart form fields). */
 export const createFieldsSchema = resourcesSchema.extend({
   user_id: userIdSchema,
-  vscode_version: z.string().regex(/^[0-9]+\.[0-9]+(\.[0-9]+)?$/, 'vscode_version must look like 1.100 or 1.100.3').optional(),
+  vscode_version: z
+    .string()
+    .regex(/^[0-9]+\.[0-9]+(\.[0-9]+)?$/, 'vscode_version must look like 1.100 or 1.100.3')
+    .optional(),
 });
 
 export const createSimpleSchema = createFieldsSchema.extend({

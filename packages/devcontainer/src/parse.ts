@@ -65,10 +65,7 @@ export function checkSupported(config: DevcontainerConfig, shape: SourceShape, n
   if (dockerfile !== undefined && typeof dockerfile !== 'string')
     throw new UnprocessableError('invalid_devcontainer', `${name}: "build.dockerfile" must be a string`);
   if (dockerfile !== undefined && !shape.hasContext) {
-    throw new UnprocessableError(
-      'needs_workspace',
-      `${name}: a Dockerfile build needs its build context; upload the folder with POST /instances/workspace`,
-    );
+    throw new UnprocessableError('needs_workspace', `${name}: a Dockerfile build needs its build context; upload the folder with POST /instances/workspace`);
   }
 }
 

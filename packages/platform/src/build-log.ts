@@ -39,7 +39,11 @@ export class BuildLogStream {
   async end(instanceId: string, outcome: BuildOutcome, reason?: string): Promise<void> {
     const key = redisKeys.buildLogs(instanceId);
     const fields = reason ? ['end', outcome, 'reason', clip(reason)] : ['end', outcome];
-    await this.redis.multi().xadd(key, 'MAXLEN', '~', String(MAX_LOG_ENTRIES), '*', ...fields).expire(key, LOG_TTL_SECONDS).exec();
+    await this.redis
+      .multi()
+      .xadd(key, 'MAXLEN', '~', String(MAX_LOG_ENTRIES), '*', ...fields)
+      .expire(key, LOG_TTL_SECONDS)
+      .exec();
   }
 
   /** Entries after `afterId` (exclusive); '0' reads from the start. */

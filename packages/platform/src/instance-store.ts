@@ -111,11 +111,6 @@ export class InstanceStore {
 
   /** Keeps a deleted instance's record visible for a while, then lets Redis drop it. */
   async expireDeleted(id: string, userId: string, seconds: number): Promise<void> {
-    await this.redis
-      .multi()
-      .expire(redisKeys.instance(id), seconds)
-      .srem(redisKeys.userInstances(userId), id)
-      .srem(redisKeys.allInstances(), id)
-      .exec();
+    await this.redis.multi().expire(redisKeys.instance(id), seconds).srem(redisKeys.userInstances(userId), id).srem(redisKeys.allInstances(), id).exec();
   }
 }

@@ -27,7 +27,10 @@ export function normaliseEntryPath(raw: string): string | undefined {
   if (raw.startsWith('/') || /^[a-zA-Z]:[\\/]/.test(raw)) return undefined;
   const segments = raw.split('/');
   if (segments.includes('..')) return undefined;
-  const norm = posix.normalize(raw).replace(/^(\.\/)+/, '').replace(/\/$/, '');
+  const norm = posix
+    .normalize(raw)
+    .replace(/^(\.\/)+/, '')
+    .replace(/\/$/, '');
   return norm === '.' ? '' : norm;
 }
 
@@ -67,10 +70,10 @@ export async function inspectWorkspaceArchive(file: string, limits: WorkspaceLim
         unpackedBytes += entry.size ?? 0;
         const path = normaliseEntryPath(entry.path);
         if (entries > limits.maxEntries) return fail(new PayloadTooLargeError(`workspace has more than ${limits.maxEntries} entries`));
-        if (unpackedBytes > limits.maxUnpackedBytes)
-          return fail(new PayloadTooLargeError(`workspace unpacks to more than ${limits.maxUnpackedBytes} bytes`));
+        if (unpackedBytes > limits.maxUnpackedBytes) return fail(new PayloadTooLargeError(`workspace unpacks to more than ${limits.maxUnpackedBytes} bytes`));
         if (path === undefined) return fail(new InputError('unsafe_archive', `workspace entry "${entry.path}" would land outside the workspace`));
-        if (!ALLOWED_TYPES.has(entry.type)) return fail(new InputError('unsafe_archive', `workspace entry "${entry.path}" is a ${entry.type}, which is not allowed`));
+        if (!ALLOWED_TYPES.has(entry.type))
+          return fail(new InputError('unsafe_archive', `workspace entry "${entry.path}" is a ${entry.type}, which is not allowed`));
         if ((entry.type === 'SymbolicLink' || entry.type === 'Link') && !linkStaysInside(path, entry.linkpath ?? '', entry.type === 'Link'))
           return fail(new InputError('unsafe_archive', `workspace link "${entry.path}" points outside the workspace`));
         if (CONFIG_PATHS.includes(path) && entry.type !== 'Directory') {

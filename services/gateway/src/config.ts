@@ -14,7 +14,12 @@ const schema = commonEnvSchema.extend({
   CODEBAY_VSCODE_VERSIONS: z
     .string()
     .default('1.100.3')
-    .transform((s) => s.split(',').map((v) => v.trim()).filter(Boolean)),
+    .transform((s) =>
+      s
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean),
+    ),
   MAX_DEVCONTAINER_BYTES: envInt(256 * 1024),
   MAX_WORKSPACE_BYTES: envInt(100 * 1024 * 1024),
   MAX_WORKSPACE_UNPACKED_BYTES: envInt(1024 * 1024 * 1024),
@@ -30,8 +35,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   const parsed = parseConfig(schema, env, 'gateway');
   const adminToken = parsed.CODEBAY_ADMIN_TOKEN ?? randomBytes(24).toString('base64url');
   const publicUrl = (
-    parsed.PUBLIC_URL ??
-    (parsed.CODEBAY_RUNTIME === 'kubernetes' ? `https://${parsed.BASE_DOMAIN}` : `http://${parsed.GATEWAY_HOST}:${parsed.GATEWAY_PORT}`)
+    parsed.PUBLIC_URL ?? (parsed.CODEBAY_RUNTIME === 'kubernetes' ? `https://${parsed.BASE_DOMAIN}` : `http://${parsed.GATEWAY_HOST}:${parsed.GATEWAY_PORT}`)
   ).replace(/\/+$/, '');
   return { ...parsed, adminToken, adminTokenGenerated: parsed.CODEBAY_ADMIN_TOKEN === undefined, publicUrl };
 }

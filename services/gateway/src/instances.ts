@@ -1,12 +1,4 @@
-import {
-  InputError,
-  NotFoundError,
-  parseCpu,
-  parseMemory,
-  type CreateFields,
-  type InstanceRecord,
-  type SourceKind,
-} from '@codebay/contracts';
+import { InputError, NotFoundError, parseCpu, parseMemory, type CreateFields, type InstanceRecord, type SourceKind } from '@codebay/contracts';
 import { enqueueInstanceJob, type CodebayQueues, type InstanceStore, type Logger } from '@codebay/platform';
 import type { GatewayConfig } from './config.ts';
 import { newAccessToken, newInstanceId } from './tokens.ts';

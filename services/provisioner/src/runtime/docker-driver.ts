@@ -90,7 +90,16 @@ export class DockerDriver implements RuntimeDriver {
     const name = dockerNames.container(record.id);
     await ignore404(this.docker.getContainer(name).remove({ force: true }));
 
-    const launch = record.launch ?? { containerEnv: {}, remoteEnv: {}, onCreateCommands: [], updateContentCommands: [], postCreateCommands: [], postStartCommands: [], settings: {}, extensions: [] };
+    const launch = record.launch ?? {
+      containerEnv: {},
+      remoteEnv: {},
+      onCreateCommands: [],
+      updateContentCommands: [],
+      postCreateCommands: [],
+      postStartCommands: [],
+      settings: {},
+      extensions: [],
+    };
     const env = Object.entries(launch.containerEnv).map(([k, v]) => `${k}=${v}`);
     env.push(`CODEBAY_LAUNCH=${JSON.stringify({ ...launch, workspaceFolder: '/workspace', port: EDITOR_PORT })}`, `CODEBAY_EDITOR_DIR=${EDITOR_DIR}`);
     const r = record.resources;
