@@ -1,37 +1,20 @@
-import type { InstanceRecord } from '@codebay/contracts';
+import { newInstanceRecord, resourcesSchema, type InstanceRecord } from '@codebay/contracts';
 import { BuildLogStream, InstanceStore, createRedis, type Redis } from '@codebay/platform';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
 
 function record(id: string, userId: string): InstanceRecord {
-  const now = new Date().toISOString();
-  return {
+  return newInstanceRecord({
     id,
     userId,
-    status: 'Queued',
     source: 'devcontainer',
     accessToken: 'token',
     baseImage: 'debian:bookworm',
-    devcontainerImage: null,
     artifact: null,
-    resources: { storage_size: '2Gi', shared_storage_size: '5Gi', memory_request: '512Mi', memory_limit: '2Gi', cpu_request: '200m', cpu_limit: '1000m' },
+    resources: resourcesSchema.parse({}),
     vscodeVersion: '1.100.3',
-    launch: null,
-    runtime: null,
-    failure: null,
-    workspaceSeeded: false,
-    createdAt: now,
-    updatedAt: now,
-    queuedAt: now,
-    buildStartedAt: null,
-    buildEndedAt: null,
-    pushEndedAt: null,
-    provisionStartedAt: null,
-    containerStartedAt: null,
-    runningAt: null,
-    deletedAt: null,
-  };
+  });
 }
 
 /** The instance record and build log stream against the real Redis. */

@@ -25,28 +25,16 @@ export async function execIn(docker: Docker, container: string, cmd: string[], u
   return { code: info.ExitCode ?? -1, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
 }
 
-export async function containerExists(docker: Docker, name: string): Promise<boolean> {
-  return docker
-    .getContainer(name)
-    .inspect()
-    .then(
-      () => true,
-      (e: { statusCode?: number }) => {
-        if (e.statusCode === 404) return false;
-        throw e;
-      },
-    );
+/** True when the daemon knows the object, false on 404; other errors throw. */
+async function exists(inspect: Promise<unknown>): Promise<boolean> {
+  return inspect.then(
+    () => true,
+    (e: { statusCode?: number }) => {
+      if (e.statusCode === 404) return false;
+      throw e;
+    },
+  );
 }
 
-export async function volumeExists(docker: Docker, name: string): Promise<boolean> {
-  return docker
-    .getVolume(name)
-    .inspect()
-    .then(
-      () => true,
-      (e: { statusCode?: number }) => {
-        if (e.statusCode === 404) return false;
-        throw e;
-      },
-    );
-}
+export const containerExists = (docker: Docker, name: string) => exists(docker.getContainer(name).inspect());
+export const volumeExists = (docker: Docker, name: string) => exists(docker.getVolume(name).inspect());

@@ -118,6 +118,40 @@ export interface InstanceRecord {
   deletedAt: string | null;
 }
 
+export interface NewInstanceRecord {
+  id: string;
+  userId: string;
+  source: SourceKind;
+  accessToken: string;
+  baseImage: string | null;
+  artifact: string | null;
+  resources: Resources;
+  vscodeVersion: string;
+}
+
+/** A fresh record in `Queued`, every step's timestamp still empty. */
+export function newInstanceRecord(init: NewInstanceRecord, now = new Date().toISOString()): InstanceRecord {
+  return {
+    ...init,
+    status: 'Queued',
+    devcontainerImage: null,
+    launch: null,
+    runtime: null,
+    failure: null,
+    workspaceSeeded: false,
+    createdAt: now,
+    updatedAt: now,
+    queuedAt: now,
+    buildStartedAt: null,
+    buildEndedAt: null,
+    pushEndedAt: null,
+    provisionStartedAt: null,
+    containerStartedAt: null,
+    runningAt: null,
+    deletedAt: null,
+  };
+}
+
 /** The seed's response shape, kept field for field (plus codebay's additions). */
 export interface InstanceResponse {
   instance_id: string;

@@ -1,4 +1,13 @@
-import { InputError, NotFoundError, parseCpu, parseMemory, type CreateFields, type InstanceRecord, type SourceKind } from '@codebay/contracts';
+import {
+  InputError,
+  NotFoundError,
+  newInstanceRecord,
+  parseCpu,
+  parseMemory,
+  type CreateFields,
+  type InstanceRecord,
+  type SourceKind,
+} from '@codebay/contracts';
 import { enqueueInstanceJob, type CodebayQueues, type InstanceStore, type Logger } from '@codebay/platform';
 import type { GatewayConfig } from './config.ts';
 import { newAccessToken, newInstanceId } from './tokens.ts';
@@ -58,32 +67,19 @@ export class InstanceService {
     const { user_id, vscode_version: _v, ...resources } = input.fields;
     let record: InstanceRecord | undefined;
     for (let attempt = 0; attempt < 5 && !record; attempt++) {
-      const candidate: InstanceRecord = {
-        id: newInstanceId(user_id),
-        userId: user_id,
-        status: 'Queued',
-        source: input.source,
-        accessToken: newAccessToken(),
-        baseImage: input.baseImage,
-        devcontainerImage: null,
-        artifact: input.artifact,
-        resources,
-        vscodeVersion,
-        launch: null,
-        runtime: null,
-        failure: null,
-        workspaceSeeded: false,
-        createdAt: now,
-        updatedAt: now,
-        queuedAt: now,
-        buildStartedAt: null,
-        buildEndedAt: null,
-        pushEndedAt: null,
-        provisionStartedAt: null,
-        containerStartedAt: null,
-        runningAt: null,
-        deletedAt: null,
-      };
+      const candidate = newInstanceRecord(
+        {
+          id: newInstanceId(user_id),
+          userId: user_id,
+          source: input.source,
+          accessToken: newAccessToken(),
+          baseImage: input.baseImage,
+          artifact: input.artifact,
+          resources,
+          vscodeVersion,
+        },
+        now,
+      );
       if (await this.store.create(candidate)) record = candidate;
     }
     if (!record) throw new Error('could not allocate a unique instance id');

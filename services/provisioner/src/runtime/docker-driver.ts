@@ -1,4 +1,4 @@
-import { PermanentError, TransientError, parseCpu, parseMemory, type InstanceRecord, type RuntimeInfo } from '@codebay/contracts';
+import { PermanentError, TransientError, launchConfigSchema, parseCpu, parseMemory, type InstanceRecord, type RuntimeInfo } from '@codebay/contracts';
 import { followProgress, type ArtifactStore, type Docker, type InstanceStore, type Logger } from '@codebay/platform';
 import { createReadStream } from 'node:fs';
 import type { EditorBundles } from '../editor-bundles.ts';
@@ -90,16 +90,7 @@ export class DockerDriver implements RuntimeDriver {
     const name = dockerNames.container(record.id);
     await ignore404(this.docker.getContainer(name).remove({ force: true }));
 
-    const launch = record.launch ?? {
-      containerEnv: {},
-      remoteEnv: {},
-      onCreateCommands: [],
-      updateContentCommands: [],
-      postCreateCommands: [],
-      postStartCommands: [],
-      settings: {},
-      extensions: [],
-    };
+    const launch = record.launch ?? launchConfigSchema.parse({});
     const env = Object.entries(launch.containerEnv).map(([k, v]) => `${k}=${v}`);
     env.push(`CODEBAY_LAUNCH=${JSON.stringify({ ...launch, workspaceFolder: '/workspace', port: EDITOR_PORT })}`, `CODEBAY_EDITOR_DIR=${EDITOR_DIR}`);
     const r = record.resources;
