@@ -3,7 +3,7 @@
  * split by phase, cold and warm, next to the same config built and started by
  * hand with the plain Dev Containers CLI and `docker run`.
  *
- *   cd /work/main && node_modules/.bin/tsx bench/e2e-timing.ts [python] [simple] [--no-plain] [--no-codebay]
+ *   cd /work/main && node_modules/.bin/tsx bench/e2e-timing.ts [python] [simple] [--warm=N] [--no-plain] [--no-codebay] [--no-warmup]
  *
  * Runs on the real components (Redis, dockerd, registry, editor bundle; see
  * /var/lib/codebay/local.env) and starts the real gateway, builder and
@@ -16,6 +16,7 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { get as httpGet } from 'node:http';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -25,6 +26,7 @@ import { components } from '../test/support/components.ts';
 import { testDocker } from '../test/support/docker.ts';
 import { createFromDevcontainer, createFromWorkspace, getInstance, packWorkspace } from '../test/support/instances.ts';
 import { startStack, type Stack } from '../test/support/stack.ts';
+import { waitFor } from '../test/support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SAMPLES = join(ROOT, 'samples');
@@ -34,7 +36,7 @@ const CLI_JS = join(dirname(createRequire(join(ROOT, 'services/builder/package.j
 const DEADLINE = { build: 15 * 60_000, running: 5 * 60_000, editor: 2 * 60_000, deleted: 60_000, plainBuild: 15 * 60_000, plainEditor: 2 * 60_000 };
 const POLL_MS = 100;
 
-type ConfigName = 'python' | 'simple';
+type ConfigName = 'python' | 'simple' | 'warmup';
 type Cache = 'cold' | 'warm';
 
 interface BenchConfig {
@@ -47,7 +49,30 @@ interface BenchConfig {
 }
 
 let pythonTarball: string | undefined;
-const CONFIGS: Record<ConfigName, BenchConfig> = {
+/**
+ * Not measured: one instance from POST /api/instances/simple (base image, no build), so the
+ * fresh provisioner and gateway processes have served an instance before the cold run (a
+ * long-running deployment has). Leaves the build cache alone.
+ */
+const WARMUP: BenchConfig = {
+  name: 'warmup',
+  describe: 'POST /api/instances/simple with base_image debian:bookworm (no build), before the measured runs',
+  plainWorkspace: () => {
+    throw new Error('no plain run for the warm-up');
+  },
+  prepare: async () => undefined,
+  create: async (stack, user) => {
+    const res = await stack.api('/api/instances/simple', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user_id: user, base_image: 'debian:bookworm' }),
+    });
+    if (res.status !== 202) throw new Error(`create failed: ${res.status} ${await res.text()}`);
+    return (await res.json()) as InstanceResponse;
+  },
+};
+
+const CONFIGS: Record<Exclude<ConfigName, 'warmup'>, BenchConfig> = {
   python: {
     name: 'python',
     describe: 'samples/python as a workspace tarball (Dockerfile + local feature), POST /api/instances/workspace',
@@ -78,25 +103,11 @@ const CONFIGS: Record<ConfigName, BenchConfig> = {
 // ---------------------------------------------------------------------------------------------
 // small helpers
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now();
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
 
-async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = POLL_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      if ((err as { fatal?: boolean }).fatal) throw err;
-      last = err;
-    }
-    await sleep(intervalMs);
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
+const until = <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = POLL_MS): Promise<T> =>
+  waitFor(what, check, timeoutMs, intervalMs);
 
 function run(
   cmd: string,
@@ -113,6 +124,23 @@ function run(
         resolve({ code, stdout: String(stdout), stderr: String(stderr) });
       },
     );
+  });
+}
+
+/**
+ * Status of a GET with node:http, as the launcher probes. Not fetch(): in a Node 20 process whose
+ * first fetch() meets a connection reset (a just-started container whose editor does not listen
+ * yet), that fetch never settles and holds no handle (seen here; see bench/README.md).
+ */
+function httpStatus(url: string, timeoutMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    const req = httpGet(url, { timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', () => resolve(0));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(0));
   });
 }
 
@@ -248,6 +276,23 @@ async function deleteInstance(stack: Stack, id: string): Promise<void> {
   if (i !== -1) created.splice(i, 1);
 }
 
+/** Timestamps from the launcher's log (`[codebay-launcher] ISO message`): when it started, spawned code-server, saw /healthz 200. */
+async function launcherMarks(container: string): Promise<{ started?: string; editorSpawned?: string; healthy?: string; notes: string[] }> {
+  const raw = (await docker
+    .getContainer(container)
+    .logs({ stdout: true, stderr: true, follow: false })
+    .catch(() => Buffer.alloc(0))) as unknown as Buffer;
+  const out: { started?: string; editorSpawned?: string; healthy?: string; notes: string[] } = { notes: [] };
+  for (const m of raw.toString('utf8').matchAll(/\[codebay-launcher\] (\d{4}-\d\d-\d\dT[\d:.]+Z) ([^\n]*)/g)) {
+    const [, at, msg] = m as unknown as [string, string, string];
+    if (msg.startsWith('starting (node')) out.started ??= at;
+    else if (msg.startsWith('starting code-server')) out.editorSpawned ??= at;
+    else if (msg.startsWith('editor is healthy')) out.healthy ??= at;
+    else if (/done in \d+ ms|FAILED|^extension |installing \d+ extension/.test(msg)) out.notes.push(msg.slice(0, 160));
+  }
+  return out;
+}
+
 async function codebayRun(stack: Stack, cfg: BenchConfig, user: string, cache: Cache): Promise<Row> {
   const t0 = now();
   const post0 = Date.now();
@@ -273,6 +318,8 @@ async function codebayRun(stack: Stack, cfg: BenchConfig, user: string, cache: C
   const readyAt = new Date(post0 + totalMs).toISOString();
   log(`${cfg.name}/codebay/${cache}: editor answers through the gateway after ${(totalMs / 1000).toFixed(2)} s`);
 
+  const launcher = await launcherMarks(`codebay-${inst.instance_id}`);
+
   const t = running.timings;
   const built = Boolean(t.build_started_at);
   const provisionFrom = built ? t.push_ended_at : t.queued_at;
@@ -290,7 +337,13 @@ async function codebayRun(stack: Stack, cfg: BenchConfig, user: string, cache: C
       editor_start: ms(t.container_started_at, t.running_at),
       gateway_ready: ms(t.running_at, readyAt),
       running_seen: Math.round(runningSeenMs),
+      // editor_start split by the launcher's own log lines
+      container_boot: ms(t.container_started_at, launcher.started),
+      launcher_setup: ms(launcher.started, launcher.editorSpawned),
+      code_server: ms(launcher.editorSpawned, launcher.healthy),
+      ready_noticed: ms(launcher.healthy, t.running_at),
     },
+    ...(launcher.notes.length ? { note: launcher.notes.join('; ') } : {}),
     total_ms: Math.round(totalMs),
   };
 }
@@ -365,9 +418,7 @@ async function plainRun(cfg: BenchConfig, cache: Cache): Promise<Row> {
     if (!hostPort) throw new Error(`no published port: ${port.stdout} ${port.stderr}`);
     const base = `http://127.0.0.1:${hostPort}`;
     await until(`${base}/healthz`, DEADLINE.plainEditor, async () => {
-      const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
-      if (res) await res.arrayBuffer();
-      return res?.status === 200 ? true : undefined;
+      return (await httpStatus(`${base}/healthz`, 2_000)) === 200 ? true : undefined;
     });
     const healthzMs = now() - t0;
     const editorStartMs = now() - t1;
@@ -432,6 +483,15 @@ function table(rows: Row[]): string {
       );
     }
     out.push('');
+    const dh = ['config', 'cache', 'boot', 'launcher', 'code-server', 'noticed'];
+    const dw = [7, 5, 7, 8, 11, 7];
+    out.push('codebay editor phase split (container started → launcher → code-server spawned → /healthz 200 → Running)');
+    out.push(pad(dh, dw));
+    for (const r of codebay) {
+      const p = r.phases;
+      out.push(pad([r.config, r.cache, s(p.container_boot), s(p.launcher_setup), s(p.code_server), s(p.ready_noticed)], dw));
+    }
+    out.push('');
   }
   if (plain.length) {
     const head = ['config', 'cache', 'build', 'docker-run', 'editor', 'healthz', '+workbench', 'TOTAL'];
@@ -446,17 +506,28 @@ function table(rows: Row[]): string {
   }
   const ratios = ratiosOf(rows);
   if (Object.keys(ratios).length) {
-    out.push('codebay TOTAL / plain TOTAL');
+    out.push('codebay TOTAL / plain TOTAL (median of the warm runs)');
     for (const [k, v] of Object.entries(ratios)) out.push(`  ${k.padEnd(12)} ${v.toFixed(2)}x`);
   }
   return out.join('\n');
 }
 
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+/** codebay TOTAL / plain TOTAL per config and cache state (medians when there are several warm runs). */
 function ratiosOf(rows: Row[]): Record<string, number> {
   const r: Record<string, number> = {};
-  for (const cb of rows.filter((x) => x.path === 'codebay')) {
-    const pl = rows.find((x) => x.path === 'plain' && x.config === cb.config && x.cache === cb.cache);
-    if (pl) r[`${cb.config}/${cb.cache}`] = Math.round((cb.total_ms / pl.total_ms) * 100) / 100;
+  for (const config of new Set(rows.map((x) => x.config))) {
+    for (const cache of ['cold', 'warm'] as const) {
+      const of = (path: Row['path']) => rows.filter((x) => x.config === config && x.cache === cache && x.path === path).map((x) => x.total_ms);
+      const cb = of('codebay');
+      const pl = of('plain');
+      if (cb.length && pl.length) r[`${config}/${cache}`] = Math.round((median(cb) / median(pl)) * 100) / 100;
+    }
   }
   return r;
 }
@@ -467,15 +538,20 @@ async function cleanup(): Promise<void> {
   for (const { stack, id } of [...created]) await deleteInstance(stack, id);
   for (const id of plainContainers) await removeContainer(id);
   for (const img of [...plainImages, ...benchImages]) await removeImage(img);
+  if (pythonTarball) rmSync(dirname(pythonTarball), { recursive: true, force: true });
 }
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const names = args.filter((a) => !a.startsWith('--')) as ConfigName[];
+  const names = args.filter((a) => !a.startsWith('--')) as (keyof typeof CONFIGS)[];
+  const unknown = args.filter((a) => a.startsWith('--') && !/^--(no-plain|no-codebay|no-warmup|warm=\d+)$/.test(a));
+  if (unknown.length) throw new Error(`unknown option ${unknown.join(' ')}; options: --warm=N --no-plain --no-codebay --no-warmup`);
   for (const n of names) if (!(n in CONFIGS)) throw new Error(`unknown config ${n}; choose from ${Object.keys(CONFIGS).join(', ')}`);
-  const selected = (names.length ? names : (['python', 'simple'] as ConfigName[])).map((n) => CONFIGS[n]);
+  const selected = (names.length ? names : (['python', 'simple'] as const)).map((n) => CONFIGS[n]);
   const doPlain = !args.includes('--no-plain');
   const doCodebay = !args.includes('--no-codebay');
+  const warmRuns = Number(/^--warm=(\d+)$/.exec(args.find((a) => a.startsWith('--warm=')) ?? '')?.[1] ?? 1);
+  const runs: Cache[] = ['cold', ...Array.from({ length: Math.max(1, warmRuns) }, () => 'warm' as const)];
 
   const c = components();
   const dockerVersion = await docker.version();
@@ -484,6 +560,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const colds: Record<string, ColdReport> = {};
   let stack: Stack | undefined;
+  let warmup: Row | undefined;
   let interrupted = false;
   const onSignal = () => {
     if (interrupted) process.exit(130);
@@ -496,12 +573,18 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  // Keeps the event loop alive while a fetch() is stuck (see httpStatus); its timeout then still fires.
+  const keepAlive = setInterval(() => undefined, 60_000);
   const started = Date.now();
   const user = `bench-${randomBytes(3).toString('hex')}`;
   try {
     if (doCodebay) {
       stack = await startStack({ name: 'bench', env: { DOCKER_PATH: DOCKER_BIN, LOG_LEVEL: 'info' } });
       log(`stack up at ${stack.url} (logs in .tmp/test-logs)`);
+      if (!args.includes('--no-warmup')) {
+        warmup = await codebayRun(stack, WARMUP, user, 'cold');
+        await deleteInstance(stack, created.at(-1)!.id);
+      }
     }
     for (const cfg of selected) {
       await cfg.prepare();
@@ -511,7 +594,7 @@ async function main(): Promise<void> {
         log(
           `cold: removed ${cold.removedTags} tags, pruned ${cold.prunedImages} images, ${cold.remaining} images left${cold.keptInUse.length ? `, kept (in use) ${cold.keptInUse.join(' ')}` : ''}`,
         );
-        for (const cache of ['cold', 'warm'] as const) {
+        for (const cache of runs) {
           const row = await codebayRun(stack, cfg, user, cache);
           rows.push(row);
           await deleteInstance(stack, created.at(-1)!.id);
@@ -523,19 +606,21 @@ async function main(): Promise<void> {
         log(
           `cold: removed ${cold.removedTags} tags, pruned ${cold.prunedImages} images, ${cold.remaining} images left${cold.keptInUse.length ? `, kept (in use) ${cold.keptInUse.join(' ')}` : ''}`,
         );
-        for (const cache of ['cold', 'warm'] as const) rows.push(await plainRun(cfg, cache));
+        for (const cache of runs) rows.push(await plainRun(cfg, cache));
       }
     }
   } finally {
     await cleanup();
     if (stack) {
       await stack.stop();
+      rmSync(dirname(stack.artifactDir), { recursive: true, force: true }); // the stack's artifacts and build folders
       // The per-user shared volume outlives instances by design; this user was the bench's own.
       await docker
         .getVolume(`codebay-shared-${user}`)
         .remove()
         .catch(() => undefined);
     }
+    clearInterval(keepAlive);
   }
 
   const output = table(rows);
@@ -548,6 +633,7 @@ async function main(): Promise<void> {
       editor: editorBundle().split('/').at(-1),
       rows,
       ratios: ratiosOf(rows),
+      warmup: warmup ?? null,
       cold: colds,
     })}\n`,
   );

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,6 +106,7 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     stopService,
     async stop() {
       for (const name of [...processes.keys()].reverse()) await stopService(name);
+      await rm(work, { recursive: true, force: true });
     },
     api(path, init = {}) {
       const { token = adminToken, ...rest } = init;

@@ -1,6 +1,7 @@
 import { PermanentError, TransientError, launchConfigSchema, parseCpu, parseMemory, type InstanceRecord, type RuntimeInfo } from '@codebay/contracts';
 import { followProgress, type ArtifactStore, type Docker, type InstanceStore, type Logger } from '@codebay/platform';
 import { createReadStream } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import type { EditorBundles } from '../editor-bundles.ts';
 import type { RuntimeDriver } from './driver.ts';
 
@@ -22,6 +23,21 @@ export const dockerNames = {
 };
 
 const PERMANENT_PULL = [/manifest unknown/i, /not found/i, /pull access denied/i, /invalid reference/i, /unauthorized/i];
+
+/**
+ * One readiness probe with node:http. (Node 20's fetch can hang until its timeout when a
+ * process's first request meets a connection reset, as a just-started container gives.)
+ */
+function answers200(url: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpGet(url, { timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
 
 function statusOf(err: unknown): number | undefined {
   return (err as { statusCode?: number }).statusCode;
@@ -141,11 +157,7 @@ export class DockerDriver implements RuntimeDriver {
     const container = this.docker.getContainer(runtime.containerId ?? dockerNames.container(record.id));
     while (Date.now() < deadline) {
       if (signal.aborted) throw new TransientError('provisioning was interrupted');
-      const ok = await fetch(`${runtime.endpoint}/healthz`, { signal: AbortSignal.timeout(2_000) }).then(
-        (res) => res.status === 200,
-        () => false,
-      );
-      if (ok) return;
+      if (await answers200(`${runtime.endpoint}/healthz`, 1_000)) return;
       const state = (await container.inspect()).State;
       if (!state.Running || state.Restarting) {
         throw new PermanentError(`the instance exited (code ${state.ExitCode}) before the editor answered: ${await this.tail(container)}`);
