@@ -85,6 +85,8 @@ export const runtimeInfoSchema = z.object({
   /** URL the gateway proxies editor traffic to (never shown to users). */
   endpoint: z.string(),
   containerId: z.string().optional(),
+  /** Kubernetes namespace holding the instance's objects. */
+  namespace: z.string().optional(),
 });
 export type RuntimeInfo = z.infer<typeof runtimeInfoSchema>;
 

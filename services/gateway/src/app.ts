@@ -88,6 +88,8 @@ export function createApp(deps: GatewayDeps): Express {
     res.send(await metrics.metrics());
   });
 
+  // External auth for per-instance Ingresses (Kubernetes): the instance token, not the API token.
+  app.get('/auth/instances/:id', deps.editor.authHandler());
   app.use(seedEditorRedirect);
   const api = apiRouter(deps);
   const auth = requireApiToken(config.adminToken);

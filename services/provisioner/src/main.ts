@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import { PermanentError, QUEUES, deprovisionJobSchema, provisionJobSchema } from '@codebay/contracts';
 import {
-  ArtifactStore,
   InstanceStore,
   closeQueues,
   createLogger,
@@ -18,9 +17,9 @@ import { Histogram } from 'prom-client';
 import type { ZodType } from 'zod';
 import { loadConfig } from './config.ts';
 import { DeprovisionInstance } from './deprovision-instance.ts';
-import { EditorBundles } from './editor-bundles.ts';
 import { ProvisionInstance } from './provision-instance.ts';
-import { DockerDriver } from './runtime/docker-driver.ts';
+import { Reconciler } from './reconciler.ts';
+import { createRuntime } from './runtime/index.ts';
 
 // Composition root: parse config, build adapters, start the workers, install shutdown.
 const config = loadConfig();
@@ -29,11 +28,8 @@ const redis = createRedis(config.REDIS_URL, 'codebay-provisioner');
 const queues = createQueues(redis, config.CODEBAY_QUEUE_PREFIX);
 const store = new InstanceStore(redis);
 const docker = dockerFromHost(config.DOCKER_HOST);
-const driver = new DockerDriver(docker, new EditorBundles(config.CODEBAY_EDITOR_ROOT), new ArtifactStore(config.CODEBAY_ARTIFACT_DIR), store, logger, {
-  publishHost: config.EDITOR_PUBLISH_HOST,
-  launcherDir: config.CODEBAY_LAUNCHER_DIR,
-  readyTimeoutMs: config.READY_TIMEOUT_SECONDS * 1000,
-});
+const runtime = createRuntime(config, { logger, store, docker });
+const driver = runtime.driver;
 const metrics = createMetricsRegistry('provisioner');
 registerQueueDepth(metrics, queues);
 const duration = new Histogram({
@@ -61,7 +57,12 @@ const permanentIsFinal = async (fn: () => Promise<void>) => {
   }
 };
 
-const workerOptions = { connection: redis, prefix: config.CODEBAY_QUEUE_PREFIX, lockDuration: 60_000 };
+const workerOptions = {
+  connection: redis,
+  prefix: config.CODEBAY_QUEUE_PREFIX,
+  lockDuration: config.JOB_LOCK_SECONDS * 1000,
+  stalledInterval: config.STALLED_INTERVAL_SECONDS * 1000,
+};
 const provisionWorker = new Worker(
   QUEUES.provision,
   (job, _token, signal) =>
@@ -87,10 +88,22 @@ for (const [name, w] of [
   w.on('error', (err) => logger.error({ err: err.message }, `${name} worker error`));
 }
 
-const ops = await startOpsServer(config.METRICS_HOST, config.METRICS_PORT, metrics, () => docker.ping().then(() => true));
+const ops = await startOpsServer(config.METRICS_HOST, config.METRICS_PORT, metrics, () =>
+  config.CODEBAY_RUNTIME === 'docker' ? docker.ping().then(() => true) : Promise.resolve(true),
+);
 logger.info({ runtime: config.CODEBAY_RUNTIME, dockerHost: config.DOCKER_HOST, metrics: config.METRICS_PORT }, 'provisioner ready');
 
+// The reconciler settles orphans and vanished instances now and then (Kubernetes runtime).
+let reconcileTimer: NodeJS.Timeout | undefined;
+if (runtime.inventory && config.RECONCILE_INTERVAL_SECONDS > 0) {
+  const reconciler = new Reconciler(store, runtime.inventory, logger);
+  reconcileTimer = setInterval(() => {
+    reconciler.run(false).catch((err: Error) => logger.warn({ err: err.message }, 'reconcile failed'));
+  }, config.RECONCILE_INTERVAL_SECONDS * 1000);
+}
+
 installShutdown(logger, [
+  async () => clearInterval(reconcileTimer),
   () => provisionWorker.close(),
   () => deprovisionWorker.close(),
   () => closeQueues(queues),

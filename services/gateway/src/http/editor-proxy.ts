@@ -91,15 +91,7 @@ export class EditorProxy {
         if (!record) return denied(res, 401, 'a valid access token for this instance is required');
         if (queryToken) {
           // Swap the token in the URL for a cookie, so it leaves the address bar and history.
-          res.setHeader(
-            'set-cookie',
-            serializeCookie(EDITOR_COOKIE, queryToken, {
-              path: `/instances/${target.id}/`,
-              httpOnly: true,
-              sameSite: 'lax',
-              secure: this.secureCookies,
-            }),
-          );
+          res.setHeader('set-cookie', this.sessionCookie(target.id, queryToken));
           res.redirect(302, stripTokenParam(req.originalUrl));
           return;
         }
@@ -109,6 +101,35 @@ export class EditorProxy {
         }
         req.url = target.upstreamUrl;
         this.proxy.web(req, res, { target: record.runtime.endpoint });
+      })().catch(next);
+    };
+  }
+
+  private sessionCookie(id: string, token: string): string {
+    return serializeCookie(EDITOR_COOKIE, token, { path: `/instances/${id}/`, httpOnly: true, sameSite: 'lax', secure: this.secureCookies });
+  }
+
+  /**
+   * `GET /auth/instances/<id>` for an ingress controller's external auth (ingress-nginx
+   * `auth-url`): 200 when the original request carries the instance's token (as `?tkn=`
+   * in `X-Original-URL`, handed back as the session cookie, or as that cookie), else 401.
+   */
+  authHandler(): RequestHandler {
+    return (req, res, next) => {
+      const id = String(req.params.id ?? '');
+      const original = req.get('x-original-url') ?? req.get('x-original-uri') ?? '';
+      let queryToken: string | undefined;
+      try {
+        queryToken = new URL(original, 'http://codebay.invalid').searchParams.get('tkn') ?? undefined;
+      } catch {
+        queryToken = undefined;
+      }
+      void (async () => {
+        const record = await this.authorised(id, queryToken ?? this.tokenOf(req));
+        if (!record) return denied(res, 401, 'a valid access token for this instance is required');
+        if (queryToken) res.setHeader('set-cookie', this.sessionCookie(id, queryToken));
+        res.setHeader('cache-control', 'no-store');
+        res.status(200).end();
       })().catch(next);
     };
   }

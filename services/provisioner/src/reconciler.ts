@@ -1,0 +1,64 @@
+import type { InstanceStatus, RuntimeInfo } from '@codebay/contracts';
+import type { InstanceStore, Logger } from '@codebay/platform';
+
+/** What a runtime can say about the instances it holds, for the reconciler. */
+export interface RuntimeInventory {
+  /** Instance ids that have any object in the runtime (root or not). */
+  instanceIds(): Promise<Set<string>>;
+  /** Ids whose root object exists (the part whose loss means the instance is gone). */
+  rootIds(): Promise<Set<string>>;
+  /** Removes every object of the instance, owned or orphaned. */
+  removeAll(instanceId: string): Promise<void>;
+  /** True when a record's runtime info points into this runtime (other runtimes' instances are not ours to judge). */
+  holds(runtime: RuntimeInfo): boolean;
+}
+
+export interface ReconcileReport {
+  dryRun: boolean;
+  /** Objects with no live instance record: removed (or would be). */
+  orphans: string[];
+  /** Records that claim a running instance whose objects vanished: marked Failed (or would be). */
+  vanished: string[];
+}
+
+/** Statuses in which an instance must have its runtime objects. */
+const HOLDS_OBJECTS: readonly InstanceStatus[] = ['Running'];
+/** Statuses in which objects may exist legitimately (or be on their way). */
+const MAY_HOLD_OBJECTS: readonly InstanceStatus[] = ['Queued', 'Building', 'Built', 'Cached', 'Provisioning', 'Running', 'Deleting'];
+
+/**
+ * Settles the differences between the instance records and what the runtime holds:
+ * objects of instances with no live record are removed; records whose objects vanished
+ * are marked Failed. With `dryRun` it only reports.
+ */
+export class Reconciler {
+  constructor(
+    private readonly store: InstanceStore,
+    private readonly runtime: RuntimeInventory,
+    private readonly logger: Logger,
+  ) {}
+
+  async run(dryRun: boolean): Promise<ReconcileReport> {
+    const report: ReconcileReport = { dryRun, orphans: [], vanished: [] };
+    const present = await this.runtime.instanceIds();
+    for (const id of [...present].sort()) {
+      const record = await this.store.get(id);
+      if (record && MAY_HOLD_OBJECTS.includes(record.status)) continue;
+      report.orphans.push(id);
+      if (!dryRun) await this.runtime.removeAll(id);
+    }
+    const roots = await this.runtime.rootIds();
+    const records = await this.store.many(await this.store.allIds());
+    for (const record of records) {
+      if (!HOLDS_OBJECTS.includes(record.status) || !record.runtime || !this.runtime.holds(record.runtime) || roots.has(record.id)) continue;
+      report.vanished.push(record.id);
+      if (!dryRun) {
+        await this.store.transition(record.id, HOLDS_OBJECTS, 'Failed', {
+          failure: { phase: 'provision', reason: 'the instance objects vanished from the cluster' },
+        });
+      }
+    }
+    if (report.orphans.length > 0 || report.vanished.length > 0) this.logger.info(report, dryRun ? 'reconcile (dry run)' : 'reconciled');
+    return report;
+  }
+}

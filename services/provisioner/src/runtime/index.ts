@@ -1,0 +1,54 @@
+import type { InstanceStore, Logger, Docker } from '@codebay/platform';
+import { ArtifactStore } from '@codebay/platform';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { ProvisionerConfig } from '../config.ts';
+import { EditorBundles } from '../editor-bundles.ts';
+import type { RuntimeInventory } from '../reconciler.ts';
+import { DockerDriver } from './docker-driver.ts';
+import type { RuntimeDriver } from './driver.ts';
+import { KubernetesDriver } from './kubernetes-driver.ts';
+
+export interface Runtime {
+  driver: RuntimeDriver;
+  /** Present where the runtime can list what it holds (Kubernetes). */
+  inventory?: RuntimeInventory;
+}
+
+/** Builds the configured runtime driver (for the provisioner and the reconcile command). */
+export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger; store: InstanceStore; docker: Docker }): Runtime {
+  if (config.CODEBAY_RUNTIME === 'kubernetes') {
+    const kc = new KubeConfig();
+    kc.loadFromDefault();
+    const driver = new KubernetesDriver(
+      kc,
+      {
+        namespace: config.KUBERNETES_NAMESPACE,
+        baseDomain: config.BASE_DOMAIN,
+        tlsSecret: config.CODEBAY_TLS_SECRET,
+        ingressClass: config.INGRESS_CLASS,
+        ingressNamespace: config.INGRESS_NAMESPACE,
+        gatewayAuthUrl: config.GATEWAY_AUTH_URL,
+        editorImageRepo: config.CODEBAY_EDITOR_IMAGE_REPO ?? `${config.REGISTRY}/codebay-editor`,
+        storageClass: config.STORAGE_CLASS,
+        sharedAccessMode: config.SHARED_ACCESS_MODE,
+        runAsUser: config.INSTANCE_RUN_AS_USER,
+      },
+      deps.logger,
+      config.READY_TIMEOUT_SECONDS * 1000,
+    );
+    return { driver, inventory: driver };
+  }
+  const driver = new DockerDriver(
+    deps.docker,
+    new EditorBundles(config.CODEBAY_EDITOR_ROOT),
+    new ArtifactStore(config.CODEBAY_ARTIFACT_DIR),
+    deps.store,
+    deps.logger,
+    {
+      publishHost: config.EDITOR_PUBLISH_HOST,
+      launcherDir: config.CODEBAY_LAUNCHER_DIR,
+      readyTimeoutMs: config.READY_TIMEOUT_SECONDS * 1000,
+    },
+  );
+  return { driver };
+}

@@ -1,0 +1,232 @@
+import { PermanentError, TransientError, type InstanceRecord, type RuntimeInfo } from '@codebay/contracts';
+import type { Logger } from '@codebay/platform';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  KubernetesObjectApi,
+  PatchStrategy,
+  Watch,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Deployment,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import type { RuntimeInventory } from '../reconciler.ts';
+import type { RuntimeDriver } from './driver.ts';
+import { EDITOR_PORT, FIELD_MANAGER, LABELS, instanceObjects, k8sNames, rootObject, sharedVolume, type KubernetesLayout } from './kubernetes-objects.ts';
+
+/** Pod states that will not get better by waiting. */
+const HOPELESS_WAITING = new Set([
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'CrashLoopBackOff',
+]);
+
+function statusCode(err: unknown): number | undefined {
+  const e = err as { code?: number; statusCode?: number; response?: { statusCode?: number } };
+  return e.code ?? e.statusCode ?? e.response?.statusCode;
+}
+
+/** Kubernetes API errors: 4xx (but 409/429) are the request's fault; 5xx, 409, 429 and network errors may pass. */
+export function classifyApiError(err: unknown, what: string): Error {
+  const code = statusCode(err);
+  const body = (err as { body?: unknown }).body;
+  const detail = typeof body === 'string' ? body : body ? JSON.stringify(body) : (err as Error).message;
+  const message = `${what}: ${code ?? 'network error'} ${detail}`.slice(0, 2_000);
+  if (code !== undefined && code >= 400 && code < 500 && code !== 409 && code !== 429) return new PermanentError(message);
+  return new TransientError(message);
+}
+
+/**
+ * The Kubernetes runtime: per instance a root ConfigMap owning a Secret, a workspace
+ * PVC, a Deployment, a Service, an Ingress and a NetworkPolicy (deleting the root
+ * garbage-collects the rest), plus the user's shared PVC, which no instance owns.
+ * Objects are server-side applied with one field manager, so a job run twice (or
+ * resumed after a crash between two objects) ends with exactly one of each.
+ */
+export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
+  private readonly objects: KubernetesObjectApi;
+  private readonly core: CoreV1Api;
+  private readonly apps: AppsV1Api;
+  /** API requests this driver made (for the benchmark's requests-per-instance). */
+  requests = 0;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly layout: KubernetesLayout,
+    private readonly logger: Logger,
+    private readonly readyTimeoutMs: number,
+  ) {
+    this.objects = KubernetesObjectApi.makeApiClient(kc);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.apps = kc.makeApiClient(AppsV1Api);
+  }
+
+  private async apply<T extends KubernetesObject>(obj: T): Promise<T> {
+    this.requests++;
+    try {
+      return await this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    } catch (err) {
+      throw classifyApiError(err, `apply ${obj.kind} ${obj.metadata?.name}`);
+    }
+  }
+
+  async provision(record: InstanceRecord): Promise<RuntimeInfo> {
+    if (!record.devcontainerImage && !record.baseImage) throw new PermanentError('instance has no image');
+    const root = await this.apply(rootObject(record, this.layout));
+    const owner = { name: root.metadata!.name!, uid: root.metadata!.uid! };
+    await this.ensureShared(record);
+    const o = instanceObjects(record, this.layout, owner);
+    // Storage and secret before the Deployment that mounts them; the network objects last.
+    for (const obj of [o.secret, o.workspace, o.deployment, o.service, o.ingress, o.networkPolicy] as KubernetesObject[]) await this.apply(obj);
+    this.logger.info({ instanceId: record.id, namespace: this.layout.namespace }, 'instance objects applied');
+    return {
+      driver: 'kubernetes',
+      namespace: this.layout.namespace,
+      endpoint: `http://${k8sNames.service(record.id)}.${this.layout.namespace}.svc.cluster.local:${EDITOR_PORT}`,
+    };
+  }
+
+  /** The shared PVC is created once with the first request's size; later instances only reuse it. */
+  private async ensureShared(record: InstanceRecord): Promise<void> {
+    const pvc = sharedVolume(record, this.layout);
+    this.requests++;
+    try {
+      await this.core.createNamespacedPersistentVolumeClaim({ namespace: this.layout.namespace, body: pvc });
+    } catch (err) {
+      if (statusCode(err) !== 409) throw classifyApiError(err, `create PersistentVolumeClaim ${pvc.metadata?.name}`);
+    }
+  }
+
+  /** Why the Deployment cannot make its pod (quota, admission), if it says so. */
+  private async replicaFailure(id: string): Promise<string | undefined> {
+    this.requests++;
+    const dep: V1Deployment = await this.apps.readNamespacedDeployment({ name: k8sNames.deployment(id), namespace: this.layout.namespace });
+    const failure = dep.status?.conditions?.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
+    return failure ? `${failure.reason ?? 'ReplicaFailure'}: ${failure.message ?? ''}`.trim() : undefined;
+  }
+
+  private podVerdict(pod: V1Pod): { ready: true } | { failed: string } | undefined {
+    const ready = pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+    if (ready && pod.status?.phase === 'Running') return { ready: true };
+    const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+    if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') return { failed: `Unschedulable: ${scheduled.message ?? ''}`.trim() };
+    for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
+      const waiting = cs.state?.waiting;
+      if (waiting?.reason && HOPELESS_WAITING.has(waiting.reason)) return { failed: `${waiting.reason}: ${waiting.message ?? cs.image}`.trim() };
+    }
+    if (pod.status?.phase === 'Failed') return { failed: `pod failed: ${pod.status.reason ?? ''} ${pod.status.message ?? ''}`.trim() };
+    return undefined;
+  }
+
+  /** Watches the instance's pods until one is Ready, or the reason it never will be, or the deadline. */
+  async waitReady(record: InstanceRecord, _runtime: RuntimeInfo, signal: AbortSignal): Promise<void> {
+    const ns = this.layout.namespace;
+    const deadline = Date.now() + this.readyTimeoutMs;
+    let watchAbort: AbortController | undefined;
+    let poll: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const settle = (verdict: { ready: true } | { failed: string } | undefined) => {
+          if (!verdict) return;
+          if ('ready' in verdict) resolve();
+          else reject(new PermanentError(verdict.failed));
+        };
+        const timer = setTimeout(() => reject(new PermanentError(`the instance was not ready within ${this.readyTimeoutMs / 1000} s`)), deadline - Date.now());
+        signal.addEventListener('abort', () => reject(new TransientError('provisioning was interrupted')), { once: true });
+        const labelSelector = `${LABELS.instance}=${record.id},${LABELS.component}=editor`;
+        const startWatch = () => {
+          this.requests++;
+          new Watch(this.kc)
+            .watch(
+              `/api/v1/namespaces/${ns}/pods`,
+              { labelSelector },
+              (phase, pod: V1Pod) => {
+                if (phase !== 'DELETED') settle(this.podVerdict(pod));
+              },
+              (err) => {
+                // The API server closes watches now and then: start again unless done.
+                if (Date.now() < deadline && !signal.aborted) setTimeout(startWatch, err ? 1_000 : 0);
+              },
+            )
+            .then((ac) => (watchAbort = ac))
+            .catch(() => setTimeout(startWatch, 1_000));
+        };
+        startWatch();
+        // Quota and admission refusals never make a pod: the Deployment says so instead.
+        const check = () =>
+          this.replicaFailure(record.id)
+            .then((reason) => (reason ? reject(new PermanentError(reason)) : undefined))
+            .catch((err) => (statusCode(err) === 404 ? reject(new TransientError('the Deployment vanished')) : undefined));
+        poll = setInterval(check, 2_000);
+        void check();
+        signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
+      });
+    } finally {
+      if (poll) clearInterval(poll);
+      watchAbort?.abort();
+    }
+  }
+
+  /** Deletes the root; the garbage collector takes every object it owns. */
+  async deprovision(record: InstanceRecord): Promise<void> {
+    const ns = this.layout.namespace;
+    this.requests++;
+    try {
+      await this.core.deleteNamespacedConfigMap({ name: k8sNames.root(record.id), namespace: ns, propagationPolicy: 'Background' });
+    } catch (err) {
+      if (statusCode(err) !== 404) throw classifyApiError(err, 'delete instance root');
+    }
+  }
+
+  // --- RuntimeInventory, for the reconciler -------------------------------------------
+
+  /** Kinds an instance may leave behind (Secrets are owned by the root and not listable by design). */
+  private static readonly INVENTORY = [
+    ['v1', 'ConfigMap'],
+    ['v1', 'PersistentVolumeClaim'],
+    ['v1', 'Service'],
+    ['apps/v1', 'Deployment'],
+    ['networking.k8s.io/v1', 'Ingress'],
+    ['networking.k8s.io/v1', 'NetworkPolicy'],
+  ] as const;
+
+  private async labelled(selector: string): Promise<KubernetesObject[]> {
+    const out: KubernetesObject[] = [];
+    for (const [apiVersion, kind] of KubernetesDriver.INVENTORY) {
+      this.requests++;
+      const list = await this.objects.list(apiVersion, kind, this.layout.namespace, undefined, undefined, undefined, undefined, selector);
+      for (const item of list.items) out.push({ ...item, apiVersion, kind });
+    }
+    return out;
+  }
+
+  async instanceIds(): Promise<Set<string>> {
+    const objs = await this.labelled(`${LABELS.managedBy}=codebay,${LABELS.instance}`);
+    return new Set(objs.map((o) => o.metadata?.labels?.[LABELS.instance]).filter((v): v is string => !!v));
+  }
+
+  holds(runtime: RuntimeInfo): boolean {
+    return runtime.driver === 'kubernetes' && runtime.namespace === this.layout.namespace;
+  }
+
+  async rootIds(): Promise<Set<string>> {
+    this.requests++;
+    const list = await this.core.listNamespacedConfigMap({ namespace: this.layout.namespace, labelSelector: `${LABELS.component}=root,${LABELS.instance}` });
+    return new Set(list.items.map((c) => c.metadata?.labels?.[LABELS.instance]).filter((v): v is string => !!v));
+  }
+
+  async removeAll(instanceId: string): Promise<void> {
+    for (const obj of await this.labelled(`${LABELS.instance}=${instanceId}`)) {
+      this.requests++;
+      try {
+        await this.objects.delete(obj, undefined, undefined, undefined, undefined, 'Background');
+      } catch (err) {
+        if (statusCode(err) !== 404) throw classifyApiError(err, `delete ${obj.kind} ${obj.metadata?.name}`);
+      }
+    }
+  }
+}
