@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `npm test` (all suites) and `npm run test:e2e` (end-to-end only).
+# `npm test` (all suites), `npm run test:e2e` (end-to-end only), `npm run test:k8s`
+# (the Kubernetes runtime against a real control plane only).
 # Prepares every real component the suites need (pnpm and dependencies, Redis,
 # dockerd, registry, base image, editor bundle, Chromium), runs the checks and
 # suites, and ends with one line: "N passed, N failed".
@@ -33,6 +34,16 @@ suite() {
   [ -s "$results/suite-$name.json" ] || echo '{"numPassedTests":0,"numFailedTests":1,"numPendingTests":0}' > "$results/suite-$name.json"
 }
 
+# The Kubernetes suites need the control plane (built from Go modules once, cached).
+if [ "$mode" = all ] || [ "$mode" = k8s ]; then
+  step "Kubernetes control plane"
+  if bash test/k8s/cluster.sh up; then
+    eval "$(bash test/k8s/cluster.sh env)"
+  else
+    echo fail > "$results/check-k8s-cluster"
+  fi
+fi
+
 if [ "$mode" = all ]; then
   check typecheck node_modules/.bin/tsc -p tsconfig.json
   check lint node_modules/.bin/eslint --max-warnings 0 .
@@ -41,6 +52,7 @@ if [ "$mode" = all ]; then
   suite unit
   suite integration --config test/vitest.config.ts test/integration
 fi
-suite e2e --config test/vitest.config.ts test/e2e
+if [ "$mode" = all ] || [ "$mode" = e2e ]; then suite e2e --config test/vitest.config.ts test/e2e; fi
+if [ "$mode" = all ] || [ "$mode" = k8s ]; then suite k8s --config test/vitest.config.ts test/k8s; fi
 
 node test/summary.mjs "$results"

@@ -43,7 +43,7 @@ for service in gateway builder provisioner; do
       builder) export METRICS_PORT=${BUILDER_METRICS_PORT:-9101} ;;
       provisioner) export METRICS_PORT=${PROVISIONER_METRICS_PORT:-9102} ;;
     esac
-    exec "$root/node_modules/.bin/tsx" "$root/services/$service/src/main.ts"
+    exec node --import tsx "$root/services/$service/src/main.ts"
   ) > >(sed -u "s/^/[$service] /") 2>&1 &
   pids+=($!)
 done

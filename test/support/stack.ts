@@ -10,7 +10,6 @@ import { freePort } from './ports.ts';
 import { waitFor } from './wait.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 export const LOG_DIR = join(ROOT, '.tmp/test-logs');
 
 export type ServiceName = 'gateway' | 'builder' | 'provisioner';
@@ -22,6 +21,8 @@ export interface Stack {
   artifactDir: string;
   env: NodeJS.ProcessEnv;
   processes: Map<ServiceName, ChildProcess>;
+  /** HTTP port of each service (the gateway's API, the workers' /metrics). */
+  ports: Record<ServiceName, number>;
   /** Stops one service (SIGTERM, or SIGKILL to simulate a crash). */
   stopService(name: ServiceName, signal?: NodeJS.Signals): Promise<void>;
   startService(name: ServiceName): Promise<void>;
@@ -63,7 +64,8 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
 
   const startService = async (name: ServiceName) => {
     const log = createWriteStream(join(LOG_DIR, `${runId}-${name}.log`), { flags: 'a' });
-    const child = spawn(TSX, [join(ROOT, 'services', name, 'src/main.ts')], {
+    // One process per service (node with tsx's loader, no wrapper), so a signal reaches the service itself.
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'services', name, 'src/main.ts')], {
       cwd: ROOT,
       env: { ...env, METRICS_PORT: String(ports[name]) },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -102,6 +104,7 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     artifactDir: env.CODEBAY_ARTIFACT_DIR!,
     env,
     processes,
+    ports,
     startService,
     stopService,
     async stop() {

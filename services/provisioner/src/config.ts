@@ -30,6 +30,8 @@ const schema = commonEnvSchema.extend({
   STORAGE_CLASS: z.string().optional(),
   SHARED_ACCESS_MODE: z.enum(['ReadWriteMany', 'ReadWriteOnce']).default('ReadWriteMany'),
   INSTANCE_RUN_AS_USER: envInt(1000),
+  /** Instances provisioned at once by one provisioner. */
+  PROVISION_CONCURRENCY: envInt(4),
   /** How often the reconciler runs (0: never). */
   RECONCILE_INTERVAL_SECONDS: envInt(60),
   /** A job whose worker stops renewing its lock this long is handed to another worker. */

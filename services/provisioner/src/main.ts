@@ -13,7 +13,7 @@ import {
   startOpsServer,
 } from '@codebay/platform';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { Histogram } from 'prom-client';
+import { Counter, Histogram } from 'prom-client';
 import type { ZodType } from 'zod';
 import { loadConfig } from './config.ts';
 import { DeprovisionInstance } from './deprovision-instance.ts';
@@ -39,6 +39,18 @@ const duration = new Histogram({
   buckets: [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300],
   registers: [metrics],
 });
+if (runtime.kubernetes) {
+  const k8s = runtime.kubernetes;
+  new Counter({
+    name: 'codebay_kubernetes_requests_total',
+    help: 'Kubernetes API requests made by the runtime driver',
+    registers: [metrics],
+    collect() {
+      this.reset();
+      this.inc(k8s.requests);
+    },
+  });
+}
 const provision = new ProvisionInstance(store, driver, logger, duration);
 const deprovision = new DeprovisionInstance(store, driver, logger, config.DELETED_RECORD_TTL_SECONDS);
 
@@ -74,7 +86,7 @@ const provisionWorker = new Worker(
         signal: signal ?? new AbortController().signal,
       }),
     ),
-  { ...workerOptions, concurrency: 4 },
+  { ...workerOptions, concurrency: config.PROVISION_CONCURRENCY },
 );
 const deprovisionWorker = new Worker(QUEUES.deprovision, (job) => permanentIsFinal(() => deprovision.run(payload(deprovisionJobSchema, job).instanceId)), {
   ...workerOptions,

@@ -12,6 +12,7 @@ export interface Runtime {
   driver: RuntimeDriver;
   /** Present where the runtime can list what it holds (Kubernetes). */
   inventory?: RuntimeInventory;
+  kubernetes?: KubernetesDriver;
 }
 
 /** Builds the configured runtime driver (for the provisioner and the reconcile command). */
@@ -36,7 +37,7 @@ export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger;
       deps.logger,
       config.READY_TIMEOUT_SECONDS * 1000,
     );
-    return { driver, inventory: driver };
+    return { driver, inventory: driver, kubernetes: driver };
   }
   const driver = new DockerDriver(
     deps.docker,

@@ -15,6 +15,9 @@ import type { RuntimeInventory } from '../reconciler.ts';
 import type { RuntimeDriver } from './driver.ts';
 import { EDITOR_PORT, FIELD_MANAGER, LABELS, instanceObjects, k8sNames, rootObject, sharedVolume, type KubernetesLayout } from './kubernetes-objects.ts';
 
+/** How long a pod may stay Unschedulable (for reasons other than volume binding) before the instance fails. */
+const UNSCHEDULABLE_GRACE_MS = 20_000;
+
 /** Pod states that will not get better by waiting. */
 const HOPELESS_WAITING = new Set([
   'ErrImagePull',
@@ -113,7 +116,14 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
     const ready = pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
     if (ready && pod.status?.phase === 'Running') return { ready: true };
     const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
-    if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') return { failed: `Unschedulable: ${scheduled.message ?? ''}`.trim() };
+    if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
+      // Waiting for a volume to bind is normal at first; anything else must persist before it counts.
+      const message = scheduled.message ?? '';
+      const since = Date.parse(scheduled.lastTransitionTime ? String(scheduled.lastTransitionTime) : '') || Date.now();
+      if (!/unbound immediate PersistentVolumeClaims/i.test(message) && Date.now() - since >= UNSCHEDULABLE_GRACE_MS) {
+        return { failed: `Unschedulable: ${message}`.trim() };
+      }
+    }
     for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
       const waiting = cs.state?.waiting;
       if (waiting?.reason && HOPELESS_WAITING.has(waiting.reason)) return { failed: `${waiting.reason}: ${waiting.message ?? cs.image}`.trim() };
@@ -128,6 +138,8 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
     const deadline = Date.now() + this.readyTimeoutMs;
     let watchAbort: AbortController | undefined;
     let poll: NodeJS.Timeout | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let finished = false;
     try {
       await new Promise<void>((resolve, reject) => {
         const settle = (verdict: { ready: true } | { failed: string } | undefined) => {
@@ -135,10 +147,11 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
           if ('ready' in verdict) resolve();
           else reject(new PermanentError(verdict.failed));
         };
-        const timer = setTimeout(() => reject(new PermanentError(`the instance was not ready within ${this.readyTimeoutMs / 1000} s`)), deadline - Date.now());
+        timer = setTimeout(() => reject(new PermanentError(`the instance was not ready within ${this.readyTimeoutMs / 1000} s`)), deadline - Date.now());
         signal.addEventListener('abort', () => reject(new TransientError('provisioning was interrupted')), { once: true });
         const labelSelector = `${LABELS.instance}=${record.id},${LABELS.component}=editor`;
         const startWatch = () => {
+          if (finished) return;
           this.requests++;
           new Watch(this.kc)
             .watch(
@@ -149,23 +162,38 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
               },
               (err) => {
                 // The API server closes watches now and then: start again unless done.
-                if (Date.now() < deadline && !signal.aborted) setTimeout(startWatch, err ? 1_000 : 0);
+                if (!finished && Date.now() < deadline && !signal.aborted) setTimeout(startWatch, err ? 1_000 : 0);
               },
             )
-            .then((ac) => (watchAbort = ac))
+            .then((ac) => {
+              watchAbort = ac;
+              if (finished) ac.abort();
+            })
             .catch(() => setTimeout(startWatch, 1_000));
         };
         startWatch();
-        // Quota and admission refusals never make a pod: the Deployment says so instead.
-        const check = () =>
+        // Quota and admission refusals never make a pod: the Deployment says so instead. A pod
+        // stuck Unschedulable sends no new events: look at it again now and then.
+        let rounds = 0;
+        const check = () => {
+          rounds++;
           this.replicaFailure(record.id)
             .then((reason) => (reason ? reject(new PermanentError(reason)) : undefined))
             .catch((err) => (statusCode(err) === 404 ? reject(new TransientError('the Deployment vanished')) : undefined));
+          if (rounds % 5 === 0) {
+            this.requests++;
+            this.core
+              .listNamespacedPod({ namespace: ns, labelSelector })
+              .then((pods) => pods.items.forEach((pod) => settle(this.podVerdict(pod))))
+              .catch(() => undefined);
+          }
+        };
         poll = setInterval(check, 2_000);
         void check();
-        signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
       });
     } finally {
+      finished = true;
+      clearTimeout(timer);
       if (poll) clearInterval(poll);
       watchAbort?.abort();
     }

@@ -1,0 +1,302 @@
+import type { InstanceResponse } from '@codebay/contracts';
+import { AppsV1Api, CoreV1Api, KubernetesObjectApi, NetworkingV1Api, Watch, loadAllYaml, type KubeConfig } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getInstance, waitForStatus } from '../support/instances.ts';
+import { adminConfig, applyAll, deployRbac, serviceAccountKubeconfig, testNamespace } from '../support/kube.ts';
+import { startStack, type Stack } from '../support/stack.ts';
+import { waitFor } from '../support/wait.ts';
+import { execFileSync } from 'node:child_process';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const selector = (id: string) => `codebay.dev/instance=${id}`;
+
+/**
+ * The provisioner's Kubernetes runtime against a real control plane (kube-apiserver,
+ * etcd, controller-manager, scheduler; nodes faked by kwok), running as the
+ * ServiceAccount deploy/ defines, in a namespace enforcing the restricted Pod Security Standard.
+ */
+describe('Kubernetes runtime on a real API server', () => {
+  let admin: KubeConfig;
+  let sa: KubeConfig;
+  let ns: string;
+  let stack: Stack;
+  const user = `k8s-${randomBytes(3).toString('hex')}`;
+
+  const core = () => admin.makeApiClient(CoreV1Api);
+  const apps = () => admin.makeApiClient(AppsV1Api);
+  const net = () => admin.makeApiClient(NetworkingV1Api);
+
+  async function objectsOf(id: string) {
+    const [cms, pvcs, svcs, deps, ings, nps] = await Promise.all([
+      core().listNamespacedConfigMap({ namespace: ns, labelSelector: selector(id) }),
+      core().listNamespacedPersistentVolumeClaim({ namespace: ns, labelSelector: selector(id) }),
+      core().listNamespacedService({ namespace: ns, labelSelector: selector(id) }),
+      apps().listNamespacedDeployment({ namespace: ns, labelSelector: selector(id) }),
+      net().listNamespacedIngress({ namespace: ns, labelSelector: selector(id) }),
+      net().listNamespacedNetworkPolicy({ namespace: ns, labelSelector: selector(id) }),
+    ]);
+    const secrets = await core().listNamespacedSecret({ namespace: ns, labelSelector: selector(id) });
+    return {
+      configMaps: cms.items,
+      pvcs: pvcs.items,
+      services: svcs.items,
+      deployments: deps.items,
+      ingresses: ings.items,
+      networkPolicies: nps.items,
+      secrets: secrets.items,
+    };
+  }
+
+  async function createSimple(body: Record<string, unknown> = {}): Promise<InstanceResponse> {
+    const res = await stack.api('/api/instances/simple', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user_id: user, base_image: 'debian:bookworm', ...body }),
+    });
+    expect(res.status).toBe(202);
+    return (await res.json()) as InstanceResponse;
+  }
+
+  beforeAll(async () => {
+    admin = adminConfig();
+    ns = await testNamespace(admin, 'codebay-t');
+    const account = await serviceAccountKubeconfig(admin, ns, 'codebay-provisioner');
+    sa = account.kc;
+    stack = await startStack({
+      name: 'k8s',
+      services: ['gateway', 'provisioner'],
+      env: {
+        CODEBAY_RUNTIME: 'kubernetes',
+        KUBECONFIG: account.path,
+        KUBERNETES_NAMESPACE: ns,
+        READY_TIMEOUT_SECONDS: '60',
+        RECONCILE_INTERVAL_SECONDS: '0',
+        JOB_LOCK_SECONDS: '5',
+        STALLED_INTERVAL_SECONDS: '3',
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+    if (ns)
+      await core()
+        .deleteNamespace({ name: ns })
+        .catch(() => undefined);
+  });
+
+  it('runs as the ServiceAccount from deploy/: allowed what the Role grants, refused the rest', async () => {
+    const saCore = sa.makeApiClient(CoreV1Api);
+    await expect(saCore.listNamespacedConfigMap({ namespace: ns })).resolves.toBeDefined();
+    await expect(saCore.listNamespacedSecret({ namespace: 'kube-system' })).rejects.toMatchObject({ code: 403 });
+    await expect(saCore.listNamespacedSecret({ namespace: ns })).rejects.toMatchObject({ code: 403 });
+    await expect(saCore.createNamespace({ body: { metadata: { name: `nope-${randomBytes(2).toString('hex')}` } } })).rejects.toMatchObject({ code: 403 });
+  });
+
+  it('creates an instance: objects owned by one root, pod admitted under restricted PSA, Running with its URL', async () => {
+    const inst = await createSimple();
+    const running = await waitForStatus(stack, inst.instance_id, ['Running'], 90_000);
+    expect(running.url).toContain(`/instances/${inst.instance_id}?tkn=`);
+    const o = await objectsOf(inst.instance_id);
+    expect(o.configMaps).toHaveLength(1);
+    const root = o.configMaps[0]!;
+    for (const obj of [...o.secrets, ...o.pvcs, ...o.services, ...o.deployments, ...o.ingresses, ...o.networkPolicies]) {
+      expect(obj.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'ConfigMap', name: root.metadata!.name, uid: root.metadata!.uid });
+      expect(obj.metadata?.labels).toMatchObject({ 'codebay.dev/instance': inst.instance_id, 'codebay.dev/user': user });
+    }
+    expect([o.secrets.length, o.pvcs.length, o.services.length, o.deployments.length, o.ingresses.length, o.networkPolicies.length]).toEqual([
+      1, 1, 1, 1, 1, 1,
+    ]);
+    const pod = (await core().listNamespacedPod({ namespace: ns, labelSelector: selector(inst.instance_id) })).items[0]!;
+    expect(pod.status?.phase).toBe('Running');
+    expect(pod.spec?.securityContext?.runAsNonRoot).toBe(true);
+    expect(pod.spec?.containers[0]?.securityContext?.allowPrivilegeEscalation).toBe(false);
+    expect(pod.spec?.containers[0]?.resources?.limits).toMatchObject({ memory: '2Gi', cpu: '1' });
+    const ing = o.ingresses[0]!;
+    expect(ing.spec?.rules?.[0]?.host).toBe('vscode.local');
+    expect(ing.metadata?.annotations?.['nginx.ingress.kubernetes.io/auth-url']).toMatch(new RegExp(`/auth/instances/${inst.instance_id}$`));
+    // The user's shared PVC exists and belongs to no instance.
+    const shared = await core().readNamespacedPersistentVolumeClaim({ name: `codebay-shared-${user}`, namespace: ns });
+    expect(shared.metadata?.ownerReferences ?? []).toHaveLength(0);
+  });
+
+  it('refuses requests and limits out of bounds with 400, creating nothing', async () => {
+    const res = await stack.api('/api/instances/simple', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user_id: user, base_image: 'debian:bookworm', memory_limit: '64Gi' }),
+    });
+    expect(res.status).toBe(400);
+  });
+
+  it('applies idempotently: a provision job run again leaves exactly one of each object', async () => {
+    const inst = await createSimple();
+    await waitForStatus(stack, inst.instance_id, ['Running'], 90_000);
+    const before = await objectsOf(inst.instance_id);
+    // The driver's provision, run twice more as the ServiceAccount (as a retried job would), keeps one of each.
+    const { KubernetesDriver } = await import('../../services/provisioner/src/runtime/kubernetes-driver.ts');
+    const { createLogger, InstanceStore, createRedis } = await import('@codebay/platform');
+    const redis = createRedis(stack.env.REDIS_URL!, 'test-k8s');
+    try {
+      const record = (await new InstanceStore(redis).get(inst.instance_id))!;
+      const driver = new KubernetesDriver(sa, layoutFor(ns), createLogger('test', 'silent'), 30_000);
+      await driver.provision(record);
+      await driver.provision(record);
+    } finally {
+      redis.disconnect();
+    }
+    const after = await objectsOf(inst.instance_id);
+    for (const k of Object.keys(after) as Array<keyof typeof after>) expect(after[k].length, k).toBe(before[k].length);
+    expect(after.configMaps[0]!.metadata!.uid).toBe(before.configMaps[0]!.metadata!.uid);
+  });
+
+  it('a provisioner killed between two objects: the retried job completes with one of each object', async () => {
+    const provisioner = stack.processes.get('provisioner')!;
+    // Freeze the provisioner the moment its first object (the root) appears, then kill it.
+    // The watch starts at the list's resourceVersion, so only objects made from now on count.
+    const { metadata } = await core().listNamespacedConfigMap({ namespace: ns, labelSelector: 'codebay.dev/component=root' });
+    let stop: AbortController | undefined;
+    const rootSeen = new Promise<string>((resolve, reject) => {
+      new Watch(admin)
+        .watch(
+          `/api/v1/namespaces/${ns}/configmaps`,
+          { labelSelector: 'codebay.dev/component=root', resourceVersion: metadata!.resourceVersion! },
+          (phase, obj: { metadata?: { labels?: Record<string, string> } }) => {
+            if (phase !== 'ADDED') return;
+            process.kill(provisioner.pid!, 'SIGSTOP');
+            resolve(obj.metadata!.labels!['codebay.dev/instance']!);
+          },
+          (err) => (err ? reject(err as Error) : undefined),
+        )
+        .then((ac) => (stop = ac), reject);
+    });
+    try {
+      const inst = await createSimple();
+      expect(await rootSeen).toBe(inst.instance_id);
+      const frozen = await objectsOf(inst.instance_id);
+      await stack.stopService('provisioner', 'SIGKILL');
+      // It really died mid-job: the root is there, the last object is not, the instance is not Running.
+      expect(frozen.configMaps).toHaveLength(1);
+      expect(frozen.networkPolicies).toHaveLength(0);
+      expect((await getInstance(stack, inst.instance_id)).status).toBe('Provisioning');
+
+      await stack.startService('provisioner');
+      await waitForStatus(stack, inst.instance_id, ['Running'], 120_000);
+      const o = await objectsOf(inst.instance_id);
+      expect([
+        o.configMaps.length,
+        o.secrets.length,
+        o.pvcs.length,
+        o.deployments.length,
+        o.services.length,
+        o.ingresses.length,
+        o.networkPolicies.length,
+      ]).toEqual([1, 1, 1, 1, 1, 1, 1]);
+      expect(o.configMaps[0]!.metadata!.uid).toBe(frozen.configMaps[0]!.metadata!.uid);
+    } finally {
+      stop?.abort();
+      if (!stack.processes.has('provisioner')) await stack.startService('provisioner');
+    }
+  });
+
+  it('delete garbage-collects every instance object and keeps the shared PVC', async () => {
+    const inst = await createSimple();
+    await waitForStatus(stack, inst.instance_id, ['Running'], 90_000);
+    expect((await stack.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' })).status).toBe(202);
+    await waitForStatus(stack, inst.instance_id, ['Deleted'], 60_000);
+    await waitFor(
+      'the garbage collector',
+      async () => {
+        const o = await objectsOf(inst.instance_id);
+        return Object.values(o).every((list) => list.length === 0) ? true : undefined;
+      },
+      60_000,
+      500,
+    );
+    await expect(core().readNamespacedPersistentVolumeClaim({ name: `codebay-shared-${user}`, namespace: ns })).resolves.toBeDefined();
+  });
+
+  it('a ResourceQuota the instance exceeds: Failed with the reason', async () => {
+    const quotaNs = ns;
+    await core().createNamespacedResourceQuota({ namespace: quotaNs, body: { metadata: { name: 'tight' }, spec: { hard: { 'limits.memory': '1Gi' } } } });
+    try {
+      const inst = await createSimple();
+      const failed = await waitForStatus(stack, inst.instance_id, ['Failed'], 90_000);
+      expect(failed.error).toMatch(/exceeded quota/i);
+      expect(failed.phase).toBe('provision');
+    } finally {
+      await core().deleteNamespacedResourceQuota({ name: 'tight', namespace: quotaNs });
+    }
+  });
+
+  it('the reconciler reports (dry run), then removes an orphan Deployment labelled as an instance', async () => {
+    const orphanId = `${user}-orphan00`;
+    await apps().createNamespacedDeployment({
+      namespace: ns,
+      body: {
+        metadata: { name: `codebay-${orphanId}`, labels: { 'app.kubernetes.io/managed-by': 'codebay', 'codebay.dev/instance': orphanId } },
+        spec: {
+          replicas: 0,
+          selector: { matchLabels: { 'codebay.dev/instance': orphanId } },
+          template: {
+            metadata: { labels: { 'codebay.dev/instance': orphanId } },
+            spec: {
+              securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+              containers: [{ name: 'x', image: 'debian:bookworm', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } }],
+            },
+          },
+        },
+      },
+    });
+    const reconcile = (dry: boolean) =>
+      JSON.parse(
+        execFileSync(`${ROOT}/node_modules/.bin/tsx`, [`${ROOT}/services/provisioner/src/reconcile.ts`, ...(dry ? ['--dry-run'] : [])], {
+          env: { ...stack.env, CODEBAY_RUNTIME: 'kubernetes', KUBECONFIG: stack.env.KUBECONFIG, KUBERNETES_NAMESPACE: ns, LOG_LEVEL: 'silent' },
+          encoding: 'utf8',
+        }).trim(),
+      ) as { orphans: string[]; vanished: string[] };
+    const dry = reconcile(true);
+    expect(dry.orphans).toContain(orphanId);
+    expect((await apps().listNamespacedDeployment({ namespace: ns, labelSelector: selector(orphanId) })).items).toHaveLength(1);
+    const real = reconcile(false);
+    expect(real.orphans).toContain(orphanId);
+    await waitFor(
+      'the orphan to go',
+      async () => ((await apps().listNamespacedDeployment({ namespace: ns, labelSelector: selector(orphanId) })).items.length === 0 ? true : undefined),
+      30_000,
+    );
+    // Live instances are left alone.
+    const live = await stack.api('/api/instances');
+    const running = ((await live.json()) as { instances: InstanceResponse[] }).instances.filter(
+      (i) => i.status === 'Running' && i.instance_id.startsWith(user),
+    );
+    for (const i of running) expect((await getInstance(stack, i.instance_id)).status).toBe('Running');
+  });
+
+  it('every manifest in deploy/ applies with a server-side dry run', async () => {
+    // The Namespace as written; the namespaced objects into this suite's namespace (a dry-run
+    // Namespace does not exist for the objects after it).
+    await applyAll(admin, loadAllYaml(readFileSync(`${ROOT}/deploy/kubernetes/base/namespace.yaml`, 'utf8')), 'All');
+    await applyAll(admin, deployRbac(ns), 'All');
+    // The dry run went to the server and created nothing.
+    const api = KubernetesObjectApi.makeApiClient(admin);
+    await expect(api.read({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'vscode-system' } })).rejects.toMatchObject({ code: 404 });
+  });
+});
+
+function layoutFor(namespace: string) {
+  return {
+    namespace,
+    baseDomain: 'vscode.local',
+    tlsSecret: 'codebay-tls',
+    ingressClass: 'public',
+    ingressNamespace: 'ingress',
+    gatewayAuthUrl: 'http://codebay-gateway.vscode-system.svc.cluster.local:8080',
+    editorImageRepo: 'localhost:32000/codebay-editor',
+    sharedAccessMode: 'ReadWriteMany' as const,
+    runAsUser: 1000,
+  };
+}
