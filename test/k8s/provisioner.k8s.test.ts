@@ -123,6 +123,21 @@ describe('Kubernetes runtime on a real API server', () => {
     expect(shared.metadata?.ownerReferences ?? []).toHaveLength(0);
   });
 
+  it("answers the Ingress's external auth: the instance token (query or cookie) opens it, nothing else does", async () => {
+    const inst = await createSimple();
+    await waitForStatus(stack, inst.instance_id, ['Running'], 90_000);
+    const auth = (headers: Record<string, string>) => fetch(`${stack.url}/auth/instances/${inst.instance_id}`, { headers });
+    const ok = await auth({ 'x-original-url': `https://vscode.local/instances/${inst.instance_id}/?tkn=${inst.access_token}` });
+    expect(ok.status).toBe(200);
+    const cookie = ok.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(new RegExp(`^codebay_tkn=${inst.access_token};.*Path=/instances/${inst.instance_id}/;.*HttpOnly`));
+    expect((await auth({ cookie: `codebay_tkn=${inst.access_token}` })).status).toBe(200);
+    expect((await auth({})).status).toBe(401);
+    expect((await auth({ 'x-original-url': `/instances/${inst.instance_id}/?tkn=wrong` })).status).toBe(401);
+    // The API token is not an instance token.
+    expect((await auth({ authorization: `Bearer ${stack.adminToken}` })).status).toBe(401);
+  });
+
   it('refuses requests and limits out of bounds with 400, creating nothing', async () => {
     const res = await stack.api('/api/instances/simple', {
       method: 'POST',
@@ -274,6 +289,22 @@ describe('Kubernetes runtime on a real API server', () => {
       (i) => i.status === 'Running' && i.instance_id.startsWith(user),
     );
     for (const i of running) expect((await getInstance(stack, i.instance_id)).status).toBe('Running');
+  });
+
+  it('the reconciler marks an instance whose objects vanished Failed, with the reason', async () => {
+    const inst = await createSimple();
+    await waitForStatus(stack, inst.instance_id, ['Running'], 90_000);
+    await core().deleteNamespacedConfigMap({ name: `codebay-${inst.instance_id}`, namespace: ns });
+    const report = JSON.parse(
+      execFileSync(`${ROOT}/node_modules/.bin/tsx`, [`${ROOT}/services/provisioner/src/reconcile.ts`], {
+        env: { ...stack.env, CODEBAY_RUNTIME: 'kubernetes', KUBERNETES_NAMESPACE: ns, LOG_LEVEL: 'silent' },
+        encoding: 'utf8',
+      }).trim(),
+    ) as { vanished: string[] };
+    expect(report.vanished).toContain(inst.instance_id);
+    const failed = await getInstance(stack, inst.instance_id);
+    expect(failed.status).toBe('Failed');
+    expect(failed.error).toMatch(/vanished/);
   });
 
   it('every manifest in deploy/ applies with a server-side dry run', async () => {
