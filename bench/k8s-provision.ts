@@ -6,6 +6,7 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
+import { createRedis } from '@codebay/platform';
 import { adminConfig, serviceAccountKubeconfig, testNamespace } from '../test/support/kube.ts';
 import { startStack } from '../test/support/stack.ts';
 import { waitFor } from '../test/support/wait.ts';
@@ -96,6 +97,12 @@ try {
   console.log(JSON.stringify(result));
 } finally {
   await stack.stop();
+  // The bench user's records go with its namespace.
+  const redis = createRedis(stack.env.REDIS_URL!, 'k8s-bench-cleanup');
+  const ids = await redis.smembers(`codebay:user:${user}:instances`);
+  if (ids.length > 0) await redis.srem('codebay:instances', ...ids);
+  await redis.del(`codebay:user:${user}:instances`, ...ids.map((id) => `codebay:instance:${id}`));
+  await redis.quit();
   await admin
     .makeApiClient(CoreV1Api)
     .deleteNamespace({ name: ns })

@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { closeQueues, createQueues, createRedis } from '@codebay/platform';
 import { components } from './components.ts';
 import { freePort } from './ports.ts';
 import { waitFor } from './wait.ts';
@@ -110,6 +111,12 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     async stop() {
       for (const name of [...processes.keys()].reverse()) await stopService(name);
       await rm(work, { recursive: true, force: true });
+      // This run's queues go with it.
+      const redis = createRedis(c.redisUrl, 'test-stack-cleanup');
+      const queues = createQueues(redis, queuePrefix);
+      await Promise.all(Object.values(queues).map((q) => q.obliterate({ force: true }).catch(() => undefined)));
+      await closeQueues(queues);
+      await redis.quit();
     },
     api(path, init = {}) {
       const { token = adminToken, ...rest } = init;

@@ -34,6 +34,12 @@ export class UnauthorizedError extends CodebayError {
   }
 }
 
+export class ForbiddenError extends CodebayError {
+  constructor(code: string, message: string) {
+    super(403, code, message);
+  }
+}
+
 export class NotFoundError extends CodebayError {
   constructor(what: string) {
     super(404, 'not_found', `${what} not found`);

@@ -49,7 +49,8 @@ export type Resources = z.infer<typeof resourcesSchema>;
 
 /** Fields every create request takes (JSON or multipart form fields). */
 export const createFieldsSchema = resourcesSchema.extend({
-  user_id: userIdSchema,
+  /** Required for admin callers; a user's token implies it (and must match when given). */
+  user_id: userIdSchema.optional(),
   vscode_version: z
     .string()
     .regex(/^[0-9]+\.[0-9]+(\.[0-9]+)?$/, 'vscode_version must look like 1.100 or 1.100.3')

@@ -8,6 +8,7 @@ import { requireApiToken } from './http/auth.ts';
 import type { EditorProxy } from './http/editor-proxy.ts';
 import { errorHandler } from './http/errors.ts';
 import { apiRouter } from './http/routes.ts';
+import type { TokenDirectory } from './identity.ts';
 import type { InstanceService } from './instances.ts';
 
 export interface GatewayDeps {
@@ -21,6 +22,7 @@ export interface GatewayDeps {
   instances: InstanceService;
   editor: EditorProxy;
   metrics: Registry;
+  tokens: TokenDirectory;
 }
 
 function httpMetrics(registry: Registry): RequestHandler {
@@ -52,7 +54,7 @@ const seedEditorRedirect: RequestHandler = (req, res, next) => {
 };
 
 export function createApp(deps: GatewayDeps): Express {
-  const { config, logger, redis, metrics } = deps;
+  const { logger, redis, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
@@ -92,7 +94,7 @@ export function createApp(deps: GatewayDeps): Express {
   app.get('/auth/instances/:id', deps.editor.authHandler());
   app.use(seedEditorRedirect);
   const api = apiRouter(deps);
-  const auth = requireApiToken(config.adminToken);
+  const auth = requireApiToken(deps.tokens);
   app.use('/api', auth, api);
   app.use('/', auth, api);
 

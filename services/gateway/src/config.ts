@@ -10,6 +10,8 @@ const schema = commonEnvSchema.extend({
   BASE_DOMAIN: z.string().default('vscode.local'),
   CODEBAY_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
   CODEBAY_ADMIN_TOKEN: z.string().min(16, 'CODEBAY_ADMIN_TOKEN must be at least 16 characters').optional(),
+  /** Per-user API tokens, stored hashed (see identity.ts); a mounted Secret works. */
+  CODEBAY_TOKENS_FILE: z.string().optional(),
   /** Editor (VS Code) versions the editor bundles provide; the first is the default. */
   CODEBAY_VSCODE_VERSIONS: z
     .string()

@@ -10,10 +10,13 @@ import {
 } from '@codebay/contracts';
 import { enqueueInstanceJob, type CodebayQueues, type InstanceStore, type Logger } from '@codebay/platform';
 import type { GatewayConfig } from './config.ts';
+import { mustSee, type Caller } from './identity.ts';
 import { newAccessToken, newInstanceId } from './tokens.ts';
 
 export interface NewInstance {
   fields: CreateFields;
+  /** The owner, settled from the caller and the request (see ownerFor). */
+  userId: string;
   source: SourceKind;
   baseImage: string | null;
   artifact: string | null;
@@ -64,7 +67,8 @@ export class InstanceService {
   async create(input: NewInstance): Promise<InstanceRecord> {
     const { vscodeVersion } = this.prepare(input.fields);
     const now = new Date().toISOString();
-    const { user_id, vscode_version: _v, ...resources } = input.fields;
+    const { user_id: _u, vscode_version: _v, ...resources } = input.fields;
+    const user_id = input.userId;
     let record: InstanceRecord | undefined;
     for (let attempt = 0; attempt < 5 && !record; attempt++) {
       const candidate = newInstanceRecord(
@@ -94,10 +98,11 @@ export class InstanceService {
     return record;
   }
 
-  async get(id: string): Promise<InstanceRecord> {
+  /** The instance, if it exists and the caller may see it (else 404 either way). */
+  async get(id: string, caller: Caller): Promise<InstanceRecord> {
     const record = await this.store.get(id);
     if (!record) throw new NotFoundError(`instance ${id}`);
-    return record;
+    return mustSee(caller, record);
   }
 
   async list(userId?: string): Promise<InstanceRecord[]> {
@@ -107,13 +112,13 @@ export class InstanceService {
   }
 
   /** Marks the instance Deleting and hands the teardown to the provisioner. Idempotent. */
-  async delete(id: string): Promise<InstanceRecord> {
-    const record = await this.get(id);
+  async delete(id: string, caller: Caller): Promise<InstanceRecord> {
+    const record = await this.get(id, caller);
     if (record.status === 'Deleted' || record.status === 'Deleting') return record;
     const moved = await this.store.transition(id, ['Queued', 'Building', 'Built', 'Cached', 'Provisioning', 'Running', 'Failed'], 'Deleting');
     if (!moved.ok && moved.current !== 'Deleting' && moved.current !== 'Deleted') throw new NotFoundError(`instance ${id}`);
     await enqueueInstanceJob(this.queues, 'deprovision', id);
     this.logger.info({ instanceId: id }, 'instance deletion queued');
-    return this.get(id);
+    return this.get(id, caller);
   }
 }

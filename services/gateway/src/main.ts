@@ -15,6 +15,7 @@ import { container } from 'tsyringe';
 import { createApp } from './app.ts';
 import { loadConfig } from './config.ts';
 import { EditorProxy } from './http/editor-proxy.ts';
+import { TokenDirectory } from './identity.ts';
 import { InstanceService } from './instances.ts';
 
 // Composition root: the only place that reads the environment and wires adapters.
@@ -49,6 +50,7 @@ const app = createApp({
   store: container.resolve(InstanceStore),
   logs: container.resolve(BuildLogStream),
   instances: container.resolve(InstanceService),
+  tokens: new TokenDirectory(config.adminToken, config.CODEBAY_TOKENS_FILE, logger),
 });
 
 const server = app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST, () => {

@@ -1,13 +1,14 @@
 import { UnauthorizedError } from '@codebay/contracts';
 import type { RequestHandler } from 'express';
-import { sameSecret } from '../tokens.ts';
+import type { TokenDirectory } from '../identity.ts';
 
-/** Every API route but health and metrics needs `Authorization: Bearer <token>`. */
-export function requireApiToken(adminToken: string): RequestHandler {
-  return (req, _res, next) => {
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m || !sameSecret(m[1]!, adminToken)) return next(new UnauthorizedError());
+/** Every API route but health and metrics needs `Authorization: Bearer <token>`; the caller lands in `res.locals.caller`. */
+export function requireApiToken(tokens: TokenDirectory): RequestHandler {
+  return (req, res, next) => {
+    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    const caller = m ? tokens.authenticate(m[1]!) : undefined;
+    if (!caller) return next(new UnauthorizedError());
+    res.locals.caller = caller;
     next();
   };
 }

@@ -4,6 +4,7 @@ import { inspectWorkspaceArchive, type ArtifactStore, type BuildLogStream, type 
 import express, { Router, type Request } from 'express';
 import { readFile } from 'node:fs/promises';
 import type { GatewayConfig } from '../config.ts';
+import { callerOf, ownerFor } from '../identity.ts';
 import type { InstanceService } from '../instances.ts';
 import { followBuildLogs } from './build-logs.ts';
 import { discardUpload, singleFileUpload } from './uploads.ts';
@@ -46,19 +47,21 @@ export function apiRouter(deps: ApiDeps): Router {
 
   router.post('/instances/simple', express.json({ limit: '16kb' }), async (req, res) => {
     const fields = createSimpleSchema.parse(req.body ?? {});
-    const record = await instances.create({ fields, source: 'simple', baseImage: fields.base_image, artifact: null });
+    const userId = ownerFor(callerOf(res.locals), fields.user_id);
+    const record = await instances.create({ fields, userId, source: 'simple', baseImage: fields.base_image, artifact: null });
     res.status(202).json(respond(record));
   });
 
   router.post('/instances/devcontainer', singleFileUpload(artifacts.incomingDir, 'devcontainer_json', config.MAX_DEVCONTAINER_BYTES), async (req, res) => {
     try {
       const fields = createFieldsSchema.parse(formFields(req.body));
+      const userId = ownerFor(callerOf(res.locals), fields.user_id);
       const file = requireFile(req, 'devcontainer_json');
       const devcontainer = parseDevcontainerJson(await readFile(file.path, 'utf8'));
       checkSupported(devcontainer, { hasContext: false });
       instances.prepare(fields);
       const artifact = await artifacts.adopt(file.path);
-      const record = await instances.create({ fields, source: 'devcontainer', baseImage: baseImageOf(devcontainer), artifact });
+      const record = await instances.create({ fields, userId, source: 'devcontainer', baseImage: baseImageOf(devcontainer), artifact });
       res.status(202).json(respond(record));
     } catch (err) {
       await discardUpload(req.file);
@@ -69,6 +72,7 @@ export function apiRouter(deps: ApiDeps): Router {
   router.post('/instances/workspace', singleFileUpload(artifacts.incomingDir, 'workspace', config.MAX_WORKSPACE_BYTES), async (req, res) => {
     try {
       const fields = createFieldsSchema.parse(formFields(req.body));
+      const userId = ownerFor(callerOf(res.locals), fields.user_id);
       const file = requireFile(req, 'workspace');
       const summary = await inspectWorkspaceArchive(file.path, {
         maxEntries: config.MAX_WORKSPACE_ENTRIES,
@@ -78,7 +82,7 @@ export function apiRouter(deps: ApiDeps): Router {
       checkSupported(devcontainer, { hasContext: true }, summary.configPath);
       instances.prepare(fields);
       const artifact = await artifacts.adopt(file.path);
-      const record = await instances.create({ fields, source: 'workspace', baseImage: baseImageOf(devcontainer), artifact });
+      const record = await instances.create({ fields, userId, source: 'workspace', baseImage: baseImageOf(devcontainer), artifact });
       res.status(202).json(respond(record));
     } catch (err) {
       await discardUpload(req.file);
@@ -87,22 +91,24 @@ export function apiRouter(deps: ApiDeps): Router {
   });
 
   router.get('/instances', async (req, res) => {
-    const user = typeof req.query.user_id === 'string' ? req.query.user_id : undefined;
-    const records = await instances.list(user);
+    const caller = callerOf(res.locals);
+    const filter = typeof req.query.user_id === 'string' ? req.query.user_id : undefined;
+    // A user sees only their own; an admin sees all, or one user's with ?user_id=.
+    const records = await instances.list(caller.role === 'admin' ? filter : caller.userId);
     res.json({ instances: records.map(respond) });
   });
 
   router.get('/instances/:id', async (req, res) => {
-    res.json(respond(await instances.get(idParam(req))));
+    res.json(respond(await instances.get(idParam(req), callerOf(res.locals))));
   });
 
   router.get('/instances/:id/build-status', async (req, res) => {
-    const record = await instances.get(idParam(req));
+    const record = await instances.get(idParam(req), callerOf(res.locals));
     res.json({ instance_id: record.id, status: record.status, error: record.failure?.reason ?? null, phase: record.failure?.phase ?? null });
   });
 
   router.get('/instances/:id/build-logs', async (req, res) => {
-    const record = await instances.get(idParam(req));
+    const record = await instances.get(idParam(req), callerOf(res.locals));
     const follow = req.query.follow === '1' || req.query.follow === 'true' || (req.get('accept') ?? '').includes('text/event-stream');
     if (follow) return followBuildLogs(req, res, record, logs, redis);
     const entries = await logs.read(record.id);
@@ -118,7 +124,7 @@ export function apiRouter(deps: ApiDeps): Router {
   });
 
   router.delete('/instances/:id', async (req, res) => {
-    const record = await instances.delete(idParam(req));
+    const record = await instances.delete(idParam(req), callerOf(res.locals));
     res.status(202).json(respond(record));
   });
 
