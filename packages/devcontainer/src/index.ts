@@ -1,2 +1,3 @@
 export * from './merge.ts';
 export * from './parse.ts';
+export * from './schema.ts';

@@ -1,5 +1,5 @@
 import { InputError, createFieldsSchema, createSimpleSchema, toInstanceResponse, type InstanceRecord } from '@codebay/contracts';
-import { baseImageOf, checkSupported, parseDevcontainerJson } from '@codebay/devcontainer';
+import { baseImageOf, checkSchema, checkSupported, parseDevcontainerJson } from '@codebay/devcontainer';
 import { inspectWorkspaceArchive, type ArtifactStore, type BuildLogStream, type Redis } from '@codebay/platform';
 import express, { Router, type Request } from 'express';
 import { readFile } from 'node:fs/promises';
@@ -59,6 +59,7 @@ export function apiRouter(deps: ApiDeps): Router {
       const file = requireFile(req, 'devcontainer_json');
       const devcontainer = parseDevcontainerJson(await readFile(file.path, 'utf8'));
       checkSupported(devcontainer, { hasContext: false });
+      checkSchema(devcontainer);
       instances.prepare(fields);
       const artifact = await artifacts.adopt(file.path);
       const record = await instances.create({ fields, userId, source: 'devcontainer', baseImage: baseImageOf(devcontainer), artifact });
@@ -80,6 +81,7 @@ export function apiRouter(deps: ApiDeps): Router {
       });
       const devcontainer = parseDevcontainerJson(summary.configText, summary.configPath);
       checkSupported(devcontainer, { hasContext: true }, summary.configPath);
+      checkSchema(devcontainer, summary.configPath);
       instances.prepare(fields);
       const artifact = await artifacts.adopt(file.path);
       const record = await instances.create({ fields, userId, source: 'workspace', baseImage: baseImageOf(devcontainer), artifact });
