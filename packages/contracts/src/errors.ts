@@ -52,6 +52,12 @@ export class ConflictError extends CodebayError {
   }
 }
 
+export class TooManyRequestsError extends CodebayError {
+  constructor(message: string) {
+    super(429, 'quota_exceeded', message);
+  }
+}
+
 export class PayloadTooLargeError extends CodebayError {
   constructor(message: string) {
     super(413, 'payload_too_large', message);

@@ -8,6 +8,7 @@ import { requireApiToken } from './http/auth.ts';
 import type { EditorProxy } from './http/editor-proxy.ts';
 import { errorHandler } from './http/errors.ts';
 import { apiRouter } from './http/routes.ts';
+import type { IdempotencyKeys } from './idempotency.ts';
 import type { TokenDirectory } from './identity.ts';
 import type { InstanceService } from './instances.ts';
 
@@ -23,6 +24,7 @@ export interface GatewayDeps {
   editor: EditorProxy;
   metrics: Registry;
   tokens: TokenDirectory;
+  idempotency: IdempotencyKeys;
 }
 
 function httpMetrics(registry: Registry): RequestHandler {

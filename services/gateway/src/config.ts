@@ -26,6 +26,9 @@ const schema = commonEnvSchema.extend({
   MAX_WORKSPACE_BYTES: envInt(100 * 1024 * 1024),
   MAX_WORKSPACE_UNPACKED_BYTES: envInt(1024 * 1024 * 1024),
   MAX_WORKSPACE_ENTRIES: envInt(20_000),
+  /** Live (not Failed/Deleted) instances one user may have, and builds waiting or running. */
+  MAX_INSTANCES_PER_USER: envInt(10),
+  MAX_QUEUED_BUILDS_PER_USER: envInt(3),
   MAX_MEMORY_LIMIT: z.string().default('8Gi'),
   MAX_CPU_LIMIT: z.string().default('4000m'),
   MAX_STORAGE_SIZE: z.string().default('100Gi'),

@@ -1,6 +1,7 @@
 import {
   InputError,
   NotFoundError,
+  TooManyRequestsError,
   newInstanceRecord,
   parseCpu,
   parseMemory,
@@ -58,14 +59,25 @@ export class InstanceService {
     private readonly logger: Logger,
   ) {}
 
-  /** Validates what is left to validate; call before storing anything. */
-  prepare(fields: CreateFields): { vscodeVersion: string } {
+  /** Validates what is left to validate and checks the user's quotas; call before storing anything. */
+  async prepare(fields: CreateFields, userId: string, source: SourceKind): Promise<{ vscodeVersion: string }> {
     checkResources(fields, this.config);
-    return { vscodeVersion: resolveVscodeVersion(fields.vscode_version, this.config.CODEBAY_VSCODE_VERSIONS) };
+    const vscodeVersion = resolveVscodeVersion(fields.vscode_version, this.config.CODEBAY_VSCODE_VERSIONS);
+    const live = (await this.store.many(await this.store.idsOfUser(userId))).filter((r) => !['Failed', 'Deleting', 'Deleted'].includes(r.status));
+    if (live.length >= this.config.MAX_INSTANCES_PER_USER) {
+      throw new TooManyRequestsError(
+        `user ${userId} already has ${live.length} instances (the limit is ${this.config.MAX_INSTANCES_PER_USER}); delete one first`,
+      );
+    }
+    const queued = live.filter((r) => r.status === 'Queued' || r.status === 'Building').length;
+    if (source !== 'simple' && queued >= this.config.MAX_QUEUED_BUILDS_PER_USER) {
+      throw new TooManyRequestsError(`user ${userId} already has ${queued} builds waiting or running (the limit is ${this.config.MAX_QUEUED_BUILDS_PER_USER})`);
+    }
+    return { vscodeVersion };
   }
 
   async create(input: NewInstance): Promise<InstanceRecord> {
-    const { vscodeVersion } = this.prepare(input.fields);
+    const { vscodeVersion } = await this.prepare(input.fields, input.userId, input.source);
     const now = new Date().toISOString();
     const { user_id: _u, vscode_version: _v, ...resources } = input.fields;
     const user_id = input.userId;

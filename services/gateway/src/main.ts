@@ -15,6 +15,7 @@ import { container } from 'tsyringe';
 import { createApp } from './app.ts';
 import { loadConfig } from './config.ts';
 import { EditorProxy } from './http/editor-proxy.ts';
+import { IdempotencyKeys } from './idempotency.ts';
 import { TokenDirectory } from './identity.ts';
 import { InstanceService } from './instances.ts';
 
@@ -51,6 +52,7 @@ const app = createApp({
   logs: container.resolve(BuildLogStream),
   instances: container.resolve(InstanceService),
   tokens: new TokenDirectory(config.adminToken, config.CODEBAY_TOKENS_FILE, logger),
+  idempotency: new IdempotencyKeys(redis),
 });
 
 const server = app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST, () => {

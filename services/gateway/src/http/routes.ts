@@ -1,15 +1,17 @@
 import { InputError, createFieldsSchema, createSimpleSchema, toInstanceResponse, type InstanceRecord } from '@codebay/contracts';
 import { baseImageOf, checkSchema, checkSupported, parseDevcontainerJson } from '@codebay/devcontainer';
 import { inspectWorkspaceArchive, type ArtifactStore, type BuildLogStream, type Redis } from '@codebay/platform';
-import express, { Router, type Request } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import { readFile } from 'node:fs/promises';
 import type { GatewayConfig } from '../config.ts';
 import { callerOf, ownerFor } from '../identity.ts';
+import type { IdempotencyKeys } from '../idempotency.ts';
 import type { InstanceService } from '../instances.ts';
 import { followBuildLogs } from './build-logs.ts';
 import { discardUpload, singleFileUpload } from './uploads.ts';
 
 export interface ApiDeps {
+  idempotency: IdempotencyKeys;
   config: GatewayConfig;
   instances: InstanceService;
   artifacts: ArtifactStore;
@@ -41,29 +43,61 @@ function idParam(req: Request): string {
 
 /** The REST API (mounted at `/` and at `/api`). */
 export function apiRouter(deps: ApiDeps): Router {
-  const { config, instances, artifacts, logs, redis } = deps;
+  const { config, instances, artifacts, logs, redis, idempotency } = deps;
   const router = Router();
   const respond = (r: InstanceRecord) => toInstanceResponse(r, config.publicUrl);
 
+  /**
+   * Runs a create once per Idempotency-Key: a retry gets the first request's instance
+   * (header `Idempotent-Replayed: true`) and leaves nothing new behind.
+   */
+  const createOnce = async (req: Request, res: Response, make: (userId: string) => Promise<InstanceRecord>, requestedUser: string | undefined) => {
+    const caller = callerOf(res.locals);
+    const userId = ownerFor(caller, requestedUser);
+    const claim = await idempotency.claim(caller, req.get('idempotency-key'));
+    if (claim?.kind === 'replay') {
+      await discardUpload(req.file);
+      res.setHeader('idempotent-replayed', 'true');
+      res.status(202).json(respond(await instances.get(claim.instanceId, caller)));
+      return;
+    }
+    try {
+      const record = await make(userId);
+      await claim?.release(record.id);
+      res.status(202).json(respond(record));
+    } catch (err) {
+      await claim?.release();
+      throw err;
+    }
+  };
+
   router.post('/instances/simple', express.json({ limit: '16kb' }), async (req, res) => {
     const fields = createSimpleSchema.parse(req.body ?? {});
-    const userId = ownerFor(callerOf(res.locals), fields.user_id);
-    const record = await instances.create({ fields, userId, source: 'simple', baseImage: fields.base_image, artifact: null });
-    res.status(202).json(respond(record));
+    await createOnce(
+      req,
+      res,
+      (userId) => instances.create({ fields, userId, source: 'simple', baseImage: fields.base_image, artifact: null }),
+      fields.user_id,
+    );
   });
 
   router.post('/instances/devcontainer', singleFileUpload(artifacts.incomingDir, 'devcontainer_json', config.MAX_DEVCONTAINER_BYTES), async (req, res) => {
     try {
       const fields = createFieldsSchema.parse(formFields(req.body));
-      const userId = ownerFor(callerOf(res.locals), fields.user_id);
-      const file = requireFile(req, 'devcontainer_json');
-      const devcontainer = parseDevcontainerJson(await readFile(file.path, 'utf8'));
-      checkSupported(devcontainer, { hasContext: false });
-      checkSchema(devcontainer);
-      instances.prepare(fields);
-      const artifact = await artifacts.adopt(file.path);
-      const record = await instances.create({ fields, userId, source: 'devcontainer', baseImage: baseImageOf(devcontainer), artifact });
-      res.status(202).json(respond(record));
+      await createOnce(
+        req,
+        res,
+        async (userId) => {
+          const file = requireFile(req, 'devcontainer_json');
+          const devcontainer = parseDevcontainerJson(await readFile(file.path, 'utf8'));
+          checkSupported(devcontainer, { hasContext: false });
+          checkSchema(devcontainer);
+          await instances.prepare(fields, userId, 'devcontainer');
+          const artifact = await artifacts.adopt(file.path);
+          return instances.create({ fields, userId, source: 'devcontainer', baseImage: baseImageOf(devcontainer), artifact });
+        },
+        fields.user_id,
+      );
     } catch (err) {
       await discardUpload(req.file);
       throw err;
@@ -73,19 +107,24 @@ export function apiRouter(deps: ApiDeps): Router {
   router.post('/instances/workspace', singleFileUpload(artifacts.incomingDir, 'workspace', config.MAX_WORKSPACE_BYTES), async (req, res) => {
     try {
       const fields = createFieldsSchema.parse(formFields(req.body));
-      const userId = ownerFor(callerOf(res.locals), fields.user_id);
-      const file = requireFile(req, 'workspace');
-      const summary = await inspectWorkspaceArchive(file.path, {
-        maxEntries: config.MAX_WORKSPACE_ENTRIES,
-        maxUnpackedBytes: config.MAX_WORKSPACE_UNPACKED_BYTES,
-      });
-      const devcontainer = parseDevcontainerJson(summary.configText, summary.configPath);
-      checkSupported(devcontainer, { hasContext: true }, summary.configPath);
-      checkSchema(devcontainer, summary.configPath);
-      instances.prepare(fields);
-      const artifact = await artifacts.adopt(file.path);
-      const record = await instances.create({ fields, userId, source: 'workspace', baseImage: baseImageOf(devcontainer), artifact });
-      res.status(202).json(respond(record));
+      await createOnce(
+        req,
+        res,
+        async (userId) => {
+          const file = requireFile(req, 'workspace');
+          const summary = await inspectWorkspaceArchive(file.path, {
+            maxEntries: config.MAX_WORKSPACE_ENTRIES,
+            maxUnpackedBytes: config.MAX_WORKSPACE_UNPACKED_BYTES,
+          });
+          const devcontainer = parseDevcontainerJson(summary.configText, summary.configPath);
+          checkSupported(devcontainer, { hasContext: true }, summary.configPath);
+          checkSchema(devcontainer, summary.configPath);
+          await instances.prepare(fields, userId, 'workspace');
+          const artifact = await artifacts.adopt(file.path);
+          return instances.create({ fields, userId, source: 'workspace', baseImage: baseImageOf(devcontainer), artifact });
+        },
+        fields.user_id,
+      );
     } catch (err) {
       await discardUpload(req.file);
       throw err;
