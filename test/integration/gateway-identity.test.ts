@@ -53,6 +53,15 @@ describe('gateway identity: per-user tokens', () => {
       stack.api(path, { ...init, token });
   const json = (body: unknown) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
+  it('serves its OpenAPI document and page without a token', async () => {
+    const doc = (await (await fetch(`${stack.url}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toContain('/instances/{id}/build-logs');
+    const page = await fetch(`${stack.url}/api/docs`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+  });
+
   it('stores tokens only as hashes', () => {
     const text = readFileSync(file, 'utf8');
     expect(text).not.toContain(aliceToken);

@@ -7,6 +7,7 @@ import type { GatewayConfig } from './config.ts';
 import { requireApiToken } from './http/auth.ts';
 import type { EditorProxy } from './http/editor-proxy.ts';
 import { errorHandler } from './http/errors.ts';
+import { openApiDocument, openApiPage } from './http/openapi.ts';
 import { apiRouter } from './http/routes.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
 import type { TokenDirectory } from './identity.ts';
@@ -86,6 +87,13 @@ export function createApp(deps: GatewayDeps): Express {
       () => false,
     );
     res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'redis unreachable' });
+  });
+  const doc = openApiDocument(deps.config.publicUrl);
+  app.get(['/openapi.json', '/api/openapi.json'], (_req, res) => {
+    res.json(doc);
+  });
+  app.get(['/docs', '/api/docs'], (_req, res) => {
+    res.type('html').send(openApiPage(doc));
   });
   app.get('/metrics', async (_req, res) => {
     res.setHeader('content-type', metrics.contentType);

@@ -1,0 +1,226 @@
+import { INSTANCE_STATUSES, createFieldsSchema, createSimpleSchema } from '@codebay/contracts';
+import { z } from 'zod';
+
+type Json = Record<string, unknown>;
+
+/** A request schema as JSON Schema, from the zod schema that validates it (so the two cannot drift). */
+function fromZod(schema: z.ZodType): Json {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Json;
+  return rest;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ref('Error') } } });
+const ERRORS = {
+  '400': errorResponse('Bad input (malformed JSON/JSONC, invalid fields)'),
+  '401': errorResponse('No or wrong API token'),
+  '403': errorResponse('The token may not act for that user'),
+  '404': errorResponse('No such instance (or not the caller’s)'),
+  '409': errorResponse('A request with this Idempotency-Key is in progress'),
+  '413': errorResponse('Upload or body too large'),
+  '422': errorResponse('devcontainer.json is not supported or does not match the spec’s schema'),
+  '429': errorResponse('A per-user quota is reached'),
+};
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 } };
+const idempotencyHeader = { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 200 } };
+
+function multipart(fileField: string, description: string): Json {
+  const fields = fromZod(createFieldsSchema) as { properties: Json; required?: string[] };
+  return {
+    required: true,
+    content: {
+      'multipart/form-data': {
+        schema: {
+          type: 'object',
+          properties: { ...fields.properties, [fileField]: { type: 'string', format: 'binary', description } },
+          required: [fileField],
+        },
+      },
+    },
+  };
+}
+
+function create(summary: string, requestBody: Json): Json {
+  return {
+    summary,
+    parameters: [idempotencyHeader],
+    requestBody,
+    responses: { '202': { description: 'Accepted: the instance is queued', content: { 'application/json': { schema: ref('Instance') } } }, ...ERRORS },
+  };
+}
+
+const open = { security: [] };
+
+/** The OpenAPI 3.1 document of the gateway's API. */
+export function openApiDocument(publicUrl: string): Json {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'codebay API',
+      version: '0.1.0',
+      description: 'On-demand browser-based VS Code instances built from devcontainer.json. Every route also answers without the /api prefix.',
+    },
+    servers: [{ url: `${publicUrl}/api` }, { url: publicUrl }],
+    security: [{ bearer: [] }],
+    paths: {
+      '/instances/simple': {
+        post: create('Create an instance from a base image (no build)', {
+          required: true,
+          content: { 'application/json': { schema: fromZod(createSimpleSchema) } },
+        }),
+      },
+      '/instances/devcontainer': { post: create('Create an instance from a devcontainer.json', multipart('devcontainer_json', 'devcontainer.json (JSONC)')) },
+      '/instances/workspace': {
+        post: create('Create an instance from a workspace folder (tar.gz with .devcontainer/)', multipart('workspace', 'tar.gz of the folder')),
+      },
+      '/instances': {
+        get: {
+          summary: 'List instances (a user’s own; an admin’s all, or one user’s)',
+          parameters: [{ name: 'user_id', in: 'query', required: false, schema: { type: 'string' } }],
+          responses: { '200': { description: 'Instances', content: { 'application/json': { schema: ref('InstanceList') } } }, '401': ERRORS['401'] },
+        },
+      },
+      '/instances/{id}': {
+        get: {
+          summary: 'Get an instance',
+          parameters: [idParam],
+          responses: {
+            '200': { description: 'The instance', content: { 'application/json': { schema: ref('Instance') } } },
+            '400': ERRORS['400'],
+            '401': ERRORS['401'],
+            '404': ERRORS['404'],
+          },
+        },
+        delete: {
+          summary: 'Delete an instance (never the user’s shared storage)',
+          parameters: [idParam],
+          responses: {
+            '202': { description: 'Deletion queued', content: { 'application/json': { schema: ref('Instance') } } },
+            '400': ERRORS['400'],
+            '401': ERRORS['401'],
+            '404': ERRORS['404'],
+          },
+        },
+      },
+      '/instances/{id}/build-status': {
+        get: {
+          summary: 'Build status',
+          parameters: [idParam],
+          responses: {
+            '200': { description: 'Status', content: { 'application/json': { schema: ref('BuildStatus') } } },
+            '401': ERRORS['401'],
+            '404': ERRORS['404'],
+          },
+        },
+      },
+      '/instances/{id}/build-logs': {
+        get: {
+          summary: 'Build log; `follow=1` (or Accept: text/event-stream) streams it as Server-Sent Events until the end event',
+          parameters: [
+            idParam,
+            { name: 'follow', in: 'query', required: false, schema: { type: 'string', enum: ['1', 'true'] } },
+            { name: 'after', in: 'query', required: false, schema: { type: 'string' }, description: 'Resume after this event id (or Last-Event-ID)' },
+          ],
+          responses: {
+            '200': {
+              description: 'The log so far, or a live stream',
+              content: { 'application/json': { schema: ref('BuildLogs') }, 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            '401': ERRORS['401'],
+            '404': ERRORS['404'],
+          },
+        },
+      },
+      '/auth/instances/{id}': {
+        get: {
+          ...open,
+          summary: 'External auth for an instance’s Ingress: 200 when the request carries the instance token (?tkn= in X-Original-URL, or the session cookie)',
+          parameters: [idParam],
+          responses: { '200': { description: 'Allowed (may set the session cookie)' }, '401': { description: 'No valid instance token' } },
+        },
+      },
+      '/health': { get: { ...open, summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
+      '/healthz': { get: { ...open, summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
+      '/readyz': {
+        get: { ...open, summary: 'Readiness (Redis reachable)', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } },
+      },
+      '/metrics': {
+        get: {
+          ...open,
+          summary: 'Prometheus metrics',
+          responses: { '200': { description: 'text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+        },
+      },
+      '/openapi.json': { get: { ...open, summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
+      '/docs': { get: { ...open, summary: 'This document as a page', responses: { '200': { description: 'HTML' } } } },
+      '/': { get: { ...open, summary: 'Service description', responses: { '200': { description: 'name and description' } } } },
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The admin token or a user’s API token' } },
+      schemas: {
+        Error: {
+          type: 'object',
+          required: ['error'],
+          properties: {
+            error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, details: {} } },
+          },
+        },
+        Instance: {
+          type: 'object',
+          required: ['instance_id', 'url', 'access_token', 'status', 'base_image', 'devcontainer_image', 'build_logs_url'],
+          properties: {
+            instance_id: { type: 'string' },
+            user_id: { type: 'string' },
+            url: { type: 'string', description: 'Opens the editor: https://<BASE_DOMAIN>/instances/<id>?tkn=<access_token>' },
+            access_token: { type: 'string' },
+            status: { type: 'string', enum: [...INSTANCE_STATUSES] },
+            base_image: { type: ['string', 'null'] },
+            devcontainer_image: { type: ['string', 'null'] },
+            build_logs_url: { type: 'string' },
+            error: { type: ['string', 'null'] },
+            phase: { type: ['string', 'null'] },
+            vscode_version: { type: 'string' },
+            created_at: { type: 'string', format: 'date-time' },
+            timings: { type: 'object', additionalProperties: { type: ['string', 'null'] } },
+          },
+        },
+        InstanceList: { type: 'object', required: ['instances'], properties: { instances: { type: 'array', items: ref('Instance') } } },
+        BuildStatus: {
+          type: 'object',
+          properties: { instance_id: { type: 'string' }, status: { type: 'string' }, error: { type: ['string', 'null'] }, phase: { type: ['string', 'null'] } },
+        },
+        BuildLogs: {
+          type: 'object',
+          properties: {
+            instance_id: { type: 'string' },
+            status: { type: 'string' },
+            logs: { type: 'string' },
+            lines: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, text: { type: 'string' } } } },
+            finished: { type: ['object', 'null'] },
+          },
+        },
+      },
+    },
+  };
+}
+
+const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+
+/** A plain, self-contained page of the document (no external assets: this network is closed). */
+export function openApiPage(doc: Json): string {
+  const paths = doc.paths as Record<string, Record<string, { summary?: string; security?: unknown[] }>>;
+  const rows = Object.entries(paths)
+    .flatMap(([path, ops]) =>
+      Object.entries(ops).map(
+        ([method, op]) =>
+          `<tr><td><code>${method.toUpperCase()}</code></td><td><code>${escape(path)}</code></td><td>${escape(op.summary ?? '')}</td><td>${op.security ? 'none' : 'bearer'}</td></tr>`,
+      ),
+    )
+    .join('\n');
+  return `<!doctype html><html><head><meta charset="utf-8"><title>codebay API</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}td{padding:.3rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}code{font-size:.95em}</style></head>
+<body><h1>codebay API</h1><p>${escape(String((doc.info as Json).description))} Machine-readable: <a href="openapi.json">openapi.json</a> (OpenAPI 3.1).</p>
+<table><thead><tr><th>method</th><th>path</th><th>what</th><th>auth</th></tr></thead><tbody>
+${rows}
+</tbody></table></body></html>`;
+}
