@@ -306,6 +306,20 @@ const cases: Case[] = [
     message: /settings must be an object/,
   },
   {
+    name: 'devcontainer: malformed feature reference',
+    send: () => devcontainer('{ "image": "debian:bookworm", "features": { "not a feature": {} } }'),
+    status: 422,
+    code: 'invalid_feature',
+    message: /not a feature reference/,
+  },
+  {
+    name: 'devcontainer: local feature without a workspace',
+    send: () => devcontainer('{ "image": "debian:bookworm", "features": { "./hello": {} } }'),
+    status: 422,
+    code: 'needs_workspace',
+    message: /local feature/,
+  },
+  {
     name: 'devcontainer: dockerComposeFile',
     send: () => devcontainer('{ "dockerComposeFile": "docker-compose.yml", "service": "app" }'),
     status: 422,

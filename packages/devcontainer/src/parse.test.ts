@@ -1,6 +1,6 @@
 import { InputError, UnprocessableError } from '@codebay/contracts';
 import { describe, expect, it } from 'vitest';
-import { baseImageOf, checkSupported, parseDevcontainerJson, type DevcontainerConfig } from './parse.ts';
+import { baseImageOf, checkFeatureRefs, checkSupported, parseDevcontainerJson, type DevcontainerConfig } from './parse.ts';
 
 function parseError(text: string, name?: string): InputError {
   try {
@@ -171,5 +171,24 @@ describe('baseImageOf', () => {
     expect(baseImageOf({ image: 'mcr.microsoft.com/devcontainers/base:ubuntu' })).toBe('mcr.microsoft.com/devcontainers/base:ubuntu');
     expect(baseImageOf({ build: { dockerfile: 'Dockerfile' } })).toBeNull();
     expect(baseImageOf({ image: 42 })).toBeNull();
+  });
+});
+
+describe('checkFeatureRefs', () => {
+  const ok =
+    (features: Record<string, unknown>, hasContext = true) =>
+    () =>
+      checkFeatureRefs({ image: 'x', features }, { hasContext });
+  it('accepts OCI references, tarballs and local folders with a workspace', () => {
+    expect(ok({ 'ghcr.io/devcontainers/features/node:1': { version: '18' } })).not.toThrow();
+    expect(ok({ [`localhost:5000/org/features/hello@sha256:${'a'.repeat(64)}`]: {} })).not.toThrow();
+    expect(ok({ 'https://example.com/feature.tgz': true })).not.toThrow();
+    expect(ok({ './hello-feature': {} })).not.toThrow();
+  });
+  it('refuses malformed references, local folders that climb out or come without a workspace', () => {
+    expect(ok({ 'not a ref': {} })).toThrow(/not a feature reference/);
+    expect(ok({ 'http://insecure.example/f.tgz': {} })).toThrow(/not a feature reference/);
+    expect(ok({ './../../etc': {} })).toThrow(/inside .devcontainer/);
+    expect(ok({ './hello-feature': {} }, false)).toThrow(/needs its folder/);
   });
 });

@@ -73,3 +73,30 @@ export function checkSupported(config: DevcontainerConfig, shape: SourceShape, n
 export function baseImageOf(config: DevcontainerConfig): string | null {
   return typeof config.image === 'string' ? config.image : null;
 }
+
+/** OCI feature reference: registry/namespace/name with a tag or digest (`ghcr.io/devcontainers/features/node:1`). */
+const OCI_FEATURE = /^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})?$/;
+const TARBALL_FEATURE = /^https:\/\/[^\s]+\.(tgz|tar\.gz)$/;
+
+/**
+ * Checks each feature reference's form before anything is queued: an OCI reference, an
+ * https tarball, or (with a workspace) a local folder under `.devcontainer/` that does not climb out.
+ */
+export function checkFeatureRefs(config: DevcontainerConfig, shape: SourceShape, name = 'devcontainer.json'): void {
+  const features = config.features;
+  if (features === undefined || features === null || typeof features !== 'object' || Array.isArray(features)) return;
+  for (const [ref, options] of Object.entries(features as Record<string, unknown>)) {
+    if (ref.startsWith('./') || ref.startsWith('../')) {
+      if (!shape.hasContext) throw new UnprocessableError('needs_workspace', `${name}: local feature "${ref}" needs its folder; upload a workspace`);
+      if (ref.split('/').includes('..')) throw new UnprocessableError('invalid_feature', `${name}: local feature "${ref}" must stay inside .devcontainer/`);
+    } else if (!OCI_FEATURE.test(ref) && !TARBALL_FEATURE.test(ref)) {
+      throw new UnprocessableError(
+        'invalid_feature',
+        `${name}: "${ref}" is not a feature reference (registry/namespace/name[:tag], https://….tgz, or ./local-folder)`,
+      );
+    }
+    if (options !== null && typeof options === 'object' && Array.isArray(options)) {
+      throw new UnprocessableError('invalid_feature', `${name}: options of feature "${ref}" must be an object, a string or a boolean`);
+    }
+  }
+}

@@ -1,5 +1,5 @@
 import { InputError, createFieldsSchema, createSimpleSchema, toInstanceResponse, type InstanceRecord } from '@codebay/contracts';
-import { baseImageOf, checkSchema, checkSupported, parseDevcontainerJson } from '@codebay/devcontainer';
+import { baseImageOf, checkFeatureRefs, checkSchema, checkSupported, parseDevcontainerJson } from '@codebay/devcontainer';
 import { inspectWorkspaceArchive, type ArtifactStore, type BuildLogStream, type Redis } from '@codebay/platform';
 import express, { Router, type Request, type Response } from 'express';
 import { readFile } from 'node:fs/promises';
@@ -92,6 +92,7 @@ export function apiRouter(deps: ApiDeps): Router {
           const devcontainer = parseDevcontainerJson(await readFile(file.path, 'utf8'));
           checkSupported(devcontainer, { hasContext: false });
           checkSchema(devcontainer);
+          checkFeatureRefs(devcontainer, { hasContext: false });
           await instances.prepare(fields, userId, 'devcontainer');
           const artifact = await artifacts.adopt(file.path);
           return instances.create({ fields, userId, source: 'devcontainer', baseImage: baseImageOf(devcontainer), artifact });
@@ -119,6 +120,7 @@ export function apiRouter(deps: ApiDeps): Router {
           const devcontainer = parseDevcontainerJson(summary.configText, summary.configPath);
           checkSupported(devcontainer, { hasContext: true }, summary.configPath);
           checkSchema(devcontainer, summary.configPath);
+          checkFeatureRefs(devcontainer, { hasContext: true }, summary.configPath);
           await instances.prepare(fields, userId, 'workspace');
           const artifact = await artifacts.adopt(file.path);
           return instances.create({ fields, userId, source: 'workspace', baseImage: baseImageOf(devcontainer), artifact });
