@@ -62,6 +62,14 @@ describe('gateway identity: per-user tokens', () => {
     expect(page.headers.get('content-type')).toContain('text/html');
   });
 
+  it('sends no CORS headers unless origins are configured', async () => {
+    const res = await fetch(`${stack.url}/api/instances`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://ui.example', 'access-control-request-method': 'GET' },
+    });
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
   it('stores tokens only as hashes', () => {
     const text = readFileSync(file, 'utf8');
     expect(text).not.toContain(aliceToken);

@@ -17,7 +17,11 @@ describe('gateway: Idempotency-Key and quotas', () => {
   const users = { idem: `idem-${tag}`, other: `other-${tag}`, quota: `quota-${tag}`, builds: `builds-${tag}` };
 
   beforeAll(async () => {
-    stack = await startStack({ name: 'limits', services: ['gateway'], env: { MAX_INSTANCES_PER_USER: '2', MAX_QUEUED_BUILDS_PER_USER: '1' } });
+    stack = await startStack({
+      name: 'limits',
+      services: ['gateway'],
+      env: { MAX_INSTANCES_PER_USER: '2', MAX_QUEUED_BUILDS_PER_USER: '1', CORS_ORIGINS: 'https://ui.example' },
+    });
   });
   afterAll(async () => {
     await stack?.stop();
@@ -38,6 +42,18 @@ describe('gateway: Idempotency-Key and quotas', () => {
       body: JSON.stringify({ user_id: user, base_image: 'debian:bookworm' }),
     });
   const count = async (user: string) => ((await (await stack.api(`/api/instances?user_id=${user}`)).json()) as { instances: unknown[] }).instances.length;
+
+  it('answers CORS only for the configured origins', async () => {
+    const preflight = (origin: string) =>
+      fetch(`${stack.url}/api/instances`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+      });
+    const allowed = await preflight('https://ui.example');
+    expect(allowed.status).toBe(204);
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://ui.example');
+    expect((await preflight('https://evil.example')).headers.get('access-control-allow-origin')).toBeNull();
+  });
 
   it('a retried create with the same Idempotency-Key returns the same instance and creates nothing more', async () => {
     const key = `create-${tag}`;

@@ -8,10 +8,13 @@ import { getInstance, waitForStatus } from '../support/instances.ts';
 import { adminConfig, applyAll, deployRbac, serviceAccountKubeconfig, testNamespace } from '../support/kube.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const selector = (id: string) => `codebay.dev/instance=${id}`;
+// Async on purpose: a synchronous child would stall this process's sockets (keep-alive) meanwhile.
+const run = promisify(execFile);
 
 /**
  * The provisioner's Kubernetes runtime against a real control plane (kube-apiserver,
@@ -266,17 +269,19 @@ describe('Kubernetes runtime on a real API server', () => {
         },
       },
     });
-    const reconcile = (dry: boolean) =>
+    const reconcile = async (dry: boolean) =>
       JSON.parse(
-        execFileSync(`${ROOT}/node_modules/.bin/tsx`, [`${ROOT}/services/provisioner/src/reconcile.ts`, ...(dry ? ['--dry-run'] : [])], {
-          env: { ...stack.env, CODEBAY_RUNTIME: 'kubernetes', KUBECONFIG: stack.env.KUBECONFIG, KUBERNETES_NAMESPACE: ns, LOG_LEVEL: 'silent' },
-          encoding: 'utf8',
-        }).trim(),
+        (
+          await run(`${ROOT}/node_modules/.bin/tsx`, [`${ROOT}/services/provisioner/src/reconcile.ts`, ...(dry ? ['--dry-run'] : [])], {
+            env: { ...stack.env, CODEBAY_RUNTIME: 'kubernetes', KUBECONFIG: stack.env.KUBECONFIG, KUBERNETES_NAMESPACE: ns, LOG_LEVEL: 'silent' },
+            encoding: 'utf8',
+          })
+        ).stdout.trim(),
       ) as { orphans: string[]; vanished: string[] };
-    const dry = reconcile(true);
+    const dry = await reconcile(true);
     expect(dry.orphans).toContain(orphanId);
     expect((await apps().listNamespacedDeployment({ namespace: ns, labelSelector: selector(orphanId) })).items).toHaveLength(1);
-    const real = reconcile(false);
+    const real = await reconcile(false);
     expect(real.orphans).toContain(orphanId);
     await waitFor(
       'the orphan to go',
@@ -295,12 +300,11 @@ describe('Kubernetes runtime on a real API server', () => {
     const inst = await createSimple();
     await waitForStatus(stack, inst.instance_id, ['Running'], 90_000);
     await core().deleteNamespacedConfigMap({ name: `codebay-${inst.instance_id}`, namespace: ns });
-    const report = JSON.parse(
-      execFileSync(`${ROOT}/node_modules/.bin/tsx`, [`${ROOT}/services/provisioner/src/reconcile.ts`], {
-        env: { ...stack.env, CODEBAY_RUNTIME: 'kubernetes', KUBERNETES_NAMESPACE: ns, LOG_LEVEL: 'silent' },
-        encoding: 'utf8',
-      }).trim(),
-    ) as { vanished: string[] };
+    const { stdout } = await run(`${ROOT}/node_modules/.bin/tsx`, [`${ROOT}/services/provisioner/src/reconcile.ts`], {
+      env: { ...stack.env, CODEBAY_RUNTIME: 'kubernetes', KUBERNETES_NAMESPACE: ns, LOG_LEVEL: 'silent' },
+      encoding: 'utf8',
+    });
+    const report = JSON.parse(stdout.trim()) as { vanished: string[] };
     expect(report.vanished).toContain(inst.instance_id);
     const failed = await getInstance(stack, inst.instance_id);
     expect(failed.status).toBe('Failed');

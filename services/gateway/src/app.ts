@@ -1,5 +1,6 @@
 import { errorBody } from '@codebay/contracts';
 import type { ArtifactStore, BuildLogStream, CodebayQueues, InstanceStore, Logger, Redis, Registry } from '@codebay/platform';
+import cors from 'cors';
 import express, { type Express, type RequestHandler } from 'express';
 import { randomUUID } from 'node:crypto';
 import { Counter, Histogram } from 'prom-client';
@@ -103,6 +104,15 @@ export function createApp(deps: GatewayDeps): Express {
   // External auth for per-instance Ingresses (Kubernetes): the instance token, not the API token.
   app.get('/auth/instances/:id', deps.editor.authHandler());
   app.use(seedEditorRedirect);
+  if (deps.config.CORS_ORIGINS.length > 0) {
+    // Only the API, only the configured origins; bearer tokens, so no credentials mode.
+    const allowCors = cors({
+      origin: deps.config.CORS_ORIGINS,
+      allowedHeaders: ['authorization', 'content-type', 'idempotency-key', 'last-event-id'],
+      maxAge: 600,
+    });
+    app.use(['/api', '/instances'], allowCors);
+  }
   const api = apiRouter(deps);
   const auth = requireApiToken(deps.tokens);
   app.use('/api', auth, api);

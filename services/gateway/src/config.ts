@@ -26,6 +26,16 @@ const schema = commonEnvSchema.extend({
   MAX_WORKSPACE_BYTES: envInt(100 * 1024 * 1024),
   MAX_WORKSPACE_UNPACKED_BYTES: envInt(1024 * 1024 * 1024),
   MAX_WORKSPACE_ENTRIES: envInt(20_000),
+  /** Browser origins allowed to call the API (comma-separated); none by default: CORS stays off. */
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean),
+    ),
   /** Live (not Failed/Deleted) instances one user may have, and builds waiting or running. */
   MAX_INSTANCES_PER_USER: envInt(10),
   MAX_QUEUED_BUILDS_PER_USER: envInt(3),

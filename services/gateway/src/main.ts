@@ -62,6 +62,9 @@ const server = app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST, () => {
     process.stderr.write(`\ncodebay: CODEBAY_ADMIN_TOKEN was not set; this run's admin API token is:\n  ${config.adminToken}\n\n`);
   }
 });
+// Idle keep-alive sockets outlive a load balancer's (60 s), so a proxy never reuses one the gateway just closed.
+server.keepAliveTimeout = 65_000;
+server.headersTimeout = 66_000;
 editor.attach(server);
 
 installShutdown(logger, [
