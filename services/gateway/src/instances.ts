@@ -18,6 +18,8 @@ export interface NewInstance {
   fields: CreateFields;
   /** The owner, settled from the caller and the request (see ownerFor). */
   userId: string;
+  /** What prepare() returned, when the caller already ran it (before storing the upload). */
+  prepared?: { vscodeVersion: string };
   source: SourceKind;
   baseImage: string | null;
   artifact: string | null;
@@ -77,7 +79,7 @@ export class InstanceService {
   }
 
   async create(input: NewInstance): Promise<InstanceRecord> {
-    const { vscodeVersion } = await this.prepare(input.fields, input.userId, input.source);
+    const { vscodeVersion } = input.prepared ?? (await this.prepare(input.fields, input.userId, input.source));
     const now = new Date().toISOString();
     const { user_id: _u, vscode_version: _v, ...resources } = input.fields;
     const user_id = input.userId;

@@ -93,9 +93,9 @@ export function apiRouter(deps: ApiDeps): Router {
           checkSupported(devcontainer, { hasContext: false });
           checkSchema(devcontainer);
           checkFeatureRefs(devcontainer, { hasContext: false });
-          await instances.prepare(fields, userId, 'devcontainer');
+          const prepared = await instances.prepare(fields, userId, 'devcontainer');
           const artifact = await artifacts.adopt(file.path);
-          return instances.create({ fields, userId, source: 'devcontainer', baseImage: baseImageOf(devcontainer), artifact });
+          return instances.create({ fields, userId, prepared, source: 'devcontainer', baseImage: baseImageOf(devcontainer), artifact });
         },
         fields.user_id,
       );
@@ -121,9 +121,9 @@ export function apiRouter(deps: ApiDeps): Router {
           checkSupported(devcontainer, { hasContext: true }, summary.configPath);
           checkSchema(devcontainer, summary.configPath);
           checkFeatureRefs(devcontainer, { hasContext: true }, summary.configPath);
-          await instances.prepare(fields, userId, 'workspace');
+          const prepared = await instances.prepare(fields, userId, 'workspace');
           const artifact = await artifacts.adopt(file.path);
-          return instances.create({ fields, userId, source: 'workspace', baseImage: baseImageOf(devcontainer), artifact });
+          return instances.create({ fields, userId, prepared, source: 'workspace', baseImage: baseImageOf(devcontainer), artifact });
         },
         fields.user_id,
       );
