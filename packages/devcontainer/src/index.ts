@@ -1,3 +1,4 @@
 export * from './merge.ts';
 export * from './parse.ts';
 export * from './schema.ts';
+export * from './validate.ts';

@@ -20,6 +20,18 @@ export const envBool = (fallback: boolean) =>
     .default(fallback ? 'true' : 'false')
     .transform((v) => v === '1' || v === 'true' || v === 'yes');
 
+/** A comma-separated list (`a, b`), empty entries dropped. */
+export const envList = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s) =>
+      s
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean),
+    );
+
 /** Settings every codebay process shares. */
 export const commonEnvSchema = z.object({
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6380'),

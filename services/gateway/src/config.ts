@@ -1,4 +1,4 @@
-import { commonEnvSchema, envInt, parseConfig } from '@codebay/platform';
+import { commonEnvSchema, envInt, envList, parseConfig } from '@codebay/platform';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
@@ -13,29 +13,13 @@ const schema = commonEnvSchema.extend({
   /** Per-user API tokens, stored hashed (see identity.ts); a mounted Secret works. */
   CODEBAY_TOKENS_FILE: z.string().optional(),
   /** Editor (VS Code) versions the editor bundles provide; the first is the default. */
-  CODEBAY_VSCODE_VERSIONS: z
-    .string()
-    .default('1.100.3')
-    .transform((s) =>
-      s
-        .split(',')
-        .map((v) => v.trim())
-        .filter(Boolean),
-    ),
+  CODEBAY_VSCODE_VERSIONS: envList('1.100.3'),
   MAX_DEVCONTAINER_BYTES: envInt(256 * 1024),
   MAX_WORKSPACE_BYTES: envInt(100 * 1024 * 1024),
   MAX_WORKSPACE_UNPACKED_BYTES: envInt(1024 * 1024 * 1024),
   MAX_WORKSPACE_ENTRIES: envInt(20_000),
   /** Browser origins allowed to call the API (comma-separated); none by default: CORS stays off. */
-  CORS_ORIGINS: z
-    .string()
-    .default('')
-    .transform((s) =>
-      s
-        .split(',')
-        .map((v) => v.trim())
-        .filter(Boolean),
-    ),
+  CORS_ORIGINS: envList(''),
   /** Live (not Failed/Deleted) instances one user may have, and builds waiting or running. */
   MAX_INSTANCES_PER_USER: envInt(10),
   MAX_QUEUED_BUILDS_PER_USER: envInt(3),

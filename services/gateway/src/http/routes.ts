@@ -1,5 +1,5 @@
-import { InputError, createFieldsSchema, createSimpleSchema, toInstanceResponse, type InstanceRecord } from '@codebay/contracts';
-import { baseImageOf, checkFeatureRefs, checkSchema, checkSupported, parseDevcontainerJson } from '@codebay/devcontainer';
+import { InputError, createFieldsSchema, createSimpleSchema, toInstanceResponse, type CreateFields, type InstanceRecord } from '@codebay/contracts';
+import { baseImageOf, validateDevcontainer, type DevcontainerConfig } from '@codebay/devcontainer';
 import { inspectWorkspaceArchive, type ArtifactStore, type BuildLogStream, type Redis } from '@codebay/platform';
 import express, { Router, type Request, type Response } from 'express';
 import { readFile } from 'node:fs/promises';
@@ -71,6 +71,19 @@ export function apiRouter(deps: ApiDeps): Router {
     }
   };
 
+  /** A validated upload: quotas and limits, then the upload is stored and the instance created. */
+  const admit = async (
+    fields: CreateFields,
+    userId: string,
+    source: 'devcontainer' | 'workspace',
+    file: Express.Multer.File,
+    devcontainer: DevcontainerConfig,
+  ) => {
+    const prepared = await instances.prepare(fields, userId, source);
+    const artifact = await artifacts.adopt(file.path);
+    return instances.create({ fields, userId, prepared, source, baseImage: baseImageOf(devcontainer), artifact });
+  };
+
   router.post('/instances/simple', express.json({ limit: '16kb' }), async (req, res) => {
     const fields = createSimpleSchema.parse(req.body ?? {});
     await createOnce(
@@ -89,13 +102,8 @@ export function apiRouter(deps: ApiDeps): Router {
         res,
         async (userId) => {
           const file = requireFile(req, 'devcontainer_json');
-          const devcontainer = parseDevcontainerJson(await readFile(file.path, 'utf8'));
-          checkSupported(devcontainer, { hasContext: false });
-          checkSchema(devcontainer);
-          checkFeatureRefs(devcontainer, { hasContext: false });
-          const prepared = await instances.prepare(fields, userId, 'devcontainer');
-          const artifact = await artifacts.adopt(file.path);
-          return instances.create({ fields, userId, prepared, source: 'devcontainer', baseImage: baseImageOf(devcontainer), artifact });
+          const devcontainer = validateDevcontainer(await readFile(file.path, 'utf8'), { hasContext: false });
+          return admit(fields, userId, 'devcontainer', file, devcontainer);
         },
         fields.user_id,
       );
@@ -117,13 +125,8 @@ export function apiRouter(deps: ApiDeps): Router {
             maxEntries: config.MAX_WORKSPACE_ENTRIES,
             maxUnpackedBytes: config.MAX_WORKSPACE_UNPACKED_BYTES,
           });
-          const devcontainer = parseDevcontainerJson(summary.configText, summary.configPath);
-          checkSupported(devcontainer, { hasContext: true }, summary.configPath);
-          checkSchema(devcontainer, summary.configPath);
-          checkFeatureRefs(devcontainer, { hasContext: true }, summary.configPath);
-          const prepared = await instances.prepare(fields, userId, 'workspace');
-          const artifact = await artifacts.adopt(file.path);
-          return instances.create({ fields, userId, prepared, source: 'workspace', baseImage: baseImageOf(devcontainer), artifact });
+          const devcontainer = validateDevcontainer(summary.configText, { hasContext: true }, summary.configPath);
+          return admit(fields, userId, 'workspace', file, devcontainer);
         },
         fields.user_id,
       );
