@@ -89,12 +89,14 @@ export function createApp(deps: GatewayDeps): Express {
     );
     res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'redis unreachable' });
   });
+  // Both built once: they depend only on the configuration.
   const doc = openApiDocument(deps.config.publicUrl);
+  const page = openApiPage(doc);
   app.get(['/openapi.json', '/api/openapi.json'], (_req, res) => {
     res.json(doc);
   });
   app.get(['/docs', '/api/docs'], (_req, res) => {
-    res.type('html').send(openApiPage(doc));
+    res.type('html').send(page);
   });
   app.get('/metrics', async (_req, res) => {
     res.setHeader('content-type', metrics.contentType);

@@ -1,14 +1,13 @@
 import { ForbiddenError, InputError, NotFoundError, UnauthorizedError, userIdSchema, type InstanceRecord } from '@codebay/contracts';
 import type { Logger } from '@codebay/platform';
-import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
-import { sameSecret } from './tokens.ts';
+import { hashToken, sameSecret } from './tokens.ts';
+
+export { hashToken };
 
 /** Who is calling: an admin (sees everything) or one user (sees only their own instances). */
 export type Caller = { role: 'admin'; userId: null } | { role: 'user'; userId: string };
-
-export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /**
  * The tokens file (`CODEBAY_TOKENS_FILE`, e.g. a mounted Kubernetes Secret): API tokens

@@ -20,9 +20,10 @@ export const newAccessToken = () => randomFrom(ALPHANUM, 40);
 /** Instance ids look like `<user_id>-<random>`. */
 export const newInstanceId = (userId: string) => `${userId}-${randomFrom(LOWER, 8)}`;
 
+/** sha256 of a token, hex: how API tokens are stored, and what secrets are compared by. */
+export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+
 /** Constant-time comparison of two secrets of any length. */
 export function sameSecret(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb);
+  return timingSafeEqual(Buffer.from(hashToken(a)), Buffer.from(hashToken(b)));
 }
