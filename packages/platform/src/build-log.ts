@@ -6,7 +6,7 @@ export type LogEntry = { kind: 'line'; line: BuildLogLine } | { kind: 'end'; end
 /** How long a finished build's log stays readable. */
 const LOG_TTL_SECONDS = 7 * 86_400;
 
-function toEntry(id: string, fields: string[]): LogEntry {
+export function toLogEntry(id: string, fields: string[]): LogEntry {
   const map: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) map[fields[i]!] = fields[i + 1]!;
   if (map.end !== undefined) {
@@ -50,31 +50,10 @@ export class BuildLogStream {
   async read(instanceId: string, afterId = '0', count = 10_000): Promise<LogEntry[]> {
     const start = afterId === '0' ? '-' : `(${afterId}`;
     const rows = await this.redis.xrange(redisKeys.buildLogs(instanceId), start, '+', 'COUNT', count);
-    return rows.map(([id, fields]) => toEntry(id, fields));
+    return rows.map(([id, fields]) => toLogEntry(id, fields));
   }
 
   async exists(instanceId: string): Promise<boolean> {
     return (await this.redis.exists(redisKeys.buildLogs(instanceId))) === 1;
-  }
-
-  /**
-   * Follows the stream from `afterId` until its end entry or until `signal` aborts.
-   * `blocking` must be a connection of its own: XREAD BLOCK holds it.
-   */
-  async *follow(blocking: Redis, instanceId: string, afterId: string, signal: AbortSignal, blockMs = 5_000): AsyncGenerator<LogEntry> {
-    const key = redisKeys.buildLogs(instanceId);
-    let cursor = afterId;
-    while (!signal.aborted) {
-      const res = await blocking.xread('COUNT', 500, 'BLOCK', blockMs, 'STREAMS', key, cursor);
-      if (!res) continue;
-      for (const [, rows] of res) {
-        for (const [id, fields] of rows) {
-          cursor = id;
-          const entry = toEntry(id, fields);
-          yield entry;
-          if (entry.kind === 'end') return;
-        }
-      }
-    }
   }
 }

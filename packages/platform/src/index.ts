@@ -10,3 +10,4 @@ export * from './redis.ts';
 export * from './shutdown.ts';
 export * from './workspace-archive.ts';
 export * from './docker.ts';
+export * from './log-followers.ts';

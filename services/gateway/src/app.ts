@@ -1,5 +1,5 @@
 import { errorBody } from '@codebay/contracts';
-import type { ArtifactStore, BuildLogStream, CodebayQueues, InstanceStore, Logger, Redis, Registry } from '@codebay/platform';
+import type { ArtifactStore, BuildLogStream, CodebayQueues, InstanceStore, LogFollowers, Logger, Redis, Registry } from '@codebay/platform';
 import cors from 'cors';
 import express, { type Express, type RequestHandler } from 'express';
 import { randomUUID } from 'node:crypto';
@@ -21,6 +21,7 @@ export interface GatewayDeps {
   store: InstanceStore;
   queues: CodebayQueues;
   logs: BuildLogStream;
+  followers: LogFollowers;
   artifacts: ArtifactStore;
   instances: InstanceService;
   editor: EditorProxy;

@@ -3,6 +3,7 @@ import {
   ArtifactStore,
   BuildLogStream,
   InstanceStore,
+  LogFollowers,
   closeQueues,
   createLogger,
   createMetricsRegistry,
@@ -40,6 +41,7 @@ container.register(EditorProxy, {
 const metrics = createMetricsRegistry('gateway');
 registerQueueDepth(metrics, queues);
 const editor = container.resolve(EditorProxy);
+const followers = new LogFollowers(redis, { onError: (err) => logger.warn({ err }, 'build log reader: redis error, retrying') });
 const app = createApp({
   config,
   logger,
@@ -50,6 +52,7 @@ const app = createApp({
   editor,
   store: container.resolve(InstanceStore),
   logs: container.resolve(BuildLogStream),
+  followers,
   instances: container.resolve(InstanceService),
   tokens: new TokenDirectory(config.adminToken, config.CODEBAY_TOKENS_FILE, logger),
   idempotency: new IdempotencyKeys(redis),
@@ -75,6 +78,7 @@ installShutdown(logger, [
       setTimeout(() => server.closeAllConnections(), 2_000).unref();
     }),
   async () => editor.close(),
+  () => followers.close(),
   () => closeQueues(queues),
   () => redis.quit(),
 ]);

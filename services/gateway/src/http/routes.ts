@@ -1,6 +1,6 @@
 import { InputError, createFieldsSchema, createSimpleSchema, toInstanceResponse, type CreateFields, type InstanceRecord } from '@codebay/contracts';
 import { baseImageOf, validateDevcontainer, type DevcontainerConfig } from '@codebay/devcontainer';
-import { inspectWorkspaceArchive, type ArtifactStore, type BuildLogStream, type Redis } from '@codebay/platform';
+import { inspectWorkspaceArchive, type ArtifactStore, type BuildLogStream, type LogFollowers } from '@codebay/platform';
 import express, { Router, type Request, type Response } from 'express';
 import { readFile } from 'node:fs/promises';
 import type { GatewayConfig } from '../config.ts';
@@ -16,7 +16,7 @@ export interface ApiDeps {
   instances: InstanceService;
   artifacts: ArtifactStore;
   logs: BuildLogStream;
-  redis: Redis;
+  followers: LogFollowers;
 }
 
 /** Multipart form fields arrive as strings; empty ones count as absent. */
@@ -43,7 +43,7 @@ function idParam(req: Request): string {
 
 /** The REST API (mounted at `/` and at `/api`). */
 export function apiRouter(deps: ApiDeps): Router {
-  const { config, instances, artifacts, logs, redis, idempotency } = deps;
+  const { config, instances, artifacts, logs, followers, idempotency } = deps;
   const router = Router();
   const respond = (r: InstanceRecord) => toInstanceResponse(r, config.publicUrl);
 
@@ -156,7 +156,7 @@ export function apiRouter(deps: ApiDeps): Router {
   router.get('/instances/:id/build-logs', async (req, res) => {
     const record = await instances.get(idParam(req), callerOf(res.locals));
     const follow = req.query.follow === '1' || req.query.follow === 'true' || (req.get('accept') ?? '').includes('text/event-stream');
-    if (follow) return followBuildLogs(req, res, record, logs, redis);
+    if (follow) return followBuildLogs(req, res, record, followers);
     const entries = await logs.read(record.id);
     const lines = entries.flatMap((e) => (e.kind === 'line' ? [e.line] : []));
     const end = entries.find((e) => e.kind === 'end');
