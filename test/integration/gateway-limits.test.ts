@@ -1,6 +1,6 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { createRedis } from '@codebay/platform';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 describe('gateway: Idempotency-Key and quotas', () => {
   let stack: Stack;
   const tag = randomBytes(3).toString('hex');
-  const users = { idem: `idem-${tag}`, other: `other-${tag}`, quota: `quota-${tag}`, builds: `builds-${tag}` };
+  const users = { idem: `idem-${tag}`, other: `other-${tag}`, quota: `quota-${tag}`, builds: `builds-${tag}`, hashA: `hash-a-${tag}`, hashB: `hash-b-${tag}` };
 
   beforeAll(async () => {
     stack = await startStack({
@@ -116,5 +116,19 @@ describe('gateway: Idempotency-Key and quotas', () => {
     expect(readdirSync(join(stack.artifactDir, 'incoming'))).toHaveLength(0);
     expect(readdirSync(join(stack.artifactDir, 'sha256'))).toHaveLength(stored);
     expect(await count(users.builds)).toBe(1);
+  });
+
+  it('stores an upload under the sha256 of its bytes, hashed as it streamed in, once for identical uploads', async () => {
+    const bytes = Buffer.from(JSON.stringify({ image: 'debian:bookworm', name: `hash ${tag}` }));
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    for (const user of [users.hashA, users.hashB]) {
+      const f = new FormData();
+      f.set('user_id', user);
+      f.set('devcontainer_json', new Blob([bytes]), 'devcontainer.json');
+      expect((await stack.api('/api/instances/devcontainer', { method: 'POST', body: f })).status).toBe(202);
+    }
+    expect(readFileSync(join(stack.artifactDir, 'sha256', digest)).equals(bytes)).toBe(true);
+    expect(readdirSync(join(stack.artifactDir, 'sha256')).filter((name) => name === digest)).toHaveLength(1);
+    expect(readdirSync(join(stack.artifactDir, 'incoming'))).toHaveLength(0);
   });
 });

@@ -34,9 +34,12 @@ export class ArtifactStore {
     return join(this.dir, 'sha256', digest);
   }
 
-  /** Moves a finished upload into the store; returns its digest. */
-  async adopt(tmpPath: string): Promise<string> {
-    const digest = await sha256File(tmpPath);
+  /**
+   * Moves a finished upload into the store; returns its digest. Pass the digest when it was
+   * computed as the file was written (the gateway's uploads are), else the file is hashed here.
+   */
+  async adopt(tmpPath: string, knownDigest?: string): Promise<string> {
+    const digest = knownDigest ?? (await sha256File(tmpPath));
     const target = this.path(digest);
     const exists = await stat(target).then(
       () => true,

@@ -8,7 +8,7 @@ import { callerOf, ownerFor } from '../identity.ts';
 import type { IdempotencyKeys } from '../idempotency.ts';
 import type { InstanceService } from '../instances.ts';
 import { followBuildLogs } from './build-logs.ts';
-import { discardUpload, singleFileUpload } from './uploads.ts';
+import { discardUpload, singleFileUpload, type HashedUpload } from './uploads.ts';
 
 export interface ApiDeps {
   idempotency: IdempotencyKeys;
@@ -80,7 +80,7 @@ export function apiRouter(deps: ApiDeps): Router {
     devcontainer: DevcontainerConfig,
   ) => {
     const prepared = await instances.prepare(fields, userId, source);
-    const artifact = await artifacts.adopt(file.path);
+    const artifact = await artifacts.adopt(file.path, (file as HashedUpload).sha256);
     return instances.create({ fields, userId, prepared, source, baseImage: baseImageOf(devcontainer), artifact });
   };
 

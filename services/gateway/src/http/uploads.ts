@@ -1,7 +1,48 @@
 import { InputError } from '@codebay/contracts';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import multer from 'multer';
+
+/** An upload on disk with the sha256 of its bytes, computed while it was written. */
+export type HashedUpload = Express.Multer.File & { sha256: string };
+
+/**
+ * multer storage that writes each file to `dir` and hashes it on the way, so the
+ * content-addressed store never reads it back to name it.
+ */
+function hashingDiskStorage(dir: string): multer.StorageEngine {
+  return {
+    _handleFile(_req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<HashedUpload>) => void) {
+      const path = join(dir, randomBytes(16).toString('hex'));
+      const hash = createHash('sha256');
+      let size = 0;
+      const tap = new Transform({
+        transform(chunk: Buffer, _enc, next) {
+          hash.update(chunk);
+          size += chunk.length;
+          next(null, chunk);
+        },
+      });
+      pipeline(file.stream, tap, createWriteStream(path, { flags: 'wx', mode: 0o640 })).then(
+        () => cb(null, { path, size, sha256: hash.digest('hex') }),
+        (err: unknown) => {
+          void rm(path, { force: true }).finally(() => cb(err));
+        },
+      );
+    },
+    _removeFile(_req: Request, file: Express.Multer.File, cb: (error: Error | null) => void) {
+      rm(file.path, { force: true }).then(
+        () => cb(null),
+        (err: Error) => cb(err),
+      );
+    },
+  };
+}
 
 /** busboy's words for a malformed multipart body (plain Errors, no code): the client's fault, not ours. */
 const MALFORMED_MULTIPART = /^(Multipart: |Malformed |Unexpected end of |Missing Content-Type|Unsupported content type)/;
@@ -17,7 +58,7 @@ function uploadError(err: unknown): unknown {
  */
 export function singleFileUpload(incomingDir: string, field: string, maxBytes: number): RequestHandler {
   const upload = multer({
-    dest: incomingDir,
+    storage: hashingDiskStorage(incomingDir),
     limits: { fileSize: maxBytes, files: 1, fields: 20, fieldSize: 4096, parts: 25, headerPairs: 200 },
   });
   const handler = upload.single(field);
