@@ -1,10 +1,12 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { AppsV1Api, CoreV1Api, KubernetesObjectApi, NetworkingV1Api, Watch, loadAllYaml, type KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getInstance, waitForStatus } from '../support/instances.ts';
+import { createFromWorkspace, getInstance, packWorkspace, waitForStatus } from '../support/instances.ts';
 import { adminConfig, applyAll, deployRbac, serviceAccountKubeconfig, testNamespace } from '../support/kube.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
@@ -70,7 +72,7 @@ describe('Kubernetes runtime on a real API server', () => {
     sa = account.kc;
     stack = await startStack({
       name: 'k8s',
-      services: ['gateway', 'provisioner'],
+      services: ['gateway', 'builder', 'provisioner'],
       env: {
         CODEBAY_RUNTIME: 'kubernetes',
         KUBECONFIG: account.path,
@@ -124,6 +126,28 @@ describe('Kubernetes runtime on a real API server', () => {
     // The user's shared PVC exists and belongs to no instance.
     const shared = await core().readNamespacedPersistentVolumeClaim({ name: `codebay-shared-${user}`, namespace: ns });
     expect(shared.metadata?.ownerReferences ?? []).toHaveLength(0);
+  });
+
+  it('a workspace instance: its pod fetches the upload from the gateway with the token in its Secret', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'codebay-k8s-ws-'));
+    mkdirSync(join(dir, '.devcontainer'));
+    writeFileSync(join(dir, '.devcontainer/devcontainer.json'), JSON.stringify({ image: 'debian:bookworm' }));
+    writeFileSync(join(dir, 'notes.txt'), 'from the upload\n');
+    const tarball = await packWorkspace(dir);
+    const inst = await createFromWorkspace(stack, user, tarball);
+    await waitForStatus(stack, inst.instance_id, ['Running'], 120_000);
+    const pod = (await core().listNamespacedPod({ namespace: ns, labelSelector: selector(inst.instance_id) })).items[0]!;
+    const env = pod.spec!.containers[0]!.env ?? [];
+    const url = env.find((e) => e.name === 'CODEBAY_SEED_URL')?.value;
+    expect(url).toBe(`http://codebay-gateway.vscode-system.svc.cluster.local:8080/seed/instances/${inst.instance_id}`);
+    const ref = env.find((e) => e.name === 'CODEBAY_SEED_TOKEN')?.valueFrom?.secretKeyRef;
+    expect(ref).toBeDefined();
+    const secret = await core().readNamespacedSecret({ name: ref!.name!, namespace: ns });
+    const token = Buffer.from(secret.data![ref!.key]!, 'base64').toString('utf8');
+    // What the launcher does at first start (kwok runs no containers; the launcher's side is in test/integration/workspace-seed).
+    const res = await fetch(`${stack.url}${new URL(url!).pathname}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(readFileSync(tarball))).toBe(true);
   });
 
   it("answers the Ingress's external auth: the instance token (query or cookie) opens it, nothing else does", async () => {
@@ -329,7 +353,7 @@ function layoutFor(namespace: string) {
     tlsSecret: 'codebay-tls',
     ingressClass: 'public',
     ingressNamespace: 'ingress',
-    gatewayAuthUrl: 'http://codebay-gateway.vscode-system.svc.cluster.local:8080',
+    gatewayInternalUrl: 'http://codebay-gateway.vscode-system.svc.cluster.local:8080',
     editorImageRepo: 'localhost:32000/codebay-editor',
     sharedAccessMode: 'ReadWriteMany' as const,
     runAsUser: 1000,

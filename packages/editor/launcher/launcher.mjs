@@ -6,7 +6,8 @@
 // with the editor bundle (code-server + its Node) mounted read-only at
 // $CODEBAY_EDITOR_DIR (default /opt/codebay/editor) and the launch config in
 // $CODEBAY_LAUNCH (JSON, see helpers.mjs parseLaunchConfig). It resolves the
-// user, runs the devcontainer lifecycle commands (onCreate/updateContent/
+// user, unpacks the workspace upload on first start when $CODEBAY_SEED_URL is
+// set (Kubernetes), runs the devcontainer lifecycle commands (onCreate/updateContent/
 // postCreate once per workspace, postStart on every start), merges VS Code
 // settings, starts code-server as the user, forwards SIGTERM/SIGINT to it and
 // exits with its code, and installs extensions in the background.
@@ -16,10 +17,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
 
 import {
   CREATE_PHASES,
@@ -40,6 +45,11 @@ import {
 } from './helpers.mjs';
 
 const TAG = '[codebay-launcher]';
+// The instance's token for fetching its workspace upload: taken out of the environment
+// at once, so no lifecycle command, terminal or extension ever sees it.
+const SEED_TOKEN = process.env.CODEBAY_SEED_TOKEN ?? '';
+delete process.env.CODEBAY_SEED_TOKEN;
+const SEED_ATTEMPTS = 5;
 const EXTENSION_TIMEOUT_MS = 60_000;
 const HEALTH_WAIT_MS = 60_000;
 const SIGNALS = os.constants.signals;
@@ -502,6 +512,78 @@ async function installExtensions(list, ctx) {
 }
 
 // ---------------------------------------------------------------------------
+// workspace seeding (Kubernetes: the upload comes from the gateway)
+
+function httpGet(url, token) {
+  return new Promise((resolve, reject) => {
+    const client = url.startsWith('https:') ? https : http;
+    const req = client.get(url, { headers: { authorization: `Bearer ${token}` }, timeout: 30_000 }, resolve);
+    req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
+    req.on('error', reject);
+  });
+}
+
+/** Streams the archive at `url` into `tar -x` in `ws`, gunzipping when it is gzip. */
+async function fetchAndExtract(url, token, ws, tar) {
+  const res = await httpGet(url, token);
+  if (res.statusCode !== 200) {
+    res.resume();
+    const err = new Error(`the gateway answered ${res.statusCode}`);
+    err.permanent = res.statusCode === 401 || res.statusCode === 404 || res.statusCode === 410;
+    throw err;
+  }
+  const chunks = res[Symbol.asyncIterator]();
+  const head = await chunks.next();
+  const gzip = !head.done && head.value[0] === 0x1f && head.value[1] === 0x8b;
+  const body = Readable.from(
+    (async function* () {
+      if (!head.done) yield head.value;
+      for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
+    })(),
+  );
+  const child = spawn(tar, ['-x', '-f', '-', '-C', ws, '--no-same-owner'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr = truncate(stderr + d, 2000)));
+  const exited = new Promise((resolve) => child.on('close', (code) => resolve(code)));
+  // tar's own message says more than the broken pipe it leaves behind.
+  const [pipeError, code] = await Promise.all([pipeline(body, ...(gzip ? [zlib.createGunzip()] : []), child.stdin).catch((err) => err), exited]);
+  if (code !== 0) throw new Error(`tar exited with ${code}: ${stderr.trim()}`);
+  if (pipeError) throw pipeError;
+}
+
+/**
+ * First start of a workspace instance on Kubernetes: unpack the upload from
+ * $CODEBAY_SEED_URL into the workspace once (marker `.codebay/seeded`). Retries
+ * transient failures; exits non-zero (the pod restarts, the provisioner sees it)
+ * when it cannot.
+ */
+async function seedWorkspace(ws, stateDir) {
+  const url = process.env.CODEBAY_SEED_URL;
+  if (!url) return;
+  const done = path.join(stateDir, 'seeded');
+  if (fs.existsSync(done)) {
+    log('workspace upload: already unpacked');
+    return;
+  }
+  const tar = findExecutable('tar');
+  if (!tar) throw new Error('workspace upload: this image has no `tar` to unpack it with; add tar to the image');
+  const t0 = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await fetchAndExtract(url, SEED_TOKEN, ws, tar);
+      break;
+    } catch (err) {
+      if (err.permanent || attempt >= SEED_ATTEMPTS) throw new Error(`workspace upload: cannot unpack it: ${err.message}`);
+      log(`workspace upload: attempt ${attempt} failed (${err.message}); retrying`);
+      await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** (attempt - 1)));
+    }
+  }
+  fs.mkdirSync(stateDir, { recursive: true });
+  fs.writeFileSync(done, `${new Date().toISOString()}\n`);
+  log(`workspace upload: unpacked into ${ws} (${Date.now() - t0} ms)`);
+}
+
+// ---------------------------------------------------------------------------
 
 async function main() {
   const launcherFile = fileURLToPath(import.meta.url);
@@ -554,6 +636,7 @@ async function main() {
   const markerFile = path.join(stateDir, 'lifecycle.json');
   const marker = readJson(markerFile);
   fs.mkdirSync(ws, { recursive: true });
+  await seedWorkspace(ws, stateDir);
   if (!marker && isRoot && user.uid !== 0) {
     const t0 = Date.now();
     const [changed, failed] = chownRecursive(ws, user.uid, user.gid);

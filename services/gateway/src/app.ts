@@ -10,6 +10,7 @@ import type { EditorProxy } from './http/editor-proxy.ts';
 import { errorHandler } from './http/errors.ts';
 import { openApiDocument, openApiPage } from './http/openapi.ts';
 import { apiRouter } from './http/routes.ts';
+import { workspaceSeedHandler } from './http/workspace-seed.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
 import type { TokenDirectory } from './identity.ts';
 import type { InstanceService } from './instances.ts';
@@ -106,6 +107,11 @@ export function createApp(deps: GatewayDeps): Express {
 
   // External auth for per-instance Ingresses (Kubernetes): the instance token, not the API token.
   app.get('/auth/instances/:id', deps.editor.authHandler());
+  // An instance fetching its own workspace upload (Kubernetes first start), with its own token.
+  app.get(
+    '/seed/instances/:id',
+    workspaceSeedHandler((id, token) => deps.editor.authorised(id, token), deps.artifacts),
+  );
   app.use(seedEditorRedirect);
   if (deps.config.CORS_ORIGINS.length > 0) {
     // Only the API, only the configured origins; bearer tokens, so no credentials mode.

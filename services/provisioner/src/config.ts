@@ -24,7 +24,7 @@ const schema = commonEnvSchema.extend({
   CODEBAY_TLS_SECRET: z.string().default('codebay-tls'),
   INGRESS_CLASS: z.string().default('public'),
   INGRESS_NAMESPACE: z.string().default('ingress'),
-  GATEWAY_AUTH_URL: z.string().url().default('http://codebay-gateway.vscode-system.svc.cluster.local:8080'),
+  GATEWAY_INTERNAL_URL: z.string().url().default('http://codebay-gateway.vscode-system.svc.cluster.local:8080'),
   /** Editor images (bundle + launcher), tagged by VS Code version; defaults to REGISTRY/codebay-editor. */
   CODEBAY_EDITOR_IMAGE_REPO: z.string().optional(),
   STORAGE_CLASS: z.string().optional(),

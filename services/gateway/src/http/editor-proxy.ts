@@ -71,7 +71,8 @@ export class EditorProxy {
     return cookies[EDITOR_COOKIE];
   }
 
-  private async authorised(id: string, token: string | undefined): Promise<InstanceRecord | undefined> {
+  /** The instance when `token` is its access token and it is not being deleted. */
+  async authorised(id: string, token: string | undefined): Promise<InstanceRecord | undefined> {
     if (!token) return undefined;
     const record = await this.store.get(id);
     if (!record || !sameSecret(token, record.accessToken)) return undefined;

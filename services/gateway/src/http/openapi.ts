@@ -139,6 +139,22 @@ export function openApiDocument(publicUrl: string): Json {
           responses: { '200': { description: 'Allowed (may set the session cookie)' }, '401': { description: 'No valid instance token' } },
         },
       },
+      '/seed/instances/{id}': {
+        get: {
+          ...open,
+          summary: 'A workspace instance’s upload (tar.gz), for the instance to unpack on first start; Authorization: Bearer <the instance’s access token>',
+          parameters: [idParam],
+          responses: {
+            '200': {
+              description: 'The archive',
+              content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
+            },
+            '401': { description: 'Not this instance’s token' },
+            '404': { description: 'The instance has no workspace upload' },
+            '410': { description: 'The upload is no longer stored' },
+          },
+        },
+      },
       '/health': { get: { ...open, summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
       '/healthz': { get: { ...open, summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
       '/readyz': {

@@ -28,7 +28,7 @@ export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger;
         tlsSecret: config.CODEBAY_TLS_SECRET,
         ingressClass: config.INGRESS_CLASS,
         ingressNamespace: config.INGRESS_NAMESPACE,
-        gatewayAuthUrl: config.GATEWAY_AUTH_URL,
+        gatewayInternalUrl: config.GATEWAY_INTERNAL_URL,
         editorImageRepo: config.CODEBAY_EDITOR_IMAGE_REPO ?? `${config.REGISTRY}/codebay-editor`,
         storageClass: config.STORAGE_CLASS,
         sharedAccessMode: config.SHARED_ACCESS_MODE,

@@ -7,7 +7,7 @@ const layout: KubernetesLayout = {
   baseDomain: 'vscode.local',
   tlsSecret: 'codebay-tls',
   ingressClass: 'public',
-  gatewayAuthUrl: 'http://gw:8080',
+  gatewayInternalUrl: 'http://gw:8080',
   ingressNamespace: 'ingress',
   editorImageRepo: 'localhost:32000/codebay-editor',
   sharedAccessMode: 'ReadWriteMany',
@@ -70,5 +70,14 @@ describe('Kubernetes objects of an instance', () => {
     expect(o.ingress.spec?.rules?.[0]?.http?.paths[0]?.backend.service?.name).toBe(k8sNames.service(record.id));
     expect(o.ingress.spec?.tls?.[0]).toEqual({ hosts: ['vscode.local'], secretName: 'codebay-tls' });
     expect(o.networkPolicy.spec?.ingress?.[0]?._from).toHaveLength(2);
+  });
+
+  it('has a workspace instance fetch its upload with its own token from the Secret, and no other instance', () => {
+    const env = (r: typeof record) => instanceObjects(r, layout, root).deployment.spec!.template.spec!.containers[0]!.env ?? [];
+    expect(env(record).some((e) => e.name.startsWith('CODEBAY_SEED'))).toBe(false);
+    const ws = env({ ...record, source: 'workspace', artifact: 'a'.repeat(64) });
+    expect(ws).toContainEqual({ name: 'CODEBAY_SEED_URL', value: `http://gw:8080/seed/instances/${record.id}` });
+    expect(ws).toContainEqual({ name: 'CODEBAY_SEED_TOKEN', valueFrom: { secretKeyRef: { name: k8sNames.secret(record.id), key: 'access-token' } } });
+    expect(JSON.stringify(ws)).not.toContain('"tok"');
   });
 });

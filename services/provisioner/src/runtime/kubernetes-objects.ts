@@ -8,8 +8,12 @@ export interface KubernetesLayout {
   baseDomain: string;
   tlsSecret: string;
   ingressClass: string;
-  /** ingress-nginx asks this URL (plus `/auth/instances/<id>`) whether a request may reach the editor. */
-  gatewayAuthUrl: string;
+  /**
+   * The gateway as seen from inside the cluster: ingress-nginx asks `<it>/auth/instances/<id>`
+   * whether a request may reach the editor; a workspace instance fetches its upload from
+   * `<it>/seed/instances/<id>` on first start.
+   */
+  gatewayInternalUrl: string;
   /** Namespace of the ingress controller, allowed to reach editors by the NetworkPolicy. */
   ingressNamespace: string;
   /** Repository of the editor images (bundle and launcher under /opt/codebay), tagged by VS Code version. */
@@ -140,6 +144,13 @@ export function instanceObjects(
                 { name: 'CODEBAY_LAUNCH', value: JSON.stringify({ ...launch, workspaceFolder: '/workspace', port: EDITOR_PORT }) },
                 { name: 'CODEBAY_EDITOR_DIR', value: '/opt/codebay/editor' },
                 { name: 'HOME', value: '/workspace/.codebay/home' },
+                ...(record.source === 'workspace' && record.artifact
+                  ? [
+                      // The launcher unpacks the upload once, before the lifecycle commands, then drops the token from its env.
+                      { name: 'CODEBAY_SEED_URL', value: `${layout.gatewayInternalUrl}/seed/instances/${id}` },
+                      { name: 'CODEBAY_SEED_TOKEN', valueFrom: { secretKeyRef: { name: k8sNames.secret(id), key: 'access-token' } } },
+                    ]
+                  : []),
               ],
               ports: [{ name: 'editor', containerPort: EDITOR_PORT }],
               readinessProbe: { httpGet: { path: '/healthz', port: EDITOR_PORT }, periodSeconds: 2, failureThreshold: 3 },
@@ -183,7 +194,7 @@ export function instanceObjects(
       ...meta(k8sNames.ingress(id), 'editor'),
       annotations: {
         // The gateway decides, per request, whether the caller holds this instance's token.
-        'nginx.ingress.kubernetes.io/auth-url': `${layout.gatewayAuthUrl}/auth/instances/${id}`,
+        'nginx.ingress.kubernetes.io/auth-url': `${layout.gatewayInternalUrl}/auth/instances/${id}`,
         'nginx.ingress.kubernetes.io/auth-always-set-cookie': 'true',
         'nginx.ingress.kubernetes.io/use-regex': 'true',
         'nginx.ingress.kubernetes.io/rewrite-target': '/$2',
