@@ -22,6 +22,8 @@
 #   REGISTRY            if set to anything but localhost:32000, use that registry instead
 #   DOCKER_HOST         if set (to anything but the managed socket), use that daemon instead
 #   CODEBAY_DEBIAN_MIRROR  override the Debian mirror (default: read from apt sources)
+#   CODEBAY_SECOND_DOCKERD=1  also run a second daemon (unix:///run/codebay-docker-2/docker.sock,
+#                       own bridge, no NAT) for a second builder; the test suites use it
 set -euo pipefail
 
 # CI shells may lack the sbin dirs (dockerd, debootstrap, ip, iptables live there).
@@ -44,6 +46,16 @@ DOCKER_SOCK=$DOCKER_RUN/docker.sock
 DOCKER_PIDFILE=$DOCKER_RUN/docker.pid
 MANAGED_DOCKER_HOST=unix://$DOCKER_SOCK
 DOCKER_BIN=/usr/bin/docker # the Debian client; a newer one may sit earlier on PATH
+# The second daemon (one per builder process) gets a bridge of its own: docker0 is the
+# first daemon's, and `--bridge=none` would delete docker0 (dockerd removes the default
+# bridge when it is disabled). No iptables rules of its own, so its containers reach the
+# host and each other, not the internet.
+DOCKER2_RUN=/run/codebay-docker-2
+DOCKER2_BRIDGE=codebay-br2
+DOCKER2_BRIDGE_CIDR=172.31.254.1/24
+DOCKER2_PIDFILE=$DOCKER2_RUN/docker.pid
+DOCKER_HOST_2=unix://$DOCKER2_RUN/docker.sock
+WANT_DOCKER2=${CODEBAY_SECOND_DOCKERD:-0}
 
 BASE_TAR=$CACHE/base/debian-bookworm-minbase-v1.tar
 APT_PACKAGES=(docker.io redis-server docker-registry debootstrap chromium ripgrep tmux curl
@@ -346,6 +358,42 @@ up_docker() {
   step_done "dockerd: up at $EFF_DOCKER_HOST (storage driver $(dk info -f '{{.Driver}}' 2>/dev/null))"
 }
 
+docker2_ok() { timeout 20 "$DOCKER_BIN" -H "$DOCKER_HOST_2" info >/dev/null 2>&1; }
+
+up_docker2() {
+  [[ $WANT_DOCKER2 == 1 ]] || return 0
+  step "dockerd-2"
+  if docker2_ok; then
+    step_done "dockerd-2: already up at $DOCKER_HOST_2"
+    return
+  fi
+  stop_pidfile "$DOCKER2_PIDFILE" dockerd 30
+  if ! ip link show "$DOCKER2_BRIDGE" >/dev/null 2>&1; then
+    ip link add "$DOCKER2_BRIDGE" type bridge && ip addr add "$DOCKER2_BRIDGE_CIDR" dev "$DOCKER2_BRIDGE" ||
+      die "cannot create the bridge $DOCKER2_BRIDGE for dockerd-2"
+  fi
+  ip link set "$DOCKER2_BRIDGE" up
+  mkdir -p "$DOCKER2_RUN/exec" "$STATE/docker-2" "$LOG_DIR"
+  local cpid=$DOCKER2_RUN/exec/containerd/containerd.pid
+  pid_of "$cpid" containerd >/dev/null || rm -f "$cpid"
+  echo "---- $(date -Is) starting dockerd-2" >>"$LOG_DIR/dockerd-2.log"
+  PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH \
+    NO_PROXY="localhost,127.0.0.1${NO_PROXY:+,$NO_PROXY}" no_proxy="localhost,127.0.0.1${no_proxy:+,$no_proxy}" \
+    setsid -w dockerd \
+    --data-root "$STATE/docker-2" \
+    --exec-root "$DOCKER2_RUN/exec" \
+    -H "$DOCKER_HOST_2" \
+    --pidfile "$DOCKER2_PIDFILE" \
+    --bridge="$DOCKER2_BRIDGE" --iptables=false \
+    --registry-mirror="http://$EFF_REGISTRY" \
+    </dev/null >>"$LOG_DIR/dockerd-2.log" 2>&1 9>&- &
+  wait_for 90 $! docker2_ok || {
+    log_tail "$LOG_DIR/dockerd-2.log" 40
+    die "dockerd-2 did not answer on $DOCKER_HOST_2 within 90s (log: $LOG_DIR/dockerd-2.log)"
+  }
+  step_done "dockerd-2: up at $DOCKER_HOST_2"
+}
+
 # Remove a debootstrap work dir, first unmounting anything an interrupted run
 # left mounted inside it (debootstrap mounts proc/sys in the target).
 remove_rootfs() {
@@ -440,6 +488,7 @@ write_env() {
     echo "DOCKER_HOST=$EFF_DOCKER_HOST"
     echo "REGISTRY=$EFF_REGISTRY"
     [[ -z $EDITOR_BUNDLE ]] || echo "CODEBAY_EDITOR_BUNDLE=$EDITOR_BUNDLE"
+    [[ $WANT_DOCKER2 != 1 ]] || echo "DOCKER_HOST_2=$DOCKER_HOST_2"
   } >"$f.tmp"
   mv -f "$f.tmp" "$f"
   log "wrote $f"
@@ -456,6 +505,7 @@ cmd_up() {
   up_redis
   up_registry
   up_docker
+  up_docker2
   up_base_image
   up_editor_bundle
   write_env
@@ -469,6 +519,7 @@ cmd_env() {
   local bundle
   bundle=$(sed -n 's/^CODEBAY_EDITOR_BUNDLE=//p' "$STATE/local.env" 2>/dev/null || true)
   [[ -z $bundle ]] || printf 'export CODEBAY_EDITOR_BUNDLE=%q\n' "$bundle"
+  [[ $WANT_DOCKER2 != 1 ]] || printf 'export DOCKER_HOST_2=%q\n' "$DOCKER_HOST_2"
 }
 
 cmd_status() {
@@ -484,14 +535,17 @@ cmd_status() {
   st registry registry_ok "$EFF_REGISTRY"
   st dockerd docker_ok "$EFF_DOCKER_HOST"
   st base-image base_image_ok "$EFF_REGISTRY/library/debian:bookworm"
+  [[ $WANT_DOCKER2 != 1 ]] || st dockerd-2 docker2_ok "$DOCKER_HOST_2"
   return $bad
 }
 
 cmd_down() {
   # Only what we started: our pidfiles, and only if the pid still is that program.
   stop_pidfile "$DOCKER_PIDFILE" dockerd 30
+  stop_pidfile "$DOCKER2_PIDFILE" dockerd 30
   # dockerd normally stops its containerd; after a SIGKILL it may linger.
   stop_pidfile "$DOCKER_RUN/exec/containerd/containerd.pid" containerd 10
+  stop_pidfile "$DOCKER2_RUN/exec/containerd/containerd.pid" containerd 10
   stop_pidfile "$RUN_DIR/registry.pid" docker-registry 10
   stop_pidfile "$RUN_DIR/redis.pid" redis-server 15
   log "stopped"

@@ -9,6 +9,8 @@ export interface Components {
   dockerHost: string;
   registry: string;
   editorRoot: string;
+  /** A second daemon for a second builder (`CODEBAY_SECOND_DOCKERD=1 components.sh up`). */
+  dockerHost2: string;
 }
 
 export function components(): Components {
@@ -31,6 +33,7 @@ export function components(): Components {
     redisUrl: pick('REDIS_URL'),
     dockerHost: pick('DOCKER_HOST'),
     registry: pick('REGISTRY'),
+    dockerHost2: pick('DOCKER_HOST_2'),
     editorRoot: process.env.CODEBAY_EDITOR_ROOT ?? `${process.env.CODEBAY_CACHE ?? '/var/cache/codebay'}/editor`,
   };
 }

@@ -21,12 +21,14 @@ export interface Stack {
   queuePrefix: string;
   artifactDir: string;
   env: NodeJS.ProcessEnv;
-  processes: Map<ServiceName, ChildProcess>;
-  /** HTTP port of each service (the gateway's API, the workers' /metrics). */
-  ports: Record<ServiceName, number>;
-  /** Stops one service (SIGTERM, or SIGKILL to simulate a crash). */
-  stopService(name: ServiceName, signal?: NodeJS.Signals): Promise<void>;
-  startService(name: ServiceName): Promise<void>;
+  /** Running processes by label: the service name, or the label given to startService. */
+  processes: Map<string, ChildProcess>;
+  /** HTTP port of each process (the gateway's API, the workers' /metrics), by label. */
+  ports: Record<string, number>;
+  /** Stops one process (SIGTERM, or SIGKILL to simulate a crash). */
+  stopService(label: string, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts a service; with `as`, one more process of it under that label, with `env` on top of the stack's. */
+  startService(name: ServiceName, extra?: { as?: string; env?: NodeJS.ProcessEnv }): Promise<void>;
   stop(): Promise<void>;
   api(path: string, init?: RequestInit & { token?: string | null }): Promise<Response>;
 }
@@ -59,33 +61,35 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     LOG_LEVEL: 'info',
     ...opts.env,
   };
-  const ports: Record<ServiceName, number> = { gateway: gatewayPort, builder: builderMetrics, provisioner: provisionerMetrics };
-  const processes = new Map<ServiceName, ChildProcess>();
+  const ports: Record<string, number> = { gateway: gatewayPort, builder: builderMetrics, provisioner: provisionerMetrics };
+  const processes = new Map<string, ChildProcess>();
   mkdirSync(LOG_DIR, { recursive: true });
 
-  const startService = async (name: ServiceName) => {
-    const log = createWriteStream(join(LOG_DIR, `${runId}-${name}.log`), { flags: 'a' });
+  const startService = async (name: ServiceName, extra: { as?: string; env?: NodeJS.ProcessEnv } = {}) => {
+    const label = extra.as ?? name;
+    ports[label] ??= await freePort();
+    const log = createWriteStream(join(LOG_DIR, `${runId}-${label}.log`), { flags: 'a' });
     // One process per service (node with tsx's loader, no wrapper), so a signal reaches the service itself.
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'services', name, 'src/main.ts')], {
       cwd: ROOT,
-      env: { ...env, METRICS_PORT: String(ports[name]) },
+      env: { ...env, ...extra.env, METRICS_PORT: String(ports[label]) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
-    processes.set(name, child);
+    processes.set(label, child);
     const exited = new Promise<never>((_, reject) =>
-      child.once('exit', (code) => reject(new Error(`${name} exited with ${code}; see ${LOG_DIR}/${runId}-${name}.log`))),
+      child.once('exit', (code) => reject(new Error(`${label} exited with ${code}; see ${LOG_DIR}/${runId}-${label}.log`))),
     );
     const path = name === 'gateway' ? '/health' : '/healthz';
     await Promise.race([
       exited,
-      waitFor(`${name} to answer`, async () => ((await fetch(`http://127.0.0.1:${ports[name]}${path}`)).ok ? true : undefined), 60_000),
+      waitFor(`${label} to answer`, async () => ((await fetch(`http://127.0.0.1:${ports[label]}${path}`)).ok ? true : undefined), 60_000),
     ]);
     exited.catch(() => undefined);
   };
 
-  const stopService = async (name: ServiceName, signal: NodeJS.Signals = 'SIGTERM') => {
+  const stopService = async (name: string, signal: NodeJS.Signals = 'SIGTERM') => {
     const child = processes.get(name);
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
