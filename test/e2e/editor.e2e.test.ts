@@ -5,7 +5,15 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../support/browser.ts';
 import { containerExists, execIn, testDocker, volumeExists } from '../support/docker.ts';
-import { createFromDevcontainer, createFromWorkspace, getInstance, packWorkspace, waitForStatus } from '../support/instances.ts';
+import {
+  createFromDevcontainer,
+  createFromWorkspace,
+  getInstance,
+  packWorkspace,
+  uniqueDevcontainer,
+  uniqueWorkspace,
+  waitForStatus,
+} from '../support/instances.ts';
 import { readSse } from '../support/sse.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
@@ -48,8 +56,9 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
   });
 
   it('builds samples/simple-devcontainer.json, streaming its log over SSE to the end marker', async () => {
-    simple = await createFromDevcontainer(stack, user, `${SAMPLES}/simple-devcontainer.json`);
+    simple = await createFromDevcontainer(stack, user, await uniqueDevcontainer(`${SAMPLES}/simple-devcontainer.json`));
     expect(simple.status).toBe('Queued');
+    expect(simple.build).toMatchObject({ key: expect.stringMatching(/^[0-9a-f]{64}$/), cache: 'miss' });
     expect(simple.instance_id).toMatch(new RegExp(`^${user}-[a-z0-9]{8}$`));
     expect(simple.access_token).toMatch(/^[A-Za-z0-9]+$/);
     expect(simple.url).toBe(`${stack.url}/instances/${simple.instance_id}?tkn=${simple.access_token}`);
@@ -73,7 +82,7 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
 
   it('runs it: Running only once the editor answers, with the merged config applied', async () => {
     const running = await waitForStatus(stack, simple.instance_id, ['Running'], 180_000);
-    expect(running.devcontainer_image).toBe(`localhost:32000/vscode-devcontainer-${simple.instance_id}:latest`);
+    expect(running.devcontainer_image).toBe(`localhost:32000/codebay-devcontainer:${simple.build!.key}`);
     expect(await cat(simple.instance_id, '/workspace/.sample-post-create')).toMatch(/^created .* as root/);
     const env = await execIn(docker, container(simple.instance_id), ['printenv', 'CODEBAY_SAMPLE']);
     expect(env.stdout.trim()).toBe('simple');
@@ -146,7 +155,7 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
   });
 
   it('builds samples/python as a workspace: Dockerfile, local feature, files and lifecycle all take effect', async () => {
-    const tarball = await packWorkspace(`${SAMPLES}/python`);
+    const tarball = await packWorkspace(await uniqueWorkspace(`${SAMPLES}/python`));
     python = await createFromWorkspace(stack, user, tarball);
     await waitForStatus(stack, python.instance_id, ['Running'], 400_000);
     const id = python.instance_id;

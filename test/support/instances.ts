@@ -1,7 +1,8 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { c as tarCreate } from 'tar';
-import { mkdtemp } from 'node:fs/promises';
-import { readFile } from 'node:fs/promises';
+import { parseDevcontainerJson } from '@codebay/devcontainer';
+import { randomBytes } from 'node:crypto';
+import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Stack } from './stack.ts';
@@ -11,6 +12,33 @@ import { waitFor } from './wait.ts';
 export async function packWorkspace(dir: string): Promise<string> {
   const out = join(await mkdtemp(join(tmpdir(), 'codebay-ws-')), 'workspace.tar.gz');
   await tarCreate({ gzip: true, file: out, cwd: dir, portable: true }, ['.']);
+  return out;
+}
+
+/**
+ * A copy of a devcontainer.json whose build key no earlier run has made (one more
+ * containerEnv entry): the build really runs instead of coming from the registry.
+ */
+export async function uniqueDevcontainer(file: string): Promise<string> {
+  const config = parseDevcontainerJson(await readFile(file, 'utf8'));
+  const salt = randomBytes(6).toString('hex');
+  config.containerEnv = { ...(config.containerEnv as Record<string, string> | undefined), CODEBAY_TEST_RUN: salt };
+  const out = join(await mkdtemp(join(tmpdir(), 'codebay-dc-')), 'devcontainer.json');
+  await writeFile(out, JSON.stringify(config, null, 2));
+  return out;
+}
+
+/**
+ * A copy of a workspace folder whose build key no earlier run has made: a file of its
+ * own at the root and in .devcontainer/, inside any build context. The config (and so its
+ * layer-cache family) stays the same.
+ */
+export async function uniqueWorkspace(dir: string): Promise<string> {
+  const out = await mkdtemp(join(tmpdir(), 'codebay-wscopy-'));
+  await cp(dir, out, { recursive: true });
+  const salt = randomBytes(6).toString('hex');
+  await writeFile(join(out, '.codebay-test-run'), salt);
+  await writeFile(join(out, '.devcontainer', '.codebay-test-run'), salt);
   return out;
 }
 

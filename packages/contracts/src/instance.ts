@@ -91,6 +91,25 @@ export const runtimeInfoSchema = z.object({
 });
 export type RuntimeInfo = z.infer<typeof runtimeInfoSchema>;
 
+/**
+ * What an instance's image is built from and whether it was: same key, same image
+ * (`buildImageRef`), built once and started many times.
+ */
+export interface BuildInfo {
+  /** sha256 over the normalised config, the files the build reads, features and the CLI version. */
+  key: string;
+  /** Builds of the same config share layers through the family's last image. */
+  family: string;
+  /** `hit`: the registry had the image, nothing was built for this instance. */
+  cache: 'hit' | 'miss';
+}
+
+/** Where a build key's image lives: one repository, the key as its tag. */
+export const BUILD_IMAGE_REPOSITORY = 'codebay-devcontainer';
+export const buildImageRef = (registry: string, key: string) => `${registry}/${BUILD_IMAGE_REPOSITORY}:${key}`;
+/** The last image built of a config family (the layer cache of its next build). */
+export const familyImageRef = (registry: string, family: string) => `${registry}/${BUILD_IMAGE_REPOSITORY}:family-${family}`;
+
 /** The instance record as stored in Redis (a hash; each field JSON-encoded). */
 export interface InstanceRecord {
   id: string;
@@ -103,6 +122,8 @@ export interface InstanceRecord {
   devcontainerImage: string | null;
   /** sha256 of the uploaded devcontainer.json or workspace tar.gz. */
   artifact: string | null;
+  /** Build key and cache outcome (null for simple instances and records made before build keys). */
+  build?: BuildInfo | null;
   resources: Resources;
   vscodeVersion: string;
   launch: LaunchConfig | null;
@@ -164,6 +185,8 @@ export interface InstanceResponse {
   status: InstanceStatus;
   base_image: string | null;
   devcontainer_image: string | null;
+  /** The build key and whether the image came from the registry (`hit`) or was built (`miss`). */
+  build: { key: string; cache: 'hit' | 'miss' } | null;
   build_logs_url: string;
   error: string | null;
   phase: FailurePhase | null;
@@ -185,6 +208,7 @@ export function toInstanceResponse(record: InstanceRecord, publicUrl: string): I
     status: record.status,
     base_image: record.baseImage,
     devcontainer_image: record.devcontainerImage,
+    build: record.build ? { key: record.build.key, cache: record.build.cache } : null,
     build_logs_url: `${publicUrl}/api/instances/${record.id}/build-logs`,
     error: record.failure ? record.failure.reason : null,
     phase: record.failure ? record.failure.phase : null,

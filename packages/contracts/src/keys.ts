@@ -4,6 +4,8 @@ export const redisKeys = {
   userInstances: (userId: string) => `codebay:user:${userId}:instances`,
   allInstances: () => 'codebay:instances',
   buildLogs: (instanceId: string) => `codebay:build:${instanceId}:logs`,
+  /** Held by the instance whose builder is building a build key right now. */
+  buildLock: (key: string) => `codebay:build-lock:${key}`,
 } as const;
 
 /** BullMQ key prefix; tests give each run its own. */

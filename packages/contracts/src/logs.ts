@@ -5,7 +5,8 @@ export interface BuildLogLine {
   text: string;
 }
 
-export type BuildOutcome = 'success' | 'failure' | 'cancelled' | 'skipped';
+/** `cached`: the image was already in the registry, nothing was built. */
+export type BuildOutcome = 'success' | 'failure' | 'cancelled' | 'skipped' | 'cached';
 
 export interface BuildLogEnd {
   id: string;

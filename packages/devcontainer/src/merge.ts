@@ -59,3 +59,8 @@ export function parseMetadataLabel(label: string | undefined): MetadataEntry[] {
   if (Array.isArray(value)) return value.filter((e): e is MetadataEntry => !!e && typeof e === 'object');
   return value && typeof value === 'object' ? [value as MetadataEntry] : [];
 }
+
+/** The launch configuration an image built by the Dev Containers CLI carries in its labels. */
+export function launchFromImageLabels(labels: Record<string, string>): LaunchConfig {
+  return mergeMetadata(parseMetadataLabel(labels['devcontainer.metadata']));
+}

@@ -41,3 +41,19 @@ export const commonEnvSchema = z.object({
   CODEBAY_ARTIFACT_DIR: z.string().min(1).default('/var/lib/codebay/artifacts'),
 });
 export type CommonConfig = z.infer<typeof commonEnvSchema>;
+
+/**
+ * The registry images go to. Instances pull from `REGISTRY`; builders push to
+ * `REGISTRY_PUSH` when that differs (inside a cluster); gateway and builders ask its
+ * HTTP API at `REGISTRY_API_URL` (default `http://<push address>`).
+ */
+export const registryEnvSchema = z.object({
+  REGISTRY: z.string().default('localhost:32000'),
+  REGISTRY_PUSH: z.string().optional(),
+  REGISTRY_API_URL: z.string().url().optional(),
+});
+
+export function registrySettings(c: z.infer<typeof registryEnvSchema>): { pull: string; push: string; apiUrl: string } {
+  const push = c.REGISTRY_PUSH ?? c.REGISTRY;
+  return { pull: c.REGISTRY, push, apiUrl: c.REGISTRY_API_URL ?? (/^https?:\/\//.test(push) ? push : `http://${push}`) };
+}

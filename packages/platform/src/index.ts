@@ -11,3 +11,4 @@ export * from './shutdown.ts';
 export * from './workspace-archive.ts';
 export * from './docker.ts';
 export * from './log-followers.ts';
+export * from './registry.ts';

@@ -16,7 +16,12 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Cod
  * A job of that id that already finished is removed first so a new request (a rebuild, a
  * second delete) is not swallowed by BullMQ's id deduplication; a live one is left alone.
  */
-export async function enqueueInstanceJob(queues: CodebayQueues, kind: QueueKey, instanceId: string): Promise<void> {
+export async function enqueueInstanceJob(
+  queues: CodebayQueues,
+  kind: QueueKey,
+  instanceId: string,
+  retry?: { attempts: number; backoffMs: number },
+): Promise<void> {
   const queue = queues[kind];
   const jobId = jobIds[kind](instanceId);
   const existing = await queue.getJob(jobId);
@@ -25,8 +30,10 @@ export async function enqueueInstanceJob(queues: CodebayQueues, kind: QueueKey, 
     if (state === 'completed' || state === 'failed') await existing.remove();
     else return;
   }
-  const { attempts, backoff, removeOnComplete, removeOnFail } = JOB_POLICIES[kind];
-  await queue.add(kind, { instanceId }, { jobId, attempts, backoff, removeOnComplete, removeOnFail });
+  const policy = JOB_POLICIES[kind];
+  const attempts = retry ? Math.max(1, retry.attempts) : policy.attempts;
+  const backoff = retry ? { type: 'exponential' as const, delay: retry.backoffMs } : policy.backoff;
+  await queue.add(kind, { instanceId }, { jobId, attempts, backoff, removeOnComplete: policy.removeOnComplete, removeOnFail: policy.removeOnFail });
 }
 
 export async function closeQueues(queues: CodebayQueues): Promise<void> {

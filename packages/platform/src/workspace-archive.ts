@@ -1,4 +1,5 @@
 import { InputError, PayloadTooLargeError } from '@codebay/contracts';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
@@ -16,7 +17,26 @@ export interface WorkspaceSummary {
   configPath: string;
   /** Its text. */
   configText: string;
+  /** Every entry (last one wins for a repeated path), files with the sha256 of their bytes: the build key's input. */
+  files: ArchiveFile[];
 }
+
+export interface ArchiveFile {
+  path: string;
+  kind: 'file' | 'symlink' | 'hardlink' | 'dir';
+  sha256?: string;
+  executable?: boolean;
+  linkTarget?: string;
+}
+
+const KINDS: Record<string, ArchiveFile['kind']> = {
+  File: 'file',
+  OldFile: 'file',
+  ContiguousFile: 'file',
+  Directory: 'dir',
+  SymbolicLink: 'symlink',
+  Link: 'hardlink',
+};
 
 const CONFIG_PATHS = ['.devcontainer/devcontainer.json', '.devcontainer.json'];
 const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
@@ -45,12 +65,13 @@ export function linkStaysInside(entryPath: string, linkpath: string, hard: boole
  * Reads a workspace tar.gz once, streaming, and refuses what must never be unpacked:
  * entries outside the root (absolute, `..`), links pointing outside, devices and fifos,
  * too many entries, too many bytes once unpacked (a gzip bomb stops at the limit).
- * Returns the devcontainer config found in it.
+ * Returns the devcontainer config found in it and every entry, files hashed on the way.
  */
 export async function inspectWorkspaceArchive(file: string, limits: WorkspaceLimits): Promise<WorkspaceSummary> {
   let entries = 0;
   let unpackedBytes = 0;
   const configs = new Map<string, string>();
+  const files = new Map<string, ArchiveFile>();
 
   await new Promise<void>((resolve, reject) => {
     const input = createReadStream(file);
@@ -76,16 +97,26 @@ export async function inspectWorkspaceArchive(file: string, limits: WorkspaceLim
           return fail(new InputError('unsafe_archive', `workspace entry "${entry.path}" is a ${entry.type}, which is not allowed`));
         if ((entry.type === 'SymbolicLink' || entry.type === 'Link') && !linkStaysInside(path, entry.linkpath ?? '', entry.type === 'Link'))
           return fail(new InputError('unsafe_archive', `workspace link "${entry.path}" points outside the workspace`));
-        if (CONFIG_PATHS.includes(path) && entry.type !== 'Directory') {
-          if (entry.type !== 'File' && entry.type !== 'OldFile' && entry.type !== 'ContiguousFile')
-            return fail(new InputError('invalid_workspace', `${path} must be a regular file`));
-          if ((entry.size ?? 0) > MAX_CONFIG_BYTES) return fail(new PayloadTooLargeError(`${path} is larger than ${MAX_CONFIG_BYTES} bytes`));
-          const chunks: Buffer[] = [];
-          entry.on('data', (c: Buffer) => chunks.push(c));
-          entry.on('end', () => configs.set(path, Buffer.concat(chunks).toString('utf8')));
-          return;
-        }
-        entry.resume();
+        const kind = KINDS[entry.type]!;
+        const file: ArchiveFile = { path, kind };
+        if (kind === 'symlink' || kind === 'hardlink') file.linkTarget = entry.linkpath ?? '';
+        if (kind === 'file') file.executable = ((entry.mode ?? 0) & 0o111) !== 0;
+        if (path !== '') files.set(path, file);
+        if (CONFIG_PATHS.includes(path) && kind !== 'dir' && kind !== 'file')
+          return fail(new InputError('invalid_workspace', `${path} must be a regular file`));
+        if (CONFIG_PATHS.includes(path) && kind === 'file' && (entry.size ?? 0) > MAX_CONFIG_BYTES)
+          return fail(new PayloadTooLargeError(`${path} is larger than ${MAX_CONFIG_BYTES} bytes`));
+        if (kind !== 'file') return entry.resume();
+        const hash = createHash('sha256');
+        const keep = CONFIG_PATHS.includes(path) ? ([] as Buffer[]) : undefined;
+        entry.on('data', (c: Buffer) => {
+          hash.update(c);
+          keep?.push(c);
+        });
+        entry.on('end', () => {
+          file.sha256 = hash.digest('hex');
+          if (keep) configs.set(path, Buffer.concat(keep).toString('utf8'));
+        });
       },
     });
     parser.on('error', (err: Error) => fail(new InputError('invalid_archive', `workspace is not a readable tar.gz: ${err.message}`)));
@@ -103,5 +134,5 @@ export async function inspectWorkspaceArchive(file: string, limits: WorkspaceLim
   if (entries === 0) throw new InputError('invalid_archive', 'workspace archive is empty or not a tar.gz');
   const configPath = CONFIG_PATHS.find((p) => configs.has(p));
   if (!configPath) throw new InputError('missing_devcontainer', 'workspace must contain .devcontainer/devcontainer.json or .devcontainer.json');
-  return { entries, unpackedBytes, configPath, configText: configs.get(configPath)! };
+  return { entries, unpackedBytes, configPath, configText: configs.get(configPath)!, files: [...files.values()] };
 }

@@ -1,15 +1,19 @@
-import { commonEnvSchema, envInt, parseConfig } from '@codebay/platform';
+import { commonEnvSchema, envInt, parseConfig, registryEnvSchema } from '@codebay/platform';
+import { hostname } from 'node:os';
 import { z } from 'zod';
 
-const schema = commonEnvSchema.extend({
+const schema = commonEnvSchema.extend(registryEnvSchema.shape).extend({
   /** This builder's own Docker daemon: one build at a time runs on it. */
   DOCKER_HOST: z.string().default('unix:///run/codebay-docker/docker.sock'),
-  /** Registry the builder pushes to (MicroK8s' built-in registry by default). */
-  REGISTRY: z.string().default('localhost:32000'),
-  /** Push address when it differs from REGISTRY (e.g. inside a cluster). */
-  REGISTRY_PUSH: z.string().optional(),
   CODEBAY_BUILD_DIR: z.string().default('/var/lib/codebay/builds'),
   BUILD_TIMEOUT_SECONDS: envInt(1800),
+  /** Names this builder in build logs and its own log lines. */
+  BUILDER_NAME: z.string().default(`${hostname()}-${process.pid}`),
+  /** A build job whose builder stops renewing its lock this long is handed to another builder. */
+  JOB_LOCK_SECONDS: envInt(60),
+  STALLED_INTERVAL_SECONDS: envInt(30),
+  /** Images of finished builds kept on this builder's daemon (bytes); the oldest go first. */
+  BUILDER_MAX_IMAGE_BYTES: envInt(20 * 1024 ** 3),
   /** Docker client the Dev Containers CLI calls. */
   DOCKER_PATH: z.string().default('docker'),
   METRICS_HOST: z.string().default('127.0.0.1'),

@@ -2,11 +2,13 @@ import { PermanentError, TransientError } from '@codebay/contracts';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import stripAnsi from 'strip-ansi';
 
 const require = createRequire(import.meta.url);
 const CLI_JS = join(dirname(require.resolve('@devcontainers/cli/package.json')), 'devcontainer.js');
+const GUARD = fileURLToPath(new URL('./cli-guard.mjs', import.meta.url));
 
 export interface CliBuildOptions {
   workspaceFolder: string;
@@ -17,6 +19,9 @@ export interface CliBuildOptions {
   dockerPath: string;
   signal: AbortSignal;
   onLine: (line: string) => void;
+  /** An image whose layers the build may reuse (`--cache-from`); must be on the daemon. */
+  cacheFrom?: string;
+  labels?: Record<string, string>;
 }
 
 /** Faults of the machinery, not of the user's config: worth retrying. */
@@ -44,12 +49,16 @@ export function cliLogLines(raw: string): string[] {
     .filter((l) => l.length > 0);
 }
 
-/** The Dev Containers CLI (`@devcontainers/cli`), run as a child process in its own process group. */
+/**
+ * The Dev Containers CLI (`@devcontainers/cli`), run under cli-guard.mjs: its own process
+ * group, killed as a whole on abort, and taken down with the builder if the builder dies.
+ */
 export class DevcontainerCli {
   readonly path = CLI_JS;
 
   async build(opts: CliBuildOptions): Promise<void> {
     const args = [
+      GUARD,
       CLI_JS,
       'build',
       '--workspace-folder',
@@ -63,11 +72,13 @@ export class DevcontainerCli {
       'never',
       '--docker-path',
       opts.dockerPath,
+      ...(opts.cacheFrom ? ['--cache-from', opts.cacheFrom] : []),
+      ...Object.entries(opts.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
     ];
     const child = spawn(process.execPath, args, {
       cwd: opts.workspaceFolder,
       env: { ...process.env, DOCKER_HOST: opts.dockerHost, TMPDIR: opts.tmpDir, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached: true,
     });
     // Abort kills the whole group: the CLI and the docker build it started.
@@ -83,11 +94,11 @@ export class DevcontainerCli {
     opts.signal.addEventListener('abort', kill, { once: true });
 
     let result = '';
-    const stdout = createInterface({ input: child.stdout });
+    const stdout = createInterface({ input: child.stdout! });
     stdout.on('line', (l) => {
       if (l.trim().startsWith('{')) result = l.trim();
     });
-    const stderr = createInterface({ input: child.stderr });
+    const stderr = createInterface({ input: child.stderr! });
     const tail: string[] = [];
     stderr.on('line', (raw) => {
       for (const line of cliLogLines(raw)) {
@@ -113,7 +124,8 @@ export class DevcontainerCli {
     if (code === 0 && outcome.outcome === 'success') return;
     const message = [outcome.message, outcome.description].filter(Boolean).join(': ') || tail.slice(-5).join('\n') || `devcontainer build exited with ${code}`;
     const context = `${message}\n${tail.join('\n')}`;
-    if (isTransientBuildFailure(context)) throw new TransientError(message);
+    // A machinery fault says more in its own words (e.g. the daemon's address) than in the CLI's summary.
+    if (isTransientBuildFailure(context)) throw new TransientError(tail.find(isTransientBuildFailure) ?? message);
     throw new PermanentError(message);
   }
 }

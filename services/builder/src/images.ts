@@ -22,6 +22,68 @@ export class ImageStore {
     return digest;
   }
 
+  /** Pulls an image if the registry has it; false when it does not (or cannot be reached). */
+  async pull(image: string): Promise<boolean> {
+    try {
+      const stream = await this.docker.pull(image);
+      await followProgress(this.docker, stream);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async tag(image: string, target: string): Promise<void> {
+    const { repo, tag } = splitImageRef(target);
+    await this.docker.getImage(image).tag({ repo, tag });
+  }
+
+  /**
+   * Housekeeping after a job: dangling images (intermediate layers of failed or
+   * replaced builds) go, then the oldest images carrying `label` until what is left
+   * of them fits in `maxBytes`. Returns what was removed.
+   */
+  async prune(label: string, maxBytes: number): Promise<{ containers: number; dangling: number; removed: string[]; keptBytes: number }> {
+    // The classic builder leaves a step's container behind when the step cannot start (or the
+    // build is cut off): stopped, unlabelled, made from an untagged intermediate image. They pin
+    // their images, so they go first. Instance containers carry codebay labels and are never touched.
+    const leftovers = (await this.docker.listContainers({ all: true, filters: JSON.stringify({ status: ['created', 'exited', 'dead'] }) })).filter(
+      (c) => !c.Labels?.['codebay.managed'] && /^(sha256:)?[0-9a-f]{12,64}$/.test(c.Image),
+    );
+    for (const c of leftovers)
+      await this.docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
+    // The CLI's own intermediate tags (feature content, `vsc-…` stages): only this build used them.
+    const scratch = (await this.docker.listImages()).flatMap((i) => i.RepoTags ?? []).filter((t) => /^(dev_container_feature_content_temp|vsc-)/.test(t));
+    for (const tag of scratch)
+      await this.docker
+        .getImage(tag)
+        .remove({ noprune: false })
+        .catch(() => undefined);
+    const dangling = await this.docker.pruneImages({ filters: JSON.stringify({ dangling: ['true'] }) }).catch(() => ({ ImagesDeleted: [] }));
+    const images = (await this.docker.listImages({ filters: JSON.stringify({ label: [label] }) })).sort((a, b) => b.Created - a.Created);
+    const removed: string[] = [];
+    let kept = 0;
+    for (const image of images) {
+      if (kept + image.Size <= maxBytes) {
+        kept += image.Size;
+        continue;
+      }
+      const ok = await this.docker
+        .getImage(image.Id)
+        .remove({ force: false })
+        .then(
+          () => true,
+          () => false, // in use by a container, or a parent of a kept image
+        );
+      if (ok) removed.push(...(image.RepoTags ?? [image.Id]));
+      else kept += image.Size;
+    }
+    return { containers: leftovers.length, dangling: dangling.ImagesDeleted?.length ?? 0, removed, keptBytes: kept };
+  }
+
   async labels(image: string): Promise<Record<string, string>> {
     const info = await this.docker.getImage(image).inspect();
     return info.Config?.Labels ?? {};

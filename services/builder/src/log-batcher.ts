@@ -2,7 +2,7 @@ import type { BuildLogStream } from '@codebay/platform';
 
 /**
  * Collects log lines and writes them to the build's stream in small batches
- * (every `intervalMs` or `maxLines`), keeping their order.
+ * (every `intervalMs` or `maxLines`), keeping their order; every line goes through `mask` first.
  */
 export class LogBatcher {
   private pending: string[] = [];
@@ -12,12 +12,14 @@ export class LogBatcher {
   constructor(
     private readonly logs: BuildLogStream,
     private readonly instanceId: string,
+    /** Applied to every line pushed from now on (set once the build's secrets are known). */
+    public mask: (line: string) => string = (l) => l,
     private readonly intervalMs = 100,
     private readonly maxLines = 200,
   ) {}
 
   push = (line: string): void => {
-    this.pending.push(line);
+    this.pending.push(this.mask(line));
     if (this.pending.length >= this.maxLines) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.intervalMs);
   };

@@ -12,11 +12,14 @@ import {
   dockerFromHost,
   installShutdown,
   registerQueueDepth,
+  RegistryClient,
+  registrySettings,
   startOpsServer,
 } from '@codebay/platform';
 import { UnrecoverableError, Worker } from 'bullmq';
-import { Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import { BuildInstance } from './build-instance.ts';
+import { BuildLocks } from './build-lock.ts';
 import { loadConfig } from './config.ts';
 import { DevcontainerCli } from './devcontainer-cli.ts';
 import { ImageStore } from './images.ts';
@@ -32,23 +35,38 @@ const artifacts = new ArtifactStore(config.CODEBAY_ARTIFACT_DIR);
 const images = new ImageStore(dockerFromHost(config.DOCKER_HOST));
 const metrics = createMetricsRegistry('builder');
 registerQueueDepth(metrics, queues);
-const duration = new Histogram({
-  name: 'codebay_build_duration_seconds',
-  help: 'Build duration (CLI build + push) by outcome',
-  labelNames: ['outcome'] as const,
-  buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800],
-  registers: [metrics],
-});
+const buildMetrics = {
+  duration: new Histogram({
+    name: 'codebay_build_duration_seconds',
+    help: 'Build job duration (waiting for the key, CLI build, push) by outcome: success, cached, failure, timeout, cancelled',
+    labelNames: ['outcome'] as const,
+    buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800],
+    registers: [metrics],
+  }),
+  inProgress: new Gauge({ name: 'codebay_builds_in_progress', help: 'Builds this builder is running', registers: [metrics] }),
+  cache: new Counter({
+    name: 'codebay_build_cache_lookups_total',
+    help: 'Registry lookups of build keys by the builder: hit (nothing built) or miss',
+    labelNames: ['result'] as const,
+    registers: [metrics],
+  }),
+};
+const registries = registrySettings(config);
+const store = new InstanceStore(redis);
+const logs = new BuildLogStream(redis);
 const useCase = new BuildInstance(
   config,
-  new InstanceStore(redis),
-  new BuildLogStream(redis),
+  registries,
+  store,
+  logs,
   new DevcontainerCli(),
   images,
+  new RegistryClient(registries.apiUrl),
+  new BuildLocks(redis, config.JOB_LOCK_SECONDS * 1000),
   new BuildWorkspace(config.CODEBAY_BUILD_DIR, artifacts),
   queues,
   logger,
-  duration,
+  buildMetrics,
 );
 
 // One build at a time: the CLI's feature builds race on a shared daemon.
@@ -66,13 +84,34 @@ const worker = new Worker(
       throw err;
     }
   },
-  { connection: redis, prefix: config.CODEBAY_QUEUE_PREFIX, concurrency: 1, lockDuration: 60_000, stalledInterval: 30_000, maxStalledCount: 2 },
+  {
+    connection: redis,
+    prefix: config.CODEBAY_QUEUE_PREFIX,
+    concurrency: 1,
+    // A builder that dies mid-build stops renewing its lock: after this long, another builder takes the job.
+    lockDuration: config.JOB_LOCK_SECONDS * 1000,
+    stalledInterval: config.STALLED_INTERVAL_SECONDS * 1000,
+    maxStalledCount: 2,
+  },
 );
-worker.on('failed', (job, err) => logger.warn({ instanceId: job?.data?.instanceId, err: err.message }, 'build job failed'));
+worker.on('failed', (job, err) => {
+  const instanceId = (job?.data as { instanceId?: string } | undefined)?.instanceId;
+  logger.warn({ instanceId, err: err.message }, 'build job failed');
+  // The last word on a job that will not run again (stalled too often, or an error the use-case did
+  // not settle): its instance must not stay Queued or Building.
+  const final = err instanceof UnrecoverableError || (job && job.attemptsMade >= (job.opts.attempts ?? 1)) || /stalled/i.test(err.message);
+  if (!instanceId || !final) return;
+  void store
+    .transition(instanceId, ['Queued', 'Building'], 'Failed', { failure: { phase: 'build', reason: err.message }, buildEndedAt: new Date().toISOString() })
+    .then(async (moved) => {
+      if (moved.ok) await logs.end(instanceId, 'failure', err.message);
+    })
+    .catch((e: Error) => logger.error({ instanceId, err: e.message }, 'could not mark the instance Failed'));
+});
 worker.on('error', (err) => logger.error({ err: err.message }, 'build worker error'));
 
 const ops = await startOpsServer(config.METRICS_HOST, config.METRICS_PORT, metrics, () => images.ping());
-logger.info({ dockerHost: config.DOCKER_HOST, registry: config.REGISTRY, metrics: config.METRICS_PORT }, 'builder ready');
+logger.info({ dockerHost: config.DOCKER_HOST, registry: registries, metrics: config.METRICS_PORT }, 'builder ready');
 
 installShutdown(logger, [
   () => worker.close(),

@@ -1,8 +1,8 @@
-import { commonEnvSchema, envInt, envList, parseConfig } from '@codebay/platform';
+import { commonEnvSchema, envInt, envList, parseConfig, registryEnvSchema } from '@codebay/platform';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
-const schema = commonEnvSchema.extend({
+const schema = commonEnvSchema.extend(registryEnvSchema.shape).extend({
   GATEWAY_HOST: z.string().default('127.0.0.1'),
   GATEWAY_PORT: envInt(8080),
   /** Where users reach codebay; instance and log URLs are built from it. */
@@ -23,6 +23,9 @@ const schema = commonEnvSchema.extend({
   /** Live (not Failed/Deleted) instances one user may have, and builds waiting or running. */
   MAX_INSTANCES_PER_USER: envInt(10),
   MAX_QUEUED_BUILDS_PER_USER: envInt(3),
+  /** Attempts of a build job when it fails for a reason worth retrying (daemon or registry faults), and the first backoff. */
+  BUILD_ATTEMPTS: envInt(3),
+  BUILD_BACKOFF_SECONDS: envInt(5),
   MAX_MEMORY_LIMIT: z.string().default('8Gi'),
   MAX_CPU_LIMIT: z.string().default('4000m'),
   MAX_STORAGE_SIZE: z.string().default('100Gi'),

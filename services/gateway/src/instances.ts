@@ -2,15 +2,20 @@ import {
   InputError,
   NotFoundError,
   TooManyRequestsError,
+  BUILD_IMAGE_REPOSITORY,
+  buildImageRef,
   newInstanceRecord,
   parseCpu,
   parseMemory,
   type CreateFields,
   type InstanceRecord,
+  type LaunchConfig,
   type SourceKind,
 } from '@codebay/contracts';
-import { enqueueInstanceJob, type CodebayQueues, type InstanceStore, type Logger } from '@codebay/platform';
+import { launchFromImageLabels } from '@codebay/devcontainer';
+import { enqueueInstanceJob, type BuildLogStream, type CodebayQueues, type InstanceStore, type Logger, type RegistryClient } from '@codebay/platform';
 import type { GatewayConfig } from './config.ts';
+import type { Counter } from 'prom-client';
 import { mustSee, type Caller } from './identity.ts';
 import { newAccessToken, newInstanceId } from './tokens.ts';
 
@@ -23,6 +28,8 @@ export interface NewInstance {
   source: SourceKind;
   baseImage: string | null;
   artifact: string | null;
+  /** The build key of what was uploaded (devcontainer and workspace sources). */
+  build?: { key: string; family: string };
 }
 
 /** Picks the editor version for a request, or says which ones exist. */
@@ -59,7 +66,25 @@ export class InstanceService {
     private readonly store: InstanceStore,
     private readonly queues: CodebayQueues,
     private readonly logger: Logger,
+    private readonly registry: RegistryClient,
+    private readonly logs: BuildLogStream,
+    private readonly cacheLookups?: Counter<'result'>,
   ) {}
+
+  /**
+   * The image of a build key when the registry already has it (with the launch configuration
+   * its labels carry). A registry that does not answer counts as a miss: the builder checks again.
+   */
+  private async cached(key: string): Promise<{ image: string; launch: LaunchConfig } | undefined> {
+    try {
+      const found = await this.registry.image(BUILD_IMAGE_REPOSITORY, key);
+      this.cacheLookups?.inc({ result: found ? 'hit' : 'miss' });
+      return found ? { image: buildImageRef(this.config.REGISTRY, key), launch: launchFromImageLabels(found.labels) } : undefined;
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message, key }, 'registry lookup failed; queueing a build');
+      return undefined;
+    }
+  }
 
   /** Validates what is left to validate and checks the user's quotas; call before storing anything. */
   async prepare(fields: CreateFields, userId: string, source: SourceKind): Promise<{ vscodeVersion: string }> {
@@ -83,6 +108,7 @@ export class InstanceService {
     const now = new Date().toISOString();
     const { user_id: _u, vscode_version: _v, ...resources } = input.fields;
     const user_id = input.userId;
+    const hit = input.build ? await this.cached(input.build.key) : undefined;
     let record: InstanceRecord | undefined;
     for (let attempt = 0; attempt < 5 && !record; attempt++) {
       const candidate = newInstanceRecord(
@@ -98,17 +124,27 @@ export class InstanceService {
         },
         now,
       );
+      if (input.build) candidate.build = { ...input.build, cache: hit ? 'hit' : 'miss' };
+      if (hit) Object.assign(candidate, { status: 'Cached', devcontainerImage: hit.image, launch: hit.launch });
       if (await this.store.create(candidate)) record = candidate;
     }
     if (!record) throw new Error('could not allocate a unique instance id');
+    if (hit) {
+      await this.logs.append(record.id, [`codebay: build key ${input.build!.key}: ${hit.image} is already in the registry; nothing to build`]);
+      await this.logs.end(record.id, 'cached');
+    }
     try {
-      await enqueueInstanceJob(this.queues, input.source === 'simple' ? 'provision' : 'build', record.id);
+      const kind = input.source === 'simple' || hit ? 'provision' : 'build';
+      const retry = kind === 'build' ? { attempts: this.config.BUILD_ATTEMPTS, backoffMs: this.config.BUILD_BACKOFF_SECONDS * 1000 } : undefined;
+      await enqueueInstanceJob(this.queues, kind, record.id, retry);
     } catch (err) {
-      // The record exists but no job does: say so on the record instead of leaving it Queued forever.
-      await this.store.transition(record.id, ['Queued'], 'Failed', { failure: { phase: 'build', reason: 'could not enqueue the job' } }).catch(() => undefined);
+      // The record exists but no job does: say so on the record instead of leaving it waiting forever.
+      await this.store
+        .transition(record.id, ['Queued', 'Cached'], 'Failed', { failure: { phase: 'build', reason: 'could not enqueue the job' } })
+        .catch(() => undefined);
       throw err;
     }
-    this.logger.info({ instanceId: record.id, userId: record.userId, source: record.source }, 'instance queued');
+    this.logger.info({ instanceId: record.id, userId: record.userId, source: record.source, build: record.build }, hit ? 'instance cached' : 'instance queued');
     return record;
   }
 

@@ -4,6 +4,7 @@ import {
   BuildLogStream,
   InstanceStore,
   LogFollowers,
+  RegistryClient,
   closeQueues,
   createLogger,
   createMetricsRegistry,
@@ -11,7 +12,9 @@ import {
   createRedis,
   installShutdown,
   registerQueueDepth,
+  registrySettings,
 } from '@codebay/platform';
+import { Counter } from 'prom-client';
 import { container } from 'tsyringe';
 import { createApp } from './app.ts';
 import { loadConfig } from './config.ts';
@@ -31,14 +34,29 @@ await artifacts.init();
 container.register('config', { useValue: config });
 container.register(InstanceStore, { useValue: new InstanceStore(redis) });
 container.register(BuildLogStream, { useValue: new BuildLogStream(redis) });
+const metrics = createMetricsRegistry('gateway');
+const cacheLookups = new Counter({
+  name: 'codebay_build_cache_lookups_total',
+  help: 'Registry lookups of build keys at create time: hit (no build) or miss',
+  labelNames: ['result'] as const,
+  registers: [metrics],
+});
 container.register(InstanceService, {
-  useFactory: (c) => new InstanceService(config, c.resolve(InstanceStore), queues, logger),
+  useFactory: (c) =>
+    new InstanceService(
+      config,
+      c.resolve(InstanceStore),
+      queues,
+      logger,
+      new RegistryClient(registrySettings(config).apiUrl),
+      c.resolve(BuildLogStream),
+      cacheLookups,
+    ),
 });
 container.register(EditorProxy, {
   useFactory: (c) => new EditorProxy(c.resolve(InstanceStore), logger, config.publicUrl.startsWith('https://')),
 });
 
-const metrics = createMetricsRegistry('gateway');
 registerQueueDepth(metrics, queues);
 const editor = container.resolve(EditorProxy);
 const followers = new LogFollowers(redis, { onError: (err) => logger.warn({ err }, 'build log reader: redis error, retrying') });

@@ -192,6 +192,11 @@ export function openApiDocument(publicUrl: string): Json {
             status: { type: 'string', enum: [...INSTANCE_STATUSES] },
             base_image: { type: ['string', 'null'] },
             devcontainer_image: { type: ['string', 'null'] },
+            build: {
+              type: ['object', 'null'],
+              description: 'Build key (sha256 of everything the build reads) and whether the image was already in the registry',
+              properties: { key: { type: 'string' }, cache: { type: 'string', enum: ['hit', 'miss'] } },
+            },
             build_logs_url: { type: 'string' },
             error: { type: ['string', 'null'] },
             phase: { type: ['string', 'null'] },

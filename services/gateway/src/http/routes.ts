@@ -1,5 +1,5 @@
 import { InputError, createFieldsSchema, createSimpleSchema, toInstanceResponse, type CreateFields, type InstanceRecord } from '@codebay/contracts';
-import { baseImageOf, validateDevcontainer, type DevcontainerConfig } from '@codebay/devcontainer';
+import { baseImageOf, buildKey, validateDevcontainer, type BuildKey, type DevcontainerConfig } from '@codebay/devcontainer';
 import { inspectWorkspaceArchive, type ArtifactStore, type BuildLogStream, type LogFollowers } from '@codebay/platform';
 import express, { Router, type Request, type Response } from 'express';
 import { readFile } from 'node:fs/promises';
@@ -78,10 +78,12 @@ export function apiRouter(deps: ApiDeps): Router {
     source: 'devcontainer' | 'workspace',
     file: Express.Multer.File,
     devcontainer: DevcontainerConfig,
+    key: BuildKey,
   ) => {
     const prepared = await instances.prepare(fields, userId, source);
     const artifact = await artifacts.adopt(file.path, (file as HashedUpload).sha256);
-    return instances.create({ fields, userId, prepared, source, baseImage: baseImageOf(devcontainer), artifact });
+    const build = { key: key.key, family: key.family };
+    return instances.create({ fields, userId, prepared, source, baseImage: baseImageOf(devcontainer), artifact, build });
   };
 
   router.post('/instances/simple', express.json({ limit: '16kb' }), async (req, res) => {
@@ -103,7 +105,7 @@ export function apiRouter(deps: ApiDeps): Router {
         async (userId) => {
           const file = requireFile(req, 'devcontainer_json');
           const devcontainer = validateDevcontainer(await readFile(file.path, 'utf8'), { hasContext: false });
-          return admit(fields, userId, 'devcontainer', file, devcontainer);
+          return admit(fields, userId, 'devcontainer', file, devcontainer, buildKey({ config: devcontainer }));
         },
         fields.user_id,
       );
@@ -126,7 +128,8 @@ export function apiRouter(deps: ApiDeps): Router {
             maxUnpackedBytes: config.MAX_WORKSPACE_UNPACKED_BYTES,
           });
           const devcontainer = validateDevcontainer(summary.configText, { hasContext: true }, summary.configPath);
-          return admit(fields, userId, 'workspace', file, devcontainer);
+          const key = buildKey({ config: devcontainer, configPath: summary.configPath, files: summary.files });
+          return admit(fields, userId, 'workspace', file, devcontainer, key);
         },
         fields.user_id,
       );

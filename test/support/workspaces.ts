@@ -1,0 +1,75 @@
+import Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packWorkspace } from './instances.ts';
+
+/** A workspace folder made by a test: `.devcontainer/devcontainer.json`, optional Dockerfile and local features. */
+export interface WorkspaceSpec {
+  config: Record<string, unknown>;
+  dockerfile?: string;
+  /** Local features under `.devcontainer/<name>/`, each with the shell body of its install.sh. */
+  features?: Record<string, string>;
+}
+
+/** Writes the workspace and packs it as tar.gz; returns the tarball's path. */
+export async function workspaceTarball(spec: WorkspaceSpec): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'codebay-test-ws-'));
+  mkdirSync(join(dir, '.devcontainer'));
+  writeFileSync(join(dir, '.devcontainer/devcontainer.json'), JSON.stringify(spec.config, null, 2));
+  if (spec.dockerfile) writeFileSync(join(dir, '.devcontainer/Dockerfile'), spec.dockerfile);
+  for (const [name, body] of Object.entries(spec.features ?? {})) {
+    mkdirSync(join(dir, '.devcontainer', name));
+    writeFileSync(join(dir, '.devcontainer', name, 'devcontainer-feature.json'), JSON.stringify({ id: name, version: '1.0.0', name }));
+    writeFileSync(join(dir, '.devcontainer', name, 'install.sh'), `#!/bin/sh\nset -e\n${body}\n`, { mode: 0o755 });
+  }
+  return packWorkspace(dir);
+}
+
+export const salt = () => randomBytes(5).toString('hex');
+
+export function dockerAt(host: string): Docker {
+  return new Docker({ socketPath: host.replace(/^unix:\/\//, '') });
+}
+
+/** Runs `cmd` in a throwaway container of `image` (pulled first) and returns its output. */
+export async function runInImage(docker: Docker, image: string, cmd: string[]): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    docker.pull(image, (err: Error | null, stream: NodeJS.ReadableStream) => {
+      if (err) return reject(err);
+      docker.modem.followProgress(stream, (e: Error | null) => (e ? reject(e) : resolve()));
+    });
+  });
+  const container = await docker.createContainer({ Image: image, Entrypoint: cmd, Cmd: [], HostConfig: { AutoRemove: false } });
+  try {
+    await container.start();
+    await container.wait();
+    const out = (await container.logs({ stdout: true, stderr: true })) as Buffer;
+    return out.toString('utf8').replace(/[\x00-\x08\x0e-\x1f]/g, '');
+  } finally {
+    await container.remove({ force: true });
+  }
+}
+
+/** Processes whose command line contains `needle` (the builder's CLI runs name their job folder). */
+export function processesMatching(needle: string): { pid: number; cmd: string }[] {
+  const out: { pid: number; cmd: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      const state = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.[0];
+      if (cmd.includes(needle) && state !== 'Z' && Number(entry) !== process.pid) out.push({ pid: Number(entry), cmd });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Containers (running or not) whose command mentions `needle`. */
+export async function containersRunning(docker: Docker, needle: string, all = false): Promise<string[]> {
+  const list = await docker.listContainers({ all });
+  return list.filter((c) => c.Command.includes(needle)).map((c) => `${c.Id.slice(0, 12)} ${c.State} ${c.Command}`);
+}
