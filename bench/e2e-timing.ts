@@ -9,29 +9,30 @@
  * /var/lib/codebay/local.env) and starts the real gateway, builder and
  * provisioner through test/support/stack.ts. Prints a table and, last, one JSON line.
  * No assertions: numbers only. Makes the daemon's build cache cold before each
- * cold run (removes vscode-devcontainer-*, vsc-* and dev_container_* images and
+ * cold run (removes codebay-devcontainer:*, vsc-* and dev_container_* images and
  * dangling layers; keeps debian:bookworm and images containers use), so do not
- * run it while the test suites use the same daemon.
+ * run it while the test suites use the same daemon. Each invocation builds its own
+ * copy of a sample (one more containerEnv entry): the cold run builds a configuration
+ * the registry has never seen; the warm runs request exactly that again, which codebay
+ * answers from the registry (build key cache hit) while the plain CLI builds again.
  */
 import type { InstanceResponse } from '@codebay/contracts';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { get as httpGet } from 'node:http';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLI_JS, DOCKER_BIN, makeCold, run, type ColdReport } from './lib/daemon.ts';
 import { components } from '../test/support/components.ts';
 import { testDocker } from '../test/support/docker.ts';
-import { createFromDevcontainer, createFromWorkspace, getInstance, packWorkspace } from '../test/support/instances.ts';
+import { parseDevcontainerJson } from '@codebay/devcontainer';
+import { createFromDevcontainer, createFromWorkspace, getInstance, packWorkspace, uniqueDevcontainer } from '../test/support/instances.ts';
 import { startStack, type Stack } from '../test/support/stack.ts';
 import { waitFor } from '../test/support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SAMPLES = join(ROOT, 'samples');
-const DOCKER_BIN = '/usr/bin/docker'; // the Debian client; a newer one may sit earlier on PATH
-const CLI_JS = join(dirname(createRequire(join(ROOT, 'services/builder/package.json')).resolve('@devcontainers/cli/package.json')), 'devcontainer.js');
 
 const DEADLINE = { build: 15 * 60_000, running: 5 * 60_000, editor: 2 * 60_000, deleted: 60_000, plainBuild: 15 * 60_000, plainEditor: 2 * 60_000 };
 const POLL_MS = 100;
@@ -49,6 +50,23 @@ interface BenchConfig {
 }
 
 let pythonTarball: string | undefined;
+let pythonDir: string | undefined;
+let simpleFile: string | undefined;
+
+/**
+ * This bench invocation's own copy of a sample, its devcontainer.json given one more
+ * containerEnv entry: a build key and a layer-cache family no earlier run has made, so the
+ * cold run really builds from nothing; the warm runs repeat it exactly (codebay: a cache hit).
+ */
+function saltedCopy(src: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'codebay-bench-ws-'));
+  cpSync(src, dir, { recursive: true });
+  const file = join(dir, '.devcontainer', 'devcontainer.json');
+  const config = parseDevcontainerJson(readFileSync(file, 'utf8'));
+  config.containerEnv = { ...(config.containerEnv as Record<string, string> | undefined), CODEBAY_BENCH_RUN: randomBytes(6).toString('hex') };
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return dir;
+}
 /**
  * Not measured: one instance from POST /api/instances/simple (base image, no build), so the
  * fresh provisioner and gateway processes have served an instance before the cold run (a
@@ -78,11 +96,12 @@ const CONFIGS: Record<Exclude<ConfigName, 'warmup'>, BenchConfig> = {
     describe: 'samples/python as a workspace tarball (Dockerfile + local feature), POST /api/instances/workspace',
     plainWorkspace: () => {
       const dir = mkdtempSync(join(tmpdir(), 'codebay-bench-ws-'));
-      cpSync(join(SAMPLES, 'python'), dir, { recursive: true });
+      cpSync(pythonDir!, dir, { recursive: true });
       return dir;
     },
     prepare: async () => {
-      pythonTarball ??= await packWorkspace(join(SAMPLES, 'python'));
+      pythonDir ??= saltedCopy(join(SAMPLES, 'python'));
+      pythonTarball ??= await packWorkspace(pythonDir);
     },
     create: (stack, user) => createFromWorkspace(stack, user, pythonTarball!),
   },
@@ -92,11 +111,13 @@ const CONFIGS: Record<Exclude<ConfigName, 'warmup'>, BenchConfig> = {
     plainWorkspace: () => {
       const dir = mkdtempSync(join(tmpdir(), 'codebay-bench-ws-'));
       mkdirSync(join(dir, '.devcontainer'));
-      cpSync(join(SAMPLES, 'simple-devcontainer.json'), join(dir, '.devcontainer', 'devcontainer.json'));
+      cpSync(simpleFile!, join(dir, '.devcontainer', 'devcontainer.json'));
       return dir;
     },
-    prepare: async () => undefined,
-    create: (stack, user) => createFromDevcontainer(stack, user, join(SAMPLES, 'simple-devcontainer.json')),
+    prepare: async () => {
+      simpleFile ??= await uniqueDevcontainer(join(SAMPLES, 'simple-devcontainer.json'));
+    },
+    create: (stack, user) => createFromDevcontainer(stack, user, simpleFile!),
   },
 };
 
@@ -108,24 +129,6 @@ const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOStri
 
 const until = <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = POLL_MS): Promise<T> =>
   waitFor(what, check, timeoutMs, intervalMs);
-
-function run(
-  cmd: string,
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      cmd,
-      args,
-      { env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 10 * 60_000, maxBuffer: 64 * 1024 * 1024, killSignal: 'SIGKILL' },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-      },
-    );
-  });
-}
 
 /**
  * Status of a GET with node:http, as the launcher probes. Not fetch(): in a Node 20 process whose
@@ -187,46 +190,6 @@ async function waitWorkbench(url: string, timeoutMs: number): Promise<{ polls: n
 // the daemon: make the build cache cold, clean up
 
 const docker = testDocker();
-const CACHE_TAG = /(^|\/)(vscode-devcontainer-|vsc-|dev_container_|codebay-bench-plain-)/;
-
-interface ColdReport {
-  removedTags: number;
-  prunedImages: number;
-  keptInUse: string[];
-  remaining: number;
-  ms: number;
-}
-
-/** Removes every image the builds could reuse (tags, their untagged parents, dangling layers), keeping the base image. */
-async function makeCold(): Promise<ColdReport> {
-  const t0 = now();
-  let removedTags = 0;
-  const keptInUse = new Set<string>();
-  const images = await docker.listImages({ all: false });
-  for (const img of images) {
-    for (const tag of img.RepoTags ?? []) {
-      if (!CACHE_TAG.test(tag)) continue;
-      try {
-        await docker.getImage(tag).remove({ noprune: false });
-        removedTags++;
-      } catch (err) {
-        if ((err as { statusCode?: number }).statusCode === 409) keptInUse.add(tag);
-        else if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-      }
-    }
-  }
-  let prunedImages = 0;
-  for (let round = 0; round < 5; round++) {
-    const r = await docker.pruneImages({ filters: { dangling: ['true'] } });
-    const n = r.ImagesDeleted?.length ?? 0;
-    prunedImages += n;
-    if (n === 0) break;
-  }
-  await docker.pruneBuilder().catch(() => undefined); // BuildKit cache (empty with --buildkit never)
-  const remaining = (await docker.listImages({ all: true })).length;
-  return { removedTags, prunedImages, keptInUse: [...keptInUse], remaining, ms: Math.round(now() - t0) };
-}
-
 async function removeContainer(id: string): Promise<void> {
   await docker
     .getContainer(id)
@@ -299,7 +262,6 @@ async function codebayRun(stack: Stack, cfg: BenchConfig, user: string, cache: C
   const inst = await cfg.create(stack, user);
   const postMs = now() - t0;
   created.push({ stack, id: inst.instance_id });
-  benchImages.add(`${components().registry}/vscode-devcontainer-${inst.instance_id}:latest`);
   log(`${cfg.name}/codebay/${cache}: ${inst.instance_id} queued (POST ${Math.round(postMs)} ms)`);
 
   let lastStatus = '';
@@ -313,6 +275,7 @@ async function codebayRun(stack: Stack, cfg: BenchConfig, user: string, cache: C
     return cur.status === 'Running' ? cur : undefined;
   });
   const runningSeenMs = now() - t0;
+  if (running.devcontainer_image) benchImages.add(running.devcontainer_image);
   await waitWorkbench(inst.url, DEADLINE.editor);
   const totalMs = now() - t0;
   const readyAt = new Date(post0 + totalMs).toISOString();
@@ -589,7 +552,7 @@ async function main(): Promise<void> {
     for (const cfg of selected) {
       await cfg.prepare();
       if (stack) {
-        const cold = await makeCold();
+        const cold = await makeCold(docker);
         colds[`${cfg.name}/codebay`] = cold;
         log(
           `cold: removed ${cold.removedTags} tags, pruned ${cold.prunedImages} images, ${cold.remaining} images left${cold.keptInUse.length ? `, kept (in use) ${cold.keptInUse.join(' ')}` : ''}`,
@@ -601,7 +564,7 @@ async function main(): Promise<void> {
         }
       }
       if (doPlain) {
-        const cold = await makeCold();
+        const cold = await makeCold(docker);
         colds[`${cfg.name}/plain`] = cold;
         log(
           `cold: removed ${cold.removedTags} tags, pruned ${cold.prunedImages} images, ${cold.remaining} images left${cold.keptInUse.length ? `, kept (in use) ${cold.keptInUse.join(' ')}` : ''}`,
