@@ -14,7 +14,9 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "preparing dependencies and components"
 bash deploy/local/bootstrap.sh || { echo "0 passed, 1 failed"; exit 1; }
-CODEBAY_SECOND_DOCKERD=1 bash deploy/local/components.sh up || { echo "0 passed, 1 failed"; exit 1; }
+# The builder suites run two builders, each with a daemon of its own.
+export CODEBAY_SECOND_DOCKERD=1
+bash deploy/local/components.sh up || { echo "0 passed, 1 failed"; exit 1; }
 eval "$(bash deploy/local/components.sh env)"
 
 # A check counts as one test: passed or failed.

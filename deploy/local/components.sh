@@ -488,7 +488,8 @@ write_env() {
     echo "DOCKER_HOST=$EFF_DOCKER_HOST"
     echo "REGISTRY=$EFF_REGISTRY"
     [[ -z $EDITOR_BUNDLE ]] || echo "CODEBAY_EDITOR_BUNDLE=$EDITOR_BUNDLE"
-    [[ $WANT_DOCKER2 != 1 ]] || echo "DOCKER_HOST_2=$DOCKER_HOST_2"
+    # Also when this run did not ask for it but it is up (an `up` without the flag must not hide it).
+    if [[ $WANT_DOCKER2 == 1 ]] || docker2_ok; then echo "DOCKER_HOST_2=$DOCKER_HOST_2"; fi
   } >"$f.tmp"
   mv -f "$f.tmp" "$f"
   log "wrote $f"
@@ -519,7 +520,7 @@ cmd_env() {
   local bundle
   bundle=$(sed -n 's/^CODEBAY_EDITOR_BUNDLE=//p' "$STATE/local.env" 2>/dev/null || true)
   [[ -z $bundle ]] || printf 'export CODEBAY_EDITOR_BUNDLE=%q\n' "$bundle"
-  [[ $WANT_DOCKER2 != 1 ]] || printf 'export DOCKER_HOST_2=%q\n' "$DOCKER_HOST_2"
+  if [[ $WANT_DOCKER2 == 1 ]] || docker2_ok; then printf 'export DOCKER_HOST_2=%q\n' "$DOCKER_HOST_2"; fi
 }
 
 cmd_status() {

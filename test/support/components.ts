@@ -33,7 +33,10 @@ export function components(): Components {
     redisUrl: pick('REDIS_URL'),
     dockerHost: pick('DOCKER_HOST'),
     registry: pick('REGISTRY'),
-    dockerHost2: pick('DOCKER_HOST_2'),
+    // Only the suites with two builders need it: asked for when used.
+    get dockerHost2() {
+      return pick('DOCKER_HOST_2');
+    },
     editorRoot: process.env.CODEBAY_EDITOR_ROOT ?? `${process.env.CODEBAY_CACHE ?? '/var/cache/codebay'}/editor`,
   };
 }
