@@ -11,13 +11,17 @@ import multer from 'multer';
 /** An upload on disk with the sha256 of its bytes, computed while it was written. */
 export type HashedUpload = Express.Multer.File & { sha256: string };
 
+/** Files of a request still being written: a failed request waits for them to be gone before it answers. */
+const inFlight = new WeakMap<Request, Set<{ stream: NodeJS.ReadableStream & { destroy(err?: Error): void }; settled: Promise<void> }>>();
+
 /**
  * multer storage that writes each file to `dir` and hashes it on the way, so the
- * content-addressed store never reads it back to name it.
+ * content-addressed store never reads it back to name it. A write that does not finish
+ * (limit hit, body cut off, client gone) removes its file before it settles.
  */
 function hashingDiskStorage(dir: string): multer.StorageEngine {
   return {
-    _handleFile(_req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<HashedUpload>) => void) {
+    _handleFile(req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<HashedUpload>) => void) {
       const path = join(dir, randomBytes(16).toString('hex'));
       const hash = createHash('sha256');
       let size = 0;
@@ -28,12 +32,22 @@ function hashingDiskStorage(dir: string): multer.StorageEngine {
           next(null, chunk);
         },
       });
-      pipeline(file.stream, tap, createWriteStream(path, { flags: 'wx', mode: 0o640 })).then(
+      // A client that goes away mid-file leaves busboy's stream open forever: end it here.
+      const onClose = () => {
+        if (!req.complete) file.stream.destroy(new Error('the client went away mid-upload'));
+      };
+      req.once('close', onClose);
+      const settled = pipeline(file.stream, tap, createWriteStream(path, { flags: 'wx', mode: 0o640 })).then(
         () => cb(null, { path, size, sha256: hash.digest('hex') }),
-        (err: unknown) => {
-          void rm(path, { force: true }).finally(() => cb(err));
+        async (err: unknown) => {
+          await rm(path, { force: true }).catch(() => undefined);
+          cb(err);
         },
       );
+      const entry = { stream: file.stream, settled: settled.finally(() => req.off('close', onClose)) };
+      let set = inFlight.get(req);
+      if (!set) inFlight.set(req, (set = new Set()));
+      set.add(entry);
     },
     _removeFile(_req: Request, file: Express.Multer.File, cb: (error: Error | null) => void) {
       rm(file.path, { force: true }).then(
@@ -42,6 +56,14 @@ function hashingDiskStorage(dir: string): multer.StorageEngine {
       );
     },
   };
+}
+
+/** Ends the request's unfinished file writes and waits (briefly) until their files are removed. */
+async function abandonWrites(req: Request): Promise<void> {
+  const set = inFlight.get(req);
+  if (!set) return;
+  for (const w of set) w.stream.destroy(new Error('upload abandoned'));
+  await Promise.race([Promise.all([...set].map((w) => w.settled)), new Promise((resolve) => setTimeout(resolve, 5_000))]);
 }
 
 /** busboy's words for a malformed multipart body (plain Errors, no code): the client's fault, not ours. */
@@ -67,11 +89,11 @@ export function singleFileUpload(incomingDir: string, field: string, maxBytes: n
       return next(new InputError('invalid_request', `expected multipart/form-data with a "${field}" file field`));
     }
     handler(req, res, (err?: unknown) => {
-      // On a failed upload req.file can be multer's placeholder (no path yet): remove only what was
-      // written, never let the removal reject unhandled (that would end the process), and answer after it.
-      const path = err ? req.file?.path : undefined;
-      if (!path) return next(uploadError(err));
-      rm(path, { force: true })
+      if (!err) return next();
+      // A failed upload answers only once nothing of it is left on disk: files still being written
+      // are ended and removed, a finished one is removed; a removal never rejects unhandled.
+      void abandonWrites(req)
+        .then(() => (req.file?.path ? rm(req.file.path, { force: true }) : undefined))
         .catch(() => undefined)
         .finally(() => next(uploadError(err)));
     });
