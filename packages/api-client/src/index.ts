@@ -1,0 +1,233 @@
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { FormDataEncoder } from 'form-data-encoder';
+import { openAsBlob } from 'node:fs';
+import { basename } from 'node:path';
+import { Readable } from 'node:stream';
+import { Agent, fetch, FormData, type RequestInit, type Response } from 'undici';
+import type { components, paths } from './schema.ts';
+
+export type { components, paths } from './schema.ts';
+export type Instance = components['schemas']['Instance'];
+export type InstanceStatus = Instance['status'];
+export type BuildLogs = components['schemas']['BuildLogs'];
+export type BuildStatus = components['schemas']['BuildStatus'];
+/** The fields every create takes (the seed's), straight from the document. */
+export type CreateFields = Omit<paths['/instances/devcontainer']['post']['requestBody']['content']['multipart/form-data'], 'devcontainer_json'>;
+export type CreateSimpleFields = paths['/instances/simple']['post']['requestBody']['content']['application/json'];
+
+type Json<P extends keyof paths, M extends 'get' | 'post' | 'delete', S extends number> = paths[P][M] extends {
+  responses: { [K in S]: { content: { 'application/json': infer T } } };
+}
+  ? T
+  : never;
+
+/** The server said no: its status, error code and message. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** The server could not be reached at all (refused, DNS, TLS, timeout). */
+export class NetworkError extends Error {
+  override name = 'NetworkError';
+}
+
+export interface ClientOptions {
+  /** codebay's address (`https://vscode.local`); a trailing `/api` (the seed's `--api-url`) is fine too. */
+  url: string;
+  token?: string;
+  /** Accept any TLS certificate (a self-signed one), like `curl -k`. */
+  insecure?: boolean;
+  userAgent?: string;
+}
+
+export interface LogLine {
+  id: string;
+  text: string;
+}
+export interface LogEnd {
+  outcome: string;
+  reason: string | null;
+}
+
+export type UploadProgress = (sent: number, total: number) => void;
+
+/** `https://host/api/` for a codebay address, with or without `/api`. */
+export function apiBase(url: string): string {
+  const base = url
+    .trim()
+    .replace(/\/+$/, '')
+    .replace(/\/api$/, '');
+  return `${base}/api`;
+}
+
+/**
+ * The typed client of codebay's REST API: every path, body and response type comes from
+ * `schema.ts`, generated from the gateway's OpenAPI document.
+ */
+export class CodebayClient {
+  readonly base: string;
+  private readonly dispatcher: Agent;
+
+  constructor(private readonly options: ClientOptions) {
+    this.base = apiBase(options.url);
+    this.dispatcher = new Agent({ connect: { rejectUnauthorized: !options.insecure } });
+  }
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+      'user-agent': this.options.userAgent ?? 'codebay-cli',
+      ...extra,
+    };
+  }
+
+  private async send(path: string, init: RequestInit = {}): Promise<Response> {
+    try {
+      return await fetch(`${this.base}${path}`, {
+        ...init,
+        dispatcher: this.dispatcher,
+        headers: { ...this.headers(), ...(init.headers as Record<string, string>) },
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new NetworkError(`cannot reach ${this.base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    }
+  }
+
+  private async json<T>(res: Response): Promise<T> {
+    const text = await res.text();
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    if (!res.ok) {
+      const e = (body as components['schemas']['Error'] | undefined)?.error;
+      throw new ApiError(res.status, e?.code ?? `http_${res.status}`, e?.message ?? (text.slice(0, 200) || res.statusText), e?.details);
+    }
+    return body as T;
+  }
+
+  async createSimple(fields: CreateSimpleFields, idempotencyKey?: string): Promise<Json<'/instances/simple', 'post', 202>> {
+    const res = await this.send('/instances/simple', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}) },
+      body: JSON.stringify(fields),
+    });
+    return this.json(res);
+  }
+
+  /** Uploads a devcontainer.json file (streamed from disk). */
+  async createDevcontainer(fields: CreateFields, file: string, onProgress?: UploadProgress): Promise<Json<'/instances/devcontainer', 'post', 202>> {
+    return this.upload('/instances/devcontainer', fields, 'devcontainer_json', file, 'application/json', onProgress);
+  }
+
+  /** Uploads a workspace tar.gz (streamed from disk). */
+  async createWorkspace(fields: CreateFields, tarball: string, onProgress?: UploadProgress): Promise<Json<'/instances/workspace', 'post', 202>> {
+    return this.upload('/instances/workspace', fields, 'workspace', tarball, 'application/gzip', onProgress);
+  }
+
+  private async upload(
+    path: '/instances/devcontainer' | '/instances/workspace',
+    fields: CreateFields,
+    field: string,
+    file: string,
+    type: string,
+    onProgress?: UploadProgress,
+  ) {
+    const form = new FormData();
+    for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== null && v !== '') form.set(k, String(v));
+    form.set(field, await openAsBlob(file, { type }), basename(file));
+    const encoder = new FormDataEncoder(form as unknown as ConstructorParameters<typeof FormDataEncoder>[0]);
+    const total = encoder.contentLength === undefined ? NaN : Number(encoder.contentLength);
+    let sent = 0;
+    const body = Readable.from(
+      (async function* () {
+        for await (const chunk of encoder.encode()) {
+          sent += chunk.byteLength;
+          onProgress?.(sent, total);
+          yield chunk;
+        }
+      })(),
+    );
+    const res = await this.send(path, { method: 'POST', headers: { ...encoder.headers }, body, duplex: 'half' });
+    return this.json<Json<typeof path, 'post', 202>>(res);
+  }
+
+  async get(id: string): Promise<Json<'/instances/{id}', 'get', 200>> {
+    return this.json(await this.send(`/instances/${encodeURIComponent(id)}`));
+  }
+
+  async list(userId?: string): Promise<Json<'/instances', 'get', 200>> {
+    return this.json(await this.send(`/instances${userId ? `?user_id=${encodeURIComponent(userId)}` : ''}`));
+  }
+
+  async delete(id: string): Promise<Json<'/instances/{id}', 'delete', 202>> {
+    return this.json(await this.send(`/instances/${encodeURIComponent(id)}`, { method: 'DELETE' }));
+  }
+
+  async buildStatus(id: string): Promise<Json<'/instances/{id}/build-status', 'get', 200>> {
+    return this.json(await this.send(`/instances/${encodeURIComponent(id)}/build-status`));
+  }
+
+  async buildLogs(id: string): Promise<Json<'/instances/{id}/build-logs', 'get', 200>> {
+    return this.json(await this.send(`/instances/${encodeURIComponent(id)}/build-logs`));
+  }
+
+  /**
+   * Follows a build log (Server-Sent Events) to its end event, reconnecting after a dropped
+   * connection with `Last-Event-ID`, so no line is lost or repeated. Resolves with the end.
+   */
+  async followLogs(
+    id: string,
+    handlers: { onLine: (line: LogLine) => void; onReconnect?: (after: string | undefined, err: Error) => void },
+    opts: { after?: string; signal?: AbortSignal; maxReconnects?: number } = {},
+  ): Promise<LogEnd> {
+    let lastId = opts.after;
+    let retryMs = 2_000;
+    let failures = 0;
+    for (;;) {
+      let end: LogEnd | undefined;
+      try {
+        const res = await this.send(`/instances/${encodeURIComponent(id)}/build-logs?follow=1`, {
+          headers: { accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) },
+          signal: opts.signal,
+        });
+        if (!res.ok) await this.json(res);
+        const parser = createParser({
+          onEvent: (e: EventSourceMessage) => {
+            if (e.event === 'line') {
+              if (e.id) lastId = e.id;
+              handlers.onLine({ id: e.id ?? '', text: (JSON.parse(e.data) as { text: string }).text });
+            } else if (e.event === 'end') {
+              end = JSON.parse(e.data) as LogEnd;
+            }
+          },
+          onRetry: (ms) => (retryMs = ms),
+        });
+        const decoder = new TextDecoder();
+        for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+          parser.feed(decoder.decode(chunk, { stream: true }));
+          if (end) return end;
+          failures = 0;
+        }
+        if (end) return end;
+        throw new NetworkError('the log stream ended before its end event');
+      } catch (err) {
+        if (err instanceof ApiError || opts.signal?.aborted) throw err;
+        if (++failures > (opts.maxReconnects ?? 30)) throw err;
+        handlers.onReconnect?.(lastId, err as Error);
+        await new Promise((resolve) => setTimeout(resolve, retryMs));
+      }
+    }
+  }
+}
