@@ -1,6 +1,8 @@
 import { schemaFromDocument } from '@codebay/api-client/generate';
 import type { InstanceResponse } from '@codebay/contracts';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import http from 'node:http';
+import https from 'node:https';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -250,7 +252,8 @@ describe('the codebay CLI', () => {
     const vars = Object.entries({ CODEBAY_URL: stack.url, CODEBAY_TOKEN: stack.adminToken, XDG_CONFIG_HOME: home, TERM: 'xterm-256color' })
       .map(([k, v]) => `${k}='${v}'`)
       .join(' ');
-    const command = `${vars} ${process.execPath} ${BIN} create-devcontainer --user-id ${user} --devcontainer-json ${file}; echo "exit=$?" > ${done}; sleep 600`;
+    // As a person's terminal: no CI variable (the test runner's would make any CLI print plain lines).
+    const command = `env -u CI ${vars} ${process.execPath} ${BIN} create-devcontainer --user-id ${user} --devcontainer-json ${file}; echo "exit=$?" > ${done}; sleep 600`;
     await sh('tmux', ['new-session', '-d', '-s', session, '-x', '160', '-y', '50', command]);
     const frames = new Set<string>();
     try {
@@ -282,6 +285,74 @@ describe('the codebay CLI', () => {
       made.push(id);
     } finally {
       await sh('tmux', ['kill-session', '-t', session]).catch(() => undefined);
+    }
+  });
+
+  it('--insecure reaches codebay behind a self-signed certificate, and a dropped log stream resumes without losing or repeating lines', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'codebay-cli-tls-'));
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    // A TLS front for the real gateway (as an ingress would be), which cuts the first log stream after a few events.
+    const target = new URL(stack.url);
+    let streams = 0;
+    const front = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
+      const upstream = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        const follow = (req.url ?? '').includes('follow=1');
+        const cutAfter = follow && streams++ === 0 ? 4 : Infinity;
+        let events = 0;
+        up.on('data', (chunk: Buffer) => {
+          res.write(chunk);
+          events += (chunk.toString().match(/\n\n/g) ?? []).length;
+          if (events >= cutAfter) {
+            // Closed the way a proxy's read timeout closes it: what was sent arrives, then the stream ends early.
+            up.destroy();
+            res.end();
+          }
+        });
+        up.on('end', () => res.end());
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const url = `https://localhost:${(front.address() as { port: number }).port}`;
+    try {
+      const refused = await cli(['list'], { CODEBAY_URL: url });
+      expect(refused.code).toBe(7);
+      expect(refused.stderr).toMatch(/cannot reach .*(SELF_SIGNED|DEPTH_ZERO_SELF_SIGNED_CERT|certificate)/i);
+
+      const created = json<InstanceResponse>(
+        await cli(
+          [
+            '--insecure',
+            '--json',
+            'create-workspace',
+            '--user-id',
+            user,
+            '--no-wait',
+            '--workspace-dir',
+            slowWorkspace(Array.from({ length: 6 }, (_, i) => `RUN echo step-${i}-${salt()}`).join('\n')),
+          ],
+          {
+            CODEBAY_URL: url,
+          },
+        ),
+      );
+      made.push(created.instance_id);
+      const followed = await cli(['--insecure', 'build-logs', '--follow', '--instance-id', created.instance_id], { CODEBAY_URL: url });
+      expect(followed.code, followed.stderr).toBe(0);
+      expect(followed.stderr).toMatch(/log stream dropped; resuming after \d+-\d+/);
+      const full = json<{ lines: { text: string }[] }>(await cli(['--json', 'build-logs', '--instance-id', created.instance_id])).lines.map((l) => l.text);
+      expect(followed.stdout.split('\n').filter(Boolean)).toEqual(full);
+      expect(streams).toBeGreaterThanOrEqual(2);
+    } finally {
+      front.close();
+      front.closeAllConnections();
     }
   });
 });

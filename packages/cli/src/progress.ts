@@ -97,5 +97,7 @@ class SilentProgress implements Progress {
 export function createProgress(opts: { quiet?: boolean } = {}): Progress {
   if (opts.quiet) return new SilentProgress();
   const stream = process.stderr;
-  return stream.isTTY && process.env.TERM !== 'dumb' ? new TerminalProgress(stream) : new PlainProgress(stream);
+  // A person at a terminal gets the spinner; CI logs (CI set, as ora also checks) and pipes get plain lines.
+  const interactive = stream.isTTY && process.env.TERM !== 'dumb' && !('CI' in process.env);
+  return interactive ? new TerminalProgress(stream) : new PlainProgress(stream);
 }
