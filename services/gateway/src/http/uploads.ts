@@ -1,6 +1,7 @@
 import { InputError } from '@codebay/contracts';
 import type { Request, RequestHandler } from 'express';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,9 +38,13 @@ function hashingDiskStorage(dir: string): multer.StorageEngine {
         if (!req.complete) file.stream.destroy(new Error('the client went away mid-upload'));
       };
       req.once('close', onClose);
-      const settled = pipeline(file.stream, tap, createWriteStream(path, { flags: 'wx', mode: 0o640 })).then(
+      const out = createWriteStream(path, { flags: 'wx', mode: 0o640 });
+      const settled = pipeline(file.stream, tap, out).then(
         () => cb(null, { path, size, sha256: hash.digest('hex') }),
         async (err: unknown) => {
+          // A body that fails at once can fail before the file is even open: the open still
+          // creates it, so remove it only once the stream has closed.
+          if (!out.closed) await once(out, 'close').catch(() => undefined);
           await rm(path, { force: true }).catch(() => undefined);
           cb(err);
         },
