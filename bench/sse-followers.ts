@@ -36,9 +36,11 @@ interface Follower {
 try {
   const form = new FormData();
   form.set('user_id', 'bench-sse');
-  form.set('devcontainer_json', new Blob([JSON.stringify({ image: 'debian:bookworm' })]), 'devcontainer.json');
+  form.set('devcontainer_json', new Blob([JSON.stringify({ image: 'debian:bookworm', containerEnv: { BENCH_RUN: String(Date.now()) } })]), 'devcontainer.json');
   const created = await stack.api('/api/instances/devcontainer', { method: 'POST', body: form, headers: { authorization: `Bearer ${stack.adminToken}` } });
   if (created.status !== 202) throw new Error(`create answered ${created.status}: ${await created.text()}`);
+  // A configuration of this run's own: its build key is new, so the instance waits for a build
+  // (no builder runs) instead of being answered from the registry.
   const { instance_id: id } = (await created.json()) as { instance_id: string };
   await stack.api(`/api/instances/${id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } });
   const baseline = { rss: rssMiB(), fds: fds(), redis: await redisClients() };
