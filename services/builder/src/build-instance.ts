@@ -158,8 +158,12 @@ export class BuildInstance {
     return () => clearInterval(timer);
   }
 
-  /** When the registry has the key's image: the instance goes Cached and on to provisioning. */
-  private async fromRegistry(record: InstanceRecord, log: LogBatcher): Promise<boolean> {
+  /**
+   * When the registry has the key's image: the instance goes Cached and on to provisioning.
+   * `count`: whether this lookup goes into the hit/miss metric (the polls while waiting for
+   * another builder's build of the key do not).
+   */
+  private async fromRegistry(record: InstanceRecord, log: LogBatcher, count = true): Promise<boolean> {
     const key = record.build!.key;
     let labels: Record<string, string> | undefined;
     try {
@@ -167,7 +171,7 @@ export class BuildInstance {
     } catch (err) {
       this.logger.warn({ instanceId: record.id, err: (err as Error).message }, 'registry lookup failed; building');
     }
-    this.metrics.cache.inc({ result: labels ? 'hit' : 'miss' });
+    if (count || labels) this.metrics.cache.inc({ result: labels ? 'hit' : 'miss' });
     if (!labels) return false;
     const image = buildImageRef(this.registries.pull, key);
     const moved = await this.store.transition(record.id, ['Queued', 'Building'], 'Cached', {
@@ -196,7 +200,7 @@ export class BuildInstance {
         announced = true;
       }
       await sleep(LOCK_POLL_MS, undefined, { signal });
-      if (await this.fromRegistry(record, log)) return 'cached';
+      if (await this.fromRegistry(record, log, false)) return 'cached';
     }
   }
 
@@ -207,7 +211,7 @@ export class BuildInstance {
     const stopKeepAlive = this.locks.keepAlive(key, id);
     try {
       // The holder before us may have finished just as we took over.
-      if (await this.fromRegistry(record, log)) return 'cached';
+      if (await this.fromRegistry(record, log, false)) return 'cached';
       const pushRef = buildImageRef(this.registries.push, key);
       const familyRef = familyImageRef(this.registries.push, family);
       log.push(`codebay: building ${pushRef} on builder ${this.config.BUILDER_NAME}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
@@ -274,8 +278,12 @@ export class BuildInstance {
     return [];
   }
 
-  /** After every job: dangling images and the CLI's leftovers go, built images stay within the budget. */
-  private async housekeeping(): Promise<void> {
+  /**
+   * After every job, and when a builder starts (its daemon may hold what a killed predecessor
+   * left mid-build): leftover build containers, the CLI's temp tags and dangling images go,
+   * built images stay within the budget.
+   */
+  async housekeeping(): Promise<void> {
     try {
       const result = await this.images.prune(BUILD_KEY_LABEL, this.config.BUILDER_MAX_IMAGE_BYTES);
       if (result.removed.length > 0 || result.dangling > 0 || result.containers > 0) this.logger.info(result, 'pruned images');

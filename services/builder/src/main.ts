@@ -69,6 +69,9 @@ const useCase = new BuildInstance(
   buildMetrics,
 );
 
+// A builder killed mid-build left its daemon with the pieces of that build: clear them before taking jobs.
+await useCase.housekeeping();
+
 // One build at a time: the CLI's feature builds race on a shared daemon.
 const worker = new Worker(
   QUEUES.build,

@@ -48,7 +48,8 @@ container.register(InstanceService, {
       c.resolve(InstanceStore),
       queues,
       logger,
-      new RegistryClient(registrySettings(config).apiUrl),
+      // A slow registry must not hold creates up for long: no answer in 3 s counts as a miss.
+      new RegistryClient(registrySettings(config).apiUrl, 3_000),
       c.resolve(BuildLogStream),
       cacheLookups,
     ),
