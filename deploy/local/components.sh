@@ -360,13 +360,18 @@ up_docker() {
 
 docker2_ok() { timeout 20 "$DOCKER_BIN" -H "$DOCKER_HOST_2" info >/dev/null 2>&1; }
 
+# The second daemon's flags; a daemon started with other flags is restarted with these.
+DOCKER2_FLAGS=(--bridge="$DOCKER2_BRIDGE" --iptables=false --registry-mirror="http://$EFF_REGISTRY")
+
 up_docker2() {
   [[ $WANT_DOCKER2 == 1 ]] || return 0
   step "dockerd-2"
-  if docker2_ok; then
+  local flags_file=$STATE/docker-2.flags
+  if docker2_ok && [[ $(cat "$flags_file" 2>/dev/null) == "${DOCKER2_FLAGS[*]}" ]]; then
     step_done "dockerd-2: already up at $DOCKER_HOST_2"
     return
   fi
+  docker2_ok && log "dockerd-2 runs with other flags: restarting it"
   stop_pidfile "$DOCKER2_PIDFILE" dockerd 30
   if ! ip link show "$DOCKER2_BRIDGE" >/dev/null 2>&1; then
     ip link add "$DOCKER2_BRIDGE" type bridge && ip addr add "$DOCKER2_BRIDGE_CIDR" dev "$DOCKER2_BRIDGE" ||
@@ -384,13 +389,13 @@ up_docker2() {
     --exec-root "$DOCKER2_RUN/exec" \
     -H "$DOCKER_HOST_2" \
     --pidfile "$DOCKER2_PIDFILE" \
-    --bridge="$DOCKER2_BRIDGE" --iptables=false \
-    --registry-mirror="http://$EFF_REGISTRY" \
+    "${DOCKER2_FLAGS[@]}" \
     </dev/null >>"$LOG_DIR/dockerd-2.log" 2>&1 9>&- &
   wait_for 90 $! docker2_ok || {
     log_tail "$LOG_DIR/dockerd-2.log" 40
     die "dockerd-2 did not answer on $DOCKER_HOST_2 within 90s (log: $LOG_DIR/dockerd-2.log)"
   }
+  echo "${DOCKER2_FLAGS[*]}" >"$flags_file"
   step_done "dockerd-2: up at $DOCKER_HOST_2"
 }
 

@@ -1,9 +1,14 @@
 import { BUILD_IMAGE_REPOSITORY } from '@codebay/contracts';
 import { RegistryClient, createRedis } from '@codebay/platform';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
 import { createFromWorkspace, waitForStatus } from '../support/instances.ts';
 import { readSse } from '../support/sse.ts';
+import { freePort } from '../support/ports.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 import { containersRunning, dockerAt, processesMatching, salt, workspaceTarball } from '../support/workspaces.ts';
@@ -139,5 +144,82 @@ describe('builder: faults worth retrying', () => {
     expect(text.match(/on builder builder-nodaemon/g)).toHaveLength(3);
     const ready = await fetch(`http://127.0.0.1:${stack.ports.builder}/readyz`);
     expect(ready.status).toBe(503);
+  });
+});
+
+describe('builder: a registry that answers 500', () => {
+  let stack: Stack;
+  let registry: ChildProcess | undefined;
+  let port: number;
+  let dir: string;
+  const user = `reg500-${salt()}`;
+
+  /** A real registry on `port`: broken (its root lies under a regular file, so every write is a 500) or healthy. */
+  async function startRegistry(broken: boolean): Promise<void> {
+    const root = broken ? join(dir, 'file', 'registry') : mkdtempSync(join(dir, 'root-'));
+    writeFileSync(
+      join(dir, 'config.yml'),
+      `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${root}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+    );
+    registry = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
+    await waitFor(
+      'the registry to listen',
+      async () => ((await fetch(`http://127.0.0.1:${port}/v2/`).catch(() => undefined))?.ok ? true : undefined),
+      20_000,
+      100,
+    );
+  }
+  async function stopRegistry(): Promise<void> {
+    if (!registry || registry.exitCode !== null) return;
+    const gone = new Promise((resolve) => registry!.once('exit', resolve));
+    registry.kill();
+    await gone;
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'codebay-badreg-'));
+    writeFileSync(join(dir, 'file'), 'not a folder');
+    port = await freePort();
+    await startRegistry(true);
+    stack = await startStack({
+      name: 'reg500',
+      services: ['gateway', 'builder'],
+      env: {
+        REGISTRY: `localhost:${port}`,
+        REGISTRY_API_URL: `http://127.0.0.1:${port}`,
+        BUILD_ATTEMPTS: '3',
+        BUILD_BACKOFF_SECONDS: '3',
+        BUILDER_NAME: 'builder-reg500',
+      },
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await stopRegistry();
+    await forget(user);
+  });
+
+  it('a push the registry refuses with 500 is retried with backoff, and succeeds once the registry recovers', async () => {
+    const inst = await createFromWorkspace(
+      stack,
+      user,
+      await workspaceTarball({ config: { build: { dockerfile: 'Dockerfile' } }, dockerfile: `FROM debian:bookworm\nRUN echo r-${salt()} > /opt/r\n` }),
+    );
+    expect(inst.build?.cache).toBe('miss'); // the registry's 500 on the lookup counts as a miss, not an error
+    // The first push fails (docker retries a 500 itself first, ~50 s); during the backoff the registry is fixed.
+    await waitFor(
+      'the first push to fail',
+      async () => ((await logText(stack, inst.instance_id)).includes('retrying (attempt 2 of 3)') ? true : undefined),
+      180_000,
+      250,
+    );
+    await stopRegistry();
+    await startRegistry(false);
+    const built = await waitForStatus(stack, inst.instance_id, ['Built'], 180_000);
+    expect(built.devcontainer_image).toBe(`localhost:${port}/codebay-devcontainer:${inst.build!.key}`);
+    const text = await logText(stack, inst.instance_id);
+    expect(text).toMatch(/codebay: push of .* failed: .*500.* — retrying \(attempt 2 of 3\)/);
+    expect(text.match(/on builder builder-reg500/g)).toHaveLength(2);
+    expect(await endOf(stack, inst.instance_id)).toMatchObject({ outcome: 'success' });
   });
 });
