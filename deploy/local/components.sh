@@ -301,32 +301,46 @@ EOF
   step_done "registry: started at $EFF_REGISTRY (storage $STATE/registry)"
 }
 
-start_dockerd() {
-  mkdir -p "$DOCKER_RUN/exec" "$STATE/docker" "$LOG_DIR"
+# The daemons' registry flags: the local registry is their Docker Hub mirror.
+registry_args() {
+  echo "--registry-mirror=http://$EFF_REGISTRY"
+  # localhost/127.0.0.0/8 registries are plain HTTP by default; others need this.
+  manage_registry || echo "--insecure-registry=$EFF_REGISTRY"
+}
+
+# launch_dockerd NAME DATA_ROOT EXEC_ROOT HOST PIDFILE CHECK [FLAGS...]: starts one daemon of
+# ours in its own session (log $LOG_DIR/NAME.log) and waits until CHECK says it answers.
+launch_dockerd() {
+  local name=$1 data_root=$2 exec_root=$3 host=$4 pidfile=$5 check=$6
+  shift 6
+  mkdir -p "$exec_root" "$data_root" "$LOG_DIR"
   # Stale state from a killed daemon: dockerd refuses to start if its pidfile
   # names a live process (pids get reused), and its managed containerd is
   # assumed running if containerd.pid names a live process.
-  pid_of "$DOCKER_PIDFILE" dockerd >/dev/null || rm -f "$DOCKER_PIDFILE"
-  local cpid=$DOCKER_RUN/exec/containerd/containerd.pid
+  pid_of "$pidfile" dockerd >/dev/null || rm -f "$pidfile"
+  local cpid=$exec_root/containerd/containerd.pid
   pid_of "$cpid" containerd >/dev/null || rm -f "$cpid"
-  local mirror_args=(--registry-mirror="http://$EFF_REGISTRY")
-  # localhost/127.0.0.0/8 registries are plain HTTP by default; others need this.
-  manage_registry || mirror_args+=(--insecure-registry="$EFF_REGISTRY")
-  echo "---- $(date -Is) starting dockerd" >>"$LOG_DIR/dockerd.log"
+  echo "---- $(date -Is) starting $name" >>"$LOG_DIR/$name.log"
   # System dirs first: dockerd looks up containerd, runc, iptables, docker-proxy on PATH.
   PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH \
     NO_PROXY="localhost,127.0.0.1${NO_PROXY:+,$NO_PROXY}" no_proxy="localhost,127.0.0.1${no_proxy:+,$no_proxy}" \
     setsid -w dockerd \
-    --data-root "$STATE/docker" \
-    --exec-root "$DOCKER_RUN/exec" \
-    -H "$MANAGED_DOCKER_HOST" \
-    --pidfile "$DOCKER_PIDFILE" \
-    "${mirror_args[@]}" \
-    </dev/null >>"$LOG_DIR/dockerd.log" 2>&1 9>&- &
-  wait_for 90 $! docker_ok || {
-    log_tail "$LOG_DIR/dockerd.log" 40
-    die "dockerd did not answer on $DOCKER_SOCK within 90s (log: $LOG_DIR/dockerd.log)"
+    --data-root "$data_root" \
+    --exec-root "$exec_root" \
+    -H "$host" \
+    --pidfile "$pidfile" \
+    "$@" \
+    </dev/null >>"$LOG_DIR/$name.log" 2>&1 9>&- &
+  wait_for 90 $! "$check" || {
+    log_tail "$LOG_DIR/$name.log" 40
+    die "$name did not answer on $host within 90s (log: $LOG_DIR/$name.log)"
   }
+}
+
+start_dockerd() {
+  local args
+  mapfile -t args < <(registry_args)
+  launch_dockerd dockerd "$STATE/docker" "$DOCKER_RUN/exec" "$MANAGED_DOCKER_HOST" "$DOCKER_PIDFILE" docker_ok "${args[@]}"
 }
 
 up_docker() {
@@ -361,7 +375,8 @@ up_docker() {
 docker2_ok() { timeout 20 "$DOCKER_BIN" -H "$DOCKER_HOST_2" info >/dev/null 2>&1; }
 
 # The second daemon's flags; a daemon started with other flags is restarted with these.
-DOCKER2_FLAGS=(--bridge="$DOCKER2_BRIDGE" --iptables=false --registry-mirror="http://$EFF_REGISTRY")
+mapfile -t DOCKER2_FLAGS < <(registry_args)
+DOCKER2_FLAGS=(--bridge="$DOCKER2_BRIDGE" --iptables=false "${DOCKER2_FLAGS[@]}")
 
 up_docker2() {
   [[ $WANT_DOCKER2 == 1 ]] || return 0
@@ -378,23 +393,7 @@ up_docker2() {
       die "cannot create the bridge $DOCKER2_BRIDGE for dockerd-2"
   fi
   ip link set "$DOCKER2_BRIDGE" up
-  mkdir -p "$DOCKER2_RUN/exec" "$STATE/docker-2" "$LOG_DIR"
-  local cpid=$DOCKER2_RUN/exec/containerd/containerd.pid
-  pid_of "$cpid" containerd >/dev/null || rm -f "$cpid"
-  echo "---- $(date -Is) starting dockerd-2" >>"$LOG_DIR/dockerd-2.log"
-  PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH \
-    NO_PROXY="localhost,127.0.0.1${NO_PROXY:+,$NO_PROXY}" no_proxy="localhost,127.0.0.1${no_proxy:+,$no_proxy}" \
-    setsid -w dockerd \
-    --data-root "$STATE/docker-2" \
-    --exec-root "$DOCKER2_RUN/exec" \
-    -H "$DOCKER_HOST_2" \
-    --pidfile "$DOCKER2_PIDFILE" \
-    "${DOCKER2_FLAGS[@]}" \
-    </dev/null >>"$LOG_DIR/dockerd-2.log" 2>&1 9>&- &
-  wait_for 90 $! docker2_ok || {
-    log_tail "$LOG_DIR/dockerd-2.log" 40
-    die "dockerd-2 did not answer on $DOCKER_HOST_2 within 90s (log: $LOG_DIR/dockerd-2.log)"
-  }
+  launch_dockerd dockerd-2 "$STATE/docker-2" "$DOCKER2_RUN/exec" "$DOCKER_HOST_2" "$DOCKER2_PIDFILE" docker2_ok "${DOCKER2_FLAGS[@]}"
   echo "${DOCKER2_FLAGS[*]}" >"$flags_file"
   step_done "dockerd-2: up at $DOCKER_HOST_2"
 }
