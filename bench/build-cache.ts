@@ -18,15 +18,13 @@
  * and one JSON line. No assertions. Do not run it while the test suites use the daemons.
  */
 import type { InstanceResponse } from '@codebay/contracts';
-import { parseDevcontainerJson } from '@codebay/devcontainer';
-import { randomBytes } from 'node:crypto';
-import { appendFileSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { components } from '../test/support/components.ts';
 import { testDocker } from '../test/support/docker.ts';
-import { createFromWorkspace, getInstance, packWorkspace } from '../test/support/instances.ts';
+import { createFromWorkspace, getInstance, newConfigWorkspace, packWorkspace } from '../test/support/instances.ts';
 import { startStack, type Stack } from '../test/support/stack.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { salt, workspaceTarball } from '../test/support/workspaces.ts';
@@ -68,17 +66,6 @@ async function plain(dir: string): Promise<number> {
   return ms / 1000;
 }
 
-/** This run's own copy of samples/python: new build key and layer family. */
-function pythonCopy(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'codebay-bench-ws-'));
-  cpSync(join(ROOT, 'samples/python'), dir, { recursive: true });
-  const file = join(dir, '.devcontainer', 'devcontainer.json');
-  const config = parseDevcontainerJson(readFileSync(file, 'utf8'));
-  config.containerEnv = { ...(config.containerEnv as Record<string, string> | undefined), CODEBAY_BENCH_RUN: randomBytes(6).toString('hex') };
-  writeFileSync(file, JSON.stringify(config, null, 2));
-  return dir;
-}
-
 type Row = { case: string; codebay_s: number; cache: string; plain_s: number; ratio: number };
 const rows: Row[] = [];
 const throughput: { builders: number; builds: number; seconds: number; builds_per_minute: number }[] = [];
@@ -89,7 +76,7 @@ async function cachePart(): Promise<void> {
   try {
     // Two copies of one configuration: codebay builds one, the plain CLI the other, so that
     // each path's one-line change is its own and neither reuses the other's new layer.
-    const dir = pythonCopy();
+    const dir = newConfigWorkspace(join(ROOT, 'samples/python')); // new build key and layer family
     const plainDir = mkdtempSync(join(tmpdir(), 'codebay-bench-ws-'));
     cpSync(dir, plainDir, { recursive: true });
     const record = (name: string, cb: { s: number; cache: string }, p: number) => {

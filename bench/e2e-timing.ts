@@ -19,15 +19,14 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { randomBytes } from 'node:crypto';
 import { get as httpGet } from 'node:http';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLI_JS, DOCKER_BIN, makeCold, run, type ColdReport } from './lib/daemon.ts';
 import { components } from '../test/support/components.ts';
 import { testDocker } from '../test/support/docker.ts';
-import { parseDevcontainerJson } from '@codebay/devcontainer';
-import { createFromDevcontainer, createFromWorkspace, getInstance, packWorkspace, uniqueDevcontainer } from '../test/support/instances.ts';
+import { createFromDevcontainer, createFromWorkspace, getInstance, newConfigWorkspace, packWorkspace, uniqueDevcontainer } from '../test/support/instances.ts';
 import { startStack, type Stack } from '../test/support/stack.ts';
 import { waitFor } from '../test/support/wait.ts';
 
@@ -53,20 +52,6 @@ let pythonTarball: string | undefined;
 let pythonDir: string | undefined;
 let simpleFile: string | undefined;
 
-/**
- * This bench invocation's own copy of a sample, its devcontainer.json given one more
- * containerEnv entry: a build key and a layer-cache family no earlier run has made, so the
- * cold run really builds from nothing; the warm runs repeat it exactly (codebay: a cache hit).
- */
-function saltedCopy(src: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'codebay-bench-ws-'));
-  cpSync(src, dir, { recursive: true });
-  const file = join(dir, '.devcontainer', 'devcontainer.json');
-  const config = parseDevcontainerJson(readFileSync(file, 'utf8'));
-  config.containerEnv = { ...(config.containerEnv as Record<string, string> | undefined), CODEBAY_BENCH_RUN: randomBytes(6).toString('hex') };
-  writeFileSync(file, JSON.stringify(config, null, 2));
-  return dir;
-}
 /**
  * Not measured: one instance from POST /api/instances/simple (base image, no build), so the
  * fresh provisioner and gateway processes have served an instance before the cold run (a
@@ -100,7 +85,9 @@ const CONFIGS: Record<Exclude<ConfigName, 'warmup'>, BenchConfig> = {
       return dir;
     },
     prepare: async () => {
-      pythonDir ??= saltedCopy(join(SAMPLES, 'python'));
+      // This invocation's own copy: the cold run builds a configuration the registry has never seen;
+      // the warm runs request exactly that again (codebay: a build-key hit).
+      pythonDir ??= newConfigWorkspace(join(SAMPLES, 'python'));
       pythonTarball ??= await packWorkspace(pythonDir);
     },
     create: (stack, user) => createFromWorkspace(stack, user, pythonTarball!),

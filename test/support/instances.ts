@@ -2,6 +2,7 @@ import type { InstanceResponse } from '@codebay/contracts';
 import { c as tarCreate } from 'tar';
 import { parseDevcontainerJson } from '@codebay/devcontainer';
 import { randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,16 +16,32 @@ export async function packWorkspace(dir: string): Promise<string> {
   return out;
 }
 
+/** The config text given one more containerEnv entry of its own: a build key and layer family no run has made. */
+function withOwnEnvEntry(text: string, name: string): string {
+  const config = parseDevcontainerJson(text);
+  config.containerEnv = { ...(config.containerEnv as Record<string, string> | undefined), [name]: randomBytes(6).toString('hex') };
+  return JSON.stringify(config, null, 2);
+}
+
 /**
  * A copy of a devcontainer.json whose build key no earlier run has made (one more
  * containerEnv entry): the build really runs instead of coming from the registry.
  */
 export async function uniqueDevcontainer(file: string): Promise<string> {
-  const config = parseDevcontainerJson(await readFile(file, 'utf8'));
-  const salt = randomBytes(6).toString('hex');
-  config.containerEnv = { ...(config.containerEnv as Record<string, string> | undefined), CODEBAY_TEST_RUN: salt };
   const out = join(await mkdtemp(join(tmpdir(), 'codebay-dc-')), 'devcontainer.json');
-  await writeFile(out, JSON.stringify(config, null, 2));
+  await writeFile(out, withOwnEnvEntry(await readFile(file, 'utf8'), 'CODEBAY_TEST_RUN'));
+  return out;
+}
+
+/**
+ * A copy of a workspace folder whose `.devcontainer/devcontainer.json` has one more
+ * containerEnv entry: a new build key and a new layer family (nothing to reuse from the registry).
+ */
+export function newConfigWorkspace(dir: string, name = 'CODEBAY_BENCH_RUN'): string {
+  const out = mkdtempSync(join(tmpdir(), 'codebay-ws-'));
+  cpSync(dir, out, { recursive: true });
+  const file = join(out, '.devcontainer', 'devcontainer.json');
+  writeFileSync(file, withOwnEnvEntry(readFileSync(file, 'utf8'), name));
   return out;
 }
 
