@@ -1,5 +1,5 @@
 import { BUILD_IMAGE_REPOSITORY } from '@codebay/contracts';
-import { RegistryClient, createRedis } from '@codebay/platform';
+import { RegistryClient, dockerFromHost } from '@codebay/platform';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,30 +7,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
 import { createFromWorkspace, waitForStatus } from '../support/instances.ts';
-import { readSse } from '../support/sse.ts';
+import { buildLogEnd, buildLogLines, forgetUsers } from '../support/records.ts';
 import { freePort } from '../support/ports.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
-import { containersRunning, dockerAt, processesMatching, salt, workspaceTarball } from '../support/workspaces.ts';
+import { containersRunning, processesMatching, salt, workspaceTarball } from '../support/workspaces.ts';
 
 const TIMEOUT_SECONDS = 12;
 
-async function logText(stack: Stack, id: string): Promise<string> {
-  return ((await (await stack.api(`/api/instances/${id}/build-logs`)).json()) as { logs: string }).logs;
-}
-
-async function endOf(stack: Stack, id: string): Promise<{ outcome: string; reason: string | null }> {
-  const events = await readSse(await stack.api(`/api/instances/${id}/build-logs?follow=1`), (e) => e.event === 'end', 120_000);
-  return JSON.parse(events.at(-1)!.data) as { outcome: string; reason: string | null };
-}
-
-async function forget(user: string): Promise<void> {
-  const redis = createRedis(components().redisUrl, 'test-faults');
-  const ids = await redis.smembers(`codebay:user:${user}:instances`);
-  if (ids.length > 0) await redis.srem('codebay:instances', ...ids);
-  await redis.del(`codebay:user:${user}:instances`, ...ids.map((id) => `codebay:instance:${id}`));
-  await redis.quit();
-}
+const logText = async (stack: Stack, id: string) => (await buildLogLines(stack, id)).join('\n');
 
 /** A Dockerfile build with one long RUN step, unique per call. */
 const slowWorkspace = (marker: string) =>
@@ -41,7 +26,7 @@ describe('builder: cancellation, time limit, permanent failures', () => {
   let stack: Stack;
   const c = components();
   const user = `faults-${salt()}`;
-  const docker = dockerAt(c.dockerHost);
+  const docker = dockerFromHost(c.dockerHost);
   const registry = new RegistryClient(`http://${c.registry}`);
 
   beforeAll(async () => {
@@ -49,7 +34,7 @@ describe('builder: cancellation, time limit, permanent failures', () => {
   });
   afterAll(async () => {
     await stack?.stop();
-    await forget(user);
+    await forgetUsers(user);
   });
 
   /** Waits until the long RUN step runs in a container of the daemon. */
@@ -70,7 +55,7 @@ describe('builder: cancellation, time limit, permanent failures', () => {
     expect(stoppedIn).toBeLessThan(15_000);
     await waitForStatus(stack, id, ['Deleted'], 60_000);
     expect(await registry.image(BUILD_IMAGE_REPOSITORY, inst.build!.key)).toBeUndefined();
-    expect(await endOf(stack, id)).toMatchObject({ outcome: 'cancelled' });
+    expect(await buildLogEnd(stack, id)).toMatchObject({ outcome: 'cancelled' });
     expect(await logText(stack, id)).toContain('build cancelled: the instance was deleted');
   });
 
@@ -83,7 +68,7 @@ describe('builder: cancellation, time limit, permanent failures', () => {
     expect(failed.phase).toBe('build');
     expect(processesMatching(`${inst.instance_id}/workspace`)).toEqual([]);
     await waitFor('the build container to be gone', async () => ((await containersRunning(docker, marker, true)).length === 0 ? true : undefined), 15_000, 200);
-    expect(await endOf(stack, inst.instance_id)).toMatchObject({ outcome: 'failure', reason: `build timed out after ${TIMEOUT_SECONDS} s` });
+    expect(await buildLogEnd(stack, inst.instance_id)).toMatchObject({ outcome: 'failure', reason: `build timed out after ${TIMEOUT_SECONDS} s` });
     expect(await logText(stack, inst.instance_id)).not.toContain('retrying');
   });
 
@@ -127,7 +112,7 @@ describe('builder: faults worth retrying', () => {
   });
   afterAll(async () => {
     await stack?.stop();
-    await forget(user);
+    await forgetUsers(user);
   });
 
   it('a daemon that does not answer is retried with backoff, then fails with the reason', async () => {
@@ -196,7 +181,7 @@ describe('builder: a registry that answers 500', () => {
   afterAll(async () => {
     await stack?.stop();
     await stopRegistry();
-    await forget(user);
+    await forgetUsers(user);
   });
 
   it('a push the registry refuses with 500 is retried with backoff, and succeeds once the registry recovers', async () => {
@@ -220,6 +205,6 @@ describe('builder: a registry that answers 500', () => {
     const text = await logText(stack, inst.instance_id);
     expect(text).toMatch(/codebay: push of .* failed: .*500.* — retrying \(attempt 2 of 3\)/);
     expect(text.match(/on builder builder-reg500/g)).toHaveLength(2);
-    expect(await endOf(stack, inst.instance_id)).toMatchObject({ outcome: 'success' });
+    expect(await buildLogEnd(stack, inst.instance_id)).toMatchObject({ outcome: 'success' });
   });
 });

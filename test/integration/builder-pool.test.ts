@@ -1,31 +1,21 @@
 import { BUILD_IMAGE_REPOSITORY, type InstanceResponse } from '@codebay/contracts';
-import { RegistryClient, createQueues, closeQueues, createRedis } from '@codebay/platform';
+import { RegistryClient, dockerFromHost, createQueues, closeQueues, createRedis } from '@codebay/platform';
 import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
 import { createFromWorkspace, getInstance, waitForStatus } from '../support/instances.ts';
+import { buildLogEnd, buildLogLines, forgetUsers } from '../support/records.ts';
 import { readSse } from '../support/sse.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
-import { containersRunning, dockerAt, processesMatching, runInImage, salt, workspaceTarball } from '../support/workspaces.ts';
+import { containersRunning, processesMatching, runInImage, salt, workspaceTarball } from '../support/workspaces.ts';
 
 const BUILT = ['Built', 'Cached', 'Provisioning', 'Running'];
 const registry = new RegistryClient(`http://${components().registry}`);
 
-async function logLines(stack: Stack, id: string): Promise<string[]> {
-  const body = (await (await stack.api(`/api/instances/${id}/build-logs`)).json()) as { lines: { text: string }[] };
-  return body.lines.map((l) => l.text);
-}
-
-async function endOf(stack: Stack, id: string): Promise<{ outcome: string; reason: string | null }> {
-  const res = await stack.api(`/api/instances/${id}/build-logs?follow=1`);
-  const events = await readSse(res, (e) => e.event === 'end', 120_000);
-  return JSON.parse(events.at(-1)!.data) as { outcome: string; reason: string | null };
-}
-
 /** Image tag events (a build ends with one) a daemon reported in [since, now]. */
 async function tagEvents(host: string, since: number): Promise<string[]> {
-  const docker = dockerAt(host);
+  const docker = dockerFromHost(host);
   const stream = (await docker.getEvents({
     since,
     until: Math.ceil(Date.now() / 1000) + 1,
@@ -63,7 +53,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
     const inst = await createFromWorkspace(stack, user, tarball);
     return inst;
   };
-  const builderOf = async (id: string) => (await logLines(stack, id)).map((l) => /on builder (builder-\d)/.exec(l)?.[1]).filter(Boolean) as string[];
+  const builderOf = async (id: string) => (await buildLogLines(stack, id)).map((l) => /on builder (builder-\d)/.exec(l)?.[1]).filter(Boolean) as string[];
 
   beforeAll(async () => {
     stack = await startStack({
@@ -76,11 +66,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
   });
   afterAll(async () => {
     await stack?.stop();
-    const redis = createRedis(c.redisUrl, 'test-pool');
-    const ids = await redis.smembers(`codebay:user:${user}:instances`);
-    if (ids.length > 0) await redis.srem('codebay:instances', ...ids);
-    await redis.del(`codebay:user:${user}:instances`, ...ids.map((id) => `codebay:instance:${id}`));
-    await redis.quit();
+    await forgetUsers(user);
   });
 
   it('builds a configuration once: an identical request is Cached at once and no daemon builds anything', async () => {
@@ -97,7 +83,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
     expect(second.status).toBe('Cached');
     expect(second.build).toEqual({ key: first.build!.key, cache: 'hit' });
     expect(second.devcontainer_image).toBe(built.devcontainer_image);
-    expect(await endOf(stack, second.instance_id)).toMatchObject({ outcome: 'cached' });
+    expect(await buildLogEnd(stack, second.instance_id)).toMatchObject({ outcome: 'cached' });
     // No build job was queued for it, and neither daemon tagged an image since.
     const redis = createRedis(c.redisUrl, 'test-pool-q');
     const queues = createQueues(redis, stack.queuePrefix);
@@ -118,17 +104,17 @@ describe('builder pool: build once, two builders, two daemons', () => {
     // The image exists on exactly one daemon: only one built it.
     const tag = `${c.registry}/${BUILD_IMAGE_REPOSITORY}:${a.build!.key}`;
     const holders = await Promise.all(
-      Object.values(builders).map(async (h) => (await dockerAt(h).listImages({ filters: JSON.stringify({ reference: [tag] }) })).length),
+      Object.values(builders).map(async (h) => (await dockerFromHost(h).listImages({ filters: JSON.stringify({ reference: [tag] }) })).length),
     );
     expect(holders.sort()).toEqual([0, 1]);
-    expect(await endOf(stack, waiter.instance_id)).toMatchObject({ outcome: 'cached' });
+    expect(await buildLogEnd(stack, waiter.instance_id)).toMatchObject({ outcome: 'cached' });
   });
 
   it('two builders with two daemons take four builds with different local features; each image holds only its own feature', async () => {
     const names = ['feat-a', 'feat-b', 'feat-c', 'feat-d'];
     const instances = await Promise.all(names.map(async (n) => create(await featureWorkspace(n))));
     for (const inst of instances) await waitForStatus(stack, inst.instance_id, BUILT, 240_000);
-    const docker = dockerAt(c.dockerHost);
+    const docker = dockerFromHost(c.dockerHost);
     for (const [i, inst] of instances.entries()) {
       const image = (await getInstance(stack, inst.instance_id)).devcontainer_image!;
       const files = (await runInImage(docker, image, ['ls', '/opt/features'])).split(/\s+/).filter(Boolean);
@@ -165,7 +151,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
     const followed = [...head, ...tail].filter((e) => e.event === 'line');
     const ids = followed.map((e) => e.id!);
     expect(new Set(ids).size).toBe(ids.length);
-    const full = await logLines(stack, inst.instance_id);
+    const full = await buildLogLines(stack, inst.instance_id);
     expect(followed.map((e) => (JSON.parse(e.data) as { text: string }).text)).toEqual(full);
     const text = full.join('\n');
     expect(text).not.toContain(secret);
@@ -184,7 +170,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
     const first = await waitFor('the build to start on a builder', async () => (await builderOf(id))[0], 60_000, 200);
     await waitFor(
       'the slow RUN step to be running',
-      async () => ((await logLines(stack, id)).some((l) => l.includes('Running in')) ? true : undefined),
+      async () => ((await buildLogLines(stack, id)).some((l) => l.includes('Running in')) ? true : undefined),
       60_000,
       200,
     );
@@ -194,7 +180,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
     await waitFor('the killed builder’s CLI to be gone', () => (processesMatching(`${id}/workspace`).length === 0 ? true : undefined), 5_000, 100);
     await waitFor(
       'the killed build’s container to be gone',
-      async () => ((await containersRunning(dockerAt(builders[first]!), 'sleep 8')).length === 0 ? true : undefined),
+      async () => ((await containersRunning(dockerFromHost(builders[first]!), 'sleep 8')).length === 0 ? true : undefined),
       15_000,
       500,
     );
@@ -203,7 +189,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
     const ran = await builderOf(id);
     expect(ran[0]).toBe(first);
     expect(ran.at(-1)).not.toBe(first);
-    expect(await endOf(stack, id)).toMatchObject({ outcome: 'success' });
+    expect(await buildLogEnd(stack, id)).toMatchObject({ outcome: 'success' });
     await startBuilder(first);
   });
 
@@ -220,7 +206,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
       const two = await create(await workspaceTarball({ config, dockerfile: dockerfile('two') }));
       expect(two.build!.key).not.toBe(one.build!.key);
       await waitForStatus(stack, two.instance_id, BUILT, 180_000);
-      const lines = await logLines(stack, two.instance_id);
+      const lines = await buildLogLines(stack, two.instance_id);
       expect(await builderOf(two.instance_id)).toEqual(['builder-2']);
       expect(lines.some((l) => l.startsWith('codebay: reusing layers of'))).toBe(true);
       const step = lines.findIndex((l) => l.includes(`RUN echo base-${s}`));
@@ -242,7 +228,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
       const buildDir = stack.env.CODEBAY_BUILD_DIR!;
       const found: string[] = existsSync(buildDir) ? readdirSync(buildDir).map((d) => `job folder ${d}`) : [];
       for (const host of Object.values(builders)) {
-        const docker = dockerAt(host);
+        const docker = dockerFromHost(host);
         for (const i of await docker.listImages({ filters: JSON.stringify({ dangling: ['true'] }) })) found.push(`${host}: dangling ${i.Id}`);
         for (const t of (await docker.listImages()).flatMap((i) => i.RepoTags ?? []))
           if (t.startsWith('dev_container_feature_content_temp')) found.push(`${host}: ${t}`);

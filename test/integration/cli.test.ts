@@ -67,6 +67,17 @@ describe('the codebay CLI', () => {
     return dir;
   };
 
+  /** `create-workspace --no-wait` of a Dockerfile build with these steps, through the CLI; the instance is cleaned up after. */
+  const queueBuild = async (steps: string, opts: { flags?: string[]; env?: NodeJS.ProcessEnv } = {}) => {
+    const r = await cli(
+      [...(opts.flags ?? []), '--json', 'create-workspace', '--user-id', user, '--no-wait', '--workspace-dir', slowWorkspace(steps)],
+      opts.env,
+    );
+    const created = json<InstanceResponse>(r);
+    made.push(created.instance_id);
+    return created;
+  };
+
   beforeAll(async () => {
     home = mkdtempSync(join(tmpdir(), 'codebay-cli-home-'));
     stack = await startStack({ name: 'cli' });
@@ -156,18 +167,7 @@ describe('the codebay CLI', () => {
   });
 
   it('build-logs --follow prints lines while the build runs and ends with its outcome', async () => {
-    const created = json<InstanceResponse>(
-      await cli([
-        '--json',
-        'create-workspace',
-        '--user-id',
-        user,
-        '--no-wait',
-        '--workspace-dir',
-        slowWorkspace(`RUN echo first-${salt()} && sleep 4 && echo second`),
-      ]),
-    );
-    made.push(created.instance_id);
+    const created = await queueBuild(`RUN echo first-${salt()} && sleep 4 && echo second`);
     const seen: { at: number; line: string }[] = [];
     const child = spawn(process.execPath, [BIN, 'build-logs', '--follow', '--instance-id', created.instance_id], { env: env() });
     child.stdout.on('data', (d: Buffer) => {
@@ -187,17 +187,11 @@ describe('the codebay CLI', () => {
   });
 
   it('wait says how it ended: 5 for a failed build, 6 for a timeout', async () => {
-    const failing = json<InstanceResponse>(
-      await cli(['--json', 'create-workspace', '--user-id', user, '--no-wait', '--workspace-dir', slowWorkspace(`RUN echo broken-${salt()} && exit 3`)]),
-    );
-    made.push(failing.instance_id);
+    const failing = await queueBuild(`RUN echo broken-${salt()} && exit 3`);
     const failed = await cli(['wait', '--instance-id', failing.instance_id, '--timeout', '120']);
     expect(failed.code).toBe(5);
     expect(failed.stderr).toMatch(/failed in build/);
-    const slow = json<InstanceResponse>(
-      await cli(['--json', 'create-workspace', '--user-id', user, '--no-wait', '--workspace-dir', slowWorkspace(`RUN echo slow-${salt()} && sleep 20`)]),
-    );
-    made.push(slow.instance_id);
+    const slow = await queueBuild(`RUN echo slow-${salt()} && sleep 20`);
     const timedOut = await cli(['--json', 'wait', '--instance-id', slow.instance_id, '--timeout', '2']);
     expect(timedOut.code).toBe(6);
     expect(json<{ error: { code: string } }>(timedOut).error.code).toBe('timeout');
@@ -326,24 +320,10 @@ describe('the codebay CLI', () => {
       expect(refused.code).toBe(7);
       expect(refused.stderr).toMatch(/cannot reach .*(SELF_SIGNED|DEPTH_ZERO_SELF_SIGNED_CERT|certificate)/i);
 
-      const created = json<InstanceResponse>(
-        await cli(
-          [
-            '--insecure',
-            '--json',
-            'create-workspace',
-            '--user-id',
-            user,
-            '--no-wait',
-            '--workspace-dir',
-            slowWorkspace(Array.from({ length: 6 }, (_, i) => `RUN echo step-${i}-${salt()}`).join('\n')),
-          ],
-          {
-            CODEBAY_URL: url,
-          },
-        ),
-      );
-      made.push(created.instance_id);
+      const created = await queueBuild(Array.from({ length: 6 }, (_, i) => `RUN echo step-${i}-${salt()}`).join('\n'), {
+        flags: ['--insecure'],
+        env: { CODEBAY_URL: url },
+      });
       const followed = await cli(['--insecure', 'build-logs', '--follow', '--instance-id', created.instance_id], { CODEBAY_URL: url });
       expect(followed.code, followed.stderr).toBe(0);
       expect(followed.stderr).toMatch(/log stream dropped; resuming after \d+-\d+/);

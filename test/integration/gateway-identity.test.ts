@@ -6,8 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis } from '@codebay/platform';
-import { components } from '../support/components.ts';
+import { forgetUsers } from '../support/records.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -38,13 +37,7 @@ describe('gateway identity: per-user tokens', () => {
   afterAll(async () => {
     await stack?.stop();
     // This suite's records only (no provisioner ran, so nothing else exists for them).
-    const redis = createRedis(components().redisUrl, 'test-identity');
-    for (const user of [alice, bob, `carol-${tag}`]) {
-      const ids = await redis.smembers(`codebay:user:${user}:instances`);
-      if (ids.length > 0) await redis.srem('codebay:instances', ...ids);
-      await redis.del(`codebay:user:${user}:instances`, ...ids.map((id) => `codebay:instance:${id}`));
-    }
-    await redis.quit();
+    await forgetUsers(alice, bob, `carol-${tag}`);
   });
 
   const as =

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
+import { forgetUsers } from '../support/records.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -25,12 +26,8 @@ describe('gateway: Idempotency-Key and quotas', () => {
   });
   afterAll(async () => {
     await stack?.stop();
+    await forgetUsers(...Object.values(users));
     const redis = createRedis(components().redisUrl, 'test-limits');
-    for (const user of Object.values(users)) {
-      const ids = await redis.smembers(`codebay:user:${user}:instances`);
-      if (ids.length > 0) await redis.srem('codebay:instances', ...ids);
-      await redis.del(`codebay:user:${user}:instances`, ...ids.map((id) => `codebay:instance:${id}`));
-    }
     for (const key of await redis.keys(`codebay:idempotency:*${tag}*`)) await redis.del(key);
     await redis.quit();
   });

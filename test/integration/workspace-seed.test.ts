@@ -1,5 +1,4 @@
 import type { InstanceResponse } from '@codebay/contracts';
-import { createRedis } from '@codebay/platform';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +9,7 @@ import { components } from '../support/components.ts';
 import { execIn, testDocker } from '../support/docker.ts';
 import { createFromDevcontainer, createFromWorkspace, packWorkspace } from '../support/instances.ts';
 import { freePort } from '../support/ports.ts';
+import { forgetUsers } from '../support/records.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -43,12 +43,37 @@ describe('workspace seeding from the gateway', () => {
       .catch(() => undefined);
     rmSync(workspace, { recursive: true, force: true });
     await stack?.stop();
-    const redis = createRedis(components().redisUrl, 'test-seed');
-    const ids = await redis.smembers(`codebay:user:${user}:instances`);
-    if (ids.length > 0) await redis.srem('codebay:instances', ...ids);
-    await redis.del(`codebay:user:${user}:instances`, ...ids.map((id) => `codebay:instance:${id}`));
-    await redis.quit();
+    await forgetUsers(user);
   });
+
+  /**
+   * A container as the Kubernetes Deployment makes it, on the local daemon: the image's user 1000,
+   * the editor bundle and launcher mounted, the seed URL and a token in the environment.
+   */
+  const launcherContainer = (name: string, ws: string, launch: object, token: string) =>
+    docker.createContainer({
+      name,
+      Image: 'debian:bookworm',
+      User: '1000:1000',
+      Entrypoint: [`${EDITOR_DIR}/bin/node`, '/opt/codebay/launcher/launcher.mjs'],
+      Env: [
+        `CODEBAY_LAUNCH=${JSON.stringify(launch)}`,
+        `CODEBAY_EDITOR_DIR=${EDITOR_DIR}`,
+        'HOME=/workspace/.codebay/home',
+        `CODEBAY_SEED_URL=${stack.url}/seed/instances/${instance.instance_id}`,
+        `CODEBAY_SEED_TOKEN=${token}`,
+      ],
+      WorkingDir: '/workspace',
+      HostConfig: {
+        NetworkMode: 'host',
+        Mounts: [
+          { Type: 'bind', Source: ws, Target: '/workspace' },
+          { Type: 'bind', Source: join(components().editorRoot, 'code-server-4.100.3'), Target: EDITOR_DIR, ReadOnly: true },
+          { Type: 'bind', Source: join(ROOT, 'packages/editor/launcher'), Target: '/opt/codebay/launcher', ReadOnly: true },
+        ],
+        SecurityOpt: ['no-new-privileges'],
+      },
+    });
 
   const seed = (id: string, token?: string) => fetch(`${stack.url}/seed/instances/${id}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
 
@@ -82,29 +107,7 @@ describe('workspace seeding from the gateway', () => {
       host: '127.0.0.1',
       postCreateCommands: ['ls /workspace > /workspace/.seen-by-postcreate; env > /workspace/.env-of-postcreate'],
     };
-    const c = await docker.createContainer({
-      name: container,
-      Image: 'debian:bookworm',
-      User: '1000:1000',
-      Entrypoint: [`${EDITOR_DIR}/bin/node`, '/opt/codebay/launcher/launcher.mjs'],
-      Env: [
-        `CODEBAY_LAUNCH=${JSON.stringify(launch)}`,
-        `CODEBAY_EDITOR_DIR=${EDITOR_DIR}`,
-        'HOME=/workspace/.codebay/home',
-        `CODEBAY_SEED_URL=${stack.url}/seed/instances/${instance.instance_id}`,
-        `CODEBAY_SEED_TOKEN=${instance.access_token}`,
-      ],
-      WorkingDir: '/workspace',
-      HostConfig: {
-        NetworkMode: 'host',
-        Mounts: [
-          { Type: 'bind', Source: workspace, Target: '/workspace' },
-          { Type: 'bind', Source: join(components().editorRoot, 'code-server-4.100.3'), Target: EDITOR_DIR, ReadOnly: true },
-          { Type: 'bind', Source: join(ROOT, 'packages/editor/launcher'), Target: '/opt/codebay/launcher', ReadOnly: true },
-        ],
-        SecurityOpt: ['no-new-privileges'],
-      },
-    });
+    const c = await launcherContainer(container, workspace, launch, instance.access_token);
     await c.start();
     const healthy = async () =>
       fetch(`http://127.0.0.1:${port}/healthz`)
@@ -136,26 +139,7 @@ describe('workspace seeding from the gateway', () => {
     const empty = mkdtempSync(join(tmpdir(), 'codebay-seed-ws-'));
     chownSync(empty, 1000, 1000);
     const name = `${container}-denied`;
-    const c = await docker.createContainer({
-      name,
-      Image: 'debian:bookworm',
-      User: '1000:1000',
-      Entrypoint: [`${EDITOR_DIR}/bin/node`, '/opt/codebay/launcher/launcher.mjs'],
-      Env: [
-        `CODEBAY_LAUNCH=${JSON.stringify({ workspaceFolder: '/workspace', host: '127.0.0.1', port })}`,
-        `CODEBAY_EDITOR_DIR=${EDITOR_DIR}`,
-        `CODEBAY_SEED_URL=${stack.url}/seed/instances/${instance.instance_id}`,
-        `CODEBAY_SEED_TOKEN=${other.access_token}`,
-      ],
-      HostConfig: {
-        NetworkMode: 'host',
-        Mounts: [
-          { Type: 'bind', Source: empty, Target: '/workspace' },
-          { Type: 'bind', Source: join(components().editorRoot, 'code-server-4.100.3'), Target: EDITOR_DIR, ReadOnly: true },
-          { Type: 'bind', Source: join(ROOT, 'packages/editor/launcher'), Target: '/opt/codebay/launcher', ReadOnly: true },
-        ],
-      },
-    });
+    const c = await launcherContainer(name, empty, { workspaceFolder: '/workspace', host: '127.0.0.1', port }, other.access_token);
     try {
       await c.start();
       const { StatusCode } = (await c.wait()) as { StatusCode: number };

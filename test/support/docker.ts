@@ -1,10 +1,10 @@
-import Docker from 'dockerode';
+import { dockerFromHost, type Docker } from '@codebay/platform';
 import { PassThrough } from 'node:stream';
 import { components } from './components.ts';
 
+/** The daemon the tests use (the services' own way of reaching a DOCKER_HOST). */
 export function testDocker(): Docker {
-  const host = components().dockerHost;
-  return host.startsWith('unix://') ? new Docker({ socketPath: host.slice(7) }) : new Docker({ host: new URL(host.replace('tcp:', 'http:')).hostname });
+  return dockerFromHost(components().dockerHost);
 }
 
 /** Runs a command in a container and returns its exit code and output (stdout and stderr). */

@@ -1,4 +1,4 @@
-import Docker from 'dockerode';
+import type { Docker } from '@codebay/platform';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,10 +28,6 @@ export async function workspaceTarball(spec: WorkspaceSpec): Promise<string> {
 }
 
 export const salt = () => randomBytes(5).toString('hex');
-
-export function dockerAt(host: string): Docker {
-  return new Docker({ socketPath: host.replace(/^unix:\/\//, '') });
-}
 
 /** Runs `cmd` in a throwaway container of `image` (pulled first) and returns its output. */
 export async function runInImage(docker: Docker, image: string, cmd: string[]): Promise<string> {

@@ -112,6 +112,16 @@ export function buildProgram(): Command {
     vscode_version: o.vscodeVersion,
   });
 
+  /** Runs a command's work with a progress display that is always taken down, however the work ends. */
+  const withProgress = async (work: (progress: Progress) => Promise<void>) => {
+    const progress = createProgress({ quiet: globals().quiet });
+    try {
+      await work(progress);
+    } finally {
+      progress.stop();
+    }
+  };
+
   /** After a create: either print it (--no-wait) or follow it to Running and print the URL. */
   const finish = async (c: CodebayClient, created: Instance, o: CreateOpts, progress: Progress) => {
     if (o.wait === false) {
@@ -127,14 +137,11 @@ export function buildProgram(): Command {
     .option('--base-image <image>', 'default ubuntu:22.04')
     .action(async (o: CreateOpts & { baseImage?: string }) => {
       const c = client();
-      const progress = createProgress({ quiet: globals().quiet });
-      try {
+      await withProgress(async (progress) => {
         progress.step('creating');
         const created = await c.createSimple({ ...fieldsOf(o), base_image: o.baseImage }, o.idempotencyKey);
         await finish(c, created, o, progress);
-      } finally {
-        progress.stop();
-      }
+      });
     });
 
   createOptions(program.command('create-devcontainer').description('an instance built from a devcontainer.json'))
@@ -142,14 +149,11 @@ export function buildProgram(): Command {
     .action(async (o: CreateOpts & { devcontainerJson: string }) => {
       if (!existsSync(o.devcontainerJson)) throw new UsageError(`--devcontainer-json ${o.devcontainerJson}: no such file`);
       const c = client();
-      const progress = createProgress({ quiet: globals().quiet });
-      try {
+      await withProgress(async (progress) => {
         progress.step(`uploading ${o.devcontainerJson}`);
         const created = await c.createDevcontainer(fieldsOf(o), o.devcontainerJson);
         await finish(c, created, o, progress);
-      } finally {
-        progress.stop();
-      }
+      });
     });
 
   createOptions(
@@ -160,9 +164,8 @@ export function buildProgram(): Command {
     .requiredOption('--workspace-dir <dir>', 'the folder to upload')
     .action(async (o: CreateOpts & { workspaceDir: string }) => {
       const c = client();
-      const progress = createProgress({ quiet: globals().quiet });
       let packed: Awaited<ReturnType<typeof packWorkspace>> | undefined;
-      try {
+      await withProgress(async (progress) => {
         progress.step(`packing ${o.workspaceDir}`);
         packed = await packWorkspace(o.workspaceDir);
         progress.line(
@@ -177,10 +180,9 @@ export function buildProgram(): Command {
           }
         });
         await finish(c, created, o, progress);
-      } finally {
-        progress.stop();
+      }).finally(() => {
         if (packed) rmSync(dirname(packed.file), { recursive: true, force: true });
-      }
+      });
     });
 
   program
@@ -222,14 +224,10 @@ export function buildProgram(): Command {
         return out(globals().json ? JSON.stringify(logs, null, 2) : (logs.logs ?? ''));
       }
       const json = globals().json;
-      const end = await c.followLogs(
-        o.instanceId,
-        {
-          onLine: (l) => out(json ? JSON.stringify({ id: l.id, line: l.text }) : l.text),
-          onReconnect: (after) => process.stderr.write(`codebay: log stream dropped; resuming after ${after ?? 'the start'}\n`),
-        },
-        { signal: undefined },
-      );
+      const end = await c.followLogs(o.instanceId, {
+        onLine: (l) => out(json ? JSON.stringify({ id: l.id, line: l.text }) : l.text),
+        onReconnect: (after) => process.stderr.write(`codebay: log stream dropped; resuming after ${after ?? 'the start'}\n`),
+      });
       if (json) out(JSON.stringify({ end }));
       else process.stderr.write(`codebay: build ${end.outcome}${end.reason ? `: ${end.reason}` : ''}\n`);
       if (end.outcome === 'failure') throw new OutcomeError(`build failed${end.reason ? `: ${end.reason}` : ''}`, EXIT.failed, 'build_failed');
@@ -242,13 +240,10 @@ export function buildProgram(): Command {
     .option('--timeout <seconds>', 'give up after this long (exit 6)', (v) => Number(v))
     .action(async (o: { instanceId: string; timeout?: number }) => {
       const c = client();
-      const progress = createProgress({ quiet: globals().quiet });
-      try {
+      await withProgress(async (progress) => {
         const running = await waitFor(c, await c.get(o.instanceId), progress, o.timeout);
         show(running, running.url);
-      } finally {
-        progress.stop();
-      }
+      });
     });
 
   program
