@@ -3,6 +3,7 @@ import { buildInputs, buildKey, DEVCONTAINER_CLI_VERSION, type WorkspaceFile } f
 import { parseDevcontainerJson } from './parse.ts';
 
 const file = (path: string, sha256: string, executable = false): WorkspaceFile => ({ path, kind: 'file', sha256, executable });
+const link = (path: string, linkTarget: string): WorkspaceFile => ({ path, kind: 'symlink', linkTarget });
 
 describe('buildKey', () => {
   const dockerConfig = { build: { dockerfile: 'Dockerfile', context: '..' }, features: { './tool': { version: '1' } } };
@@ -65,5 +66,66 @@ describe('buildKey', () => {
     expect(buildInputs(dockerConfig, '.devcontainer/devcontainer.json')).toEqual({ dirs: ['', '.devcontainer/tool'], files: ['.devcontainer/Dockerfile'] });
     expect(buildInputs({ dockerFile: 'Dockerfile' }, '.devcontainer.json')).toEqual({ dirs: [''], files: ['Dockerfile'] });
     expect(buildInputs({ image: 'x', features: { 'ghcr.io/a/b:1': {}, '../f': {} } }, '.devcontainer/devcontainer.json')).toEqual({ dirs: ['f'], files: [] });
+  });
+
+  it('follows links: a Dockerfile kept elsewhere counts by its content', () => {
+    const config = { build: { dockerfile: 'Dockerfile' } };
+    const linked = [file('.devcontainer/devcontainer.json', 'c1'), link('.devcontainer/Dockerfile', '../docker/Dockerfile'), file('docker/Dockerfile', 'd1')];
+    const base = key(config, linked);
+    // The context is the Dockerfile's folder as named, .devcontainer/ (the CLI does not follow the link for it).
+    expect(base.inputs).toEqual(['.devcontainer/Dockerfile', '.devcontainer/devcontainer.json', 'docker/Dockerfile']);
+    const changed = key(
+      config,
+      linked.map((f) => (f.path === 'docker/Dockerfile' ? file(f.path, 'd2') : f)),
+    );
+    expect(changed.key).not.toBe(base.key);
+    expect(changed.family).toBe(base.family);
+  });
+
+  it('takes in what the links of the context name, links of links included, until nothing new comes in', () => {
+    const config = { build: { dockerfile: 'Dockerfile' } };
+    const tree = [
+      file('.devcontainer/Dockerfile', 'd1'),
+      link('.devcontainer/vendor', '../third_party'), // a folder outside the context
+      link('third_party/lib', '../shared/lib.sh'), // …holding a link to a file outside both
+      file('third_party/a.txt', 'a1'),
+      file('shared/lib.sh', 's1'),
+      file('shared/other.sh', 'o1'),
+      file('src/main.py', 'm1'),
+    ];
+    expect(key(config, tree).inputs).toEqual(['.devcontainer/Dockerfile', '.devcontainer/vendor', 'shared/lib.sh', 'third_party/a.txt', 'third_party/lib']);
+    const touched = (path: string) =>
+      key(
+        config,
+        tree.map((f) => (f.path === path ? file(path, 'changed') : f)),
+      ).key;
+    expect(touched('shared/lib.sh')).not.toBe(key(config, tree).key);
+    expect(touched('third_party/a.txt')).not.toBe(key(config, tree).key);
+    expect(touched('shared/other.sh')).toBe(key(config, tree).key);
+    expect(touched('src/main.py')).toBe(key(config, tree).key);
+  });
+
+  it('survives link loops and links that lead out (checkBuildPaths refuses those before a key is needed)', () => {
+    const config = { build: { dockerfile: 'Dockerfile' } };
+    const tree = [file('.devcontainer/Dockerfile', 'd1'), link('.devcontainer/a', 'b'), link('.devcontainer/b', 'a'), link('.devcontainer/up', '../..')];
+    expect(key(config, tree).inputs).toEqual(['.devcontainer/Dockerfile', '.devcontainer/a', '.devcontainer/b', '.devcontainer/up']);
+    expect(key({ build: { dockerfile: '../../x', context: '../../..' } }, tree).inputs).toEqual([]);
+  });
+
+  it('takes the Dockerfile’s folder as the context when none is set (as the CLI does)', () => {
+    const config = { build: { dockerfile: '../docker/Dockerfile' } };
+    const tree = [file('docker/Dockerfile', 'd1'), file('docker/requirements.txt', 'r1'), file('.devcontainer/x', 'x1')];
+    expect(key(config, tree).inputs).toEqual(['docker/Dockerfile', 'docker/requirements.txt']);
+  });
+
+  it('covers the Dockerfile’s own .dockerignore and the features lockfile, which the build reads beside the config', () => {
+    const config = { build: { dockerfile: '../docker/Dockerfile', context: '../src' } };
+    const tree = [
+      file('docker/Dockerfile', 'd1'),
+      file('docker/Dockerfile.dockerignore', 'i1'),
+      file('src/main.py', 'm1'),
+      file('.devcontainer/devcontainer-lock.json', 'l1'),
+    ];
+    expect(key(config, tree).inputs).toEqual(['.devcontainer/devcontainer-lock.json', 'docker/Dockerfile', 'docker/Dockerfile.dockerignore', 'src/main.py']);
   });
 });

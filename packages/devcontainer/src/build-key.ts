@@ -2,7 +2,11 @@ import canonicalizeModule from 'canonicalize';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { posix } from 'node:path';
+import { buildPaths } from './build-paths.ts';
 import type { DevcontainerConfig } from './parse.ts';
+import { WorkspaceTree, type WorkspaceFile } from './workspace-tree.ts';
+
+export type { WorkspaceFile } from './workspace-tree.ts';
 
 const require = createRequire(import.meta.url);
 // RFC 8785 JSON canonicalisation; a CommonJS function whose typings declare it as an ES default export.
@@ -10,18 +14,6 @@ const canonicalize = canonicalizeModule as unknown as (input: unknown) => string
 
 /** The Dev Containers CLI every builder runs (one lockfile): part of every build key. */
 export const DEVCONTAINER_CLI_VERSION: string = (require('@devcontainers/cli/package.json') as { version: string }).version;
-
-/** A workspace entry as the build sees it: regular files by content, links by target. */
-export interface WorkspaceFile {
-  /** Normalised path inside the workspace (`a/b`, no leading `./`). */
-  path: string;
-  kind: 'file' | 'symlink' | 'hardlink' | 'dir';
-  /** sha256 of a regular file's bytes. */
-  sha256?: string;
-  /** Executable bits matter to a build (feature install.sh); nothing else of the mode does. */
-  executable?: boolean;
-  linkTarget?: string;
-}
 
 export interface BuildKeyInput {
   config: DevcontainerConfig;
@@ -42,46 +34,65 @@ export interface BuildKey {
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-function isUnder(path: string, dir: string): boolean {
-  return dir === '' || dir === '.' || path === dir || path.startsWith(`${dir}/`);
-}
-
-/** The workspace folders and files a build of `config` reads: its build context, Dockerfile and local features. */
+/**
+ * The workspace folders and files a build of `config` names (see {@link buildPaths}): its
+ * build contexts, Dockerfiles and local features, as lexical workspace paths (`''` is the
+ * root). Paths that leave the workspace are left out: {@link checkBuildPaths} refuses them.
+ * Links are not followed here; {@link buildKey} follows them.
+ */
 export function buildInputs(config: DevcontainerConfig, configPath: string): { dirs: string[]; files: string[] } {
-  const configDir = posix.dirname(configPath);
-  const rel = (p: string) => {
-    const n = posix.normalize(posix.join(configDir, p)).replace(/\/$/, '');
-    return n === '.' ? '' : n;
-  };
   const dirs: string[] = [];
   const files: string[] = [];
-  const build = (config.build ?? {}) as { dockerfile?: unknown; context?: unknown };
-  const dockerfile = typeof build.dockerfile === 'string' ? build.dockerfile : typeof config.dockerFile === 'string' ? config.dockerFile : undefined;
-  if (dockerfile) {
-    const context = typeof build.context === 'string' ? build.context : typeof config.context === 'string' ? config.context : '.';
-    dirs.push(rel(context));
-    files.push(rel(dockerfile));
+  for (const p of buildPaths(config, configPath)) {
+    if (p.path === undefined) continue;
+    const list = p.kind === 'dir' ? dirs : files;
+    if (!list.includes(p.path)) list.push(p.path);
   }
-  const features = config.features && typeof config.features === 'object' ? Object.keys(config.features) : [];
-  for (const ref of features) if (ref.startsWith('./') || ref.startsWith('../')) dirs.push(rel(ref));
   return { dirs, files };
+}
+
+/** The features lockfile the CLI reads beside the config (`devcontainer-lock.json`, `.devcontainer-lock.json` beside `.devcontainer.json`). */
+function lockfileOf(configPath: string): string {
+  const dir = posix.dirname(configPath);
+  const name = posix.basename(configPath).startsWith('.') ? '.devcontainer-lock.json' : 'devcontainer-lock.json';
+  return dir === '.' ? name : `${dir}/${name}`;
+}
+
+/**
+ * The entries a build really reads, links followed ({@link WorkspaceTree.reach}): the named
+ * Dockerfiles and folders (context, local features) and whatever their links name, plus the
+ * Dockerfile's `<Dockerfile>.dockerignore`, named and resolved (BuildKit reads it beside the
+ * Dockerfile, wherever the context is) and the features lockfile. Paths that do not resolve
+ * inside add nothing: {@link checkBuildPaths} and {@link WorkspaceTree.problems} refuse them.
+ */
+function readClosure(tree: WorkspaceTree, config: DevcontainerConfig, configPath: string): string[] {
+  const { dirs, files } = buildInputs(config, configPath);
+  const paths = [...files, ...dirs, lockfileOf(configPath)];
+  for (const file of files) {
+    paths.push(`${file}.dockerignore`);
+    const r = tree.resolve(file);
+    if (r.ok && r.kind === 'file' && r.path !== file) paths.push(`${r.path}.dockerignore`);
+  }
+  return tree.reach(paths);
 }
 
 /**
  * The build key: sha256 of the normalised config (comments, order and spacing do not
- * count), the content of every workspace file the build reads (context, Dockerfile, local
- * features; by content and executable bit, links by target), the feature references with
- * their options (in the config) and the Dev Containers CLI version.
+ * count), the content of every workspace entry the build reads with links followed (see
+ * `readClosure`: Dockerfile, context, local features, what their links name; files by
+ * content and executable bit, links by target), the feature references with their options
+ * (in the config) and the Dev Containers CLI version. Computed alike from the archive's entry
+ * list and from the unpacked folder, where hard links are plain files.
  */
 export function buildKey(input: BuildKeyInput): BuildKey {
   const config = canonicalize(input.config) ?? '{}';
   const inputs: string[] = [];
   const files: unknown[] = [];
   if (input.configPath && input.files) {
-    const { dirs, files: named } = buildInputs(input.config, input.configPath);
-    const wanted = (path: string) => named.includes(path) || dirs.some((d) => isUnder(path, d));
-    for (const f of [...input.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
-      if (f.kind === 'dir' || !wanted(f.path)) continue;
+    const tree = new WorkspaceTree(input.files);
+    for (const path of [...readClosure(tree, input.config, input.configPath)].sort()) {
+      const f = tree.entry(path)!;
+      if (f.kind === 'dir') continue;
       inputs.push(f.path);
       files.push([f.path, f.kind, f.sha256 ?? null, f.executable ?? false, f.linkTarget ?? null]);
     }

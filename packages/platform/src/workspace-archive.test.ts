@@ -1,4 +1,5 @@
 import { CodebayError } from '@codebay/contracts';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -167,6 +168,60 @@ describe('inspectWorkspaceArchive', () => {
       { path: 'hard', type: 'Link', linkpath: 'lib/a.txt' },
     );
     expect((await inspectWorkspaceArchive(file, LIMITS)).entries).toBe(6);
+  });
+
+  it('records a hard link as the regular file it becomes, with its target’s sha256 and executable bit', async () => {
+    const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+    const file = await withConfig(
+      { path: 'bin/tool', data: '#!/bin/sh\necho 1\n', mode: 0o755 },
+      { path: 'alias', type: 'Link', linkpath: './bin/tool', mode: 0o644 },
+      // Unpacking unlinks a file with other links before replacing it: the link keeps the first bytes.
+      { path: 'bin/tool', data: 'replaced\n', mode: 0o644 },
+    );
+    const files = (await inspectWorkspaceArchive(file, LIMITS)).files;
+    expect(files.find((f) => f.path === 'alias')).toEqual({ path: 'alias', kind: 'file', sha256: sha('#!/bin/sh\necho 1\n'), executable: true });
+    expect(files.find((f) => f.path === 'bin/tool')).toEqual({ path: 'bin/tool', kind: 'file', sha256: sha('replaced\n'), executable: false });
+  });
+
+  it.each([
+    [
+      'a later entry',
+      [
+        { path: 'early', type: 'Link', linkpath: 'late' },
+        { path: 'late', data: 'x' },
+      ],
+    ],
+    ['a path not in the archive', [{ path: 'hard', type: 'Link', linkpath: 'missing' }]],
+    [
+      'a symlink',
+      [
+        { path: 'sym', type: 'SymbolicLink', linkpath: '.devcontainer/devcontainer.json' },
+        { path: 'hard', type: 'Link', linkpath: 'sym' },
+      ],
+    ],
+    ['a folder', [{ path: 'hard', type: 'Link', linkpath: '.devcontainer' }]],
+    [
+      'itself',
+      [
+        { path: 'hard', data: 'x' },
+        { path: 'hard', type: 'Link', linkpath: 'hard' },
+      ],
+    ],
+  ] as Array<[string, Raw[]]>)('refuses a hard link to %s (unsafe_archive)', async (_what, entries) => {
+    const err = await refused(await withConfig(...entries));
+    expect(err.status).toBe(400);
+    expect(err.code).toBe('unsafe_archive');
+    expect(err.message).toMatch(/^workspace hard link ".*" -> ".*" does not name an earlier file entry$/);
+  });
+
+  it('refuses a config that is a hard link (invalid_workspace)', async () => {
+    const err = await refused(
+      await tgz([
+        { path: 'other.json', data: CONFIG },
+        { path: '.devcontainer.json', type: 'Link', linkpath: 'other.json' },
+      ]),
+    );
+    expect(err.code).toBe('invalid_workspace');
   });
 
   it('accepts an uncompressed tar too', async () => {

@@ -17,12 +17,17 @@ export interface WorkspaceSummary {
   configPath: string;
   /** Its text. */
   configText: string;
-  /** Every entry (last one wins for a repeated path), files with the sha256 of their bytes: the build key's input. */
+  /**
+   * Every entry (last one wins for a repeated path), files with the sha256 of their bytes:
+   * the build key's input, and the layout `WorkspaceTree` (@codebay/devcontainer) checks.
+   */
   files: ArchiveFile[];
 }
 
+/** One entry as unpacked; the same shape as `WorkspaceFile` (@codebay/devcontainer), which the builder's disk scan produces too. */
 export interface ArchiveFile {
   path: string;
+  /** A hard link is recorded as the regular file it becomes once unpacked: never `hardlink`. */
   kind: 'file' | 'symlink' | 'hardlink' | 'dir';
   sha256?: string;
   executable?: boolean;
@@ -35,7 +40,7 @@ const KINDS: Record<string, ArchiveFile['kind']> = {
   ContiguousFile: 'file',
   Directory: 'dir',
   SymbolicLink: 'symlink',
-  Link: 'hardlink',
+  Link: 'file',
 };
 
 const CONFIG_PATHS = ['.devcontainer/devcontainer.json', '.devcontainer.json'];
@@ -63,15 +68,28 @@ export function linkStaysInside(entryPath: string, linkpath: string, hard: boole
 
 /**
  * Reads a workspace tar.gz once, streaming, and refuses what must never be unpacked:
- * entries outside the root (absolute, `..`), links pointing outside, devices and fifos,
- * too many entries, too many bytes once unpacked (a gzip bomb stops at the limit).
- * Returns the devcontainer config found in it and every entry, files hashed on the way.
+ * entries outside the root (absolute, `..`), links pointing outside, hard links to anything
+ * but an earlier file entry, devices and fifos, too many entries, too many bytes once
+ * unpacked (a gzip bomb stops at the limit). Returns the devcontainer config found in it
+ * and every entry, files hashed on the way.
+ *
+ * A hard link is recorded as a regular file with its target's sha256 and executable bit:
+ * unpacked (tar unlinks a multiply-linked file before replacing it) it is the target's
+ * inode as it was then, so a key computed from this list equals one computed from the
+ * unpacked folder. Layout checks over the whole list (symlink chains, entries under links)
+ * are the caller's: `WorkspaceTree` in @codebay/devcontainer.
+ *
+ * Throws `InputError` (`unsafe_archive`, `invalid_archive`, `invalid_workspace`,
+ * `missing_devcontainer`; 400) or `PayloadTooLargeError` (413).
  */
 export async function inspectWorkspaceArchive(file: string, limits: WorkspaceLimits): Promise<WorkspaceSummary> {
   let entries = 0;
   let unpackedBytes = 0;
   const configs = new Map<string, string>();
   const files = new Map<string, ArchiveFile>();
+  // Hard links and the file entry whose bytes they share (its sha256 is known once its data ends).
+  const hardLinks: Array<{ file: ArchiveFile; source: ArchiveFile }> = [];
+  const sourceOf = new Map<ArchiveFile, ArchiveFile>();
 
   await new Promise<void>((resolve, reject) => {
     const input = createReadStream(file);
@@ -99,14 +117,26 @@ export async function inspectWorkspaceArchive(file: string, limits: WorkspaceLim
           return fail(new InputError('unsafe_archive', `workspace link "${entry.path}" points outside the workspace`));
         const kind = KINDS[entry.type]!;
         const file: ArchiveFile = { path, kind };
-        if (kind === 'symlink' || kind === 'hardlink') file.linkTarget = entry.linkpath ?? '';
+        if (kind === 'symlink') file.linkTarget = entry.linkpath ?? '';
         if (kind === 'file') file.executable = ((entry.mode ?? 0) & 0o111) !== 0;
-        if (path !== '') files.set(path, file);
-        if (CONFIG_PATHS.includes(path) && kind !== 'dir' && kind !== 'file')
+        if (CONFIG_PATHS.includes(path) && kind !== 'dir' && (kind !== 'file' || entry.type === 'Link'))
           return fail(new InputError('invalid_workspace', `${path} must be a regular file`));
+        if (entry.type === 'Link') {
+          const target = normaliseEntryPath(entry.linkpath ?? '');
+          const earlier = target === undefined || target === path ? undefined : files.get(target);
+          if (earlier?.kind !== 'file')
+            return fail(
+              new InputError('unsafe_archive', `workspace hard link "${entry.path}" -> "${entry.linkpath ?? ''}" does not name an earlier file entry`),
+            );
+          const source = sourceOf.get(earlier) ?? earlier;
+          file.executable = earlier.executable;
+          sourceOf.set(file, source);
+          hardLinks.push({ file, source });
+        }
+        if (path !== '') files.set(path, file);
         if (CONFIG_PATHS.includes(path) && kind === 'file' && (entry.size ?? 0) > MAX_CONFIG_BYTES)
           return fail(new PayloadTooLargeError(`${path} is larger than ${MAX_CONFIG_BYTES} bytes`));
-        if (kind !== 'file') return entry.resume();
+        if (kind !== 'file' || entry.type === 'Link') return entry.resume();
         const hash = createHash('sha256');
         const keep = CONFIG_PATHS.includes(path) ? ([] as Buffer[]) : undefined;
         entry.on('data', (c: Buffer) => {
@@ -131,6 +161,7 @@ export async function inspectWorkspaceArchive(file: string, limits: WorkspaceLim
     input.pipe(parser);
   });
 
+  for (const { file, source } of hardLinks) file.sha256 = source.sha256;
   if (entries === 0) throw new InputError('invalid_archive', 'workspace archive is empty or not a tar.gz');
   const configPath = CONFIG_PATHS.find((p) => configs.has(p));
   if (!configPath) throw new InputError('missing_devcontainer', 'workspace must contain .devcontainer/devcontainer.json or .devcontainer.json');
