@@ -5,3 +5,4 @@ export * from './keys.ts';
 export * from './logs.ts';
 export * from './quantity.ts';
 export * from './queues.ts';
+export * from './image-ref.ts';

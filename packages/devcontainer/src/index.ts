@@ -3,3 +3,8 @@ export * from './parse.ts';
 export * from './schema.ts';
 export * from './validate.ts';
 export * from './build-key.ts';
+export * from './sources.ts';
+export * from './build-paths.ts';
+export * from './workspace-tree.ts';
+export * from './policy.ts';
+export * from './build-plan.ts';
