@@ -6,6 +6,8 @@ export const redisKeys = {
   buildLogs: (instanceId: string) => `codebay:build:${instanceId}:logs`,
   /** Held by the instance whose builder is building a build key right now. */
   buildLock: (key: string) => `codebay:build-lock:${key}`,
+  /** The image a builder built and pushed for a build key: its digest and launch configuration (JSON). */
+  builtImage: (key: string) => `codebay:built-image:${key}`,
 } as const;
 
 /** BullMQ key prefix; tests give each run its own. */

@@ -43,17 +43,69 @@ export const commonEnvSchema = z.object({
 export type CommonConfig = z.infer<typeof commonEnvSchema>;
 
 /**
- * The registry images go to. Instances pull from `REGISTRY`; builders push to
- * `REGISTRY_PUSH` when that differs (inside a cluster); gateway and builders ask its
- * HTTP API at `REGISTRY_API_URL` (default `http://<push address>`).
+ * codebay's image registry. Instances pull from `REGISTRY` with the pull-only credentials
+ * `REGISTRY_PULL_AUTH`; builders push to `REGISTRY_PUSH` (a separate, authenticated
+ * endpoint; on one machine `localhost:32001`, in a cluster the in-cluster address) with
+ * `REGISTRY_PUSH_AUTH`, which only builders hold. Gateway and builders ask its HTTP API at
+ * `REGISTRY_API_URL` (default `http://<REGISTRY>`) with the pull credentials.
+ * Credentials are `user:password`.
  */
 export const registryEnvSchema = z.object({
   REGISTRY: z.string().default('localhost:32000'),
   REGISTRY_PUSH: z.string().optional(),
   REGISTRY_API_URL: z.string().url().optional(),
+  REGISTRY_PULL_AUTH: credentials('REGISTRY_PULL_AUTH'),
+  REGISTRY_PUSH_AUTH: credentials('REGISTRY_PUSH_AUTH'),
 });
 
-export function registrySettings(c: z.infer<typeof registryEnvSchema>): { pull: string; push: string; apiUrl: string } {
-  const push = c.REGISTRY_PUSH ?? c.REGISTRY;
-  return { pull: c.REGISTRY, push, apiUrl: c.REGISTRY_API_URL ?? (/^https?:\/\//.test(push) ? push : `http://${push}`) };
+/** A registry user: what `docker login` would take. */
+export interface RegistryCredentials {
+  username: string;
+  password: string;
 }
+
+/** `user:password`; unset or empty: none (an anonymous registry). */
+function credentials(name: string) {
+  return z
+    .string()
+    .optional()
+    .refine((v) => !v || /^[^:\s]+:\S+$/.test(v), `${name} must be user:password`)
+    .transform((v): RegistryCredentials | undefined => (v ? { username: v.slice(0, v.indexOf(':')), password: v.slice(v.indexOf(':') + 1) } : undefined));
+}
+
+export interface RegistrySettings {
+  /** Where instances (and cache-from pulls) pull from. */
+  pull: string;
+  /** Where builders push to. */
+  push: string;
+  /** The registry HTTP API (distribution v2) for lookups, read with `pullAuth`. */
+  apiUrl: string;
+  pullAuth?: RegistryCredentials;
+  pushAuth?: RegistryCredentials;
+}
+
+export function registrySettings(c: z.infer<typeof registryEnvSchema>): RegistrySettings {
+  const push = c.REGISTRY_PUSH ?? c.REGISTRY;
+  return {
+    pull: c.REGISTRY,
+    push,
+    apiUrl: c.REGISTRY_API_URL ?? (/^https?:\/\//.test(c.REGISTRY) ? c.REGISTRY : `http://${c.REGISTRY}`),
+    pullAuth: c.REGISTRY_PULL_AUTH,
+    pushAuth: c.REGISTRY_PUSH_AUTH,
+  };
+}
+
+/**
+ * Settings of the build policy that both the gateway (checks at upload, 422) and the
+ * builders (checks again, and run the CLI accordingly) read.
+ */
+export const buildPolicyEnvSchema = z.object({
+  /** Builder environment variables `${localEnv:NAME}` may name (comma-separated; none by default). */
+  BUILD_LOCAL_ENV_ALLOWLIST: envList(''),
+  /**
+   * Where features and images may be fetched from (comma-separated): `*` any public host,
+   * `host`, `host:port`, `*.domain`. Loopback, link-local and private addresses only when
+   * listed by name.
+   */
+  FEATURE_SOURCES: envList('*'),
+});

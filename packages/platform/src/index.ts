@@ -12,3 +12,6 @@ export * from './workspace-archive.ts';
 export * from './docker.ts';
 export * from './log-followers.ts';
 export * from './registry.ts';
+export * from './masking.ts';
+export * from './build-cache.ts';
+export * from './platform-key.ts';

@@ -1,4 +1,5 @@
 import { TransientError } from '@codebay/contracts';
+import type { RegistryCredentials } from './config.ts';
 
 const MANIFEST_TYPES = [
   'application/vnd.docker.distribution.manifest.v2+json',
@@ -26,17 +27,29 @@ export interface RegistryImage {
  * from the address instances pull from.
  */
 export class RegistryClient {
+  private readonly authorization: string | undefined;
+
+  /**
+   * @param baseUrl `http(s)://host:port` of the registry
+   * @param options.timeoutMs per request (default 10 s)
+   * @param options.auth basic-auth user (the pull-only one for lookups)
+   */
   constructor(
     private readonly baseUrl: string,
-    private readonly timeoutMs = 10_000,
-  ) {}
+    options: { timeoutMs?: number; auth?: RegistryCredentials } = {},
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.authorization = options.auth ? `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`).toString('base64')}` : undefined;
+  }
 
-  private async get(path: string, accept?: string): Promise<Response> {
+  private readonly timeoutMs: number;
+
+  private async get(path: string, accept?: string, method = 'GET'): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (accept) headers.accept = accept;
+    if (this.authorization) headers.authorization = this.authorization;
     try {
-      return await fetch(`${this.baseUrl.replace(/\/$/, '')}/v2/${path}`, {
-        headers: accept ? { accept } : {},
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
+      return await fetch(`${this.baseUrl.replace(/\/$/, '')}/v2/${path}`, { method, headers, signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
       throw new TransientError(`registry ${this.baseUrl} unreachable: ${(err as Error).message}`);
     }
@@ -51,6 +64,18 @@ export class RegistryClient {
     if (!res.ok) throw new TransientError(`registry answered ${res.status} for ${repository}:${reference}`);
     const digest = res.headers.get('docker-content-digest') ?? reference;
     return { digest, manifest: (await res.json()) as Manifest };
+  }
+
+  /**
+   * True when the registry holds the manifest `repository@digest` (a digest names content,
+   * so whoever holds it has exactly that image); false on 404. Other answers throw TransientError.
+   */
+  async hasManifest(repository: string, digest: string): Promise<boolean> {
+    const res = await this.get(`${repository}/manifests/${digest}`, MANIFEST_TYPES, 'HEAD');
+    await res.body?.cancel();
+    if (res.status === 404) return false;
+    if (!res.ok) throw new TransientError(`registry answered ${res.status} for ${repository}@${digest}`);
+    return true;
   }
 
   /** The image `repository:tag` (its labels), or undefined when the registry does not have it. */
