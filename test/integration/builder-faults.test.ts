@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { components } from '../support/components.ts';
+import { components, pullLogin } from '../support/components.ts';
 import { createFromWorkspace, waitForStatus } from '../support/instances.ts';
 import { buildLogEnd, buildLogLines, forgetUsers } from '../support/records.ts';
 import { freePort } from '../support/ports.ts';
@@ -27,10 +27,14 @@ describe('builder: cancellation, time limit, permanent failures', () => {
   const c = components();
   const user = `faults-${salt()}`;
   const docker = dockerFromHost(c.dockerHost);
-  const registry = new RegistryClient(`http://${c.registry}`);
+  const registry = new RegistryClient(`http://${c.registry}`, { auth: pullLogin(c) });
 
   beforeAll(async () => {
-    stack = await startStack({ name: 'faults', env: { BUILD_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS), BUILDER_NAME: 'builder-faults' } });
+    stack = await startStack({
+      name: 'faults',
+      // The base-image mirror is listed: the unknown feature below is fetched from it (and is not there).
+      env: { BUILD_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS), BUILDER_NAME: 'builder-faults', FEATURE_SOURCES: `*,${c.mirror}` },
+    });
   });
   afterAll(async () => {
     await stack?.stop();
@@ -90,7 +94,7 @@ describe('builder: cancellation, time limit, permanent failures', () => {
     const inst = await createFromWorkspace(
       stack,
       user,
-      await workspaceTarball({ config: { image: 'debian:bookworm', features: { [`localhost:32000/codebay-test/no-such-feature-${salt()}:1`]: {} } } }),
+      await workspaceTarball({ config: { image: 'debian:bookworm', features: { [`${c.mirror}/codebay-test/no-such-feature-${salt()}:1`]: {} } } }),
     );
     const failed = await waitForStatus(stack, inst.instance_id, ['Failed'], 120_000);
     expect(failed.phase).toBe('build');
@@ -170,7 +174,11 @@ describe('builder: a registry that answers 500', () => {
       name: 'reg500',
       services: ['gateway', 'builder'],
       env: {
+        // This registry alone, anonymous, for pulls and pushes.
         REGISTRY: `localhost:${port}`,
+        REGISTRY_PUSH: `localhost:${port}`,
+        REGISTRY_PULL_AUTH: '',
+        REGISTRY_PUSH_AUTH: '',
         REGISTRY_API_URL: `http://127.0.0.1:${port}`,
         BUILD_ATTEMPTS: '3',
         BUILD_BACKOFF_SECONDS: '3',
@@ -201,7 +209,7 @@ describe('builder: a registry that answers 500', () => {
     await stopRegistry();
     await startRegistry(false);
     const built = await waitForStatus(stack, inst.instance_id, ['Built'], 180_000);
-    expect(built.devcontainer_image).toBe(`localhost:${port}/codebay-devcontainer:${inst.build!.key}`);
+    expect(built.devcontainer_image).toMatch(new RegExp(`^localhost:${port}/codebay-devcontainer@sha256:[0-9a-f]{64}$`));
     const text = await logText(stack, inst.instance_id);
     expect(text).toMatch(/codebay: push of .* failed: .*500.* — retrying \(attempt 2 of 3\)/);
     expect(text.match(/on builder builder-reg500/g)).toHaveLength(2);

@@ -2,7 +2,7 @@ import { BUILD_IMAGE_REPOSITORY, type InstanceResponse } from '@codebay/contract
 import { RegistryClient, dockerFromHost, createQueues, closeQueues, createRedis } from '@codebay/platform';
 import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { components } from '../support/components.ts';
+import { components, pullLogin } from '../support/components.ts';
 import { createFromWorkspace, getInstance, waitForStatus } from '../support/instances.ts';
 import { buildLogEnd, buildLogLines, forgetUsers } from '../support/records.ts';
 import { readSse } from '../support/sse.ts';
@@ -11,7 +11,7 @@ import { waitFor } from '../support/wait.ts';
 import { containersRunning, processesMatching, runInImage, salt, workspaceTarball } from '../support/workspaces.ts';
 
 const BUILT = ['Built', 'Cached', 'Provisioning', 'Running'];
-const registry = new RegistryClient(`http://${components().registry}`);
+const registry = new RegistryClient(`http://${components().registry}`, { auth: pullLogin() });
 
 /** Image tag events (a build ends with one) a daemon reported in [since, now]. */
 async function tagEvents(host: string, since: number): Promise<string[]> {
@@ -74,7 +74,8 @@ describe('builder pool: build once, two builders, two daemons', () => {
     const first = await create(tarball);
     expect(first.build).toMatchObject({ key: expect.stringMatching(/^[0-9a-f]{64}$/), cache: 'miss' });
     const built = await waitForStatus(stack, first.instance_id, BUILT, 180_000);
-    expect(built.devcontainer_image).toBe(`${c.registry}/${BUILD_IMAGE_REPOSITORY}:${first.build!.key}`);
+    // Pulled by the digest the builder recorded at push, never by tag.
+    expect(built.devcontainer_image).toMatch(new RegExp(`^${c.registry}/${BUILD_IMAGE_REPOSITORY}@sha256:[0-9a-f]{64}$`));
 
     // Events have 1 s resolution: start counting in the second after the first build's last tag.
     await new Promise((r) => setTimeout(r, 1100));
@@ -101,8 +102,8 @@ describe('builder pool: build once, two builders, two daemons', () => {
     const [ra, rb] = await Promise.all([waitForStatus(stack, a.instance_id, BUILT, 180_000), waitForStatus(stack, b.instance_id, BUILT, 180_000)]);
     expect([ra.build!.cache, rb.build!.cache].sort()).toEqual(['hit', 'miss']);
     const waiter = ra.build!.cache === 'hit' ? a : b;
-    // The image exists on exactly one daemon: only one built it.
-    const tag = `${c.registry}/${BUILD_IMAGE_REPOSITORY}:${a.build!.key}`;
+    // The image exists on exactly one daemon: only one built it (under the push address it was pushed to).
+    const tag = `${c.registryPush}/${BUILD_IMAGE_REPOSITORY}:${a.build!.key}`;
     const holders = await Promise.all(
       Object.values(builders).map(async (h) => (await dockerFromHost(h).listImages({ filters: JSON.stringify({ reference: [tag] }) })).length),
     );
@@ -117,7 +118,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
     const docker = dockerFromHost(c.dockerHost);
     for (const [i, inst] of instances.entries()) {
       const image = (await getInstance(stack, inst.instance_id)).devcontainer_image!;
-      const files = (await runInImage(docker, image, ['ls', '/opt/features'])).split(/\s+/).filter(Boolean);
+      const files = (await runInImage(docker, image, ['ls', '/opt/features'], pullLogin(c))).split(/\s+/).filter(Boolean);
       expect(files, image).toEqual([names[i]]);
     }
     const used = new Set((await Promise.all(instances.map((i) => builderOf(i.instance_id)))).flat());
@@ -255,7 +256,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
     expect(value(gateway, 'codebay_queue_jobs', ['queue="codebay-build"', 'state="completed"'])).toBeGreaterThan(0);
   });
 
-  it('records the key and the registry really has it under the key', async () => {
+  it('records the key and the registry really has the image pushed under the key', async () => {
     const list = (await (await stack.api(`/api/instances?user_id=${user}`)).json()) as { instances: InstanceResponse[] };
     const keys = new Set(list.instances.filter((i) => i.build).map((i) => i.build!.key));
     expect(keys.size).toBeGreaterThan(4);

@@ -30,10 +30,15 @@ export async function workspaceTarball(spec: WorkspaceSpec): Promise<string> {
 export const salt = () => randomBytes(5).toString('hex');
 
 /** Runs `cmd` in a throwaway container of `image` (pulled first) and returns its output. */
-export async function runInImage(docker: Docker, image: string, cmd: string[]): Promise<string> {
+export async function runInImage(
+  docker: Docker,
+  image: string,
+  cmd: string[],
+  authconfig?: { username: string; password: string; serveraddress: string },
+): Promise<string> {
   await new Promise<void>((resolve, reject) => {
-    docker.pull(image, (err: Error | null, stream: NodeJS.ReadableStream) => {
-      if (err) return reject(err);
+    docker.pull(image, { authconfig }, (err: Error | null, stream?: NodeJS.ReadableStream) => {
+      if (err || !stream) return reject(err ?? new Error(`no pull stream for ${image}`));
       docker.modem.followProgress(stream, (e: Error | null) => (e ? reject(e) : resolve()));
     });
   });

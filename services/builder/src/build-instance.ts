@@ -7,19 +7,28 @@ import {
   type BuildOutcome,
   type InstanceRecord,
 } from '@codebay/contracts';
-import { launchFromImageLabels, parseDevcontainerJson } from '@codebay/devcontainer';
-import { enqueueInstanceJob, type BuildLogStream, type CodebayQueues, type InstanceStore, type Logger, type RegistryClient } from '@codebay/platform';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { launchFromImageLabels, type SourcePolicy } from '@codebay/devcontainer';
+import {
+  buildArgValues,
+  createMasker,
+  enqueueInstanceJob,
+  type BuildCache,
+  type BuildLogStream,
+  type CodebayQueues,
+  type InstanceStore,
+  type Logger,
+  type RegistrySettings,
+} from '@codebay/platform';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import type { BuildLocks } from './build-lock.ts';
 import type { BuilderConfig } from './config.ts';
-import type { DevcontainerCli } from './devcontainer-cli.ts';
+import { cliEnvironment, type DevcontainerCli } from './devcontainer-cli.ts';
+import { EgressProxy, type EgressEvent } from './egress-proxy.ts';
 import type { ImageStore } from './images.ts';
 import { LogBatcher } from './log-batcher.ts';
-import { buildArgValues, createMasker } from './secrets.ts';
 import type { BuildWorkspace } from './workspace.ts';
 
 export interface BuildAttempt {
@@ -35,6 +44,24 @@ export interface BuildMetrics {
   cache: Counter<'result'>;
 }
 
+/** What the build use-case works with (wired in main.ts). */
+export interface BuildInstanceDeps {
+  config: BuilderConfig;
+  registries: RegistrySettings;
+  /** Where features and images may come from (FEATURE_SOURCES). */
+  sources: SourcePolicy;
+  store: InstanceStore;
+  logs: BuildLogStream;
+  cli: DevcontainerCli;
+  images: ImageStore;
+  cache: BuildCache;
+  locks: BuildLocks;
+  workspace: BuildWorkspace;
+  queues: CodebayQueues;
+  logger: Logger;
+  metrics: BuildMetrics;
+}
+
 /** The label every image codebay builds carries (housekeeping finds them by it). */
 export const BUILD_KEY_LABEL = 'codebay.build-key';
 
@@ -48,44 +75,35 @@ const LOCK_POLL_MS = 1_000;
 
 /**
  * The build use-case. An instance arrives with its build key (computed by the gateway
- * from everything the build reads). If the registry has that key's image, nothing is
- * built: the instance goes `Cached` and on to provisioning. Otherwise one builder per key
- * builds it (others with the same key wait, then take it from the registry) with the
- * Dev Containers CLI on this builder's own daemon, reusing the layers of the config
- * family's last image, pushes it under the key and the family, and hands the instance on.
- * A delete stops the build within a second or so; a timeout stops it with a reason.
+ * from everything the build reads). If the build cache has that key — an image a builder
+ * built, pushed and recorded by digest, still in the registry — nothing is built: the
+ * instance goes `Cached` and on to provisioning. Otherwise one builder per key builds it
+ * (others with the same key wait, then take the recorded image) with the Dev Containers CLI
+ * on this builder's own daemon: the upload is unpacked and checked again (the policy, every
+ * path with symlinks followed, and its build key recomputed from what is on disk), the CLI
+ * runs with an environment of its own and every fetch through the egress proxy, the image
+ * is pushed with the builders' credentials and its digest recorded under the key.
+ * A delete stops the build within a second or so; a timeout or a stall stops it with a reason.
  */
 export class BuildInstance {
-  constructor(
-    private readonly config: BuilderConfig,
-    private readonly registries: { pull: string; push: string },
-    private readonly store: InstanceStore,
-    private readonly logs: BuildLogStream,
-    private readonly cli: DevcontainerCli,
-    private readonly images: ImageStore,
-    private readonly registry: RegistryClient,
-    private readonly locks: BuildLocks,
-    private readonly workspace: BuildWorkspace,
-    private readonly queues: CodebayQueues,
-    private readonly logger: Logger,
-    private readonly metrics: BuildMetrics,
-  ) {}
+  constructor(private readonly deps: BuildInstanceDeps) {}
 
   async run({ instanceId, attempt, maxAttempts, signal }: BuildAttempt): Promise<void> {
-    const record = await this.store.get(instanceId);
+    const { store, logger, metrics } = this.deps;
+    const record = await store.get(instanceId);
     if (!record) throw new PermanentError(`instance ${instanceId} has no record`);
     if (record.source === 'simple' || !record.artifact) throw new PermanentError(`instance ${instanceId} has nothing to build`);
     if (!record.build) throw new PermanentError(`instance ${instanceId} has no build key (made by an older gateway); create it again`);
     if (record.status !== 'Queued' && record.status !== 'Building') {
-      this.logger.info({ instanceId, status: record.status }, 'build skipped: instance is no longer waiting for one');
+      logger.info({ instanceId, status: record.status }, 'build skipped: instance is no longer waiting for one');
       return;
     }
-    const log = new LogBatcher(this.logs, instanceId);
+    const log = new LogBatcher(this.deps.logs, instanceId);
     // Another instance may have built the same key since the gateway looked.
-    if (await this.fromRegistry(record, log)) return;
-    const claimed = await this.store.transition(instanceId, ['Queued', 'Building'], 'Building', { buildStartedAt: new Date().toISOString() });
+    if (await this.fromCache(record, log)) return;
+    const claimed = await store.transition(instanceId, ['Queued', 'Building'], 'Building', { buildStartedAt: new Date().toISOString() });
     if (!claimed.ok) {
-      this.logger.info({ instanceId, status: claimed.current }, 'build skipped: instance is no longer waiting for one');
+      logger.info({ instanceId, status: claimed.current }, 'build skipped: instance is no longer waiting for one');
       return;
     }
 
@@ -93,8 +111,8 @@ export class BuildInstance {
     const stopWatching = this.watchForDelete(instanceId, cancel);
     const combined = AbortSignal.any([signal, cancel.signal]);
     const started = process.hrtime.bigint();
-    const observe = (outcome: BuildOutcome | 'timeout') => this.metrics.duration.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
-    this.metrics.inProgress.inc();
+    const observe = (outcome: BuildOutcome | 'timeout') => metrics.duration.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+    metrics.inProgress.inc();
     try {
       const outcome = await this.build(record, attempt, combined, log);
       observe(outcome === 'built' ? 'success' : 'cached');
@@ -102,8 +120,8 @@ export class BuildInstance {
       await this.settleFailure(record, err, { attempt, maxAttempts, signal: combined, cancelled: cancel.signal.aborted, log, observe });
     } finally {
       stopWatching();
-      this.metrics.inProgress.dec();
-      await this.workspace.clean(instanceId).catch(() => undefined);
+      metrics.inProgress.dec();
+      await this.deps.workspace.clean(instanceId).catch(() => undefined);
       await this.housekeeping();
     }
   }
@@ -113,42 +131,46 @@ export class BuildInstance {
     err: unknown,
     ctx: { attempt: number; maxAttempts: number; signal: AbortSignal; cancelled: boolean; log: LogBatcher; observe: (o: BuildOutcome | 'timeout') => void },
   ): Promise<void> {
+    const { store, logs, logger, config } = this.deps;
     const id = record.id;
     if (ctx.cancelled) {
       const reason = 'build cancelled: the instance was deleted';
       ctx.log.push(`codebay: ${reason}`);
       await ctx.log.drain();
-      await this.logs.end(id, 'cancelled', reason);
+      await logs.end(id, 'cancelled', reason);
       ctx.observe('cancelled');
-      this.logger.info({ instanceId: id }, reason);
+      logger.info({ instanceId: id }, reason);
       return;
     }
     const timedOut = ctx.signal.aborted && (ctx.signal.reason as Error | undefined)?.name === 'TimeoutError';
-    const reason = timedOut
-      ? `build timed out after ${this.config.BUILD_TIMEOUT_SECONDS} s`
-      : ctx.signal.aborted && !(err instanceof PermanentError)
-        ? ((ctx.signal.reason as Error | undefined)?.message ?? 'build interrupted')
-        : (err as Error).message;
+    // Shown to users (build-status, the instance's `error`): masked like every log line.
+    const reason = ctx.log.mask(
+      timedOut
+        ? `build timed out after ${config.BUILD_TIMEOUT_SECONDS} s`
+        : ctx.signal.aborted && !(err instanceof PermanentError)
+          ? ((ctx.signal.reason as Error | undefined)?.message ?? 'build interrupted')
+          : (err as Error).message,
+    );
     const willRetry = err instanceof TransientError && ctx.attempt < ctx.maxAttempts && !ctx.signal.aborted;
     ctx.log.push(willRetry ? `codebay: ${reason} — retrying (attempt ${ctx.attempt + 1} of ${ctx.maxAttempts})` : `codebay: build failed: ${reason}`);
     await ctx.log.drain();
     if (willRetry) {
-      await this.store.transition(id, ['Building'], 'Queued');
-      throw err;
+      await store.transition(id, ['Building'], 'Queued');
+      throw err instanceof TransientError ? new TransientError(reason) : err;
     }
     ctx.observe(timedOut ? 'timeout' : 'failure');
-    const failed = await this.store.transition(id, ['Building'], 'Failed', {
+    const failed = await store.transition(id, ['Building'], 'Failed', {
       failure: { phase: 'build', reason },
       buildEndedAt: new Date().toISOString(),
     });
-    await this.logs.end(id, failed.ok ? 'failure' : 'cancelled', reason);
+    await logs.end(id, failed.ok ? 'failure' : 'cancelled', reason);
     throw new PermanentError(reason);
   }
 
   /** Polls the instance while it builds: a delete (Deleting/Deleted/gone) aborts the build. */
   private watchForDelete(instanceId: string, cancel: AbortController): () => void {
     const timer = setInterval(() => {
-      void this.store
+      void this.deps.store
         .statuses([instanceId])
         .then(([status]) => {
           if (status === undefined || status === 'Deleting' || status === 'Deleted') cancel.abort(new CancelledError('the instance was deleted'));
@@ -159,32 +181,31 @@ export class BuildInstance {
   }
 
   /**
-   * When the registry has the key's image: the instance goes Cached and on to provisioning.
+   * When the build cache has the key (a recorded digest the registry still holds): the
+   * instance goes Cached, with the image by digest, and on to provisioning.
    * `count`: whether this lookup goes into the hit/miss metric (the polls while waiting for
    * another builder's build of the key do not).
    */
-  private async fromRegistry(record: InstanceRecord, log: LogBatcher, count = true): Promise<boolean> {
+  private async fromCache(record: InstanceRecord, log: LogBatcher, count = true): Promise<boolean> {
+    const { cache, store, logs, queues, logger, metrics } = this.deps;
     const key = record.build!.key;
-    let labels: Record<string, string> | undefined;
-    try {
-      labels = (await this.registry.image(BUILD_IMAGE_REPOSITORY, key))?.labels;
-    } catch (err) {
-      this.logger.warn({ instanceId: record.id, err: (err as Error).message }, 'registry lookup failed; building');
-    }
-    if (count || labels) this.metrics.cache.inc({ result: labels ? 'hit' : 'miss' });
-    if (!labels) return false;
-    const image = buildImageRef(this.registries.pull, key);
-    const moved = await this.store.transition(record.id, ['Queued', 'Building'], 'Cached', {
-      devcontainerImage: image,
-      launch: launchFromImageLabels(labels),
+    const hit = await cache.lookup(key).catch((err: Error) => {
+      logger.warn({ instanceId: record.id, err: err.message }, 'build cache lookup failed; building');
+      return undefined;
+    });
+    if (count || hit) metrics.cache.inc({ result: hit ? 'hit' : 'miss' });
+    if (!hit) return false;
+    const moved = await store.transition(record.id, ['Queued', 'Building'], 'Cached', {
+      devcontainerImage: hit.image,
+      launch: hit.launch,
       build: { ...record.build!, cache: 'hit' },
     });
     if (!moved.ok) return true;
-    log.push(`codebay: build key ${key}: ${image} is in the registry; nothing to build`);
+    log.push(`codebay: build key ${key}: already built as ${hit.image}; nothing to build`);
     await log.drain();
-    await this.logs.end(record.id, 'cached');
-    await enqueueInstanceJob(this.queues, 'provision', record.id);
-    this.logger.info({ instanceId: record.id, key }, 'build key already in the registry: cached, provisioning queued');
+    await logs.end(record.id, 'cached');
+    await enqueueInstanceJob(queues, 'provision', record.id);
+    logger.info({ instanceId: record.id, key }, 'build key already built: cached, provisioning queued');
     return true;
   }
 
@@ -193,89 +214,123 @@ export class BuildInstance {
     const key = record.build!.key;
     let announced = false;
     for (;;) {
-      const claim = await this.locks.claim(key, record.id);
+      const claim = await this.deps.locks.claim(key, record.id);
       if (claim.ok) return 'mine';
       if (!announced) {
         log.push(`codebay: instance ${claim.holder} is building the same configuration (build key ${key.slice(0, 12)}…); waiting for it`);
         announced = true;
       }
       await sleep(LOCK_POLL_MS, undefined, { signal });
-      if (await this.fromRegistry(record, log, false)) return 'cached';
+      if (await this.fromCache(record, log, false)) return 'cached';
     }
   }
 
+  /** One line in the build log for each fetch the egress proxy refused or cut off; the last is kept for the reason. */
+  private fetchWatcher(log: LogBatcher): { onEvent: (e: EgressEvent) => void; last: () => EgressEvent | undefined } {
+    let last: EgressEvent | undefined;
+    return {
+      onEvent: (e) => {
+        last = e;
+        log.push(`codebay: fetch of ${e.target} ${e.kind === 'refused' ? 'refused' : e.kind === 'timeout' ? 'timed out' : 'failed'}: ${e.reason}`);
+      },
+      last: () => last,
+    };
+  }
+
   private async build(record: InstanceRecord, attempt: number, signal: AbortSignal, log: LogBatcher): Promise<'built' | 'cached'> {
+    const { config, registries, store, logs, cli, images, cache, locks, workspace, queues, logger } = this.deps;
     const id = record.id;
     const { key, family } = record.build!;
     if ((await this.waitForKey(record, signal, log)) === 'cached') return 'cached';
-    const stopKeepAlive = this.locks.keepAlive(key, id);
+    const stopKeepAlive = locks.keepAlive(key, id);
+    const fetches = this.fetchWatcher(log);
+    const proxy = new EgressProxy({
+      policy: this.deps.sources,
+      connectTimeoutMs: config.FETCH_CONNECT_TIMEOUT_SECONDS * 1000,
+      idleTimeoutMs: config.FETCH_IDLE_TIMEOUT_SECONDS * 1000,
+      lookupTimeoutMs: config.FETCH_CONNECT_TIMEOUT_SECONDS * 1000,
+      onEvent: fetches.onEvent,
+    });
     try {
       // The holder before us may have finished just as we took over.
-      if (await this.fromRegistry(record, log, false)) return 'cached';
-      const pushRef = buildImageRef(this.registries.push, key);
-      const familyRef = familyImageRef(this.registries.push, family);
-      log.push(`codebay: building ${pushRef} on builder ${this.config.BUILDER_NAME}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
-      const folders = await this.workspace.materialise(id, record.source, record.artifact!);
-      log.mask = createMasker([...(await this.buildArgs(folders.workspace)), record.accessToken]);
-      const cacheFrom = (await this.images.pull(familyRef)) ? familyRef : undefined;
-      log.push(cacheFrom ? `codebay: reusing layers of ${familyRef}` : `codebay: no earlier image of this configuration to reuse layers from`);
-
-      await this.cli.build({
-        workspaceFolder: folders.workspace,
-        imageName: pushRef,
-        tmpDir: folders.tmp,
-        dockerHost: this.config.DOCKER_HOST,
-        dockerPath: this.config.DOCKER_PATH,
-        signal,
-        onLine: log.push,
-        cacheFrom,
-        labels: { [BUILD_KEY_LABEL]: key, 'codebay.family': family },
+      if (await this.fromCache(record, log, false)) return 'cached';
+      const pushRef = buildImageRef(registries.push, key);
+      log.push(`codebay: building build key ${key} on builder ${config.BUILDER_NAME}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
+      const folders = await workspace.materialise(id, record.source, record.artifact!);
+      log.mask = createMasker({ paths: { [folders.workspace]: '<workspace>', [folders.tmp]: '<tmp>', [folders.root]: '<job>' } });
+      // The second check, on what the CLI will really read: the same policy, every path with
+      // symlinks followed on disk, and the build key recomputed from the unpacked files.
+      const checked = await workspace.verify(folders, record);
+      log.mask = createMasker({
+        values: buildArgValues(checked.config),
+        paths: { [folders.workspace]: '<workspace>', [folders.tmp]: '<tmp>', [folders.root]: '<job>' },
       });
+      await mkdir(join(folders.tmp, 'home'), { recursive: true });
+
+      const familyPull = familyImageRef(registries.pull, family);
+      const cacheFrom = (await images.pull(familyPull)) ? familyPull : undefined;
+      log.push(
+        cacheFrom ? `codebay: reusing layers of your last build of this configuration` : `codebay: no earlier build of this configuration to reuse layers from`,
+      );
+
+      const proxyUrl = await proxy.start();
+      try {
+        await cli.build({
+          workspaceFolder: folders.workspace,
+          imageName: pushRef,
+          env: cliEnvironment({ tmpDir: folders.tmp, dockerHost: config.DOCKER_HOST, proxyUrl, allowlist: config.BUILD_LOCAL_ENV_ALLOWLIST }),
+          dockerPath: config.DOCKER_PATH,
+          signal,
+          stallMs: config.BUILD_STALL_SECONDS * 1000,
+          onLine: log.push,
+          cacheFrom,
+          labels: { [BUILD_KEY_LABEL]: key, 'codebay.family': family },
+        });
+      } catch (err) {
+        // A refused or cut-off fetch says more than the CLI's summary of it.
+        const fetch = fetches.last();
+        if (fetch && err instanceof PermanentError)
+          throw new PermanentError(
+            `fetch of ${fetch.target} ${fetch.kind === 'refused' ? 'refused' : fetch.kind === 'timeout' ? 'timed out' : 'failed'}: ${fetch.reason} — ${err.message}`,
+          );
+        throw err;
+      }
       const buildEndedAt = new Date().toISOString();
-      await this.store.patch(id, { buildEndedAt });
+      await store.patch(id, { buildEndedAt });
       if (signal.aborted) throw signal.reason;
 
       log.push(`codebay: pushing ${pushRef}`);
-      const digest = await this.images.push(pushRef, log.push);
-      await this.images.tag(pushRef, familyRef);
-      await this.images.push(familyRef, () => undefined);
-      log.push(`codebay: pushed ${pushRef}${digest ? ` (${digest})` : ''}`);
-      const launch = launchFromImageLabels(await this.images.labels(pushRef));
+      const digest = await images.push(pushRef, log.push);
+      if (!digest) throw new TransientError(`the registry did not report a digest for ${pushRef}`);
+      const familyPush = familyImageRef(registries.push, family);
+      await images.tag(pushRef, familyPush);
+      await images.push(familyPush, () => undefined);
+      const launch = launchFromImageLabels(await images.labels(pushRef));
+      await cache.record(key, { digest, launch, builtAt: buildEndedAt, builder: config.BUILDER_NAME });
+      const image = `${registries.pull}/${BUILD_IMAGE_REPOSITORY}@${digest}`;
+      log.push(`codebay: pushed ${image}`);
       await log.drain();
 
-      const built = await this.store.transition(id, ['Building'], 'Built', {
-        devcontainerImage: buildImageRef(this.registries.pull, key),
+      const built = await store.transition(id, ['Building'], 'Built', {
+        devcontainerImage: image,
         launch,
         buildEndedAt,
         pushEndedAt: new Date().toISOString(),
       });
       if (!built.ok) {
-        this.logger.info({ instanceId: id, status: built.current }, 'build finished but the instance moved on (deleted?)');
-        await this.logs.end(id, 'cancelled', `instance is ${built.current ?? 'gone'}`);
+        logger.info({ instanceId: id, status: built.current }, 'build finished but the instance moved on (deleted?)');
+        await logs.end(id, 'cancelled', `instance is ${built.current ?? 'gone'}`);
         return 'built';
       }
-      await this.logs.end(id, 'success');
-      await enqueueInstanceJob(this.queues, 'provision', id);
-      this.logger.info({ instanceId: id, key }, 'build done, provisioning queued');
+      await logs.end(id, 'success');
+      await enqueueInstanceJob(queues, 'provision', id);
+      logger.info({ instanceId: id, key, digest }, 'build done, provisioning queued');
       return 'built';
     } finally {
+      proxy.close();
       stopKeepAlive();
-      await this.locks.release(key, id).catch(() => undefined);
+      await locks.release(key, id).catch(() => undefined);
     }
-  }
-
-  /** Build arg values of the materialised config: masked in the log. */
-  private async buildArgs(workspace: string): Promise<string[]> {
-    for (const path of ['.devcontainer/devcontainer.json', '.devcontainer.json']) {
-      const file = join(workspace, path);
-      if (!existsSync(file)) continue;
-      try {
-        return buildArgValues(parseDevcontainerJson(await readFile(file, 'utf8')));
-      } catch {
-        return [];
-      }
-    }
-    return [];
   }
 
   /**
@@ -285,10 +340,10 @@ export class BuildInstance {
    */
   async housekeeping(): Promise<void> {
     try {
-      const result = await this.images.prune(BUILD_KEY_LABEL, this.config.BUILDER_MAX_IMAGE_BYTES);
-      if (result.removed.length > 0 || result.dangling > 0 || result.containers > 0) this.logger.info(result, 'pruned images');
+      const result = await this.deps.images.prune(BUILD_KEY_LABEL, this.deps.config.BUILDER_MAX_IMAGE_BYTES);
+      if (result.removed.length > 0 || result.dangling > 0 || result.containers > 0) this.deps.logger.info(result, 'pruned images');
     } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, 'image housekeeping failed');
+      this.deps.logger.warn({ err: (err as Error).message }, 'image housekeeping failed');
     }
   }
 }

@@ -1,24 +1,32 @@
-import { commonEnvSchema, envInt, parseConfig, registryEnvSchema } from '@codebay/platform';
+import { buildPolicyEnvSchema, commonEnvSchema, envInt, parseConfig, registryEnvSchema } from '@codebay/platform';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
-const schema = commonEnvSchema.extend(registryEnvSchema.shape).extend({
-  /** This builder's own Docker daemon: one build at a time runs on it. */
-  DOCKER_HOST: z.string().default('unix:///run/codebay-docker/docker.sock'),
-  CODEBAY_BUILD_DIR: z.string().default('/var/lib/codebay/builds'),
-  BUILD_TIMEOUT_SECONDS: envInt(1800),
-  /** Names this builder in build logs and its own log lines. */
-  BUILDER_NAME: z.string().default(`${hostname()}-${process.pid}`),
-  /** A build job whose builder stops renewing its lock this long is handed to another builder. */
-  JOB_LOCK_SECONDS: envInt(60),
-  STALLED_INTERVAL_SECONDS: envInt(30),
-  /** Images of finished builds kept on this builder's daemon (bytes); the oldest go first. */
-  BUILDER_MAX_IMAGE_BYTES: envInt(20 * 1024 ** 3),
-  /** Docker client the Dev Containers CLI calls. */
-  DOCKER_PATH: z.string().default('docker'),
-  METRICS_HOST: z.string().default('127.0.0.1'),
-  METRICS_PORT: envInt(9101),
-});
+const schema = commonEnvSchema
+  .extend(registryEnvSchema.shape)
+  .extend(buildPolicyEnvSchema.shape)
+  .extend({
+    /** This builder's own Docker daemon: one build at a time runs on it. */
+    DOCKER_HOST: z.string().default('unix:///run/codebay-docker/docker.sock'),
+    CODEBAY_BUILD_DIR: z.string().default('/var/lib/codebay/builds'),
+    BUILD_TIMEOUT_SECONDS: envInt(1800),
+    /** A build that prints nothing for this long is ended with that reason. */
+    BUILD_STALL_SECONDS: envInt(600),
+    /** Every fetch the CLI makes (features, image manifests) through the egress proxy: connect, and silence once connected. */
+    FETCH_CONNECT_TIMEOUT_SECONDS: envInt(10),
+    FETCH_IDLE_TIMEOUT_SECONDS: envInt(60),
+    /** Names this builder in build logs and its own log lines. */
+    BUILDER_NAME: z.string().default(`${hostname()}-${process.pid}`),
+    /** A build job whose builder stops renewing its lock this long is handed to another builder. */
+    JOB_LOCK_SECONDS: envInt(60),
+    STALLED_INTERVAL_SECONDS: envInt(30),
+    /** Images of finished builds kept on this builder's daemon (bytes); the oldest go first. */
+    BUILDER_MAX_IMAGE_BYTES: envInt(20 * 1024 ** 3),
+    /** Docker client the Dev Containers CLI calls. */
+    DOCKER_PATH: z.string().default('docker'),
+    METRICS_HOST: z.string().default('127.0.0.1'),
+    METRICS_PORT: envInt(9101),
+  });
 
 export type BuilderConfig = z.infer<typeof schema>;
 export const loadConfig = (env: NodeJS.ProcessEnv = process.env): BuilderConfig => parseConfig(schema, env, 'builder');

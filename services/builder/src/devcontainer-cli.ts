@@ -13,16 +13,55 @@ const GUARD = fileURLToPath(new URL('./cli-guard.mjs', import.meta.url));
 export interface CliBuildOptions {
   workspaceFolder: string;
   imageName: string;
-  /** Per-job TMPDIR: the CLI caches state there that must not leak between jobs. */
-  tmpDir: string;
-  dockerHost: string;
+  /** The CLI's whole environment (see cliEnvironment): nothing of the builder's own is inherited. */
+  env: Record<string, string>;
   dockerPath: string;
   signal: AbortSignal;
+  /** A build that prints nothing for this long is ended (ms). */
+  stallMs: number;
   onLine: (line: string) => void;
   /** An image whose layers the build may reuse (`--cache-from`); must be on the daemon. */
   cacheFrom?: string;
   labels?: Record<string, string>;
 }
+
+/**
+ * The environment the Dev Containers CLI runs with: the builder's own is never inherited
+ * (it holds service credentials, and the CLI substitutes `${localEnv:NAME}` from its
+ * environment into the config). Only what the CLI needs, plus the variables the operator
+ * allow-listed (`BUILD_LOCAL_ENV_ALLOWLIST`, taken from the builder's environment).
+ * Every HTTP(S) request the CLI makes (feature and image manifests, feature tarballs) goes
+ * through `proxyUrl`, the builder's egress proxy, which applies FEATURE_SOURCES and timeouts.
+ */
+export function cliEnvironment(opts: {
+  /** Per-job TMPDIR (the CLI caches state there that must not leak between jobs); HOME lives under it. */
+  tmpDir: string;
+  dockerHost: string;
+  proxyUrl: string;
+  allowlist: readonly string[];
+  from?: NodeJS.ProcessEnv;
+}): Record<string, string> {
+  const from = opts.from ?? process.env;
+  const env: Record<string, string> = {};
+  for (const name of opts.allowlist) if (from[name] !== undefined) env[name] = from[name];
+  return {
+    ...env,
+    PATH: from.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    HOME: join(opts.tmpDir, 'home'),
+    TMPDIR: opts.tmpDir,
+    DOCKER_HOST: opts.dockerHost,
+    NO_COLOR: '1',
+    HTTP_PROXY: opts.proxyUrl,
+    HTTPS_PROXY: opts.proxyUrl,
+    http_proxy: opts.proxyUrl,
+    https_proxy: opts.proxyUrl,
+    NO_PROXY: '',
+    no_proxy: '',
+  };
+}
+
+/** The build printed nothing for too long. */
+export class StalledError extends PermanentError {}
 
 /** Faults of the machinery, not of the user's config: worth retrying. */
 const TRANSIENT = [/Cannot connect to the Docker daemon/i, /ECONNREFUSED/, /ECONNRESET/, /error during connect/i, /i\/o timeout/i, /TLS handshake timeout/i];
@@ -77,7 +116,7 @@ export class DevcontainerCli {
     ];
     const child = spawn(process.execPath, args, {
       cwd: opts.workspaceFolder,
-      env: { ...process.env, DOCKER_HOST: opts.dockerHost, TMPDIR: opts.tmpDir, NO_COLOR: '1' },
+      env: opts.env,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached: true,
     });
@@ -100,7 +139,19 @@ export class DevcontainerCli {
     });
     const stderr = createInterface({ input: child.stderr! });
     const tail: string[] = [];
+    // No output for stallMs: the build is stuck (a fetch that never answers, a step waiting on input).
+    let lastOutput = Date.now();
+    let stalled = false;
+    const watchdog = setInterval(
+      () => {
+        if (Date.now() - lastOutput < opts.stallMs) return;
+        stalled = true;
+        kill();
+      },
+      Math.min(5_000, Math.max(250, Math.floor(opts.stallMs / 4))),
+    );
     stderr.on('line', (raw) => {
+      lastOutput = Date.now();
       for (const line of cliLogLines(raw)) {
         tail.push(line);
         if (tail.length > 20) tail.shift();
@@ -112,7 +163,12 @@ export class DevcontainerCli {
       child.on('error', reject);
       child.on('close', (c) => resolve(c));
     });
+    clearInterval(watchdog);
     opts.signal.removeEventListener('abort', kill);
+    if (stalled && !opts.signal.aborted) {
+      const last = tail.at(-1);
+      throw new StalledError(`the build made no progress for ${Math.round(opts.stallMs / 1000)} s and was stopped${last ? `; its last line: ${last}` : ''}`);
+    }
     if (opts.signal.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new Error('build aborted');
 
     let outcome: { outcome?: string; message?: string; description?: string } = {};

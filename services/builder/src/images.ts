@@ -1,16 +1,34 @@
 import { TransientError } from '@codebay/contracts';
-import { followProgress, splitImageRef, type Docker } from '@codebay/platform';
+import { followProgress, splitImageRef, type Docker, type RegistryCredentials } from '@codebay/platform';
 
-/** The builder's view of its Docker daemon's images: push, read labels, clean up. */
+/** Credentials for one registry address, as the Engine API takes them (`X-Registry-Auth`). */
+export interface RegistryLogin {
+  /** `host:port` the credentials are for. */
+  registry: string;
+  auth?: RegistryCredentials;
+}
+
+function authconfig(login: RegistryLogin | undefined): { username: string; password: string; serveraddress: string } | undefined {
+  return login?.auth ? { ...login.auth, serveraddress: login.registry } : undefined;
+}
+
+/**
+ * The builder's view of its Docker daemon's images: push (with the push credentials only
+ * builders hold), pull (with the pull-only credentials), read labels, clean up. The
+ * daemon stores no credentials: each call hands its own, so a build step never has any.
+ */
 export class ImageStore {
-  constructor(private readonly docker: Docker) {}
+  constructor(
+    private readonly docker: Docker,
+    private readonly logins: { push?: RegistryLogin; pull?: RegistryLogin } = {},
+  ) {}
 
   /** Pushes one tag; the log gets one line per layer outcome and the digest. Registry faults are transient. */
   async push(image: string, onLine: (line: string) => void): Promise<string | undefined> {
     const { tag } = splitImageRef(image);
     let digest: string | undefined;
     try {
-      const stream = await this.docker.getImage(image).push({ tag });
+      const stream = await this.docker.getImage(image).push({ tag, authconfig: authconfig(this.logins.push) });
       await followProgress(this.docker, stream, (e) => {
         if (e.aux?.Digest) digest = e.aux.Digest;
         if (e.status && e.id && (e.status === 'Pushed' || e.status === 'Layer already exists')) onLine(`${e.id}: ${e.status}`);
@@ -25,7 +43,7 @@ export class ImageStore {
   /** Pulls an image if the registry has it; false when it does not (or cannot be reached). */
   async pull(image: string): Promise<boolean> {
     try {
-      const stream = await this.docker.pull(image);
+      const stream = await this.docker.pull(image, { authconfig: authconfig(this.logins.pull) });
       await followProgress(this.docker, stream);
       return true;
     } catch {

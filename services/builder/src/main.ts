@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { QUEUES, buildJobSchema } from '@codebay/contracts';
 import {
   ArtifactStore,
+  BuildCache,
   BuildLogStream,
   InstanceStore,
   closeQueues,
@@ -18,6 +19,7 @@ import {
 } from '@codebay/platform';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { Counter, Gauge, Histogram } from 'prom-client';
+import { parseSourcePolicy } from '@codebay/devcontainer';
 import { BuildInstance } from './build-instance.ts';
 import { BuildLocks } from './build-lock.ts';
 import { loadConfig } from './config.ts';
@@ -32,7 +34,11 @@ const logger = createLogger('builder', config.LOG_LEVEL);
 const redis = createRedis(config.REDIS_URL, 'codebay-builder');
 const queues = createQueues(redis, config.CODEBAY_QUEUE_PREFIX);
 const artifacts = new ArtifactStore(config.CODEBAY_ARTIFACT_DIR);
-const images = new ImageStore(dockerFromHost(config.DOCKER_HOST));
+const registries = registrySettings(config);
+const images = new ImageStore(dockerFromHost(config.DOCKER_HOST), {
+  push: { registry: registries.push, auth: registries.pushAuth },
+  pull: { registry: registries.pull, auth: registries.pullAuth },
+});
 const metrics = createMetricsRegistry('builder');
 registerQueueDepth(metrics, queues);
 const buildMetrics = {
@@ -51,23 +57,28 @@ const buildMetrics = {
     registers: [metrics],
   }),
 };
-const registries = registrySettings(config);
 const store = new InstanceStore(redis);
 const logs = new BuildLogStream(redis);
-const useCase = new BuildInstance(
+const sources = parseSourcePolicy(config.FEATURE_SOURCES);
+const useCase = new BuildInstance({
   config,
   registries,
+  sources,
   store,
   logs,
-  new DevcontainerCli(),
+  cli: new DevcontainerCli(),
   images,
-  new RegistryClient(registries.apiUrl),
-  new BuildLocks(redis, config.JOB_LOCK_SECONDS * 1000),
-  new BuildWorkspace(config.CODEBAY_BUILD_DIR, artifacts),
+  cache: new BuildCache(redis, new RegistryClient(registries.apiUrl, { auth: registries.pullAuth }), registries.pull),
+  locks: new BuildLocks(redis, config.JOB_LOCK_SECONDS * 1000),
+  workspace: new BuildWorkspace(config.CODEBAY_BUILD_DIR, artifacts, {
+    localEnv: config.BUILD_LOCAL_ENV_ALLOWLIST,
+    platformRegistries: [registries.pull, registries.push],
+    sources,
+  }),
   queues,
   logger,
-  buildMetrics,
-);
+  metrics: buildMetrics,
+});
 
 // A builder killed mid-build left its daemon with the pieces of that build: clear them before taking jobs.
 await useCase.housekeeping();
@@ -114,7 +125,7 @@ worker.on('failed', (job, err) => {
 worker.on('error', (err) => logger.error({ err: err.message }, 'build worker error'));
 
 const ops = await startOpsServer(config.METRICS_HOST, config.METRICS_PORT, metrics, () => images.ping());
-logger.info({ dockerHost: config.DOCKER_HOST, registry: registries, metrics: config.METRICS_PORT }, 'builder ready');
+logger.info({ dockerHost: config.DOCKER_HOST, registry: { pull: registries.pull, push: registries.push }, metrics: config.METRICS_PORT }, 'builder ready');
 
 installShutdown(logger, [
   () => worker.close(),
