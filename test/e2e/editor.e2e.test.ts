@@ -6,6 +6,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../support/browser.ts';
 import { containerExists, execIn, testDocker, volumeExists } from '../support/docker.ts';
+import { editorRequest } from '../support/editor.ts';
 import {
   createFromDevcontainer,
   createFromWorkspace,
@@ -63,6 +64,8 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
     expect(simple.instance_id).toMatch(new RegExp(`^${user}-[a-z0-9]{8}$`));
     expect(simple.access_token).toMatch(/^[A-Za-z0-9]+$/);
     expect(simple.url).toBe(`${stack.url}/instances/${simple.instance_id}?tkn=${simple.access_token}`);
+    // Every editor has an origin of its own.
+    expect(simple.editor_url).toBe(`http://${simple.instance_id}.localhost:${new URL(stack.url).port}/`);
     expect(simple.base_image).toBe('debian:bookworm');
 
     const res = await stack.api(`/api/instances/${simple.instance_id}/build-logs?follow=1`);
@@ -83,7 +86,8 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
 
   it('runs it: Running only once the editor answers, with the merged config applied', async () => {
     const running = await waitForStatus(stack, simple.instance_id, ['Running'], 180_000);
-    expect(running.devcontainer_image).toBe(`localhost:32000/codebay-devcontainer:${simple.build!.key}`);
+    // The image the builder recorded at push, pulled by digest.
+    expect(running.devcontainer_image).toMatch(/^localhost:32000\/codebay-devcontainer@sha256:[0-9a-f]{64}$/);
     expect(await cat(simple.instance_id, '/workspace/.sample-post-create')).toMatch(/^created .* as root/);
     const env = await execIn(docker, container(simple.instance_id), ['printenv', 'CODEBAY_SAMPLE']);
     expect(env.stdout.trim()).toBe('simple');
@@ -96,25 +100,29 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
   });
 
   it('refuses the editor without the instance token', async () => {
-    const base = `${stack.url}/instances/${simple.instance_id}/`;
-    expect((await fetch(base, { redirect: 'manual' })).status).toBe(401);
-    expect((await fetch(`${base}?tkn=wrong${simple.access_token}`, { redirect: 'manual' })).status).toBe(401);
-    expect((await fetch(`${base}static/x`, { redirect: 'manual', headers: { cookie: 'codebay_tkn=nope' } })).status).toBe(401);
+    const base = simple.editor_url;
+    expect((await editorRequest(base)).status).toBe(401);
+    expect((await editorRequest(`${base}?tkn=wrong${simple.access_token}`)).status).toBe(401);
+    expect((await editorRequest(`${base}static/x`, { headers: { cookie: 'codebay_tkn=nope' } })).status).toBe(401);
+    // The path form of the API origin leads to the instance's own origin, never to the editor itself.
+    const old = await fetch(`${stack.url}/instances/${simple.instance_id}/static/x`, { redirect: 'manual' });
+    expect(old.status).toBe(302);
+    expect(old.headers.get('location')).toBe(`${simple.editor_url}static/x`);
   });
 
   it('opens VS Code in Chromium and a terminal there writes to /workspace and /shared', async () => {
     const page = await browser.newPage();
     try {
-      // The seed's URL form (no slash) redirects to the editor route, which swaps the token for a cookie.
+      // The seed's URL form redirects to the instance's own origin, which swaps the token for a cookie.
       await page.goto(simple.url);
       await page.waitForSelector('.monaco-workbench', { timeout: 90_000 });
       // The token has left the address bar (code-server may add its own ?folder=).
-      expect(page.url().startsWith(`${stack.url}/instances/${simple.instance_id}/`)).toBe(true);
+      expect(page.url().startsWith(simple.editor_url)).toBe(true);
       expect(page.url()).not.toContain('tkn=');
       const cookies = await page.context().cookies();
       const session = cookies.find((c) => c.name === 'codebay_tkn');
-      expect(session?.httpOnly).toBe(true);
-      expect(session?.path).toBe(`/instances/${simple.instance_id}/`);
+      // Host-only (no Domain attribute: the browser records the exact host), HttpOnly, SameSite=Lax.
+      expect(session).toMatchObject({ domain: new URL(simple.editor_url).hostname, path: '/', httpOnly: true, sameSite: 'Lax' });
 
       // The explorer lists the workspace once the remote connection is up: then the workbench takes commands.
       await page.locator('.explorer-folders-view', { hasText: '.sample-post-create' }).waitFor({ timeout: 60_000 });
@@ -195,9 +203,9 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
   });
 
   it("refuses one instance's token on another instance", async () => {
-    const res = await fetch(`${stack.url}/instances/${python.instance_id}/?tkn=${simple.access_token}`, { redirect: 'manual' });
+    const res = await editorRequest(`${python.editor_url}?tkn=${simple.access_token}`);
     expect(res.status).toBe(401);
-    const ok = await fetch(`${stack.url}/instances/${python.instance_id}/?tkn=${python.access_token}`, { redirect: 'manual' });
+    const ok = await editorRequest(`${python.editor_url}?tkn=${python.access_token}`);
     expect(ok.status).toBe(302);
   });
 
@@ -211,7 +219,7 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
     expect(await volumeExists(docker, `codebay-ws-${id}`)).toBe(false);
     expect(await volumeExists(docker, `codebay-shared-${user}`)).toBe(true);
     // The editor route is closed for a deleted instance.
-    expect((await fetch(`${stack.url}/instances/${id}/?tkn=${simple.access_token}`, { redirect: 'manual' })).status).toBe(401);
+    expect((await editorRequest(`${simple.editor_url}?tkn=${simple.access_token}`)).status).toBe(401);
     expect((await getInstance(stack, id)).status).toBe('Deleted');
   });
 });

@@ -679,49 +679,6 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  '/auth/instances/{id}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    /** External auth for an instance’s Ingress: 200 when the request carries the instance token (?tkn= in X-Original-URL, or the session cookie) */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Allowed (may set the session cookie) */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-        /** @description No valid instance token */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
   '/seed/instances/{id}': {
     parameters: {
       query?: never;
@@ -729,7 +686,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** A workspace instance’s upload (tar.gz), for the instance to unpack on first start; Authorization: Bearer <the instance’s access token> */
+    /** A workspace instance’s upload (tar.gz), for the instance to unpack on first start; Authorization: Bearer <the instance’s seeding token, from its Kubernetes Secret> */
     get: {
       parameters: {
         query?: never;
@@ -750,7 +707,7 @@ export interface paths {
             'application/octet-stream': string;
           };
         };
-        /** @description Not this instance’s token */
+        /** @description Not this instance’s seeding token */
         401: {
           headers: {
             [name: string]: unknown;
@@ -1042,8 +999,9 @@ export interface components {
     Instance: {
       instance_id: string;
       user_id?: string;
-      /** @description Opens the editor: https://<BASE_DOMAIN>/instances/<id>?tkn=<access_token> */
+      /** @description Opens the editor: https://<BASE_DOMAIN>/instances/<id>?tkn=<access_token>, which redirects to the instance’s own origin (editor_url) and leaves a session cookie there */
       url: string;
+      /** @description Opens this instance’s editor; empty when it was sealed with an earlier CODEBAY_SECRET_KEY */
       access_token: string;
       /** @enum {string} */
       status: 'Queued' | 'Building' | 'Built' | 'Cached' | 'Provisioning' | 'Running' | 'Failed' | 'Deleting' | 'Deleted';
@@ -1056,6 +1014,8 @@ export interface components {
         cache?: 'hit' | 'miss';
       } | null;
       build_logs_url: string;
+      /** @description The instance’s own origin, https://<id>.<BASE_DOMAIN>/ (http://<id>.localhost:<port>/ on one machine) */
+      editor_url?: string;
       error?: string | null;
       phase?: string | null;
       vscode_version?: string;

@@ -116,7 +116,10 @@ export interface InstanceRecord {
   userId: string;
   status: InstanceStatus;
   source: SourceKind;
-  accessToken: string;
+  /** sha256 (hex) of the access token: what the editor route checks. */
+  accessTokenHash: string;
+  /** The access token sealed with the platform key (the API shows it again; Redis never holds it in clear). */
+  accessTokenSealed: string;
   baseImage: string | null;
   /** Image the builder pushes (or pushed); null for simple instances. */
   devcontainerImage: string | null;
@@ -146,7 +149,8 @@ export interface NewInstanceRecord {
   id: string;
   userId: string;
   source: SourceKind;
-  accessToken: string;
+  accessTokenHash: string;
+  accessTokenSealed: string;
   baseImage: string | null;
   artifact: string | null;
   resources: Resources;
@@ -188,6 +192,8 @@ export interface InstanceResponse {
   /** The build key and whether the image came from the registry (`hit`) or was built (`miss`). */
   build: { key: string; cache: 'hit' | 'miss' } | null;
   build_logs_url: string;
+  /** The instance's own origin (`https://<id>.<BASE_DOMAIN>/`); `url` leads there and sets its cookie. */
+  editor_url: string;
   error: string | null;
   phase: FailurePhase | null;
   vscode_version: string;
@@ -195,21 +201,42 @@ export interface InstanceResponse {
   timings: Record<string, string | null>;
 }
 
+/** The seed's instance URL: `https://<BASE_DOMAIN>/instances/<id>?tkn=<token>` (it redirects to the instance's own origin). */
 export function instanceUrl(publicUrl: string, id: string, token: string): string {
   return `${publicUrl}/instances/${id}?tkn=${token}`;
 }
 
-export function toInstanceResponse(record: InstanceRecord, publicUrl: string): InstanceResponse {
+/**
+ * Where instances' editors live: each on an origin of its own, `<id>.<domain>` with the
+ * scheme and port users reach codebay on (one origin per instance: browsers keep one
+ * instance's pages from reading another's; a cookie path is no such boundary).
+ */
+export interface EditorOrigins {
+  protocol: 'http:' | 'https:';
+  /** Parent domain of instance hosts: `BASE_DOMAIN` (wildcard DNS and certificate), or `localhost` on one machine. */
+  domain: string;
+  /** `:8080`, or '' for the scheme's default port. */
+  port: string;
+}
+
+/** `http://<id>.localhost:8080` — no trailing slash. */
+export function editorOrigin(origins: EditorOrigins, id: string): string {
+  return `${origins.protocol}//${id}.${origins.domain}${origins.port}`;
+}
+
+/** The API's view of an instance; `accessToken` is the record's token, unsealed by the caller. */
+export function toInstanceResponse(record: InstanceRecord, publicUrl: string, origins: EditorOrigins, accessToken: string): InstanceResponse {
   return {
     instance_id: record.id,
     user_id: record.userId,
-    url: instanceUrl(publicUrl, record.id, record.accessToken),
-    access_token: record.accessToken,
+    url: instanceUrl(publicUrl, record.id, accessToken),
+    access_token: accessToken,
     status: record.status,
     base_image: record.baseImage,
     devcontainer_image: record.devcontainerImage,
     build: record.build ? { key: record.build.key, cache: record.build.cache } : null,
     build_logs_url: `${publicUrl}/api/instances/${record.id}/build-logs`,
+    editor_url: `${editorOrigin(origins, record.id)}/`,
     error: record.failure ? record.failure.reason : null,
     phase: record.failure ? record.failure.phase : null,
     vscode_version: record.vscodeVersion,

@@ -49,16 +49,6 @@ function httpMetrics(registry: Registry): RequestHandler {
   };
 }
 
-/** The seed's instance URL form `/instances/<id>?tkn=…` (no slash, no bearer) goes to the editor route. */
-const seedEditorRedirect: RequestHandler = (req, res, next) => {
-  const m = /^\/instances\/([a-z0-9-]+)$/.exec(req.path);
-  if (req.method === 'GET' && m && typeof req.query.tkn === 'string' && !req.headers.authorization) {
-    res.redirect(302, `/instances/${m[1]}/?tkn=${encodeURIComponent(req.query.tkn)}`);
-    return;
-  }
-  next();
-};
-
 export function createApp(deps: GatewayDeps): Express {
   const { logger, redis, metrics } = deps;
   const app = express();
@@ -74,7 +64,7 @@ export function createApp(deps: GatewayDeps): Express {
   });
   app.use(httpMetrics(metrics));
 
-  // Editor traffic first: it must see the raw request body.
+  // Editor traffic first (instance hosts, and the API origin's editor URLs, redirected): it must see the raw request body.
   app.use(deps.editor.middleware());
 
   app.get('/', (_req, res) => {
@@ -105,14 +95,8 @@ export function createApp(deps: GatewayDeps): Express {
     res.send(await metrics.metrics());
   });
 
-  // External auth for per-instance Ingresses (Kubernetes): the instance token, not the API token.
-  app.get('/auth/instances/:id', deps.editor.authHandler());
-  // An instance fetching its own workspace upload (Kubernetes first start), with its own token.
-  app.get(
-    '/seed/instances/:id',
-    workspaceSeedHandler((id, token) => deps.editor.authorised(id, token), deps.artifacts),
-  );
-  app.use(seedEditorRedirect);
+  // An instance fetching its own workspace upload (Kubernetes first start), with its own seeding token.
+  app.get('/seed/instances/:id', workspaceSeedHandler(deps.store, deps.config.key, deps.artifacts));
   if (deps.config.CORS_ORIGINS.length > 0) {
     // Only the API, only the configured origins; bearer tokens, so no credentials mode.
     const allowCors = cors({

@@ -1,37 +1,62 @@
-import { commonEnvSchema, envInt, envList, parseConfig, registryEnvSchema } from '@codebay/platform';
+import type { EditorOrigins } from '@codebay/contracts';
+import { parseSourcePolicy, type BuildPolicy } from '@codebay/devcontainer';
+import { buildPolicyEnvSchema, commonEnvSchema, envInt, envList, parseConfig, PlatformKey, registryEnvSchema, registrySettings } from '@codebay/platform';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
-const schema = commonEnvSchema.extend(registryEnvSchema.shape).extend({
-  GATEWAY_HOST: z.string().default('127.0.0.1'),
-  GATEWAY_PORT: envInt(8080),
-  /** Where users reach codebay; instance and log URLs are built from it. */
-  PUBLIC_URL: z.string().url().optional(),
-  BASE_DOMAIN: z.string().default('vscode.local'),
-  CODEBAY_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
-  CODEBAY_ADMIN_TOKEN: z.string().min(16, 'CODEBAY_ADMIN_TOKEN must be at least 16 characters').optional(),
-  /** Per-user API tokens, stored hashed (see identity.ts); a mounted Secret works. */
-  CODEBAY_TOKENS_FILE: z.string().optional(),
-  /** Editor (VS Code) versions the editor bundles provide; the first is the default. */
-  CODEBAY_VSCODE_VERSIONS: envList('1.100.3'),
-  MAX_DEVCONTAINER_BYTES: envInt(256 * 1024),
-  MAX_WORKSPACE_BYTES: envInt(100 * 1024 * 1024),
-  MAX_WORKSPACE_UNPACKED_BYTES: envInt(1024 * 1024 * 1024),
-  MAX_WORKSPACE_ENTRIES: envInt(20_000),
-  /** Browser origins allowed to call the API (comma-separated); none by default: CORS stays off. */
-  CORS_ORIGINS: envList(''),
-  /** Live (not Failed/Deleted) instances one user may have, and builds waiting or running. */
-  MAX_INSTANCES_PER_USER: envInt(10),
-  MAX_QUEUED_BUILDS_PER_USER: envInt(3),
-  /** Attempts of a build job when it fails for a reason worth retrying (daemon or registry faults), and the first backoff. */
-  BUILD_ATTEMPTS: envInt(3),
-  BUILD_BACKOFF_SECONDS: envInt(5),
-  MAX_MEMORY_LIMIT: z.string().default('8Gi'),
-  MAX_CPU_LIMIT: z.string().default('4000m'),
-  MAX_STORAGE_SIZE: z.string().default('100Gi'),
-});
+const schema = commonEnvSchema
+  .extend(registryEnvSchema.shape)
+  .extend(buildPolicyEnvSchema.shape)
+  .extend({
+    GATEWAY_HOST: z.string().default('127.0.0.1'),
+    GATEWAY_PORT: envInt(8080),
+    /** Where users reach codebay; instance and log URLs are built from it. */
+    PUBLIC_URL: z.string().url().optional(),
+    BASE_DOMAIN: z.string().default('vscode.local'),
+    /**
+     * Parent domain of the instances' own origins (`<id>.<it>`): BASE_DOMAIN on Kubernetes
+     * (wildcard DNS record and certificate), `localhost` on one machine (browsers resolve
+     * `*.localhost` to loopback without DNS).
+     */
+    INSTANCE_DOMAIN: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'INSTANCE_DOMAIN must be a domain name')
+      .optional(),
+    /** The platform's own secret (see PlatformKey): seals access tokens at rest, derives per-instance secrets. */
+    CODEBAY_SECRET_KEY: z.string({ error: 'CODEBAY_SECRET_KEY is required (32 random bytes, base64: `openssl rand -base64 32`)' }).min(1),
+    CODEBAY_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
+    CODEBAY_ADMIN_TOKEN: z.string().min(16, 'CODEBAY_ADMIN_TOKEN must be at least 16 characters').optional(),
+    /** Per-user API tokens, stored hashed (see identity.ts); a mounted Secret works. */
+    CODEBAY_TOKENS_FILE: z.string().optional(),
+    /** Editor (VS Code) versions the editor bundles provide; the first is the default. */
+    CODEBAY_VSCODE_VERSIONS: envList('1.100.3'),
+    MAX_DEVCONTAINER_BYTES: envInt(256 * 1024),
+    MAX_WORKSPACE_BYTES: envInt(100 * 1024 * 1024),
+    MAX_WORKSPACE_UNPACKED_BYTES: envInt(1024 * 1024 * 1024),
+    MAX_WORKSPACE_ENTRIES: envInt(20_000),
+    /** Browser origins allowed to call the API (comma-separated); none by default: CORS stays off. */
+    CORS_ORIGINS: envList(''),
+    /** Live (not Failed/Deleted) instances one user may have, and builds waiting or running. */
+    MAX_INSTANCES_PER_USER: envInt(10),
+    MAX_QUEUED_BUILDS_PER_USER: envInt(3),
+    /** Attempts of a build job when it fails for a reason worth retrying (daemon or registry faults), and the first backoff. */
+    BUILD_ATTEMPTS: envInt(3),
+    BUILD_BACKOFF_SECONDS: envInt(5),
+    MAX_MEMORY_LIMIT: z.string().default('8Gi'),
+    MAX_CPU_LIMIT: z.string().default('4000m'),
+    MAX_STORAGE_SIZE: z.string().default('100Gi'),
+  });
 
-export type GatewayConfig = z.infer<typeof schema> & { adminToken: string; adminTokenGenerated: boolean; publicUrl: string };
+export type GatewayConfig = z.infer<typeof schema> & {
+  adminToken: string;
+  adminTokenGenerated: boolean;
+  publicUrl: string;
+  /** Where each instance's editor lives: `<protocol>//<id>.<domain><port>`. */
+  origins: EditorOrigins;
+  key: PlatformKey;
+  /** What uploads may ask of the builder (checked at upload, 422). */
+  buildPolicy: BuildPolicy;
+};
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const parsed = parseConfig(schema, env, 'gateway');
@@ -39,5 +64,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   const publicUrl = (
     parsed.PUBLIC_URL ?? (parsed.CODEBAY_RUNTIME === 'kubernetes' ? `https://${parsed.BASE_DOMAIN}` : `http://${parsed.GATEWAY_HOST}:${parsed.GATEWAY_PORT}`)
   ).replace(/\/+$/, '');
-  return { ...parsed, adminToken, adminTokenGenerated: parsed.CODEBAY_ADMIN_TOKEN === undefined, publicUrl };
+  const url = new URL(publicUrl);
+  const origins: EditorOrigins = {
+    protocol: url.protocol === 'https:' ? 'https:' : 'http:',
+    domain: parsed.INSTANCE_DOMAIN ?? (parsed.CODEBAY_RUNTIME === 'kubernetes' ? parsed.BASE_DOMAIN : 'localhost'),
+    port: url.port ? `:${url.port}` : '',
+  };
+  let key: PlatformKey;
+  let buildPolicy: BuildPolicy;
+  try {
+    key = new PlatformKey(parsed.CODEBAY_SECRET_KEY);
+    const registries = registrySettings(parsed);
+    buildPolicy = {
+      localEnv: parsed.BUILD_LOCAL_ENV_ALLOWLIST,
+      platformRegistries: [registries.pull, registries.push],
+      sources: parseSourcePolicy(parsed.FEATURE_SOURCES),
+    };
+  } catch (err) {
+    process.stderr.write(`gateway: invalid configuration\n  ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  return { ...parsed, adminToken, adminTokenGenerated: parsed.CODEBAY_ADMIN_TOKEN === undefined, publicUrl, origins, key, buildPolicy };
 }

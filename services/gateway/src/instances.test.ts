@@ -38,7 +38,13 @@ describe('resolveVscodeVersion', () => {
 });
 
 describe('checkResources', () => {
-  const config = loadConfig({ MAX_MEMORY_LIMIT: '8Gi', MAX_CPU_LIMIT: '4000m', MAX_STORAGE_SIZE: '100Gi', LOG_LEVEL: 'silent' });
+  const config = loadConfig({
+    MAX_MEMORY_LIMIT: '8Gi',
+    MAX_CPU_LIMIT: '4000m',
+    MAX_STORAGE_SIZE: '100Gi',
+    LOG_LEVEL: 'silent',
+    CODEBAY_SECRET_KEY: 'k'.repeat(64),
+  });
   const fields = (over: Partial<Record<keyof CreateFields, string>> = {}): CreateFields => createFieldsSchema.parse({ user_id: 'alice', ...over });
 
   function problems(f: CreateFields): string[] {
@@ -100,7 +106,13 @@ describe('checkResources', () => {
   });
 
   it('follows the configured maxima', () => {
-    const small = loadConfig({ MAX_MEMORY_LIMIT: '1Gi', MAX_CPU_LIMIT: '1', MAX_STORAGE_SIZE: '10Gi', LOG_LEVEL: 'silent' });
+    const small = loadConfig({
+      MAX_MEMORY_LIMIT: '1Gi',
+      MAX_CPU_LIMIT: '1',
+      MAX_STORAGE_SIZE: '10Gi',
+      LOG_LEVEL: 'silent',
+      CODEBAY_SECRET_KEY: 'k'.repeat(64),
+    });
     expect(() =>
       checkResources(fields({ memory_request: '512Mi', memory_limit: '1Gi', cpu_limit: '1', storage_size: '2Gi', shared_storage_size: '5Gi' }), small),
     ).not.toThrow();

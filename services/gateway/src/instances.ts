@@ -2,8 +2,6 @@ import {
   InputError,
   NotFoundError,
   TooManyRequestsError,
-  BUILD_IMAGE_REPOSITORY,
-  buildImageRef,
   newInstanceRecord,
   parseCpu,
   parseMemory,
@@ -12,8 +10,7 @@ import {
   type LaunchConfig,
   type SourceKind,
 } from '@codebay/contracts';
-import { launchFromImageLabels } from '@codebay/devcontainer';
-import { enqueueInstanceJob, type BuildLogStream, type CodebayQueues, type InstanceStore, type Logger, type RegistryClient } from '@codebay/platform';
+import { enqueueInstanceJob, hashToken, type BuildCache, type BuildLogStream, type CodebayQueues, type InstanceStore, type Logger } from '@codebay/platform';
 import type { GatewayConfig } from './config.ts';
 import type { Counter } from 'prom-client';
 import { mustSee, type Caller } from './identity.ts';
@@ -28,7 +25,7 @@ export interface NewInstance {
   source: SourceKind;
   baseImage: string | null;
   artifact: string | null;
-  /** The build key of what was uploaded (devcontainer and workspace sources). */
+  /** The build key of what was uploaded (devcontainer and workspace sources) and the config's own hash (`BuildKey.family`). */
   build?: { key: string; family: string };
 }
 
@@ -66,23 +63,47 @@ export class InstanceService {
     private readonly store: InstanceStore,
     private readonly queues: CodebayQueues,
     private readonly logger: Logger,
-    private readonly registry: RegistryClient,
+    private readonly cache: BuildCache,
     private readonly logs: BuildLogStream,
     private readonly cacheLookups?: Counter<'result'>,
   ) {}
 
   /**
-   * The image of a build key when the registry already has it (with the launch configuration
-   * its labels carry). A registry that does not answer counts as a miss: the builder checks again.
+   * The image of a build key when a builder built and recorded it and the registry still holds
+   * that digest (see BuildCache). A registry that does not answer counts as a miss: the builder checks again.
    */
   private async cached(key: string): Promise<{ image: string; launch: LaunchConfig } | undefined> {
     try {
-      const found = await this.registry.image(BUILD_IMAGE_REPOSITORY, key);
+      const found = await this.cache.lookup(key);
       this.cacheLookups?.inc({ result: found ? 'hit' : 'miss' });
-      return found ? { image: buildImageRef(this.config.REGISTRY, key), launch: launchFromImageLabels(found.labels) } : undefined;
+      return found;
     } catch (err) {
-      this.logger.warn({ err: (err as Error).message, key }, 'registry lookup failed; queueing a build');
+      this.logger.warn({ err: (err as Error).message, key }, 'build cache lookup failed; queueing a build');
       return undefined;
+    }
+  }
+
+  /**
+   * The layer-cache family of a user's config: keyed with the platform key and the user, so
+   * nobody can name another user's last image (`FROM …:family-<tag>` would otherwise hand
+   * them that user's workspace files).
+   */
+  private familyTag(userId: string, configHash: string): string {
+    return this.config.key.derive('family', userId, configHash).slice(0, 32);
+  }
+
+  /**
+   * The instance's access token, unsealed (records made before sealing kept it in clear);
+   * '' when it was sealed with another platform key (CODEBAY_SECRET_KEY was rotated): the
+   * record stays readable, its token can no longer be shown.
+   */
+  accessToken(record: InstanceRecord): string {
+    const legacy = (record as { accessToken?: string }).accessToken;
+    if (legacy !== undefined) return legacy;
+    try {
+      return this.config.key.open(record.accessTokenSealed);
+    } catch {
+      return '';
     }
   }
 
@@ -110,13 +131,16 @@ export class InstanceService {
     const user_id = input.userId;
     const hit = input.build ? await this.cached(input.build.key) : undefined;
     let record: InstanceRecord | undefined;
+    const build = input.build && { key: input.build.key, family: this.familyTag(user_id, input.build.family) };
     for (let attempt = 0; attempt < 5 && !record; attempt++) {
+      const token = newAccessToken();
       const candidate = newInstanceRecord(
         {
           id: newInstanceId(user_id),
           userId: user_id,
           source: input.source,
-          accessToken: newAccessToken(),
+          accessTokenHash: hashToken(token),
+          accessTokenSealed: this.config.key.seal(token),
           baseImage: input.baseImage,
           artifact: input.artifact,
           resources,
@@ -124,13 +148,13 @@ export class InstanceService {
         },
         now,
       );
-      if (input.build) candidate.build = { ...input.build, cache: hit ? 'hit' : 'miss' };
+      if (build) candidate.build = { ...build, cache: hit ? 'hit' : 'miss' };
       if (hit) Object.assign(candidate, { status: 'Cached', devcontainerImage: hit.image, launch: hit.launch });
       if (await this.store.create(candidate)) record = candidate;
     }
     if (!record) throw new Error('could not allocate a unique instance id');
     if (hit) {
-      await this.logs.append(record.id, [`codebay: build key ${input.build!.key}: ${hit.image} is already in the registry; nothing to build`]);
+      await this.logs.append(record.id, [`codebay: build key ${input.build!.key}: already built as ${hit.image}; nothing to build`]);
       await this.logs.end(record.id, 'cached');
     }
     try {

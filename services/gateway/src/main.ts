@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import {
   ArtifactStore,
+  BuildCache,
   BuildLogStream,
   InstanceStore,
   LogFollowers,
@@ -29,6 +30,7 @@ const logger = createLogger('gateway', config.LOG_LEVEL);
 const redis = createRedis(config.REDIS_URL, 'codebay-gateway');
 const queues = createQueues(redis, config.CODEBAY_QUEUE_PREFIX);
 const artifacts = new ArtifactStore(config.CODEBAY_ARTIFACT_DIR);
+const registries = registrySettings(config);
 await artifacts.init();
 
 container.register('config', { useValue: config });
@@ -49,13 +51,13 @@ container.register(InstanceService, {
       queues,
       logger,
       // A slow registry must not hold creates up for long: no answer in 3 s counts as a miss.
-      new RegistryClient(registrySettings(config).apiUrl, 3_000),
+      new BuildCache(redis, new RegistryClient(registries.apiUrl, { timeoutMs: 3_000, auth: registries.pullAuth }), registries.pull),
       c.resolve(BuildLogStream),
       cacheLookups,
     ),
 });
 container.register(EditorProxy, {
-  useFactory: (c) => new EditorProxy(c.resolve(InstanceStore), logger, config.publicUrl.startsWith('https://')),
+  useFactory: (c) => new EditorProxy(c.resolve(InstanceStore), logger, config.origins, config.key),
 });
 
 registerQueueDepth(metrics, queues);
@@ -78,7 +80,14 @@ const app = createApp({
 });
 
 const server = app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST, () => {
-  logger.info({ url: `http://${config.GATEWAY_HOST}:${config.GATEWAY_PORT}`, publicUrl: config.publicUrl }, 'gateway listening');
+  logger.info(
+    {
+      url: `http://${config.GATEWAY_HOST}:${config.GATEWAY_PORT}`,
+      publicUrl: config.publicUrl,
+      editors: `${config.origins.protocol}//<id>.${config.origins.domain}${config.origins.port}`,
+    },
+    'gateway listening',
+  );
   if (config.adminTokenGenerated) {
     // Printed once, on the terminal, so a first-time operator can call the API; never logged as JSON.
     process.stderr.write(`\ncodebay: CODEBAY_ADMIN_TOKEN was not set; this run's admin API token is:\n  ${config.adminToken}\n\n`);

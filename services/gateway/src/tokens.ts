@@ -1,4 +1,5 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+export { hashToken, sameSecret } from '@codebay/platform';
 
 const ALPHANUM = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const LOWER = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -19,11 +20,3 @@ function randomFrom(alphabet: string, length: number): string {
 export const newAccessToken = () => randomFrom(ALPHANUM, 40);
 /** Instance ids look like `<user_id>-<random>`. */
 export const newInstanceId = (userId: string) => `${userId}-${randomFrom(LOWER, 8)}`;
-
-/** sha256 of a token, hex: how API tokens are stored, and what secrets are compared by. */
-export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
-
-/** Constant-time comparison of two secrets of any length. */
-export function sameSecret(a: string, b: string): boolean {
-  return timingSafeEqual(Buffer.from(hashToken(a)), Buffer.from(hashToken(b)));
-}

@@ -1,16 +1,21 @@
-import type { InstanceRecord } from '@codebay/contracts';
-import type { InstanceStore, Logger } from '@codebay/platform';
+import { editorOrigin, type EditorOrigins, type InstanceRecord } from '@codebay/contracts';
+import { hashToken, instanceSecrets, sameSecret, type InstanceStore, type Logger, type PlatformKey } from '@codebay/platform';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import type { RequestHandler } from 'express';
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
-import { sameSecret } from '../tokens.ts';
 
+/** The browser's proof that it holds the instance's access token: host-only, on the instance's own origin. */
 export const EDITOR_COOKIE = 'codebay_tkn';
-/** Paths under `/instances/<id>/` that belong to the API, not the editor. */
+/** code-server's own session cookie (`--auth password`): only the gateway ever sets it, on the way upstream. */
+const CODE_SERVER_COOKIE = 'code-server-session';
+/** Paths under `/instances/<id>/` on the API origin that belong to the API, not the editor. */
 const API_SUBPATHS = new Set(['build-logs', 'build-status']);
 const EDITOR_PATH = /^\/instances\/([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)(\/.*)$/;
+const INSTANCE_ID = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
+/** Methods that change something: a foreign Origin is refused for them (and for every WebSocket). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 interface EditorTarget {
   id: string;
@@ -18,7 +23,11 @@ interface EditorTarget {
   upstreamUrl: string;
 }
 
-/** `/instances/<id>/rest?q` → the instance and the editor-side URL; undefined for API paths. */
+/**
+ * `/instances/<id>/rest?q` on the API origin → the instance and the editor-side URL;
+ * undefined for API paths. Such URLs (the path-based form of earlier versions) are
+ * redirected to the instance's own origin.
+ */
 export function matchEditorPath(url: string): EditorTarget | undefined {
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
@@ -38,7 +47,7 @@ function stripTokenParam(url: string): string {
   return rest ? `${path}?${rest}` : path;
 }
 
-function denied(res: { statusCode: number; setHeader(k: string, v: string): void; end(b: string): void }, status: number, message: string) {
+function denied(res: ServerResponse, status: number, message: string) {
   res.statusCode = status;
   res.setHeader('content-type', 'text/plain; charset=utf-8');
   res.setHeader('cache-control', 'no-store');
@@ -46,19 +55,30 @@ function denied(res: { statusCode: number; setHeader(k: string, v: string): void
 }
 
 /**
- * The editor route: `/instances/<id>/…` (HTTP and WebSocket) is proxied to the
- * instance's editor once the caller proves it holds that instance's access token,
- * first as `?tkn=` (exchanged for an HttpOnly cookie scoped to the instance's path),
- * then by that cookie.
+ * The editor route. Every instance's editor has an origin of its own,
+ * `<id>.<INSTANCE_DOMAIN>` (`http://<id>.localhost:8080` on one machine,
+ * `https://<id>.<BASE_DOMAIN>` behind an ingress with a wildcard record and certificate):
+ * requests for such a host (HTTP and WebSocket, every path) go to that instance's editor
+ * once the caller proves it holds the instance's access token — first as `?tkn=`
+ * (exchanged for a host-only, HttpOnly, SameSite=Lax cookie, Secure under https), then by
+ * that cookie. WebSockets and state-changing requests from a foreign Origin are refused
+ * (same-site is not same-origin: `a.localhost` and `b.localhost` share a site, so
+ * SameSite alone would let one instance's pages drive another's editor).
+ * Upstream, the user's cookies for codebay are replaced by the editor's own secret
+ * (`code-server-session`): the editor answers nothing that did not come through here.
  */
 export class EditorProxy {
   private readonly proxy = httpProxy.createProxyServer({ ws: true, xfwd: true, changeOrigin: false });
+  private readonly hostPattern: RegExp;
 
   constructor(
     private readonly store: InstanceStore,
     private readonly logger: Logger,
-    private readonly secureCookies: boolean,
+    private readonly origins: EditorOrigins,
+    private readonly key: PlatformKey,
   ) {
+    const domain = origins.domain.replace(/[.]/g, '\\.');
+    this.hostPattern = new RegExp(`^([a-z0-9-]+)\\.${domain}(?::\\d+)?$`, 'i');
     this.proxy.on('error', (err, _req, res) => {
       this.logger.warn({ err: err.message }, 'editor proxy error');
       if (res && 'writeHead' in res && !res.headersSent) denied(res, 502, 'the editor did not answer');
@@ -66,89 +86,120 @@ export class EditorProxy {
     });
   }
 
-  private tokenOf(req: IncomingMessage): string | undefined {
-    const cookies = parseCookies(req.headers.cookie ?? '');
-    return cookies[EDITOR_COOKIE];
+  /** The instance id a Host header names (`<id>.<domain>[:port]`), if it names one. */
+  instanceOfHost(host: string | undefined): string | undefined {
+    const m = this.hostPattern.exec(host ?? '');
+    const id = m?.[1]?.toLowerCase();
+    return id && INSTANCE_ID.test(id) ? id : undefined;
+  }
+
+  /** `http://<id>.localhost:8080` */
+  originOf(id: string): string {
+    return editorOrigin(this.origins, id);
   }
 
   /** The instance when `token` is its access token and it is not being deleted. */
   async authorised(id: string, token: string | undefined): Promise<InstanceRecord | undefined> {
     if (!token) return undefined;
     const record = await this.store.get(id);
-    if (!record || !sameSecret(token, record.accessToken)) return undefined;
+    if (!record) return undefined;
+    const legacy = (record as { accessToken?: string }).accessToken;
+    const ok = legacy !== undefined ? sameSecret(token, legacy) : sameSecret(hashToken(token), record.accessTokenHash);
     // A deleted instance's token opens nothing any more.
-    if (record.status === 'Deleting' || record.status === 'Deleted') return undefined;
+    if (!ok || record.status === 'Deleting' || record.status === 'Deleted') return undefined;
     return record;
   }
 
-  /** Express middleware for plain HTTP; passes API paths on. */
+  /** The request comes from the instance's own pages (or from no page at all: no Origin header). */
+  private sameOrigin(req: IncomingMessage, id: string): boolean {
+    const origin = req.headers.origin;
+    return origin === undefined || origin === this.originOf(id);
+  }
+
+  /** The cookies the editor sees: the user's own (its settings, its extensions'), never codebay's, plus the editor's secret. */
+  private upstreamCookies(req: IncomingMessage, id: string): void {
+    const kept = (req.headers.cookie ?? '')
+      .split(';')
+      .map((c) => c.trim())
+      .filter((c) => c && !c.startsWith(`${EDITOR_COOKIE}=`) && !c.startsWith(`${CODE_SERVER_COOKIE}=`));
+    kept.push(`${CODE_SERVER_COOKIE}=${instanceSecrets.editor(this.key, id)}`);
+    req.headers.cookie = kept.join('; ');
+  }
+
+  private tokenOf(req: IncomingMessage): string | undefined {
+    return parseCookies(req.headers.cookie ?? '')[EDITOR_COOKIE];
+  }
+
+  private sessionCookie(token: string): string {
+    // No Domain attribute: host-only, so `a.localhost`'s cookie never goes to `b.localhost`.
+    return serializeCookie(EDITOR_COOKIE, token, { path: '/', httpOnly: true, sameSite: 'lax', secure: this.origins.protocol === 'https:' });
+  }
+
+  /**
+   * Express middleware, first in the chain: requests for an instance host go to that
+   * instance's editor; others (the API origin) pass on — except the editor paths of the
+   * API origin (the seed's `/instances/<id>?tkn=…` and `/instances/<id>/…`), which are
+   * redirected to the instance's own origin with their query (the token) kept.
+   */
   middleware(): RequestHandler {
     return (req, res, next) => {
-      const target = matchEditorPath(req.originalUrl);
-      if (!target) return next();
+      const id = this.instanceOfHost(req.headers.host);
+      if (id === undefined) return this.redirectFromApiOrigin(req, res, next);
       void (async () => {
         const queryToken = typeof req.query.tkn === 'string' ? req.query.tkn : undefined;
-        const record = await this.authorised(target.id, queryToken ?? this.tokenOf(req));
-        if (!record) return denied(res, 401, 'a valid access token for this instance is required');
+        const record = await this.authorised(id, queryToken ?? this.tokenOf(req));
+        if (!record) return denied(res, 401, 'a valid access token for this instance is required: open the instance’s url from the API');
         if (queryToken) {
           // Swap the token in the URL for a cookie, so it leaves the address bar and history.
-          res.setHeader('set-cookie', this.sessionCookie(target.id, queryToken));
+          res.setHeader('set-cookie', this.sessionCookie(queryToken));
           res.redirect(302, stripTokenParam(req.originalUrl));
           return;
         }
+        if (!SAFE_METHODS.has(req.method) && !this.sameOrigin(req, id)) return denied(res, 403, 'cross-origin request refused');
         if (record.status !== 'Running' || !record.runtime) {
           res.setHeader('refresh', '3');
           return denied(res, 503, `instance ${record.id} is ${record.status}${record.failure ? `: ${record.failure.reason}` : ''}`);
         }
-        req.url = target.upstreamUrl;
+        this.upstreamCookies(req, id);
         this.proxy.web(req, res, { target: record.runtime.endpoint });
       })().catch(next);
     };
   }
 
-  private sessionCookie(id: string, token: string): string {
-    return serializeCookie(EDITOR_COOKIE, token, { path: `/instances/${id}/`, httpOnly: true, sameSite: 'lax', secure: this.secureCookies });
+  private redirectFromApiOrigin(req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1], next: Parameters<RequestHandler>[2]): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    const q = req.originalUrl.indexOf('?');
+    const query = q === -1 ? '' : req.originalUrl.slice(q);
+    // The seed's URL form: `/instances/<id>?tkn=…` (no slash, no bearer: a browser, not an API call).
+    const seed = /^\/instances\/([a-z0-9-]+)$/.exec(req.path);
+    if (seed && typeof req.query.tkn === 'string' && !req.headers.authorization) {
+      res.redirect(302, `${this.originOf(seed[1]!)}/${query}`);
+      return;
+    }
+    const target = matchEditorPath(req.originalUrl);
+    if (target) {
+      res.redirect(302, `${this.originOf(target.id)}${target.upstreamUrl}`);
+      return;
+    }
+    next();
   }
 
-  /**
-   * `GET /auth/instances/<id>` for an ingress controller's external auth (ingress-nginx
-   * `auth-url`): 200 when the original request carries the instance's token (as `?tkn=`
-   * in `X-Original-URL`, handed back as the session cookie, or as that cookie), else 401.
-   */
-  authHandler(): RequestHandler {
-    return (req, res, next) => {
-      const id = String(req.params.id ?? '');
-      const original = req.get('x-original-url') ?? req.get('x-original-uri') ?? '';
-      let queryToken: string | undefined;
-      try {
-        queryToken = new URL(original, 'http://codebay.invalid').searchParams.get('tkn') ?? undefined;
-      } catch {
-        queryToken = undefined;
-      }
-      void (async () => {
-        const record = await this.authorised(id, queryToken ?? this.tokenOf(req));
-        if (!record) return denied(res, 401, 'a valid access token for this instance is required');
-        if (queryToken) res.setHeader('set-cookie', this.sessionCookie(id, queryToken));
-        res.setHeader('cache-control', 'no-store');
-        res.status(200).end();
-      })().catch(next);
-    };
-  }
-
-  /** WebSocket upgrades for the editor (the workbench's remote connection). */
+  /** WebSocket upgrades for the editor (the workbench's remote connection, terminals). */
   attach(server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const target = matchEditorPath(req.url ?? '');
       const refuse = (status: number, text: string) => {
         socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       };
-      if (!target) return refuse(404, 'Not Found');
       socket.on('error', () => socket.destroy());
-      this.authorised(target.id, this.tokenOf(req))
+      const id = this.instanceOfHost(req.headers.host);
+      if (id === undefined) return refuse(404, 'Not Found');
+      // Browsers always send Origin on WebSockets: only the instance's own pages may open one.
+      if (!this.sameOrigin(req, id)) return refuse(403, 'Forbidden');
+      this.authorised(id, this.tokenOf(req))
         .then((record) => {
           if (!record) return refuse(401, 'Unauthorized');
           if (record.status !== 'Running' || !record.runtime) return refuse(503, 'Service Unavailable');
-          req.url = target.upstreamUrl;
+          this.upstreamCookies(req, id);
           this.proxy.ws(req, socket, head, { target: record.runtime.endpoint });
         })
         .catch(() => refuse(500, 'Internal Server Error'));

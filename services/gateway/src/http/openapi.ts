@@ -131,25 +131,18 @@ export function openApiDocument(publicUrl: string): Json {
           },
         },
       },
-      '/auth/instances/{id}': {
-        get: {
-          ...open,
-          summary: 'External auth for an instance’s Ingress: 200 when the request carries the instance token (?tkn= in X-Original-URL, or the session cookie)',
-          parameters: [idParam],
-          responses: { '200': { description: 'Allowed (may set the session cookie)' }, '401': { description: 'No valid instance token' } },
-        },
-      },
       '/seed/instances/{id}': {
         get: {
           ...open,
-          summary: 'A workspace instance’s upload (tar.gz), for the instance to unpack on first start; Authorization: Bearer <the instance’s access token>',
+          summary:
+            'A workspace instance’s upload (tar.gz), for the instance to unpack on first start; Authorization: Bearer <the instance’s seeding token, from its Kubernetes Secret>',
           parameters: [idParam],
           responses: {
             '200': {
               description: 'The archive',
               content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
             },
-            '401': { description: 'Not this instance’s token' },
+            '401': { description: 'Not this instance’s seeding token' },
             '404': { description: 'The instance has no workspace upload' },
             '410': { description: 'The upload is no longer stored' },
           },
@@ -187,8 +180,12 @@ export function openApiDocument(publicUrl: string): Json {
           properties: {
             instance_id: { type: 'string' },
             user_id: { type: 'string' },
-            url: { type: 'string', description: 'Opens the editor: https://<BASE_DOMAIN>/instances/<id>?tkn=<access_token>' },
-            access_token: { type: 'string' },
+            url: {
+              type: 'string',
+              description:
+                'Opens the editor: https://<BASE_DOMAIN>/instances/<id>?tkn=<access_token>, which redirects to the instance’s own origin (editor_url) and leaves a session cookie there',
+            },
+            access_token: { type: 'string', description: 'Opens this instance’s editor; empty when it was sealed with an earlier CODEBAY_SECRET_KEY' },
             status: { type: 'string', enum: [...INSTANCE_STATUSES] },
             base_image: { type: ['string', 'null'] },
             devcontainer_image: { type: ['string', 'null'] },
@@ -198,6 +195,10 @@ export function openApiDocument(publicUrl: string): Json {
               properties: { key: { type: 'string' }, cache: { type: 'string', enum: ['hit', 'miss'] } },
             },
             build_logs_url: { type: 'string' },
+            editor_url: {
+              type: 'string',
+              description: 'The instance’s own origin, https://<id>.<BASE_DOMAIN>/ (http://<id>.localhost:<port>/ on one machine)',
+            },
             error: { type: ['string', 'null'] },
             phase: { type: ['string', 'null'] },
             vscode_version: { type: 'string' },

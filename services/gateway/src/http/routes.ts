@@ -1,5 +1,13 @@
-import { InputError, createFieldsSchema, createSimpleSchema, toInstanceResponse, type CreateFields, type InstanceRecord } from '@codebay/contracts';
-import { baseImageOf, buildKey, validateDevcontainer, type BuildKey, type DevcontainerConfig } from '@codebay/devcontainer';
+import {
+  InputError,
+  UnprocessableError,
+  createFieldsSchema,
+  createSimpleSchema,
+  toInstanceResponse,
+  type CreateFields,
+  type InstanceRecord,
+} from '@codebay/contracts';
+import { baseImageOf, imageRefProblem, planBuild, type BuildKey, type DevcontainerConfig } from '@codebay/devcontainer';
 import { inspectWorkspaceArchive, type ArtifactStore, type BuildLogStream, type LogFollowers } from '@codebay/platform';
 import express, { Router, type Request, type Response } from 'express';
 import { readFile } from 'node:fs/promises';
@@ -45,7 +53,7 @@ function idParam(req: Request): string {
 export function apiRouter(deps: ApiDeps): Router {
   const { config, instances, artifacts, logs, followers, idempotency } = deps;
   const router = Router();
-  const respond = (r: InstanceRecord) => toInstanceResponse(r, config.publicUrl);
+  const respond = (r: InstanceRecord) => toInstanceResponse(r, config.publicUrl, config.origins, instances.accessToken(r));
 
   /**
    * Runs a create once per Idempotency-Key: a retry gets the first request's instance
@@ -88,6 +96,8 @@ export function apiRouter(deps: ApiDeps): Router {
 
   router.post('/instances/simple', express.json({ limit: '16kb' }), async (req, res) => {
     const fields = createSimpleSchema.parse(req.body ?? {});
+    const refused = imageRefProblem(fields.base_image, config.buildPolicy);
+    if (refused) throw new UnprocessableError('forbidden_by_policy', `base_image: ${refused}`);
     await createOnce(
       req,
       res,
@@ -104,8 +114,8 @@ export function apiRouter(deps: ApiDeps): Router {
         res,
         async (userId) => {
           const file = requireFile(req, 'devcontainer_json');
-          const devcontainer = validateDevcontainer(await readFile(file.path, 'utf8'), { hasContext: false });
-          return admit(fields, userId, 'devcontainer', file, devcontainer, buildKey({ config: devcontainer }));
+          const plan = planBuild({ configText: await readFile(file.path, 'utf8') }, config.buildPolicy);
+          return admit(fields, userId, 'devcontainer', file, plan.config, plan.key);
         },
         fields.user_id,
       );
@@ -127,9 +137,8 @@ export function apiRouter(deps: ApiDeps): Router {
             maxEntries: config.MAX_WORKSPACE_ENTRIES,
             maxUnpackedBytes: config.MAX_WORKSPACE_UNPACKED_BYTES,
           });
-          const devcontainer = validateDevcontainer(summary.configText, { hasContext: true }, summary.configPath);
-          const key = buildKey({ config: devcontainer, configPath: summary.configPath, files: summary.files });
-          return admit(fields, userId, 'workspace', file, devcontainer, key);
+          const plan = planBuild(summary, config.buildPolicy);
+          return admit(fields, userId, 'workspace', file, plan.config, plan.key);
         },
         fields.user_id,
       );

@@ -1,6 +1,5 @@
-import type { InstanceRecord } from '@codebay/contracts';
 import { errorBody } from '@codebay/contracts';
-import type { ArtifactStore } from '@codebay/platform';
+import { instanceSecrets, sameSecret, type ArtifactStore, type InstanceStore, type PlatformKey } from '@codebay/platform';
 import type { RequestHandler } from 'express';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -10,13 +9,16 @@ import { pipeline } from 'node:stream/promises';
  * `GET /seed/instances/<id>`: the workspace upload of a workspace instance, for the
  * instance itself to unpack into its `/workspace` on first start (Kubernetes: the
  * launcher fetches it; the Docker runtime copies it in directly). Authorised by the
- * instance's own token (`Authorization: Bearer`), never an API token; anything else
- * — no token, another instance's, an unknown id — is the same 401.
+ * instance's own seeding token (`Authorization: Bearer`; derived from the platform key,
+ * handed to the pod in its Secret), never an API or access token; anything else — no
+ * token, another instance's, an unknown or deleted instance — is the same 401.
  */
-export function workspaceSeedHandler(
-  authorise: (id: string, token: string | undefined) => Promise<InstanceRecord | undefined>,
-  artifacts: ArtifactStore,
-): RequestHandler {
+export function workspaceSeedHandler(store: InstanceStore, key: PlatformKey, artifacts: ArtifactStore): RequestHandler {
+  const authorise = async (id: string, token: string | undefined) => {
+    if (!token || !sameSecret(token, instanceSecrets.seed(key, id))) return undefined;
+    const record = await store.get(id);
+    return record && record.status !== 'Deleting' && record.status !== 'Deleted' ? record : undefined;
+  };
   return (req, res, next) => {
     const id = String(req.params.id ?? '');
     const header = req.get('authorization') ?? '';
