@@ -5,9 +5,18 @@ import { readFileSync } from 'node:fs';
  * `deploy/local/components.sh up` writes. Tests never start a fake in their place.
  */
 export interface Components {
+  /** With its password: Redis refuses clients without it. */
   redisUrl: string;
   dockerHost: string;
+  /** codebay's registry: pulls (read-only, pull user) … */
   registry: string;
+  /** … and pushes (builders' user). */
+  registryPush: string;
+  /** `user:password` of the pull-only and the push user. */
+  registryPullAuth: string;
+  registryPushAuth: string;
+  /** The base-image mirror standing in for Docker Hub (anonymous). */
+  mirror: string;
   editorRoot: string;
   /** A second daemon for a second builder (`CODEBAY_SECOND_DOCKERD=1 components.sh up`). */
   dockerHost2: string;
@@ -33,10 +42,20 @@ export function components(): Components {
     redisUrl: pick('REDIS_URL'),
     dockerHost: pick('DOCKER_HOST'),
     registry: pick('REGISTRY'),
+    registryPush: pick('REGISTRY_PUSH'),
+    registryPullAuth: pick('REGISTRY_PULL_AUTH'),
+    registryPushAuth: pick('REGISTRY_PUSH_AUTH'),
+    mirror: pick('CODEBAY_MIRROR'),
     // Only the suites with two builders need it: asked for when used.
     get dockerHost2() {
       return pick('DOCKER_HOST_2');
     },
     editorRoot: process.env.CODEBAY_EDITOR_ROOT ?? `${process.env.CODEBAY_CACHE ?? '/var/cache/codebay'}/editor`,
   };
+}
+
+/** The pull-only user of codebay's registry as the Engine API and RegistryClient take it. */
+export function pullLogin(c: Components = components()): { username: string; password: string; serveraddress: string } {
+  const [username, ...rest] = c.registryPullAuth.split(':');
+  return { username: username!, password: rest.join(':'), serveraddress: c.registry };
 }

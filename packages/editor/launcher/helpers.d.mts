@@ -62,6 +62,8 @@ export function editorArgs(opts: {
   configFile?: string;
   workspaceFolder: string;
   env?: Record<string, string | undefined>;
+  /** `--auth password` (the secret in $HASHED_PASSWORD) instead of `--auth none`. */
+  guarded?: boolean;
 }): string[];
 export function exitCodeOf(code: number | null, signal: string | null, signals?: Record<string, number>): number;
 export function createPhasesDone(marker: unknown): boolean;

@@ -305,9 +305,14 @@ export function isVsixPath(ext) {
   return typeof ext === 'string' && /\.vsix$/i.test(ext.trim());
 }
 
-/** Arguments for code-server (after `<node> <entry.js>`). */
-export function editorArgs({ host, port, socket, userDataDir, extensionsDir, configFile, workspaceFolder, env = {} }) {
-  const args = ['--auth', 'none'];
+/**
+ * Arguments for code-server (after `<node> <entry.js>`). With `guarded`, code-server runs
+ * with `--auth password` and its secret comes in $HASHED_PASSWORD (set by the caller): it
+ * then answers only requests carrying that secret as its session cookie, which only the
+ * codebay gateway adds.
+ */
+export function editorArgs({ host, port, socket, userDataDir, extensionsDir, configFile, workspaceFolder, env = {}, guarded = false }) {
+  const args = ['--auth', guarded ? 'password' : 'none'];
   if (socket) {
     args.push('--socket', socket);
   } else {

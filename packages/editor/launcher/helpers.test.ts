@@ -262,6 +262,10 @@ describe('editorArgs', () => {
     ]);
   });
 
+  it('guards the editor with its secret when given one', () => {
+    expect(editorArgs({ ...base, guarded: true }).slice(0, 2)).toEqual(['--auth', 'password']);
+  });
+
   it('pins the port against $PORT, brackets IPv6 and supports sockets', () => {
     expect(editorArgs({ ...base, env: { PORT: '3000' } })).toEqual(expect.arrayContaining(['--port', '8080']));
     expect(editorArgs({ ...base, host: '::' })).toContain('[::]:8080');

@@ -49,6 +49,11 @@ const TAG = '[codebay-launcher]';
 // at once, so no lifecycle command, terminal or extension ever sees it.
 const SEED_TOKEN = process.env.CODEBAY_SEED_TOKEN ?? '';
 delete process.env.CODEBAY_SEED_TOKEN;
+// The editor's own secret (the gateway adds it to every request it lets through): only
+// code-server gets it, as $HASHED_PASSWORD, which code-server itself removes from the
+// environment its terminals and extensions inherit.
+const EDITOR_SECRET = process.env.CODEBAY_EDITOR_SECRET ?? '';
+delete process.env.CODEBAY_EDITOR_SECRET;
 const SEED_ATTEMPTS = 5;
 const EXTENSION_TIMEOUT_MS = 60_000;
 const HEALTH_WAIT_MS = 60_000;
@@ -762,11 +767,12 @@ async function main() {
     configFile,
     workspaceFolder: ws,
     env,
+    guarded: EDITOR_SECRET !== '',
   });
   log(`starting code-server on ${cfg.socket ? `socket ${cfg.socket}` : `${cfg.host}:${cfg.port}`} for ${ws}`);
   editor = spawnAsUser([nodeBin, entry, ...args], {
     cwd: ws,
-    env,
+    env: EDITOR_SECRET ? { ...env, HASHED_PASSWORD: EDITOR_SECRET } : env,
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   editor.on('error', (err) => {

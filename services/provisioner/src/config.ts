@@ -1,10 +1,10 @@
-import { commonEnvSchema, envInt, parseConfig } from '@codebay/platform';
+import { commonEnvSchema, envInt, parseConfig, PlatformKey, registryEnvSchema } from '@codebay/platform';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 const defaultLauncherDir = fileURLToPath(new URL('../../../packages/editor/launcher', import.meta.url));
 
-const schema = commonEnvSchema.extend({
+const schema = commonEnvSchema.extend(registryEnvSchema.shape).extend({
   CODEBAY_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
   /** The Docker daemon instances run on. */
   DOCKER_HOST: z.string().default('unix:///run/codebay-docker/docker.sock'),
@@ -19,12 +19,14 @@ const schema = commonEnvSchema.extend({
   METRICS_PORT: envInt(9102),
   // Kubernetes runtime (KUBECONFIG, or the in-cluster service account, says where the cluster is).
   KUBERNETES_NAMESPACE: z.string().default('vscode-system'),
-  BASE_DOMAIN: z.string().default('vscode.local'),
-  REGISTRY: z.string().default('localhost:32000'),
-  CODEBAY_TLS_SECRET: z.string().default('codebay-tls'),
-  INGRESS_CLASS: z.string().default('public'),
-  INGRESS_NAMESPACE: z.string().default('ingress'),
-  GATEWAY_INTERNAL_URL: z.string().url().default('http://codebay-gateway.vscode-system.svc.cluster.local:8080'),
+  /** Namespace of codebay's own services: only the gateway's pods there may reach an editor. */
+  PLATFORM_NAMESPACE: z.string().default('codebay-system'),
+  /** An instance fetches its workspace upload from `<it>/seed/instances/<id>` on first start. */
+  GATEWAY_INTERNAL_URL: z.string().url().default('http://codebay-gateway.codebay-system.svc.cluster.local:8080'),
+  /** Secret (type kubernetes.io/dockerconfigjson, in KUBERNETES_NAMESPACE) with the pull-only registry credentials, for the kubelet. */
+  IMAGE_PULL_SECRET: z.string().optional(),
+  /** The platform's own secret (see PlatformKey): derives each instance's editor secret and seeding token. */
+  CODEBAY_SECRET_KEY: z.string({ error: "CODEBAY_SECRET_KEY is required (the gateway's, `openssl rand -base64 32`)" }).min(1),
   /** Editor images (bundle + launcher), tagged by VS Code version; defaults to REGISTRY/codebay-editor. */
   CODEBAY_EDITOR_IMAGE_REPO: z.string().optional(),
   STORAGE_CLASS: z.string().optional(),
@@ -41,5 +43,14 @@ const schema = commonEnvSchema.extend({
   DELETED_RECORD_TTL_SECONDS: envInt(86_400),
 });
 
-export type ProvisionerConfig = z.infer<typeof schema>;
-export const loadConfig = (env: NodeJS.ProcessEnv = process.env): ProvisionerConfig => parseConfig(schema, env, 'provisioner');
+export type ProvisionerConfig = z.infer<typeof schema> & { key: PlatformKey };
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProvisionerConfig {
+  const parsed = parseConfig(schema, env, 'provisioner');
+  try {
+    return { ...parsed, key: new PlatformKey(parsed.CODEBAY_SECRET_KEY) };
+  } catch (err) {
+    process.stderr.write(`provisioner: invalid configuration\n  CODEBAY_SECRET_KEY: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}

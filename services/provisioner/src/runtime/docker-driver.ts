@@ -1,5 +1,23 @@
-import { PermanentError, TransientError, launchConfigSchema, parseCpu, parseMemory, type InstanceRecord, type RuntimeInfo } from '@codebay/contracts';
-import { followProgress, type ArtifactStore, type Docker, type InstanceStore, type Logger } from '@codebay/platform';
+import {
+  PermanentError,
+  TransientError,
+  launchConfigSchema,
+  namesRegistry,
+  parseCpu,
+  parseMemory,
+  type InstanceRecord,
+  type RuntimeInfo,
+} from '@codebay/contracts';
+import {
+  followProgress,
+  instanceSecrets,
+  type ArtifactStore,
+  type Docker,
+  type InstanceStore,
+  type Logger,
+  type PlatformKey,
+  type RegistryCredentials,
+} from '@codebay/platform';
 import { createReadStream } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import type { EditorBundles } from '../editor-bundles.ts';
@@ -9,6 +27,10 @@ export interface DockerDriverOptions {
   publishHost: string;
   launcherDir: string;
   readyTimeoutMs: number;
+  /** Derives each instance's editor secret. */
+  key: PlatformKey;
+  /** codebay's registry (`REGISTRY`) and its pull-only credentials: built images are pulled with them, nothing else is. */
+  registry: { address: string; auth?: RegistryCredentials };
 }
 
 /** Port the editor listens on inside every instance. */
@@ -18,6 +40,8 @@ const LAUNCHER_DIR = '/opt/codebay/launcher';
 
 export const dockerNames = {
   container: (id: string) => `codebay-${id}`,
+  /** One bridge network per instance, inter-container traffic off: nothing else is on it. */
+  network: (id: string) => `codebay-net-${id}`,
   workspaceVolume: (id: string) => `codebay-ws-${id}`,
   sharedVolume: (userId: string) => `codebay-shared-${userId}`,
 };
@@ -54,9 +78,14 @@ async function ignore404<T>(p: Promise<T>): Promise<T | undefined> {
 
 /**
  * The single-machine runtime: one container per instance on the local Docker
- * engine, a per-instance workspace volume, a per-user shared volume that outlives
- * instances, the editor bundle and launcher mounted read-only, the editor port
- * published on loopback only.
+ * engine, on a bridge network of its own (no other container can reach it; the daemon's
+ * iptables isolation drops traffic between bridges), a per-instance workspace volume, a
+ * per-user shared volume that outlives instances, the editor bundle and launcher mounted
+ * read-only, the editor port published on loopback only and guarded by the instance's
+ * own editor secret. Containers run with Docker's default capabilities and without
+ * no-new-privileges, so `sudo` works in images set up for it: the boundary is the
+ * container (and, on a daemon with `--userns-remap`, an unprivileged host uid), not the
+ * user inside it.
  */
 export class DockerDriver implements RuntimeDriver {
   constructor(
@@ -73,8 +102,11 @@ export class DockerDriver implements RuntimeDriver {
   }
 
   private async pull(image: string): Promise<void> {
+    // Only codebay's own images are pulled with its credentials; a user's base image never is.
+    const ours = namesRegistry(image, [this.opts.registry.address]);
+    const authconfig = ours && this.opts.registry.auth ? { ...this.opts.registry.auth, serveraddress: this.opts.registry.address } : undefined;
     try {
-      const stream = await this.docker.pull(image);
+      const stream = await this.docker.pull(image, { authconfig });
       await followProgress(this.docker, stream);
     } catch (err) {
       const message = `could not pull image ${image}: ${(err as Error).message}`;
@@ -101,6 +133,7 @@ export class DockerDriver implements RuntimeDriver {
       'codebay.size': record.resources.shared_storage_size,
     });
     await this.ensureVolume(dockerNames.workspaceVolume(record.id), { ...this.labels(record, 'workspace'), 'codebay.size': record.resources.storage_size });
+    const network = await this.ensureNetwork(record);
 
     // A retried job finds the container of an earlier attempt: replace it (the volumes keep the state).
     const name = dockerNames.container(record.id);
@@ -108,7 +141,12 @@ export class DockerDriver implements RuntimeDriver {
 
     const launch = record.launch ?? launchConfigSchema.parse({});
     const env = Object.entries(launch.containerEnv).map(([k, v]) => `${k}=${v}`);
-    env.push(`CODEBAY_LAUNCH=${JSON.stringify({ ...launch, workspaceFolder: '/workspace', port: EDITOR_PORT })}`, `CODEBAY_EDITOR_DIR=${EDITOR_DIR}`);
+    env.push(
+      `CODEBAY_LAUNCH=${JSON.stringify({ ...launch, workspaceFolder: '/workspace', port: EDITOR_PORT })}`,
+      `CODEBAY_EDITOR_DIR=${EDITOR_DIR}`,
+      // The launcher hands it to the editor only (and drops it from its own environment).
+      `CODEBAY_EDITOR_SECRET=${instanceSecrets.editor(this.opts.key, record.id)}`,
+    );
     const r = record.resources;
     const container = await this.docker.createContainer({
       name,
@@ -126,13 +164,13 @@ export class DockerDriver implements RuntimeDriver {
           { Type: 'bind', Source: bundle.dir, Target: EDITOR_DIR, ReadOnly: true },
           { Type: 'bind', Source: this.opts.launcherDir, Target: LAUNCHER_DIR, ReadOnly: true },
         ],
+        NetworkMode: network,
         PortBindings: { [`${EDITOR_PORT}/tcp`]: [{ HostIp: this.opts.publishHost, HostPort: '' }] },
         Memory: parseMemory(r.memory_limit),
         MemoryReservation: parseMemory(r.memory_request),
         NanoCpus: (parseCpu(r.cpu_limit) ?? 1000) * 1_000_000,
         CpuShares: Math.max(2, Math.round(((parseCpu(r.cpu_request) ?? 200) * 1024) / 1000)),
         PidsLimit: 4096,
-        SecurityOpt: ['no-new-privileges'],
         RestartPolicy: { Name: 'unless-stopped' },
         Init: true,
       },
@@ -150,6 +188,27 @@ export class DockerDriver implements RuntimeDriver {
     if (!binding?.HostPort) throw new TransientError('the editor port was not published');
     this.logger.info({ instanceId: record.id, container: info.Id.slice(0, 12), port: binding.HostPort }, 'instance container started');
     return { driver: 'docker', endpoint: `http://${this.opts.publishHost}:${binding.HostPort}`, containerId: info.Id };
+  }
+
+  /** The instance's own bridge network (`enable_icc` off), made once. */
+  private async ensureNetwork(record: InstanceRecord): Promise<string> {
+    const name = dockerNames.network(record.id);
+    const existing = await ignore404(this.docker.getNetwork(name).inspect());
+    if (!existing) {
+      await this.docker
+        .createNetwork({
+          Name: name,
+          Driver: 'bridge',
+          CheckDuplicate: true,
+          Labels: this.labels(record, 'network'),
+          Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+        })
+        .catch((err: unknown) => {
+          // A retried job racing its own earlier attempt: the network is there now.
+          if (statusOf(err) !== 409) throw err;
+        });
+    }
+    return name;
   }
 
   async waitReady(record: InstanceRecord, runtime: RuntimeInfo, signal: AbortSignal): Promise<void> {
@@ -182,6 +241,7 @@ export class DockerDriver implements RuntimeDriver {
 
   async deprovision(record: InstanceRecord): Promise<void> {
     await ignore404(this.docker.getContainer(dockerNames.container(record.id)).remove({ force: true }));
+    await ignore404(this.docker.getNetwork(dockerNames.network(record.id)).remove());
     const volume = this.docker.getVolume(dockerNames.workspaceVolume(record.id));
     for (let attempt = 0; ; attempt++) {
       try {

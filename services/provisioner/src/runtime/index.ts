@@ -24,11 +24,9 @@ export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger;
       kc,
       {
         namespace: config.KUBERNETES_NAMESPACE,
-        baseDomain: config.BASE_DOMAIN,
-        tlsSecret: config.CODEBAY_TLS_SECRET,
-        ingressClass: config.INGRESS_CLASS,
-        ingressNamespace: config.INGRESS_NAMESPACE,
+        platformNamespace: config.PLATFORM_NAMESPACE,
         gatewayInternalUrl: config.GATEWAY_INTERNAL_URL,
+        imagePullSecret: config.IMAGE_PULL_SECRET,
         editorImageRepo: config.CODEBAY_EDITOR_IMAGE_REPO ?? `${config.REGISTRY}/codebay-editor`,
         storageClass: config.STORAGE_CLASS,
         sharedAccessMode: config.SHARED_ACCESS_MODE,
@@ -36,6 +34,7 @@ export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger;
       },
       deps.logger,
       config.READY_TIMEOUT_SECONDS * 1000,
+      config.key,
     );
     return { driver, inventory: driver, kubernetes: driver };
   }
@@ -49,6 +48,8 @@ export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger;
       publishHost: config.EDITOR_PUBLISH_HOST,
       launcherDir: config.CODEBAY_LAUNCHER_DIR,
       readyTimeoutMs: config.READY_TIMEOUT_SECONDS * 1000,
+      key: config.key,
+      registry: { address: config.REGISTRY, auth: config.REGISTRY_PULL_AUTH },
     },
   );
   return { driver };

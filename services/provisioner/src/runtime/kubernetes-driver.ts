@@ -1,5 +1,5 @@
 import { PermanentError, TransientError, type InstanceRecord, type RuntimeInfo } from '@codebay/contracts';
-import type { Logger } from '@codebay/platform';
+import { instanceSecrets, type Logger, type PlatformKey } from '@codebay/platform';
 import {
   AppsV1Api,
   CoreV1Api,
@@ -45,7 +45,7 @@ export function classifyApiError(err: unknown, what: string): Error {
 
 /**
  * The Kubernetes runtime: per instance a root ConfigMap owning a Secret, a workspace
- * PVC, a Deployment, a Service, an Ingress and a NetworkPolicy (deleting the root
+ * PVC, a Deployment, a Service and a NetworkPolicy (deleting the root
  * garbage-collects the rest), plus the user's shared PVC, which no instance owns.
  * Objects are server-side applied with one field manager, so a job run twice (or
  * resumed after a crash between two objects) ends with exactly one of each.
@@ -62,6 +62,7 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
     private readonly layout: KubernetesLayout,
     private readonly logger: Logger,
     private readonly readyTimeoutMs: number,
+    private readonly key: PlatformKey,
   ) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.core = kc.makeApiClient(CoreV1Api);
@@ -82,9 +83,12 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
     const root = await this.apply(rootObject(record, this.layout));
     const owner = { name: root.metadata!.name!, uid: root.metadata!.uid! };
     await this.ensureShared(record);
-    const o = instanceObjects(record, this.layout, owner);
-    // Storage and secret before the Deployment that mounts them; the network objects last.
-    for (const obj of [o.secret, o.workspace, o.deployment, o.service, o.ingress, o.networkPolicy] as KubernetesObject[]) await this.apply(obj);
+    const o = instanceObjects(record, this.layout, owner, {
+      editorSecret: instanceSecrets.editor(this.key, record.id),
+      seedToken: instanceSecrets.seed(this.key, record.id),
+    });
+    // The NetworkPolicy before the pod can start; storage and secret before the Deployment that mounts them.
+    for (const obj of [o.networkPolicy, o.secret, o.workspace, o.deployment, o.service] as KubernetesObject[]) await this.apply(obj);
     this.logger.info({ instanceId: record.id, namespace: this.layout.namespace }, 'instance objects applied');
     return {
       driver: 'kubernetes',
@@ -218,7 +222,6 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
     ['v1', 'PersistentVolumeClaim'],
     ['v1', 'Service'],
     ['apps/v1', 'Deployment'],
-    ['networking.k8s.io/v1', 'Ingress'],
     ['networking.k8s.io/v1', 'NetworkPolicy'],
   ] as const;
 

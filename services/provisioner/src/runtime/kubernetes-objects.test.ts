@@ -4,11 +4,9 @@ import { instanceObjects, k8sNames, rootObject, sharedVolume, type KubernetesLay
 
 const layout: KubernetesLayout = {
   namespace: 'vscode-system',
-  baseDomain: 'vscode.local',
-  tlsSecret: 'codebay-tls',
-  ingressClass: 'public',
+  platformNamespace: 'codebay-system',
   gatewayInternalUrl: 'http://gw:8080',
-  ingressNamespace: 'ingress',
+  imagePullSecret: 'codebay-registry-pull',
   editorImageRepo: 'localhost:32000/codebay-editor',
   sharedAccessMode: 'ReadWriteMany',
   runAsUser: 1000,
@@ -19,7 +17,8 @@ const record = {
     id: `${'u'.repeat(40)}-abcdefgh`,
     userId: 'u'.repeat(40),
     source: 'simple',
-    accessToken: 'tok',
+    accessTokenHash: 'h',
+    accessTokenSealed: 's',
     baseImage: 'debian:bookworm',
     artifact: null,
     resources: resourcesSchema.parse({ memory_limit: '1Gi' }),
@@ -29,7 +28,8 @@ const record = {
 
 describe('Kubernetes objects of an instance', () => {
   const root = { name: k8sNames.root(record.id), uid: 'uid-1' };
-  const o = instanceObjects(record, layout, root);
+  const credentials = { editorSecret: 'editor-secret-value', seedToken: 'seed-token-value' };
+  const o = instanceObjects(record, layout, root, credentials);
 
   it('keeps names valid for the longest user id: Service names are DNS labels, the rest DNS subdomains', () => {
     const label = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
@@ -54,30 +54,53 @@ describe('Kubernetes objects of an instance', () => {
     expect(rootObject(record, layout).metadata?.ownerReferences).toBeUndefined();
   });
 
-  it('meets the restricted Pod Security Standard with the requested resources', () => {
+  it('runs in a user namespace of its own under Pod Security baseline (sudo works, nothing privileged), with the requested resources', () => {
     const pod = o.deployment.spec!.template.spec!;
-    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } });
-    for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
-      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
-    }
-    expect(pod.containers[0]!.resources).toEqual({ requests: { cpu: '200m', memory: '512Mi' }, limits: { cpu: '1000m', memory: '1Gi' } });
+    expect(pod.hostUsers).toBe(false);
+    expect(pod.securityContext).toMatchObject({ seccompProfile: { type: 'RuntimeDefault' } });
+    const editor = pod.containers[0]!;
+    expect(editor.securityContext).toEqual({ seccompProfile: { type: 'RuntimeDefault' } });
+    expect(JSON.stringify(pod)).not.toMatch(/privileged|hostNetwork|hostPID|hostIPC|hostPath|add"/);
+    expect(pod.initContainers![0]!.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true });
+    expect(editor.resources).toEqual({ requests: { cpu: '200m', memory: '512Mi' }, limits: { cpu: '1000m', memory: '1Gi' } });
     expect(pod.initContainers![0]!.image).toBe('localhost:32000/codebay-editor:1.100.3');
     expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.imagePullSecrets).toEqual([{ name: 'codebay-registry-pull' }]);
   });
 
-  it('routes /instances/<id> through the gateway check to the Service and only lets the ingress reach the editor', () => {
-    expect(o.ingress.metadata?.annotations?.['nginx.ingress.kubernetes.io/auth-url']).toBe(`http://gw:8080/auth/instances/${record.id}`);
-    expect(o.ingress.spec?.rules?.[0]?.http?.paths[0]?.backend.service?.name).toBe(k8sNames.service(record.id));
-    expect(o.ingress.spec?.tls?.[0]).toEqual({ hosts: ['vscode.local'], secretName: 'codebay-tls' });
-    expect(o.networkPolicy.spec?.ingress?.[0]?._from).toHaveLength(2);
+  it('has no Ingress of its own: only the gateway pods of the platform namespace reach the editor, and the pod reaches no cluster network', () => {
+    expect(Object.keys(o)).not.toContain('ingress');
+    const from = o.networkPolicy.spec?.ingress;
+    expect(from).toEqual([
+      {
+        _from: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'codebay-system' } },
+            podSelector: { matchLabels: { 'app.kubernetes.io/name': 'codebay-gateway' } },
+          },
+        ],
+        ports: [{ protocol: 'TCP', port: 8080 }],
+      },
+    ]);
+    expect(o.networkPolicy.spec?.policyTypes).toEqual(['Ingress', 'Egress']);
+    const open = o.networkPolicy.spec?.egress?.find((e) => e.to?.[0]?.ipBlock);
+    expect(open?.to?.[0]?.ipBlock).toEqual({
+      cidr: '0.0.0.0/0',
+      except: expect.arrayContaining(['10.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16']),
+    });
   });
 
-  it('has a workspace instance fetch its upload with its own token from the Secret, and no other instance', () => {
-    const env = (r: typeof record) => instanceObjects(r, layout, root).deployment.spec!.template.spec!.containers[0]!.env ?? [];
+  it('hands the editor its secret and a workspace instance its seeding token from the Secret, never in the pod spec', () => {
+    const env = (r: typeof record) => instanceObjects(r, layout, root, credentials).deployment.spec!.template.spec!.containers[0]!.env ?? [];
     expect(env(record).some((e) => e.name.startsWith('CODEBAY_SEED'))).toBe(false);
+    expect(env(record)).toContainEqual({
+      name: 'CODEBAY_EDITOR_SECRET',
+      valueFrom: { secretKeyRef: { name: k8sNames.secret(record.id), key: 'editor-secret' } },
+    });
     const ws = env({ ...record, source: 'workspace', artifact: 'a'.repeat(64) });
     expect(ws).toContainEqual({ name: 'CODEBAY_SEED_URL', value: `http://gw:8080/seed/instances/${record.id}` });
-    expect(ws).toContainEqual({ name: 'CODEBAY_SEED_TOKEN', valueFrom: { secretKeyRef: { name: k8sNames.secret(record.id), key: 'access-token' } } });
-    expect(JSON.stringify(ws)).not.toContain('"tok"');
+    expect(ws).toContainEqual({ name: 'CODEBAY_SEED_TOKEN', valueFrom: { secretKeyRef: { name: k8sNames.secret(record.id), key: 'seed-token' } } });
+    expect(JSON.stringify(o.deployment)).not.toContain('secret-value');
+    expect(o.secret.stringData).toEqual({ 'editor-secret': 'editor-secret-value', 'seed-token': 'seed-token-value' });
   });
 });

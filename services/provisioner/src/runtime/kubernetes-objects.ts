@@ -1,30 +1,39 @@
 import type { InstanceRecord, LaunchConfig } from '@codebay/contracts';
-import type { KubernetesObject, V1Deployment, V1Ingress, V1NetworkPolicy, V1PersistentVolumeClaim, V1Secret, V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Deployment, V1NetworkPolicy, V1PersistentVolumeClaim, V1Secret, V1Service } from '@kubernetes/client-node';
 import { launchConfigSchema } from '@codebay/contracts';
 
 /** Settings that shape every instance's objects. */
 export interface KubernetesLayout {
   namespace: string;
-  baseDomain: string;
-  tlsSecret: string;
-  ingressClass: string;
-  /**
-   * The gateway as seen from inside the cluster: ingress-nginx asks `<it>/auth/instances/<id>`
-   * whether a request may reach the editor; a workspace instance fetches its upload from
-   * `<it>/seed/instances/<id>` on first start.
-   */
+  /** Namespace of codebay's own services: only its gateway pods may reach an editor. */
+  platformNamespace: string;
+  /** The gateway as seen from inside the cluster: a workspace instance fetches its upload from `<it>/seed/instances/<id>` on first start. */
   gatewayInternalUrl: string;
-  /** Namespace of the ingress controller, allowed to reach editors by the NetworkPolicy. */
-  ingressNamespace: string;
   /** Repository of the editor images (bundle and launcher under /opt/codebay), tagged by VS Code version. */
   editorImageRepo: string;
+  /** dockerconfigjson Secret with the pull-only registry credentials (the kubelet's, never mounted into a pod). */
+  imagePullSecret?: string;
   storageClass?: string;
   sharedAccessMode: 'ReadWriteMany' | 'ReadWriteOnce';
-  /** UID/GID instances run as (non-root); the image's remoteUser should match. */
+  /** UID/GID of the editor-bundle copy (init container) and the files it writes. */
   runAsUser: number;
 }
 
+/** The secrets an instance gets in its Secret (derived from the platform key; see instanceSecrets). */
+export interface InstanceCredentials {
+  /** code-server's password: the gateway adds it to every request it lets through. */
+  editorSecret: string;
+  /** Fetches the workspace upload on first start. */
+  seedToken: string;
+}
+
+/** Addresses instances may not reach (the cluster's own networks, link-local metadata); everything else outside stays open for package installs. */
+export const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8'];
+
 export const EDITOR_PORT = 8080;
+/** The gateway's pods (labels of deploy/kubernetes) and port. */
+export const GATEWAY_POD = { 'app.kubernetes.io/name': 'codebay-gateway' } as const;
+export const GATEWAY_PORT = 8080;
 export const FIELD_MANAGER = 'codebay-provisioner';
 
 export const LABELS = {
@@ -40,7 +49,6 @@ export const k8sNames = {
   workspace: (id: string) => `codebay-${id}-workspace`,
   deployment: (id: string) => `codebay-${id}`,
   service: (id: string) => `codebay-${id}`,
-  ingress: (id: string) => `codebay-${id}`,
   networkPolicy: (id: string) => `codebay-${id}`,
   shared: (userId: string) => `codebay-shared-${userId}`,
 };
@@ -64,11 +72,21 @@ export function rootObject(record: InstanceRecord, layout: KubernetesLayout): Ku
   };
 }
 
+/**
+ * Everything one instance needs, owned by its root. Editor traffic reaches the pod only
+ * from the gateway (NetworkPolicy, plus the editor's own secret, which only the gateway
+ * adds): there is no per-instance Ingress, so nothing depends on an ingress controller's
+ * annotations. The pod runs in a user namespace of its own (`hostUsers: false`), as root
+ * inside it so that the launcher can switch to the image's user and `sudo` works
+ * (Pod Security `baseline`); egress is open to the internet but not to the cluster's own
+ * networks, other instances or link-local metadata.
+ */
 export function instanceObjects(
   record: InstanceRecord,
   layout: KubernetesLayout,
   root: { name: string; uid: string },
-): { secret: V1Secret; workspace: V1PersistentVolumeClaim; deployment: V1Deployment; service: V1Service; ingress: V1Ingress; networkPolicy: V1NetworkPolicy } {
+  credentials: InstanceCredentials,
+): { secret: V1Secret; workspace: V1PersistentVolumeClaim; deployment: V1Deployment; service: V1Service; networkPolicy: V1NetworkPolicy } {
   const id = record.id;
   const ns = layout.namespace;
   const owner = ownedBy(root);
@@ -88,7 +106,7 @@ export function instanceObjects(
     kind: 'Secret',
     metadata: meta(k8sNames.secret(id), 'token'),
     type: 'Opaque',
-    stringData: { 'access-token': record.accessToken },
+    stringData: { 'editor-secret': credentials.editorSecret, 'seed-token': credentials.seedToken },
   };
 
   const workspace: V1PersistentVolumeClaim = {
@@ -115,10 +133,10 @@ export function instanceObjects(
         spec: {
           automountServiceAccountToken: false,
           enableServiceLinks: false,
+          // Root in the pod is an unprivileged user on the node.
+          hostUsers: false,
+          ...(layout.imagePullSecret ? { imagePullSecrets: [{ name: layout.imagePullSecret }] } : {}),
           securityContext: {
-            runAsNonRoot: true,
-            runAsUser: layout.runAsUser,
-            runAsGroup: layout.runAsUser,
             fsGroup: layout.runAsUser,
             seccompProfile: { type: 'RuntimeDefault' },
           },
@@ -130,7 +148,7 @@ export function instanceObjects(
               command: ['/opt/codebay/editor/bin/node', '-e', "require('fs').cpSync('/opt/codebay', '/codebay', { recursive: true })"],
               volumeMounts: [{ name: 'editor', mountPath: '/codebay' }],
               resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
-              securityContext: restricted,
+              securityContext: { ...restricted, runAsUser: layout.runAsUser, runAsGroup: layout.runAsUser },
             },
           ],
           containers: [
@@ -143,12 +161,13 @@ export function instanceObjects(
                 ...Object.entries(launch.containerEnv).map(([name, value]) => ({ name, value })),
                 { name: 'CODEBAY_LAUNCH', value: JSON.stringify({ ...launch, workspaceFolder: '/workspace', port: EDITOR_PORT }) },
                 { name: 'CODEBAY_EDITOR_DIR', value: '/opt/codebay/editor' },
-                { name: 'HOME', value: '/workspace/.codebay/home' },
+                // The launcher hands it to the editor only and drops it from its own environment.
+                { name: 'CODEBAY_EDITOR_SECRET', valueFrom: { secretKeyRef: { name: k8sNames.secret(id), key: 'editor-secret' } } },
                 ...(record.source === 'workspace' && record.artifact
                   ? [
                       // The launcher unpacks the upload once, before the lifecycle commands, then drops the token from its env.
                       { name: 'CODEBAY_SEED_URL', value: `${layout.gatewayInternalUrl}/seed/instances/${id}` },
-                      { name: 'CODEBAY_SEED_TOKEN', valueFrom: { secretKeyRef: { name: k8sNames.secret(id), key: 'access-token' } } },
+                      { name: 'CODEBAY_SEED_TOKEN', valueFrom: { secretKeyRef: { name: k8sNames.secret(id), key: 'seed-token' } } },
                     ]
                   : []),
               ],
@@ -158,7 +177,8 @@ export function instanceObjects(
                 requests: { cpu: r.cpu_request, memory: r.memory_request },
                 limits: { cpu: r.cpu_limit, memory: r.memory_limit },
               },
-              securityContext: restricted,
+              // Pod Security baseline: the default capabilities and setuid (sudo) work, nothing privileged.
+              securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
               volumeMounts: [
                 { name: 'workspace', mountPath: '/workspace' },
                 { name: 'shared', mountPath: '/shared' },
@@ -187,62 +207,45 @@ export function instanceObjects(
     },
   };
 
-  const ingress: V1Ingress = {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'Ingress',
-    metadata: {
-      ...meta(k8sNames.ingress(id), 'editor'),
-      annotations: {
-        // The gateway decides, per request, whether the caller holds this instance's token.
-        'nginx.ingress.kubernetes.io/auth-url': `${layout.gatewayInternalUrl}/auth/instances/${id}`,
-        'nginx.ingress.kubernetes.io/auth-always-set-cookie': 'true',
-        'nginx.ingress.kubernetes.io/use-regex': 'true',
-        'nginx.ingress.kubernetes.io/rewrite-target': '/$2',
-        'nginx.ingress.kubernetes.io/proxy-read-timeout': '3600',
-        'nginx.ingress.kubernetes.io/proxy-send-timeout': '3600',
-        'nginx.ingress.kubernetes.io/proxy-body-size': '64m',
-      },
-    },
-    spec: {
-      ingressClassName: layout.ingressClass,
-      tls: [{ hosts: [layout.baseDomain], secretName: layout.tlsSecret }],
-      rules: [
-        {
-          host: layout.baseDomain,
-          http: {
-            paths: [
-              {
-                path: `/instances/${id}(/|$)(.*)`,
-                pathType: 'ImplementationSpecific',
-                backend: { service: { name: k8sNames.service(id), port: { number: EDITOR_PORT } } },
-              },
-            ],
-          },
-        },
-      ],
-    },
-  };
-
   const networkPolicy: V1NetworkPolicy = {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
     metadata: meta(k8sNames.networkPolicy(id), 'editor'),
     spec: {
       podSelector: { matchLabels: { [LABELS.instance]: id } },
-      policyTypes: ['Ingress'],
+      policyTypes: ['Ingress', 'Egress'],
       ingress: [
         {
+          // One peer with both selectors: the gateway's pods in the platform namespace, nothing else.
           _from: [
-            { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': layout.ingressNamespace } } },
-            { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'codebay-gateway' } } },
+            { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': layout.platformNamespace } }, podSelector: { matchLabels: GATEWAY_POD } },
           ],
           ports: [{ protocol: 'TCP', port: EDITOR_PORT }],
         },
       ],
+      egress: [
+        // DNS, from the cluster's resolver.
+        {
+          to: [
+            { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } },
+          ],
+          ports: [
+            { protocol: 'UDP', port: 53 },
+            { protocol: 'TCP', port: 53 },
+          ],
+        },
+        // The gateway, for the workspace upload on first start (it checks the seeding token).
+        {
+          to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': layout.platformNamespace } }, podSelector: { matchLabels: GATEWAY_POD } }],
+          ports: [{ protocol: 'TCP', port: GATEWAY_PORT }],
+        },
+        // The internet, not the cluster's own networks, other instances, or link-local metadata.
+        { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: PRIVATE_RANGES } }] },
+      ],
     },
   };
 
-  return { secret, workspace, deployment, service, ingress, networkPolicy };
+  return { secret, workspace, deployment, service, networkPolicy };
 }
 
 /** The user's shared volume: made once, never owned by an instance. */
