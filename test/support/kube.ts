@@ -40,7 +40,18 @@ export async function applyAll(kc: KubeConfig, objs: KubernetesObject[], dryRun?
   for (const obj of objs) await api.patch(obj, undefined, dryRun, 'codebay-tests', true, PatchStrategy.ServerSideApply);
 }
 
-/** A namespace of its own for one suite, enforcing the restricted Pod Security Standard, with the provisioner's RBAC in it. */
+/** The Pod Security labels of deploy/'s instance namespace (vscode-system). */
+export function instanceNamespacePodSecurity(): Record<string, string> {
+  const [ns] = loadAllYaml(readFileSync(join(ROOT, 'deploy/kubernetes/base/namespace.yaml'), 'utf8')) as KubernetesObject[];
+  return Object.fromEntries(Object.entries(ns?.metadata?.labels ?? {}).filter(([k]) => k.startsWith('pod-security.kubernetes.io/')));
+}
+
+/**
+ * A namespace of its own for one suite, with the provisioner's RBAC in it and the Pod Security
+ * labels of the real instance namespace: `baseline` enforced, not `restricted` (sudo in the
+ * devcontainers images needs setuid and root; `hostUsers: false` makes root in the pod an
+ * unprivileged user on the node).
+ */
 export async function testNamespace(admin: KubeConfig, prefix: string): Promise<string> {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;
   const core = admin.makeApiClient(CoreV1Api);
@@ -48,7 +59,7 @@ export async function testNamespace(admin: KubeConfig, prefix: string): Promise<
     body: {
       metadata: {
         name,
-        labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest', 'codebay.dev/test': 'true' },
+        labels: { ...instanceNamespacePodSecurity(), 'codebay.dev/test': 'true' },
       },
     },
   });
