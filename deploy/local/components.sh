@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Start the real components codebay needs on a single machine:
-#   Redis, a local image registry (localhost:32000), a private dockerd that uses
-#   that registry as its Docker Hub mirror, a locally built debian:bookworm base
-#   image, and (if the editor package provides one) the editor bundle.
+#   Redis (password required), codebay's image registry (pulls at localhost:32000 with
+#   pull-only credentials, read-only; pushes at localhost:32001 with the builders'
+#   credentials), a base-image mirror standing in for Docker Hub (localhost:5000,
+#   anonymous), a private dockerd (user namespaces remapped, inter-container traffic off,
+#   the mirror as its Docker Hub mirror), host isolation rules for containers, a locally
+#   built debian:bookworm base image, and (if the editor package provides one) the editor bundle.
 #
 # Usage: components.sh up | env | status | down
 #   up      install missing apt packages, start everything, write $STATE/local.env
@@ -19,7 +22,8 @@
 #   CODEBAY_CACHE       cache dir (default /var/cache/codebay)
 #   CODEBAY_REDIS_PORT  port of the managed Redis (default 6380)
 #   REDIS_URL           if set (to anything but the managed URL), use that Redis instead
-#   REGISTRY            if set to anything but localhost:32000, use that registry instead
+#   REGISTRY            if set to anything but localhost:32000, use that registry instead (then
+#                       REGISTRY_PUSH, REGISTRY_PULL_AUTH, REGISTRY_PUSH_AUTH are yours to set)
 #   DOCKER_HOST         if set (to anything but the managed socket), use that daemon instead
 #   CODEBAY_DEBIAN_MIRROR  override the Debian mirror (default: read from apt sources)
 #   CODEBAY_SECOND_DOCKERD=1  also run a second daemon (unix:///run/codebay-docker-2/docker.sock,
@@ -38,9 +42,26 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RUN_DIR=$STATE/run # pidfiles of redis/registry (stale ones are detected, see pid_of)
 LOG_DIR=$STATE/log
 
-MANAGED_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
-MANAGED_REGISTRY=localhost:32000 # always "localhost": the Dev Containers CLI only speaks plain HTTP to exactly `localhost`
+# Redis requires a password (generated once, mode 0600).
+REDIS_PASSWORD_FILE=$STATE/redis.password
+if [[ ! -s $REDIS_PASSWORD_FILE ]] && mkdir -p "$STATE" 2>/dev/null; then
+  (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$REDIS_PASSWORD_FILE")
+fi
+REDIS_PASSWORD=$(cat "$REDIS_PASSWORD_FILE" 2>/dev/null || true)
+MANAGED_REDIS_URL=redis://default:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT
+# codebay's registry: one storage, two endpoints. Instances, the gateway and cache-from pulls
+# read at the pull endpoint (read-only, pull-only user); only builders write, at the push
+# endpoint (push user). Always "localhost": the Dev Containers CLI only speaks plain HTTP to
+# exactly `localhost`.
+MANAGED_REGISTRY=localhost:32000
 REGISTRY_ADDR=127.0.0.1:32000
+MANAGED_REGISTRY_PUSH=localhost:32001
+REGISTRY_PUSH_ADDR=127.0.0.1:32001
+AUTH_DIR=$STATE/registry-auth
+# The base-image mirror: public images (debian:bookworm) under their public names, anonymous,
+# as Docker Hub would serve them; the daemons use it as their registry mirror.
+MIRROR=localhost:5000
+MIRROR_ADDR=127.0.0.1:5000
 DOCKER_RUN=/run/codebay-docker
 DOCKER_SOCK=$DOCKER_RUN/docker.sock
 DOCKER_PIDFILE=$DOCKER_RUN/docker.pid
@@ -59,7 +80,7 @@ WANT_DOCKER2=${CODEBAY_SECOND_DOCKERD:-0}
 
 BASE_TAR=$CACHE/base/debian-bookworm-minbase-v1.tar
 APT_PACKAGES=(docker.io redis-server docker-registry debootstrap chromium ripgrep tmux curl
-  libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config iptables)
+  libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config iptables apache2-utils uidmap)
 
 # --- which components are ours ------------------------------------------------
 # A pre-set variable means "use that one instead". A value equal to what we would
@@ -103,12 +124,25 @@ docker_bridge_ok() {
   timeout 20 "$DOCKER_BIN" -H "$EFF_DOCKER_HOST" network inspect bridge >/dev/null 2>&1 || return 1
   ! manage_docker || [[ -e /sys/class/net/docker0 ]]
 }
-registry_ok() { curl --noproxy '*' -fsS --max-time 5 -o /dev/null "http://$EFF_REGISTRY/v2/" 2>/dev/null; }
-redis_ok() { [[ $(timeout 5 redis-cli -u "$EFF_REDIS_URL" ping 2>/dev/null) == PONG ]]; }
+http_code() { curl --noproxy '*' -sS --max-time 5 -o /dev/null -w '%{http_code}' "$@" 2>/dev/null; }
+cred() { cat "$AUTH_DIR/$1.cred" 2>/dev/null; }
+# An endpoint of ours is right when it refuses anonymous calls and answers its own user.
+endpoint_ok() { [[ $(http_code "http://$1/v2/") == 401 && $(http_code -u "$(cred "$2")" "http://$1/v2/") == 200 ]]; }
+registry_ok() {
+  if manage_registry; then endpoint_ok "$REGISTRY_ADDR" pull && endpoint_ok "$REGISTRY_PUSH_ADDR" push; else
+    [[ $(http_code ${REGISTRY_PULL_AUTH:+-u "$REGISTRY_PULL_AUTH"} "http://$EFF_REGISTRY/v2/") == 200 ]]
+  fi
+}
+mirror_ok() { [[ $(http_code "http://$MIRROR_ADDR/v2/") == 200 ]]; }
+# Ours must also refuse a client without the password (one started before passwords does not).
+redis_ok() {
+  [[ $(timeout 5 redis-cli -u "$EFF_REDIS_URL" ping 2>/dev/null) == PONG ]] || return 1
+  ! manage_redis || [[ $(timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>&1) == *NOAUTH* ]]
+}
 base_image_ok() {
   curl --noproxy '*' -fsS --max-time 10 -o /dev/null \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-    "http://$EFF_REGISTRY/v2/library/debian/manifests/bookworm" 2>/dev/null
+    "http://$MIRROR_ADDR/v2/library/debian/manifests/bookworm" 2>/dev/null
 }
 
 # alive PID: running and not a zombie (PID 1 on these machines does not always
@@ -233,20 +267,35 @@ up_apt() {
 up_redis() {
   step "redis"
   if ! manage_redis; then
-    redis_ok || die "REDIS_URL=$EFF_REDIS_URL is set but does not answer PING"
-    step_done "redis: using external $EFF_REDIS_URL"
+    redis_ok || die "REDIS_URL is set (to an external Redis) but it does not answer PING"
+    step_done "redis: using external REDIS_URL"
     return
   fi
   if redis_ok; then
-    step_done "redis: already up at $EFF_REDIS_URL"
+    step_done "redis: already up at redis://127.0.0.1:$REDIS_PORT"
     return
   fi
   mkdir -p "$STATE/redis" "$RUN_DIR" "$LOG_DIR"
-  # A pidfile whose process is gone (or is something else now) is just stale.
-  pid_of "$RUN_DIR/redis.pid" redis-server >/dev/null || rm -f "$RUN_DIR/redis.pid"
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
-    --save "" --appendonly yes --dir "$STATE/redis" --maxmemory-policy noeviction \
-    --daemonize yes --pidfile "$RUN_DIR/redis.pid" --logfile "$LOG_DIR/redis.log" </dev/null 9>&- ||
+  # Ours but not answering with the password (started before passwords, or wedged): replace it.
+  stop_pidfile "$RUN_DIR/redis.pid" redis-server 15
+  local cfg=$STATE/redis.conf
+  (
+    umask 077
+    cat >"$cfg" <<EOF
+# generated by deploy/local/components.sh (holds the password: mode 0600)
+bind 127.0.0.1
+port $REDIS_PORT
+requirepass $REDIS_PASSWORD
+save ""
+appendonly yes
+dir $STATE/redis
+maxmemory-policy noeviction
+daemonize yes
+pidfile $RUN_DIR/redis.pid
+logfile $LOG_DIR/redis.log
+EOF
+  )
+  redis-server "$cfg" </dev/null 9>&- ||
     {
       log_tail "$LOG_DIR/redis.log"
       die "redis-server failed to start"
@@ -255,25 +304,19 @@ up_redis() {
     log_tail "$LOG_DIR/redis.log"
     die "redis did not answer PING on 127.0.0.1:$REDIS_PORT within 30s"
   }
-  step_done "redis: started at $EFF_REDIS_URL"
+  step_done "redis: started at redis://127.0.0.1:$REDIS_PORT (password in $REDIS_PASSWORD_FILE)"
 }
 
-up_registry() {
-  step "registry"
-  if ! manage_registry; then
-    registry_ok || die "REGISTRY=$EFF_REGISTRY is set but http://$EFF_REGISTRY/v2/ does not answer"
-    step_done "registry: using external $EFF_REGISTRY"
-    return
-  fi
-  if registry_ok; then
-    step_done "registry: already up at $EFF_REGISTRY"
-    return
-  fi
-  mkdir -p "$STATE/registry" "$RUN_DIR" "$LOG_DIR"
-  local pidfile=$RUN_DIR/registry.pid cfg=$STATE/registry.yml
-  # Still running but not answering (wedged/half-started): replace it.
+# start_registry NAME ADDR STORAGE readonly|readwrite HTPASSWD CHECK...: one docker-registry process of ours.
+start_registry() {
+  local name=$1 addr=$2 storage=$3 mode=$4 htpasswd=$5
+  shift 5
+  local pidfile=$RUN_DIR/$name.pid cfg=$STATE/$name.yml
+  mkdir -p "$storage" "$RUN_DIR" "$LOG_DIR"
+  # Still running but not right (wedged, half-started, or from before authentication): replace it.
   stop_pidfile "$pidfile" docker-registry 10
-  cat >"$cfg" <<EOF
+  {
+    cat <<EOF
 # generated by deploy/local/components.sh
 version: 0.1
 log:
@@ -282,30 +325,81 @@ log:
     disabled: true
 storage:
   filesystem:
-    rootdirectory: $STATE/registry
+    rootdirectory: $storage
   delete:
     enabled: true
-http:
-  addr: $REGISTRY_ADDR
 EOF
+    if [[ $mode == readonly ]]; then printf '  maintenance:\n    readonly:\n      enabled: true\n'; fi
+    if [[ -n $htpasswd ]]; then printf 'auth:\n  htpasswd:\n    realm: codebay\n    path: %s\n' "$htpasswd"; fi
+    printf 'http:\n  addr: %s\n' "$addr"
+  } >"$cfg"
   # setsid: own session, survives the caller's terminal/process group (-w keeps
   # $! alive exactly as long as the program, even if setsid had to fork); the
   # inner shell writes its own pid, then becomes the registry via exec.
   # shellcheck disable=SC2016 # $$, $1, $2 are for the inner shell
   setsid -w bash -c 'echo $$ >"$1"; exec docker-registry serve "$2"' _ "$pidfile" "$cfg" \
-    </dev/null >>"$LOG_DIR/registry.log" 2>&1 9>&- &
-  wait_for 30 $! registry_ok || {
-    log_tail "$LOG_DIR/registry.log"
-    die "registry did not answer http://$EFF_REGISTRY/v2/ within 30s"
+    </dev/null >>"$LOG_DIR/$name.log" 2>&1 9>&- &
+  wait_for 30 $! "$@" || {
+    log_tail "$LOG_DIR/$name.log"
+    die "$name did not answer on http://$addr/v2/ within 30s"
   }
-  step_done "registry: started at $EFF_REGISTRY (storage $STATE/registry)"
 }
 
-# The daemons' registry flags: the local registry is their Docker Hub mirror.
+# The registry users (user:password, mode 0600) and their htpasswd files (bcrypt).
+registry_users() {
+  mkdir -p "$AUTH_DIR" && chmod 700 "$AUTH_DIR"
+  local role c
+  for role in pull push; do
+    if [[ ! -s $AUTH_DIR/$role.cred ]]; then
+      (umask 077 && printf 'codebay-%s:%s' "$role" "$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')" >"$AUTH_DIR/$role.cred")
+    fi
+    if [[ ! -s $AUTH_DIR/$role.htpasswd || $AUTH_DIR/$role.cred -nt $AUTH_DIR/$role.htpasswd ]]; then
+      c=$(cred "$role")
+      (umask 077 && htpasswd -Bbn "${c%%:*}" "${c#*:}" >"$AUTH_DIR/$role.htpasswd.tmp") || die "htpasswd failed"
+      mv -f "$AUTH_DIR/$role.htpasswd.tmp" "$AUTH_DIR/$role.htpasswd"
+    fi
+  done
+}
+
+up_registry() {
+  step "registry"
+  # One registry served everything before the pull/push split and the mirror: it goes.
+  stop_pidfile "$RUN_DIR/registry.pid" docker-registry 10
+  if ! manage_registry; then
+    registry_ok || die "REGISTRY=$EFF_REGISTRY is set but http://$EFF_REGISTRY/v2/ does not answer (with REGISTRY_PULL_AUTH)"
+    step_done "registry: using external $EFF_REGISTRY"
+    return
+  fi
+  registry_users
+  local how=()
+  if endpoint_ok "$REGISTRY_ADDR" pull; then how+=("pull already up"); else
+    start_registry registry-pull "$REGISTRY_ADDR" "$STATE/registry" readonly "$AUTH_DIR/pull.htpasswd" endpoint_ok "$REGISTRY_ADDR" pull
+    how+=("pull started")
+  fi
+  if endpoint_ok "$REGISTRY_PUSH_ADDR" push; then how+=("push already up"); else
+    start_registry registry-push "$REGISTRY_PUSH_ADDR" "$STATE/registry" readwrite "$AUTH_DIR/push.htpasswd" endpoint_ok "$REGISTRY_PUSH_ADDR" push
+    how+=("push started")
+  fi
+  step_done "registry: $MANAGED_REGISTRY (read-only, pull user) and $MANAGED_REGISTRY_PUSH (push user): ${how[*]} (storage $STATE/registry, users in $AUTH_DIR)"
+}
+
+up_mirror() {
+  step "base-image mirror"
+  if mirror_ok; then
+    step_done "mirror: already up at $MIRROR"
+    return
+  fi
+  start_registry mirror "$MIRROR_ADDR" "$STATE/mirror" readwrite "" mirror_ok
+  step_done "mirror: started at $MIRROR (storage $STATE/mirror)"
+}
+
+# The daemons' registry flags: the base-image mirror is their Docker Hub mirror.
 registry_args() {
-  echo "--registry-mirror=http://$EFF_REGISTRY"
+  echo "--registry-mirror=http://$MIRROR"
   # localhost/127.0.0.0/8 registries are plain HTTP by default; others need this.
   manage_registry || echo "--insecure-registry=$EFF_REGISTRY"
+  # Container root is an unprivileged host user (the `dockremap` range of /etc/subuid).
+  echo "--userns-remap=default"
 }
 
 # launch_dockerd NAME DATA_ROOT EXEC_ROOT HOST PIDFILE CHECK [FLAGS...]: starts one daemon of
@@ -337,10 +431,14 @@ launch_dockerd() {
   }
 }
 
+# The first daemon's flags (builds on its default bridge, instances on networks of their own
+# from a pool of /26s); a daemon started with other flags is restarted with these.
+mapfile -t DOCKER_FLAGS < <(registry_args)
+DOCKER_FLAGS+=(--icc=false --default-address-pool base=10.213.0.0/16,size=26)
+
 start_dockerd() {
-  local args
-  mapfile -t args < <(registry_args)
-  launch_dockerd dockerd "$STATE/docker" "$DOCKER_RUN/exec" "$MANAGED_DOCKER_HOST" "$DOCKER_PIDFILE" docker_ok "${args[@]}"
+  launch_dockerd dockerd "$STATE/docker" "$DOCKER_RUN/exec" "$MANAGED_DOCKER_HOST" "$DOCKER_PIDFILE" docker_ok "${DOCKER_FLAGS[@]}"
+  echo "${DOCKER_FLAGS[*]}" >"$STATE/docker.flags"
 }
 
 up_docker() {
@@ -351,12 +449,16 @@ up_docker() {
     return
   fi
   if docker_ok; then
-    if docker_bridge_ok; then
+    if manage_docker && [[ $(cat "$STATE/docker.flags" 2>/dev/null) != "${DOCKER_FLAGS[*]}" ]]; then
+      log "dockerd runs with other flags: restarting it"
+      stop_pidfile "$DOCKER_PIDFILE" dockerd 30
+    elif docker_bridge_ok; then
       step_done "dockerd: already up at $EFF_DOCKER_HOST"
       return
+    else
+      log "dockerd answers but its bridge network/docker0 is gone: restarting it"
+      stop_pidfile "$DOCKER_PIDFILE" dockerd 30
     fi
-    log "dockerd answers but its bridge network/docker0 is gone: restarting it"
-    stop_pidfile "$DOCKER_PIDFILE" dockerd 30
   elif pid_of "$DOCKER_PIDFILE" dockerd >/dev/null; then
     # Alive but not answering: maybe still starting (e.g. a concurrent run). Give it a moment.
     if ! wait_for 20 "" docker_ok; then
@@ -438,9 +540,9 @@ build_base_tar() {
 
 up_base_image() {
   step "base image debian:bookworm"
-  local ref=$EFF_REGISTRY/library/debian:bookworm how
+  local ref=$MIRROR/library/debian:bookworm how
   if base_image_ok; then
-    how="already in $EFF_REGISTRY"
+    how="already in $MIRROR"
   else
     if [[ -s $BASE_TAR ]]; then
       how="imported from cached $BASE_TAR"
@@ -461,9 +563,9 @@ up_base_image() {
   if ! dk pull -q debian:bookworm >/dev/null 2>"$LOG_DIR/pull-debian.log"; then
     log_tail "$LOG_DIR/pull-debian.log" 10
     if manage_docker; then
-      die "\`docker pull debian:bookworm\` does not resolve through the mirror http://$EFF_REGISTRY"
+      die "\`docker pull debian:bookworm\` does not resolve through the mirror http://$MIRROR"
     fi
-    log "WARNING: external daemon $EFF_DOCKER_HOST cannot pull debian:bookworm (is its registry mirror http://$EFF_REGISTRY?)"
+    log "WARNING: external daemon $EFF_DOCKER_HOST cannot pull debian:bookworm (is its registry mirror http://$MIRROR?)"
     pulled="docker pull debian:bookworm FAILED on the external daemon"
   fi
   step_done "base image: $how; $pulled"
@@ -484,17 +586,63 @@ up_editor_bundle() {
   step_done "editor bundle: ${out:-(no path printed)}"
 }
 
+# Host isolation for containers of our daemons (builds on docker0 and codebay-br2, instances
+# on their own br-* networks): nothing they send may reach this machine itself (Redis, the
+# registries, the gateway, metrics, the Docker socket's TCP forms, anything on any of its
+# addresses) except replies to connections the host opened (the gateway's proxying);
+# nothing reaches link-local addresses (cloud metadata). Ordinary outbound traffic (package
+# installs) is untouched. REJECT, not DROP: a refused attempt fails at once.
+ISOLATION_IFACES=(docker0 "$DOCKER2_BRIDGE" br-+)
+isolation_ok() {
+  iptables -C INPUT -j CODEBAY-INPUT 2>/dev/null && iptables -C DOCKER-USER -j CODEBAY-FORWARD 2>/dev/null &&
+    [[ $(iptables -S CODEBAY-INPUT 2>/dev/null | grep -c REJECT) -ge ${#ISOLATION_IFACES[@]} ]]
+}
+up_isolation() {
+  manage_docker || return 0
+  step "host isolation rules"
+  iptables -N CODEBAY-INPUT 2>/dev/null || iptables -F CODEBAY-INPUT
+  iptables -A CODEBAY-INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+  local i
+  for i in "${ISOLATION_IFACES[@]}"; do iptables -A CODEBAY-INPUT -i "$i" -j REJECT --reject-with icmp-port-unreachable; done
+  iptables -C INPUT -j CODEBAY-INPUT 2>/dev/null || iptables -I INPUT 1 -j CODEBAY-INPUT
+  # DOCKER-USER: dockerd makes it and never flushes it; FORWARD jumps there first.
+  iptables -N CODEBAY-FORWARD 2>/dev/null || iptables -F CODEBAY-FORWARD
+  for i in "${ISOLATION_IFACES[@]}"; do iptables -A CODEBAY-FORWARD -i "$i" -d 169.254.0.0/16 -j REJECT --reject-with icmp-port-unreachable; done
+  iptables -N DOCKER-USER 2>/dev/null || true
+  iptables -C DOCKER-USER -j CODEBAY-FORWARD 2>/dev/null || iptables -I DOCKER-USER 1 -j CODEBAY-FORWARD
+  isolation_ok || die "the host isolation rules did not take (iptables -S CODEBAY-INPUT)"
+  step_done "host isolation rules: containers cannot open connections to this machine or link-local addresses"
+}
+down_isolation() {
+  iptables -D INPUT -j CODEBAY-INPUT 2>/dev/null || true
+  iptables -D DOCKER-USER -j CODEBAY-FORWARD 2>/dev/null || true
+  iptables -F CODEBAY-INPUT 2>/dev/null && iptables -X CODEBAY-INPUT 2>/dev/null || true
+  iptables -F CODEBAY-FORWARD 2>/dev/null && iptables -X CODEBAY-FORWARD 2>/dev/null || true
+}
+
+# KEY=VALUE lines for the services: where each component is and its credentials.
+env_lines() {
+  echo "REDIS_URL=$EFF_REDIS_URL"
+  echo "DOCKER_HOST=$EFF_DOCKER_HOST"
+  echo "REGISTRY=$EFF_REGISTRY"
+  if manage_registry; then
+    echo "REGISTRY_PUSH=$MANAGED_REGISTRY_PUSH"
+    echo "REGISTRY_PULL_AUTH=$(cred pull)"
+    echo "REGISTRY_PUSH_AUTH=$(cred push)"
+  fi
+  echo "CODEBAY_MIRROR=$MIRROR"
+}
+
 write_env() {
   local f=$STATE/local.env
   mkdir -p "$STATE"
   {
-    echo "REDIS_URL=$EFF_REDIS_URL"
-    echo "DOCKER_HOST=$EFF_DOCKER_HOST"
-    echo "REGISTRY=$EFF_REGISTRY"
+    env_lines
     [[ -z $EDITOR_BUNDLE ]] || echo "CODEBAY_EDITOR_BUNDLE=$EDITOR_BUNDLE"
     # Also when this run did not ask for it but it is up (an `up` without the flag must not hide it).
     if [[ $WANT_DOCKER2 == 1 ]] || docker2_ok; then echo "DOCKER_HOST_2=$DOCKER_HOST_2"; fi
   } >"$f.tmp"
+  chmod 600 "$f.tmp" # it holds the Redis password and the registry users
   mv -f "$f.tmp" "$f"
   log "wrote $f"
 }
@@ -509,8 +657,10 @@ cmd_up() {
   up_apt
   up_redis
   up_registry
+  up_mirror
   up_docker
   up_docker2
+  up_isolation
   up_base_image
   up_editor_bundle
   write_env
@@ -518,9 +668,8 @@ cmd_up() {
 }
 
 cmd_env() {
-  printf 'export REDIS_URL=%q\n' "$EFF_REDIS_URL"
-  printf 'export DOCKER_HOST=%q\n' "$EFF_DOCKER_HOST"
-  printf 'export REGISTRY=%q\n' "$EFF_REGISTRY"
+  local line
+  while IFS= read -r line; do printf 'export %s=%q\n' "${line%%=*}" "${line#*=}"; done < <(env_lines)
   local bundle
   bundle=$(sed -n 's/^CODEBAY_EDITOR_BUNDLE=//p' "$STATE/local.env" 2>/dev/null || true)
   [[ -z $bundle ]] || printf 'export CODEBAY_EDITOR_BUNDLE=%q\n' "$bundle"
@@ -536,10 +685,12 @@ cmd_status() {
     fi
     printf '%-12s %-5s %s\n' "$1" "$line" "$3"
   }
-  st redis redis_ok "$EFF_REDIS_URL"
-  st registry registry_ok "$EFF_REGISTRY"
+  st redis redis_ok "redis://127.0.0.1:$REDIS_PORT"
+  st registry registry_ok "$EFF_REGISTRY${MANAGED_REGISTRY_PUSH:+ (push $MANAGED_REGISTRY_PUSH)}"
+  st mirror mirror_ok "$MIRROR"
   st dockerd docker_ok "$EFF_DOCKER_HOST"
-  st base-image base_image_ok "$EFF_REGISTRY/library/debian:bookworm"
+  st isolation isolation_ok "iptables CODEBAY-INPUT, CODEBAY-FORWARD"
+  st base-image base_image_ok "$MIRROR/library/debian:bookworm"
   [[ $WANT_DOCKER2 != 1 ]] || st dockerd-2 docker2_ok "$DOCKER_HOST_2"
   return $bad
 }
@@ -552,7 +703,11 @@ cmd_down() {
   stop_pidfile "$DOCKER_RUN/exec/containerd/containerd.pid" containerd 10
   stop_pidfile "$DOCKER2_RUN/exec/containerd/containerd.pid" containerd 10
   stop_pidfile "$RUN_DIR/registry.pid" docker-registry 10
+  stop_pidfile "$RUN_DIR/registry-pull.pid" docker-registry 10
+  stop_pidfile "$RUN_DIR/registry-push.pid" docker-registry 10
+  stop_pidfile "$RUN_DIR/mirror.pid" docker-registry 10
   stop_pidfile "$RUN_DIR/redis.pid" redis-server 15
+  down_isolation
   log "stopped"
 }
 

@@ -28,6 +28,15 @@ if [ -z "${CODEBAY_ADMIN_TOKEN:-}" ]; then
   export CODEBAY_ADMIN_TOKEN
   echo "codebay: admin API token is in $token_file" >&2
 fi
+# The platform key (seals access tokens in Redis, derives each editor's secret), likewise.
+if [ -z "${CODEBAY_SECRET_KEY:-}" ]; then
+  key_file=$state/secret-key
+  if [ ! -s "$key_file" ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 > "$key_file")
+  fi
+  CODEBAY_SECRET_KEY=$(cat "$key_file")
+  export CODEBAY_SECRET_KEY
+fi
 
 pids=()
 stop() {
@@ -52,6 +61,7 @@ cat >&2 <<MSG
 
 codebay is starting:
   API        http://127.0.0.1:$GATEWAY_PORT/api   (Authorization: Bearer \$(cat $state/admin-token))
+  editors    http://<instance id>.localhost:$GATEWAY_PORT/   (one origin per instance; the API's url field leads there)
   health     http://127.0.0.1:$GATEWAY_PORT/health
   metrics    http://127.0.0.1:$GATEWAY_PORT/metrics, :${BUILDER_METRICS_PORT:-9101}/metrics, :${PROVISIONER_METRICS_PORT:-9102}/metrics
 Ctrl-C stops it.
