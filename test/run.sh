@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm test` (all suites), `npm run test:e2e` (end-to-end only), `npm run test:k8s`
-# (the Kubernetes runtime against a real control plane only).
+# (the Kubernetes runtime against a real control plane only), `npm run test:hostile`
+# (the hostile-tenant suite only).
 # Prepares every real component the suites need (pnpm and dependencies, Redis,
 # dockerd, registry, base image, editor bundle, Chromium), runs the checks and
 # suites, and ends with one line: "N passed, N failed".
@@ -53,7 +54,10 @@ if [ "$mode" = all ]; then
   check circular node_modules/.bin/madge --circular --extensions ts --ts-config tsconfig.json packages services
   suite unit
   suite integration --config test/vitest.config.ts test/integration
+  # A hostile tenant's attempts, one test each: every one must end in a refusal, never in access.
+  suite hostile --config test/vitest.config.ts test/hostile
 fi
+if [ "$mode" = hostile ]; then suite hostile --config test/vitest.config.ts test/hostile; fi
 if [ "$mode" = all ] || [ "$mode" = e2e ]; then suite e2e --config test/vitest.config.ts test/e2e; fi
 if [ "$mode" = all ] || [ "$mode" = k8s ]; then suite k8s --config test/vitest.config.ts test/k8s; fi
 

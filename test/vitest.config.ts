@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // (they share one Docker daemon), long timeouts for builds.
 export default defineConfig({
   test: {
-    include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/k8s/**/*.test.ts'],
+    include: ['test/integration/**/*.test.ts', 'test/hostile/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/k8s/**/*.test.ts'],
     exclude: ['**/node_modules/**'],
     fileParallelism: false,
     testTimeout: 300_000,

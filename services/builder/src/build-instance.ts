@@ -225,13 +225,18 @@ export class BuildInstance {
     }
   }
 
-  /** One line in the build log for each fetch the egress proxy refused or cut off; the last is kept for the reason. */
+  /**
+   * One line in the build log for each fetch the egress proxy refused or cut off; the last
+   * is kept for the reason. Fetches that merely fail (a name that does not resolve: the CLI
+   * asks Docker Hub for image details it can do without) show in the CLI's own lines.
+   */
   private fetchWatcher(log: LogBatcher): { onEvent: (e: EgressEvent) => void; last: () => EgressEvent | undefined } {
     let last: EgressEvent | undefined;
     return {
       onEvent: (e) => {
+        if (e.kind === 'error') return;
         last = e;
-        log.push(`codebay: fetch of ${e.target} ${e.kind === 'refused' ? 'refused' : e.kind === 'timeout' ? 'timed out' : 'failed'}: ${e.reason}`);
+        log.push(`codebay: fetch of ${e.target} ${e.kind === 'refused' ? 'refused' : 'timed out'}: ${e.reason}`);
       },
       last: () => last,
     };
@@ -269,6 +274,7 @@ export class BuildInstance {
 
       const familyPull = familyImageRef(registries.pull, family);
       const cacheFrom = (await images.pull(familyPull)) ? familyPull : undefined;
+      if (cacheFrom) await images.forgetDigests(cacheFrom);
       log.push(
         cacheFrom ? `codebay: reusing layers of your last build of this configuration` : `codebay: no earlier build of this configuration to reuse layers from`,
       );
@@ -287,11 +293,12 @@ export class BuildInstance {
           labels: { [BUILD_KEY_LABEL]: key, 'codebay.family': family },
         });
       } catch (err) {
-        // A refused or cut-off fetch says more than the CLI's summary of it.
+        // A refused or cut-off fetch says more than the CLI's summary of it, and is not retried:
+        // a source that never answers would hold the builder for every attempt.
         const fetch = fetches.last();
-        if (fetch && err instanceof PermanentError)
+        if (fetch && !signal.aborted)
           throw new PermanentError(
-            `fetch of ${fetch.target} ${fetch.kind === 'refused' ? 'refused' : fetch.kind === 'timeout' ? 'timed out' : 'failed'}: ${fetch.reason} — ${err.message}`,
+            `fetch of ${fetch.target} ${fetch.kind === 'refused' ? 'refused' : 'timed out'}: ${fetch.reason} — ${(err as Error).message}`,
           );
         throw err;
       }
@@ -305,6 +312,7 @@ export class BuildInstance {
       const familyPush = familyImageRef(registries.push, family);
       await images.tag(pushRef, familyPush);
       await images.push(familyPush, () => undefined);
+      await images.forgetDigests(pushRef);
       const launch = launchFromImageLabels(await images.labels(pushRef));
       await cache.record(key, { digest, launch, builtAt: buildEndedAt, builder: config.BUILDER_NAME });
       const image = `${registries.pull}/${BUILD_IMAGE_REPOSITORY}@${digest}`;

@@ -51,6 +51,25 @@ export class ImageStore {
     }
   }
 
+  /**
+   * Drops the image's `repo@sha256:…` references on this daemon (the image and its tags
+   * stay), so a build step cannot name a freshly pushed image by its digest and get it
+   * without pulling. This narrows, not closes, what names open on a daemon: Docker keeps
+   * the manifests it pulls and serves a pull by digest from them without asking the
+   * registry, so digests remain capabilities there (docs/security.md).
+   */
+  async forgetDigests(image: string): Promise<void> {
+    const info = await this.docker
+      .getImage(image)
+      .inspect()
+      .catch(() => undefined);
+    for (const ref of info?.RepoDigests ?? [])
+      await this.docker
+        .getImage(ref)
+        .remove({ noprune: true })
+        .catch(() => undefined);
+  }
+
   async tag(image: string, target: string): Promise<void> {
     const { repo, tag } = splitImageRef(target);
     await this.docker.getImage(image).tag({ repo, tag });
