@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cliLogLines, isTransientBuildFailure } from './devcontainer-cli.ts';
+import { cliEnvironment, cliLogLines, isTransientBuildFailure } from './devcontainer-cli.ts';
 
 const json = (entry: Record<string, unknown>) => JSON.stringify(entry);
 
@@ -71,5 +71,47 @@ describe('isTransientBuildFailure', () => {
     'failed to solve: dockerfile parse error line 3: unknown instruction: RUNN',
   ])('%j is permanent', (message) => {
     expect(isTransientBuildFailure(message)).toBe(false);
+  });
+});
+
+describe('cliEnvironment', () => {
+  const builder = {
+    PATH: '/usr/bin:/bin',
+    REDIS_URL: 'redis://default:pw@127.0.0.1:6380',
+    REGISTRY_PUSH_AUTH: 'codebay-push:secret',
+    CODEBAY_SECRET_KEY: 'k',
+    HOME: '/root',
+    TEAM_MIRROR: 'https://mirror.example',
+    npm_config_https_proxy: 'http://elsewhere:3128',
+  };
+  const env = (allowlist: string[]) =>
+    cliEnvironment({ tmpDir: '/jobs/x/tmp', dockerHost: 'unix:///d.sock', proxyUrl: 'http://127.0.0.1:4000', allowlist, from: builder });
+
+  it('inherits nothing of the builder’s environment but PATH: no service credential reaches the CLI', () => {
+    const e = env([]);
+    expect(Object.keys(e).sort()).toEqual([
+      'DOCKER_HOST',
+      'HOME',
+      'HTTPS_PROXY',
+      'HTTP_PROXY',
+      'NO_COLOR',
+      'NO_PROXY',
+      'PATH',
+      'TMPDIR',
+      'http_proxy',
+      'https_proxy',
+      'no_proxy',
+    ]);
+    expect(JSON.stringify(e)).not.toMatch(/pw@|secret|codebay-push/);
+    expect(e.HOME).toBe('/jobs/x/tmp/home');
+  });
+
+  it('adds the allow-listed variables, never a proxy setting, and always routes through the egress proxy', () => {
+    const e = env(['TEAM_MIRROR', 'npm_config_https_proxy', 'UNSET']);
+    expect(e.TEAM_MIRROR).toBe('https://mirror.example');
+    expect(e).not.toHaveProperty('npm_config_https_proxy');
+    expect(e).not.toHaveProperty('UNSET');
+    expect([e.HTTP_PROXY, e.HTTPS_PROXY, e.http_proxy, e.https_proxy]).toEqual(Array(4).fill('http://127.0.0.1:4000'));
+    expect(e.NO_PROXY).toBe('');
   });
 });

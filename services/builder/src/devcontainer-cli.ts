@@ -43,7 +43,8 @@ export function cliEnvironment(opts: {
 }): Record<string, string> {
   const from = opts.from ?? process.env;
   const env: Record<string, string> = {};
-  for (const name of opts.allowlist) if (from[name] !== undefined) env[name] = from[name];
+  // Proxy settings are the builder's own: an allow-listed one must not route around the egress proxy.
+  for (const name of opts.allowlist) if (from[name] !== undefined && !/proxy/i.test(name)) env[name] = from[name];
   return {
     ...env,
     PATH: from.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',

@@ -19,7 +19,6 @@ import {
 } from '@codebay/platform';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import { parseSourcePolicy } from '@codebay/devcontainer';
 import { BuildInstance } from './build-instance.ts';
 import { BuildLocks } from './build-lock.ts';
 import { loadConfig } from './config.ts';
@@ -59,7 +58,7 @@ const buildMetrics = {
 };
 const store = new InstanceStore(redis);
 const logs = new BuildLogStream(redis);
-const sources = parseSourcePolicy(config.FEATURE_SOURCES);
+const sources = config.sources;
 const useCase = new BuildInstance({
   config,
   registries,

@@ -1,7 +1,9 @@
 import { PermanentError, TransientError } from '@codebay/contracts';
-import type { InstanceStore, Logger } from '@codebay/platform';
+import { createMasker, type InstanceStore, type Logger } from '@codebay/platform';
 import type { Histogram } from 'prom-client';
 import type { RuntimeDriver } from './runtime/driver.ts';
+
+const mask = createMasker();
 
 export interface ProvisionAttempt {
   instanceId: string;
@@ -47,7 +49,8 @@ export class ProvisionInstance {
       this.duration.observe({ outcome: 'success' }, (Date.now() - started) / 1000);
       this.logger.info({ instanceId, seconds: (Date.now() - started) / 1000 }, 'instance running');
     } catch (err) {
-      const reason = (err as Error).message;
+      // Shown to the user (`error`): credential-shaped strings from the container's own log are masked.
+      const reason = mask((err as Error).message);
       const willRetry = !(err instanceof PermanentError) && attempt < maxAttempts;
       if (willRetry) {
         this.logger.warn({ instanceId, attempt, reason }, 'provisioning failed, will retry');
