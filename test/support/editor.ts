@@ -1,4 +1,5 @@
 import { request, type IncomingHttpHeaders } from 'node:http';
+import { lookup as dnsLookup } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 
 export interface EditorResponse {
@@ -20,18 +21,22 @@ const localhostLookup: LookupFunction = (hostname, options, callback) => {
     else callback(null, '127.0.0.1', 4);
     return;
   }
-  callback(new Error(`editorRequest only resolves *.localhost, not ${hostname}`), '', 4);
+  dnsLookup(hostname, options, callback);
 };
 
-/** One HTTP request (no redirects followed) to a URL on an instance's own origin. */
-export function editorRequest(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<EditorResponse> {
+/** One HTTP request (no redirects followed), `*.localhost` included (an instance's own origin on one machine). */
+export function editorRequest(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number } = {},
+): Promise<EditorResponse> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: init.method ?? 'GET', headers: init.headers, lookup: localhostLookup }, (res) => {
+    const req = request(url, { method: init.method ?? 'GET', headers: init.headers, lookup: localhostLookup, timeout: init.timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within ${init.timeoutMs} ms`)));
     req.on('error', reject);
     req.end(init.body);
   });
