@@ -27,18 +27,43 @@ export interface ProgressEvent {
   aux?: { Digest?: string };
 }
 
-/** Waits for a docker progress stream (pull/push) to finish; rejects on an error event. */
-export function followProgress(docker: Docker, stream: NodeJS.ReadableStream, onEvent?: (e: ProgressEvent) => void): Promise<ProgressEvent[]> {
+/** How long a pull or push may go without a progress event before it is ended (ms). */
+export const PROGRESS_IDLE_MS = 120_000;
+
+/**
+ * Waits for a docker progress stream (pull/push) to finish; rejects on an error event, and
+ * when no event arrives for `idleMs` (a registry that accepts and never answers must not
+ * hold a builder or a provisioner: the stream is destroyed and the wait rejects).
+ */
+export function followProgress(
+  docker: Docker,
+  stream: NodeJS.ReadableStream,
+  onEvent?: (e: ProgressEvent) => void,
+  idleMs = PROGRESS_IDLE_MS,
+): Promise<ProgressEvent[]> {
   return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        (stream as NodeJS.ReadableStream & { destroy?: (e?: Error) => void }).destroy?.();
+        reject(new Error(`no progress for ${idleMs / 1000} s`));
+      }, idleMs);
+    };
+    arm();
     docker.modem.followProgress(
       stream,
       (err: Error | null, events: ProgressEvent[]) => {
+        if (timer) clearTimeout(timer);
         if (err) return reject(err);
         const failed = events.find((e) => e.error);
         if (failed) return reject(new Error(failed.errorDetail?.message ?? failed.error));
         resolve(events);
       },
-      (e: ProgressEvent) => onEvent?.(e),
+      (e: ProgressEvent) => {
+        arm();
+        onEvent?.(e);
+      },
     );
   });
 }
