@@ -1,5 +1,4 @@
 import type { InstanceResponse } from '@codebay/contracts';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forgetUsers } from '../support/records.ts';
 import { startStack, type Stack } from '../support/stack.ts';
+import { addApiToken } from '../support/tenants.ts';
 import { waitFor } from '../support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -20,11 +20,7 @@ describe('gateway identity: per-user tokens', () => {
   const alice = `alice-${tag}`;
   const bob = `bob-${tag}`;
   const file = join(mkdtempSync(join(tmpdir(), 'codebay-tokens-')), 'tokens.json');
-  const addToken = (user: string) =>
-    execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'services/gateway/src/add-token.ts'), '--user', user, '--file', file], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    }).trim();
+  const addToken = (user: string) => addApiToken(file, user);
   let aliceToken: string;
   let bobToken: string;
   let aliceInstance: InstanceResponse;

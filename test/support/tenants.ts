@@ -68,6 +68,14 @@ function tenant(stack: Stack, user: string, token: string): Tenant {
   return t;
 }
 
+/** A new API token for `user` in the tokens file, made by the product's own add-token command (which prints it once). */
+export function addApiToken(file: string, user: string): string {
+  return execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'services/gateway/src/add-token.ts'), '--user', user, '--file', file], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  }).trim();
+}
+
 /**
  * The real gateway, builder and provisioner with a tokens file holding two users' tokens
  * (made by the product's own add-token command): `victim` and `attacker`.
@@ -75,11 +83,7 @@ function tenant(stack: Stack, user: string, token: string): Tenant {
 export async function startHostileStack(name: string, env: NodeJS.ProcessEnv = {}, services?: ServiceName[]): Promise<HostileStack> {
   const tag = randomBytes(3).toString('hex');
   const file = join(mkdtempSync(join(tmpdir(), 'codebay-tokens-')), 'tokens.json');
-  const addToken = (user: string) =>
-    execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'services/gateway/src/add-token.ts'), '--user', user, '--file', file], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    }).trim();
+  const addToken = (user: string) => addApiToken(file, user);
   const victimUser = `victim-${tag}`;
   const attackerUser = `attacker-${tag}`;
   const victimToken = addToken(victimUser);
