@@ -402,11 +402,29 @@ registry_args() {
   echo "--userns-remap=default"
 }
 
+# Each daemon of ours runs in a cgroup of its own (cgroup v2 path codebay-<NAME>): its own
+# connections (ADD <url>, FROM of a registry, pulls, pushes) are told apart from everyone
+# else's by the host's iptables (CODEBAY-DAEMON-OUT, see up_isolation).
+CGROUP2_ROOT=$(findmnt -t cgroup2 -n -o TARGET 2>/dev/null | head -n 1 || true)
+daemon_cgroup() { echo "codebay-$1"; }
+# in_daemon_cgroup NAME PIDFILE: that daemon runs in its cgroup.
+in_daemon_cgroup() {
+  local pid
+  pid=$(pid_of "$2" dockerd) || return 1
+  [[ -n $CGROUP2_ROOT ]] || return 0
+  grep -qx "0::/$(daemon_cgroup "$1")" "/proc/$pid/cgroup"
+}
+
 # launch_dockerd NAME DATA_ROOT EXEC_ROOT HOST PIDFILE CHECK [FLAGS...]: starts one daemon of
-# ours in its own session (log $LOG_DIR/NAME.log) and waits until CHECK says it answers.
+# ours in its own session and cgroup (log $LOG_DIR/NAME.log) and waits until CHECK says it answers.
 launch_dockerd() {
   local name=$1 data_root=$2 exec_root=$3 host=$4 pidfile=$5 check=$6
   shift 6
+  local cg=
+  if [[ -n $CGROUP2_ROOT ]]; then
+    cg=$CGROUP2_ROOT/$(daemon_cgroup "$name")
+    mkdir -p "$cg"
+  fi
   mkdir -p "$exec_root" "$data_root" "$LOG_DIR"
   # Stale state from a killed daemon: dockerd refuses to start if its pidfile
   # names a live process (pids get reused), and its managed containerd is
@@ -418,7 +436,7 @@ launch_dockerd() {
   # System dirs first: dockerd looks up containerd, runc, iptables, docker-proxy on PATH.
   PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH \
     NO_PROXY="localhost,127.0.0.1${NO_PROXY:+,$NO_PROXY}" no_proxy="localhost,127.0.0.1${no_proxy:+,$no_proxy}" \
-    setsid -w dockerd \
+    setsid -w bash -c 'if [[ -n $1 ]]; then echo $$ >"$1/cgroup.procs"; fi; shift; exec "$@"' _ "$cg" dockerd \
     --data-root "$data_root" \
     --exec-root "$exec_root" \
     -H "$host" \
@@ -434,7 +452,9 @@ launch_dockerd() {
 # The first daemon's flags (builds on its default bridge, instances on networks of their own
 # from a pool of /26s); a daemon started with other flags is restarted with these.
 mapfile -t DOCKER_FLAGS < <(registry_args)
-DOCKER_FLAGS+=(--icc=false --default-address-pool base=10.213.0.0/16,size=26)
+# No userland proxy: published ports go through iptables DNAT, so no process of the daemon's
+# ever opens a connection to a container (CODEBAY-DAEMON-OUT refuses those).
+DOCKER_FLAGS+=(--icc=false --userland-proxy=false --default-address-pool base=10.213.0.0/16,size=26)
 
 start_dockerd() {
   launch_dockerd dockerd "$STATE/docker" "$DOCKER_RUN/exec" "$MANAGED_DOCKER_HOST" "$DOCKER_PIDFILE" docker_ok "${DOCKER_FLAGS[@]}"
@@ -449,8 +469,8 @@ up_docker() {
     return
   fi
   if docker_ok; then
-    if manage_docker && [[ $(cat "$STATE/docker.flags" 2>/dev/null) != "${DOCKER_FLAGS[*]}" ]]; then
-      log "dockerd runs with other flags: restarting it"
+    if manage_docker && { [[ $(cat "$STATE/docker.flags" 2>/dev/null) != "${DOCKER_FLAGS[*]}" ]] || ! in_daemon_cgroup dockerd "$DOCKER_PIDFILE"; }; then
+      log "dockerd runs with other flags or outside its cgroup: restarting it"
       stop_pidfile "$DOCKER_PIDFILE" dockerd 30
     elif docker_bridge_ok; then
       step_done "dockerd: already up at $EFF_DOCKER_HOST"
@@ -484,7 +504,7 @@ up_docker2() {
   [[ $WANT_DOCKER2 == 1 ]] || return 0
   step "dockerd-2"
   local flags_file=$STATE/docker-2.flags
-  if docker2_ok && [[ $(cat "$flags_file" 2>/dev/null) == "${DOCKER2_FLAGS[*]}" ]]; then
+  if docker2_ok && [[ $(cat "$flags_file" 2>/dev/null) == "${DOCKER2_FLAGS[*]}" ]] && in_daemon_cgroup dockerd-2 "$DOCKER2_PIDFILE"; then
     step_done "dockerd-2: already up at $DOCKER_HOST_2"
     return
   fi
@@ -593,9 +613,31 @@ up_editor_bundle() {
 # nothing reaches link-local addresses (cloud metadata). Ordinary outbound traffic (package
 # installs) is untouched. REJECT, not DROP: a refused attempt fails at once.
 ISOLATION_IFACES=(docker0 "$DOCKER2_BRIDGE" br-+)
+# The daemons themselves fetch too (`ADD <url>`, `FROM` of a registry, `--cache-from`, pulls)
+# from the host's network, where the bridge rules do not apply: CODEBAY-DAEMON-OUT lets their
+# connections reach the registries and the mirror on loopback and the outside world, and
+# refuses the rest of this machine, every container, and link-local addresses.
+DAEMON_PORTS=5000,32000,32001
 isolation_ok() {
   iptables -C INPUT -j CODEBAY-INPUT 2>/dev/null && iptables -C DOCKER-USER -j CODEBAY-FORWARD 2>/dev/null &&
-    [[ $(iptables -S CODEBAY-INPUT 2>/dev/null | grep -c REJECT) -ge ${#ISOLATION_IFACES[@]} ]]
+    [[ $(iptables -S CODEBAY-INPUT 2>/dev/null | grep -c REJECT) -ge ${#ISOLATION_IFACES[@]} ]] &&
+    { [[ -z $CGROUP2_ROOT ]] || iptables -S OUTPUT 2>/dev/null | grep -q CODEBAY-DAEMON-OUT; }
+}
+# daemon_egress_rules IPTABLES LINK_LOCAL: the CODEBAY-DAEMON-OUT chain for one address family.
+daemon_egress_rules() {
+  local ipt=$1 link_local=$2 d i
+  $ipt -N CODEBAY-DAEMON-OUT 2>/dev/null || $ipt -F CODEBAY-DAEMON-OUT
+  $ipt -A CODEBAY-DAEMON-OUT -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+  $ipt -A CODEBAY-DAEMON-OUT -o lo -p tcp -m multiport --dports "$DAEMON_PORTS" -j RETURN
+  $ipt -A CODEBAY-DAEMON-OUT -m addrtype --dst-type LOCAL -j REJECT
+  $ipt -A CODEBAY-DAEMON-OUT -d "$link_local" -j REJECT
+  for i in "${ISOLATION_IFACES[@]}"; do $ipt -A CODEBAY-DAEMON-OUT -o "$i" -j REJECT; done
+  for d in dockerd dockerd-2; do
+    # The rule names the cgroup by path, resolved when it is inserted: it must exist by then.
+    mkdir -p "$CGROUP2_ROOT/$(daemon_cgroup "$d")"
+    $ipt -C OUTPUT -m cgroup --path "$(daemon_cgroup "$d")" -j CODEBAY-DAEMON-OUT 2>/dev/null ||
+      $ipt -I OUTPUT 1 -m cgroup --path "$(daemon_cgroup "$d")" -j CODEBAY-DAEMON-OUT
+  done
 }
 up_isolation() {
   manage_docker || return 0
@@ -608,12 +650,28 @@ up_isolation() {
   # DOCKER-USER: dockerd makes it and never flushes it; FORWARD jumps there first.
   iptables -N CODEBAY-FORWARD 2>/dev/null || iptables -F CODEBAY-FORWARD
   for i in "${ISOLATION_IFACES[@]}"; do iptables -A CODEBAY-FORWARD -i "$i" -d 169.254.0.0/16 -j REJECT --reject-with icmp-port-unreachable; done
+  # codebay-br2's daemon runs without iptables: no isolation of its own between it and the others.
+  for i in docker0 br-+; do
+    iptables -A CODEBAY-FORWARD -i "$DOCKER2_BRIDGE" -o "$i" -j REJECT --reject-with icmp-port-unreachable
+    iptables -A CODEBAY-FORWARD -i "$i" -o "$DOCKER2_BRIDGE" -j REJECT --reject-with icmp-port-unreachable
+  done
   iptables -N DOCKER-USER 2>/dev/null || true
   iptables -C DOCKER-USER -j CODEBAY-FORWARD 2>/dev/null || iptables -I DOCKER-USER 1 -j CODEBAY-FORWARD
+  if [[ -n $CGROUP2_ROOT ]]; then
+    daemon_egress_rules iptables 169.254.0.0/16
+    if ip6tables -L OUTPUT -n >/dev/null 2>&1; then daemon_egress_rules ip6tables fe80::/10; fi
+  else
+    log "WARNING: no cgroup v2 hierarchy: the daemons' own fetches (ADD <url>, FROM) are not confined (docs/security.md)"
+  fi
   isolation_ok || die "the host isolation rules did not take (iptables -S CODEBAY-INPUT)"
-  step_done "host isolation rules: containers cannot open connections to this machine or link-local addresses"
+  step_done "host isolation rules: containers and the daemons' own fetches cannot open connections to this machine, other containers or link-local addresses"
 }
 down_isolation() {
+  local ipt d
+  for ipt in iptables ip6tables; do
+    for d in dockerd dockerd-2; do $ipt -D OUTPUT -m cgroup --path "$(daemon_cgroup "$d")" -j CODEBAY-DAEMON-OUT 2>/dev/null || true; done
+    $ipt -F CODEBAY-DAEMON-OUT 2>/dev/null && $ipt -X CODEBAY-DAEMON-OUT 2>/dev/null || true
+  done
   iptables -D INPUT -j CODEBAY-INPUT 2>/dev/null || true
   iptables -D DOCKER-USER -j CODEBAY-FORWARD 2>/dev/null || true
   iptables -F CODEBAY-INPUT 2>/dev/null && iptables -X CODEBAY-INPUT 2>/dev/null || true
@@ -689,7 +747,7 @@ cmd_status() {
   st registry registry_ok "$EFF_REGISTRY${MANAGED_REGISTRY_PUSH:+ (push $MANAGED_REGISTRY_PUSH)}"
   st mirror mirror_ok "$MIRROR"
   st dockerd docker_ok "$EFF_DOCKER_HOST"
-  st isolation isolation_ok "iptables CODEBAY-INPUT, CODEBAY-FORWARD"
+  st isolation isolation_ok "iptables CODEBAY-INPUT, CODEBAY-FORWARD, CODEBAY-DAEMON-OUT"
   st base-image base_image_ok "$MIRROR/library/debian:bookworm"
   [[ $WANT_DOCKER2 != 1 ]] || st dockerd-2 docker2_ok "$DOCKER_HOST_2"
   return $bad

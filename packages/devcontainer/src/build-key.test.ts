@@ -63,9 +63,29 @@ describe('buildKey', () => {
   });
 
   it('finds the build inputs relative to the config', () => {
-    expect(buildInputs(dockerConfig, '.devcontainer/devcontainer.json')).toEqual({ dirs: ['', '.devcontainer/tool'], files: ['.devcontainer/Dockerfile'] });
+    // With a local feature, the whole config folder counts (see the dependsOn test below).
+    expect(buildInputs(dockerConfig, '.devcontainer/devcontainer.json')).toEqual({
+      dirs: ['', '.devcontainer/tool', '.devcontainer'],
+      files: ['.devcontainer/Dockerfile'],
+    });
     expect(buildInputs({ dockerFile: 'Dockerfile' }, '.devcontainer.json')).toEqual({ dirs: [''], files: ['Dockerfile'] });
-    expect(buildInputs({ image: 'x', features: { 'ghcr.io/a/b:1': {}, '../f': {} } }, '.devcontainer/devcontainer.json')).toEqual({ dirs: ['f'], files: [] });
+    expect(buildInputs({ image: 'x', features: { 'ghcr.io/a/b:1': {}, '../f': {} } }, '.devcontainer/devcontainer.json')).toEqual({
+      dirs: ['f', '.devcontainer'],
+      files: [],
+    });
+    expect(buildInputs({ image: 'x', features: { 'ghcr.io/a/b:1': {} } }, '.devcontainer/devcontainer.json')).toEqual({ dirs: [], files: [] });
+  });
+
+  it('counts local features a local feature depends on (dependsOn), which the config never names', () => {
+    const config = { image: 'debian:bookworm', features: { './a': {} } };
+    const tree = (x: string) => [
+      file('.devcontainer/devcontainer.json', 'c'),
+      file('.devcontainer/a/devcontainer-feature.json', '{"id":"a","version":"1.0.0","dependsOn":{"./x":{}}}'),
+      file('.devcontainer/a/install.sh', 'a'),
+      file('.devcontainer/x/devcontainer-feature.json', '{"id":"x","version":"1.0.0"}'),
+      file('.devcontainer/x/install.sh', x),
+    ];
+    expect(key(config, tree('benign')).key).not.toBe(key(config, tree('malicious')).key);
   });
 
   it('follows links: a Dockerfile kept elsewhere counts by its content', () => {

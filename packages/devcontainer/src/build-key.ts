@@ -43,11 +43,17 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 export function buildInputs(config: DevcontainerConfig, configPath: string): { dirs: string[]; files: string[] } {
   const dirs: string[] = [];
   const files: string[] = [];
+  let localFeatures = false;
   for (const p of buildPaths(config, configPath)) {
+    if (p.property.startsWith('features')) localFeatures = true;
     if (p.path === undefined) continue;
     const list = p.kind === 'dir' ? dirs : files;
     if (!list.includes(p.path)) list.push(p.path);
   }
+  // A local feature's own `dependsOn` can name further local features, which the CLI installs
+  // too (always from `.devcontainer/`): with any local feature, the whole config folder counts.
+  const configDir = posix.dirname(configPath) === '.' ? '' : posix.dirname(configPath);
+  if (localFeatures && !dirs.includes(configDir)) dirs.push(configDir);
   return { dirs, files };
 }
 

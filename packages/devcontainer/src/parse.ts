@@ -1,5 +1,5 @@
 import { InputError, UnprocessableError, imageRefSchema } from '@codebay/contracts';
-import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { SyntaxKind, createScanner, parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
 
 export type DevcontainerConfig = Record<string, unknown>;
 
@@ -21,12 +21,35 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
   return { line, column: offset - lastBreak };
 }
 
+/** Real configs nest a few levels; parsers, schema checks and canonicalisation recurse per level. */
+export const MAX_NESTING = 64;
+
+/** The deepest object/array nesting of a JSONC text, found with jsonc-parser's scanner (iterative: no recursion). */
+function nestingDepth(text: string): { depth: number; offset: number } {
+  const scanner = createScanner(text, true);
+  let depth = 0;
+  let max = { depth: 0, offset: 0 };
+  for (let token = scanner.scan(); token !== SyntaxKind.EOF; token = scanner.scan()) {
+    if (token === SyntaxKind.OpenBraceToken || token === SyntaxKind.OpenBracketToken) {
+      depth += 1;
+      if (depth > max.depth) max = { depth, offset: scanner.getTokenOffset() };
+      if (depth > MAX_NESTING) break;
+    } else if (token === SyntaxKind.CloseBraceToken || token === SyntaxKind.CloseBracketToken) depth -= 1;
+  }
+  return max;
+}
+
 /**
  * Parses devcontainer.json as JSONC (comments and trailing commas allowed, as the
  * spec says). The Dev Containers CLI silently accepts broken JSON, so codebay
  * refuses it here, with line and column, before anything is queued.
  */
 export function parseDevcontainerJson(text: string, name = 'devcontainer.json'): DevcontainerConfig {
+  const nesting = nestingDepth(text);
+  if (nesting.depth > MAX_NESTING) {
+    const at = lineColumn(text, nesting.offset);
+    throw new InputError('invalid_jsonc', `${name}: line ${at.line}, column ${at.column}: nested more than ${MAX_NESTING} levels deep`);
+  }
   const errors: ParseError[] = [];
   const value: unknown = parse(text, errors, { allowTrailingComma: true, disallowComments: false });
   if (errors.length > 0) {

@@ -42,10 +42,15 @@ export interface PolicyProblem {
   message: string;
 }
 
+/** Every string in `value` with its property path; iterative, so a deeply nested upload cannot exhaust the stack. */
 function each(value: unknown, path: string, visit: (text: string, path: string) => void): void {
-  if (typeof value === 'string') visit(value, path);
-  else if (Array.isArray(value)) value.forEach((v, i) => each(v, `${path}[${i}]`, visit));
-  else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) each(v, path ? `${path}.${k}` : k, visit);
+  const stack: [unknown, string][] = [[value, path]];
+  while (stack.length > 0) {
+    const [v, p] = stack.pop()!;
+    if (typeof v === 'string') visit(v, p);
+    else if (Array.isArray(v)) for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], `${p}[${i}]`]);
+    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v).reverse()) stack.push([x, p ? `${p}.${k}` : k]);
+  }
 }
 
 /** Every `${localEnv:…}` / `${env:…}` whose variable is not allow-listed, wherever the CLI would substitute it. */
@@ -62,6 +67,26 @@ export function hostVariableProblems(config: DevcontainerConfig, allowed: readon
     }
   });
   return problems;
+}
+
+/**
+ * Docker's built-in proxy args (moby `builder.BuiltinAllowedBuildArgs`): the classic builder
+ * hands them to every RUN step but leaves them out of the step's cache key, so a build that
+ * sets them would leave layers, fetched through a proxy of its author's choosing, that another
+ * user's identical steps then take from the daemon's cache. Refused in `build.args`.
+ */
+const BUILTIN_PROXY_ARGS = new Set(['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy']);
+
+/** `build.args` that are Docker's built-in proxy args, in any case. */
+export function buildArgProblems(config: DevcontainerConfig): PolicyProblem[] {
+  const args = (config.build as { args?: unknown } | undefined)?.args;
+  if (args === null || typeof args !== 'object') return [];
+  return Object.keys(args)
+    .filter((name) => BUILTIN_PROXY_ARGS.has(name.toLowerCase()))
+    .map((name) => ({
+      property: `build.args.${name}`,
+      message: `build.args.${name}: proxy settings are Docker's own build args, left out of the layer cache's keys; codebay's builders set their own network path`,
+    }));
 }
 
 /** `build.options` beyond the allow-list. */
@@ -136,6 +161,7 @@ export function checkBuildPolicy(config: DevcontainerConfig, policy: BuildPolicy
   const problems = [
     ...hostVariableProblems(config, policy.localEnv),
     ...buildOptionProblems(config),
+    ...buildArgProblems(config),
     ...imageProblems(config, policy),
     ...featureSourceProblems(config, policy.sources),
   ];
