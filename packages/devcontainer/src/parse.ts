@@ -1,5 +1,5 @@
 import { InputError, UnprocessableError, imageRefSchema } from '@codebay/contracts';
-import { SyntaxKind, createScanner, parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { createScanner, parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
 
 export type DevcontainerConfig = Record<string, unknown>;
 
@@ -24,17 +24,20 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
 /** Real configs nest a few levels; parsers, schema checks and canonicalisation recurse per level. */
 export const MAX_NESTING = 64;
 
+/** jsonc-parser's `SyntaxKind` values (a const enum, which isolated modules cannot read). */
+const TOKEN = { OpenBrace: 1, CloseBrace: 2, OpenBracket: 3, CloseBracket: 4, EOF: 17 } as const;
+
 /** The deepest object/array nesting of a JSONC text, found with jsonc-parser's scanner (iterative: no recursion). */
 function nestingDepth(text: string): { depth: number; offset: number } {
   const scanner = createScanner(text, true);
   let depth = 0;
   let max = { depth: 0, offset: 0 };
-  for (let token = scanner.scan(); token !== SyntaxKind.EOF; token = scanner.scan()) {
-    if (token === SyntaxKind.OpenBraceToken || token === SyntaxKind.OpenBracketToken) {
+  for (let token = scanner.scan(); token !== TOKEN.EOF; token = scanner.scan()) {
+    if (token === TOKEN.OpenBrace || token === TOKEN.OpenBracket) {
       depth += 1;
       if (depth > max.depth) max = { depth, offset: scanner.getTokenOffset() };
       if (depth > MAX_NESTING) break;
-    } else if (token === SyntaxKind.CloseBraceToken || token === SyntaxKind.CloseBracketToken) depth -= 1;
+    } else if (token === TOKEN.CloseBrace || token === TOKEN.CloseBracket) depth -= 1;
   }
   return max;
 }

@@ -55,6 +55,14 @@ export class LogFollowers {
     return this.followers.size;
   }
 
+  /** Followers of one instance's log right now. */
+  count(instanceId: string): number {
+    const key = redisKeys.buildLogs(instanceId);
+    let n = 0;
+    for (const f of this.followers) if (f.key === key) n++;
+    return n;
+  }
+
   /**
    * Delivers the entries of `instanceId`'s log after `afterId` (exclusive; '0' = from the start),
    * in order, each once, in batches as they are read, until the end entry (the last of its

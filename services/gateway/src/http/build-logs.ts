@@ -1,8 +1,12 @@
-import type { InstanceRecord } from '@codebay/contracts';
+import { TooManyRequestsError, type InstanceRecord } from '@codebay/contracts';
 import type { LogEntry, LogFollowers } from '@codebay/platform';
 import type { Request, Response } from 'express';
 
 const HEARTBEAT_MS = 15_000;
+/** Bytes a follower may leave unread before it is cut off (it resumes with Last-Event-ID when it reads again). */
+export const MAX_UNREAD_BYTES = 1024 * 1024;
+/** Followers one instance's log may have at once. */
+export const MAX_FOLLOWERS_PER_INSTANCE = 20;
 
 /** Each entry is formatted once, however many followers it goes to (they share the objects). */
 const formatted = new WeakMap<LogEntry, string>();
@@ -23,8 +27,13 @@ function sseEvent(entry: LogEntry): string {
  * Serves a build's log stream as Server-Sent Events until its end entry, resuming
  * after `Last-Event-ID` (or `?after=`). Simple instances have no build: one end event says so.
  * Entries come from the process's shared reader (one Redis connection for all followers).
+ * A client that stops reading is cut off once MAX_UNREAD_BYTES wait for it (the gateway's
+ * memory is everyone's), and an instance has at most MAX_FOLLOWERS_PER_INSTANCE (429).
  */
 export async function followBuildLogs(req: Request, res: Response, record: InstanceRecord, followers: LogFollowers): Promise<void> {
+  if (followers.count(record.id) >= MAX_FOLLOWERS_PER_INSTANCE) {
+    throw new TooManyRequestsError(`instance ${record.id} already has ${MAX_FOLLOWERS_PER_INSTANCE} build-log followers; close one first`);
+  }
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',
@@ -45,14 +54,19 @@ export async function followBuildLogs(req: Request, res: Response, record: Insta
       // One write per batch: a build's lines arrive in bursts.
       res.write(entries.map(sseEvent).join(''));
       if (entries.at(-1)?.kind === 'end') finish();
+      else if (res.writableLength > MAX_UNREAD_BYTES) finish(true);
     });
-    function finish() {
+    function finish(cutOff = false) {
       subscription.close();
       clearInterval(heartbeat);
-      req.off('close', finish);
-      res.end();
+      req.off('close', onClose);
+      if (cutOff) res.destroy();
+      else res.end();
       resolve();
     }
-    req.on('close', finish);
+    function onClose() {
+      finish();
+    }
+    req.on('close', onClose);
   });
 }

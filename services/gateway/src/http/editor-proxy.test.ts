@@ -1,5 +1,10 @@
-import { describe, expect, it } from 'vitest';
-import { matchEditorPath } from './editor-proxy.ts';
+import type { EditorOrigins, InstanceRecord } from '@codebay/contracts';
+import { PlatformKey, hashToken, instanceSecrets, type InstanceStore } from '@codebay/platform';
+import express from 'express';
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EditorProxy, matchEditorPath } from './editor-proxy.ts';
 
 describe('matchEditorPath', () => {
   it.each([
@@ -48,5 +53,84 @@ describe('matchEditorPath', () => {
     ['/instances?x=/instances/abc/', 'a query that looks like an editor path'],
   ])('%s is not an editor path (%s)', (url) => {
     expect(matchEditorPath(url)).toBeUndefined();
+  });
+});
+
+describe('EditorProxy on an instance origin', () => {
+  // A real HTTP server stands in for the editor; the store is a stub holding one Running instance.
+  const token = 'a'.repeat(40);
+  const record = {
+    id: 'alice-abcdefgh',
+    status: 'Running',
+    accessTokenHash: hashToken(token),
+    runtime: { driver: 'docker', endpoint: '' },
+  } as unknown as InstanceRecord;
+  const origins: EditorOrigins = { protocol: 'http:', domain: 'localhost', port: ':8080' };
+  const key = new PlatformKey(Buffer.alloc(32, 1).toString('base64'));
+  let upstream: Server;
+  let gateway: Server;
+  let seen: IncomingMessage['headers'] = {};
+  const host = `${record.id}.localhost:8080`;
+
+  beforeAll(async () => {
+    upstream = createServer((req, res) => {
+      seen = req.headers;
+      res.setHeader('set-cookie', ['theme=dark; Domain=localhost; Path=/', 'codebay_tkn=planted; Domain=localhost; Path=/', 'plain=1']);
+      res.end('editor');
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    (record.runtime as { endpoint: string }).endpoint = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`;
+    const proxy = new EditorProxy(
+      { get: async (id: string) => (id === record.id ? record : null) } as unknown as InstanceStore,
+      pino({ level: 'silent' }),
+      origins,
+      key,
+    );
+    const app = express();
+    app.use(proxy.middleware());
+    gateway = app.listen(0, '127.0.0.1');
+    await new Promise<void>((r) => gateway.once('listening', r));
+  });
+  afterAll(() => {
+    upstream.close();
+    gateway.close();
+  });
+
+  const call = (headers: Record<string, string>, method = 'GET') =>
+    new Promise<{ status: number; headers: IncomingMessage['headers'] }>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: (gateway.address() as { port: number }).port, path: '/x', method, headers: { host, ...headers } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+
+  it('adds the editor secret upstream and never passes codebay’s cookies on', async () => {
+    expect((await call({ cookie: `codebay_tkn=${token}; theme=dark` })).status).toBe(200);
+    expect(seen.cookie).toBe(`theme=dark; code-server-session=${instanceSecrets.editor(key, record.id)}`);
+  });
+
+  it('keeps an editor’s cookies host-only and never lets it set codebay’s own', async () => {
+    const res = await call({ cookie: `codebay_tkn=${token}` });
+    expect(res.headers['set-cookie']).toEqual(['theme=dark; Path=/', 'plain=1']);
+  });
+
+  it('finds the real session cookie among planted ones of the same name', async () => {
+    expect((await call({ cookie: `codebay_tkn=planted; codebay_tkn=${token}` })).status).toBe(200);
+    expect((await call({ cookie: 'codebay_tkn=planted' })).status).toBe(401);
+  });
+
+  it('refuses other sites’ subresource loads and state changes from other origins, but not a link', async () => {
+    const cookie = `codebay_tkn=${token}`;
+    expect((await call({ cookie, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' })).status).toBe(403);
+    expect((await call({ cookie, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe' })).status).toBe(403);
+    expect((await call({ cookie, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' })).status).toBe(200);
+    expect((await call({ cookie, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' })).status).toBe(200);
+    expect((await call({ cookie, origin: 'http://bob-12345678.localhost:8080' }, 'POST')).status).toBe(403);
+    expect((await call({ cookie, origin: `http://${host}` }, 'POST')).status).toBe(200);
   });
 });

@@ -1,13 +1,18 @@
 import { editorOrigin, type EditorOrigins, type InstanceRecord } from '@codebay/contracts';
 import { hashToken, instanceSecrets, sameSecret, type InstanceStore, type Logger, type PlatformKey } from '@codebay/platform';
-import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
+import { serialize as serializeCookie } from 'cookie';
 import type { RequestHandler } from 'express';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 
-/** The browser's proof that it holds the instance's access token: host-only, on the instance's own origin. */
+/**
+ * The browser's proof that it holds the instance's access token: host-only, on the instance's
+ * own origin. Under https it carries the `__Host-` prefix, which browsers refuse to set with a
+ * Domain attribute or from another host: a sibling instance's page cannot plant one.
+ */
 export const EDITOR_COOKIE = 'codebay_tkn';
+const HOST_ONLY_COOKIE = `__Host-${EDITOR_COOKIE}`;
 /** code-server's own session cookie (`--auth password`): only the gateway ever sets it, on the way upstream. */
 const CODE_SERVER_COOKIE = 'code-server-session';
 /** Paths under `/instances/<id>/` on the API origin that belong to the API, not the editor. */
@@ -47,6 +52,19 @@ function stripTokenParam(url: string): string {
   return rest ? `${path}?${rest}` : path;
 }
 
+/** `name=value` pairs of a Cookie header, in order, repeats kept (a browser sends a name twice when two cookies match). */
+function cookiePairs(header: string | undefined): [string, string][] {
+  const out: [string, string][] = [];
+  for (const part of (header ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i <= 0) continue;
+    out.push([part.slice(0, i).trim(), part.slice(i + 1).trim()]);
+  }
+  return out;
+}
+
+const isCodebayCookie = (name: string) => name === EDITOR_COOKIE || name === HOST_ONLY_COOKIE || name === CODE_SERVER_COOKIE;
+
 function denied(res: ServerResponse, status: number, message: string) {
   res.statusCode = status;
   res.setHeader('content-type', 'text/plain; charset=utf-8');
@@ -68,8 +86,10 @@ function denied(res: ServerResponse, status: number, message: string) {
  * (`code-server-session`): the editor answers nothing that did not come through here.
  */
 export class EditorProxy {
-  private readonly proxy = httpProxy.createProxyServer({ ws: true, xfwd: true, changeOrigin: false });
+  // An editor's cookies stay host-only: a Domain attribute it sets would reach every instance's host.
+  private readonly proxy = httpProxy.createProxyServer({ ws: true, xfwd: true, changeOrigin: false, cookieDomainRewrite: { '*': '' } });
   private readonly hostPattern: RegExp;
+  private readonly cookieName: string;
 
   constructor(
     private readonly store: InstanceStore,
@@ -79,6 +99,12 @@ export class EditorProxy {
   ) {
     const domain = origins.domain.replace(/[.]/g, '\\.');
     this.hostPattern = new RegExp(`^([a-z0-9-]+)\\.${domain}(?::\\d+)?$`, 'i');
+    this.cookieName = origins.protocol === 'https:' ? HOST_ONLY_COOKIE : EDITOR_COOKIE;
+    // Nor may an editor set codebay's own cookie.
+    this.proxy.on('proxyRes', (proxyRes) => {
+      const set = proxyRes.headers['set-cookie'];
+      if (set) proxyRes.headers['set-cookie'] = set.filter((c) => !isCodebayCookie(c.split('=', 1)[0]!.trim()));
+    });
     this.proxy.on('error', (err, _req, res) => {
       this.logger.warn({ err: err.message }, 'editor proxy error');
       if (res && 'writeHead' in res && !res.headersSent) denied(res, 502, 'the editor did not answer');
@@ -118,21 +144,44 @@ export class EditorProxy {
 
   /** The cookies the editor sees: the user's own (its settings, its extensions'), never codebay's, plus the editor's secret. */
   private upstreamCookies(req: IncomingMessage, id: string): void {
-    const kept = (req.headers.cookie ?? '')
-      .split(';')
-      .map((c) => c.trim())
-      .filter((c) => c && !c.startsWith(`${EDITOR_COOKIE}=`) && !c.startsWith(`${CODE_SERVER_COOKIE}=`));
+    const kept = cookiePairs(req.headers.cookie)
+      .filter(([name]) => !isCodebayCookie(name))
+      .map(([name, value]) => `${name}=${value}`);
     kept.push(`${CODE_SERVER_COOKIE}=${instanceSecrets.editor(this.key, id)}`);
     req.headers.cookie = kept.join('; ');
   }
 
-  private tokenOf(req: IncomingMessage): string | undefined {
-    return parseCookies(req.headers.cookie ?? '')[EDITOR_COOKIE];
+  /** Every value the request carries under codebay's cookie name: one planted by someone else must not hide the real one. */
+  private tokensOf(req: IncomingMessage): string[] {
+    return cookiePairs(req.headers.cookie)
+      .filter(([name]) => name === this.cookieName)
+      .map(([, value]) => value);
+  }
+
+  /** The first of `tokens` that opens instance `id`. */
+  private async authorisedByAny(id: string, tokens: string[]): Promise<InstanceRecord | undefined> {
+    for (const token of tokens.slice(0, 8)) {
+      const record = await this.authorised(id, token);
+      if (record) return record;
+    }
+    return undefined;
+  }
+
+  /**
+   * Fetch metadata (Sec-Fetch-*, sent by every current browser): another site's page may
+   * navigate to an editor (a link) but not embed it, script it or load from it — instances
+   * share a site (`a.localhost`, `b.localhost`), so SameSite cookies alone would let one
+   * instance's pages read probes of another's files or reach its forwarded ports.
+   */
+  private crossSiteSubresource(req: IncomingMessage): boolean {
+    const site = req.headers['sec-fetch-site'];
+    if (site !== 'cross-site' && site !== 'same-site') return false;
+    return !(req.headers['sec-fetch-mode'] === 'navigate' && req.headers['sec-fetch-dest'] === 'document');
   }
 
   private sessionCookie(token: string): string {
     // No Domain attribute: host-only, so `a.localhost`'s cookie never goes to `b.localhost`.
-    return serializeCookie(EDITOR_COOKIE, token, { path: '/', httpOnly: true, sameSite: 'lax', secure: this.origins.protocol === 'https:' });
+    return serializeCookie(this.cookieName, token, { path: '/', httpOnly: true, sameSite: 'lax', secure: this.origins.protocol === 'https:' });
   }
 
   /**
@@ -145,9 +194,10 @@ export class EditorProxy {
     return (req, res, next) => {
       const id = this.instanceOfHost(req.headers.host);
       if (id === undefined) return this.redirectFromApiOrigin(req, res, next);
+      if (this.crossSiteSubresource(req)) return denied(res, 403, 'another site may link to this editor, not load from it');
       void (async () => {
         const queryToken = typeof req.query.tkn === 'string' ? req.query.tkn : undefined;
-        const record = await this.authorised(id, queryToken ?? this.tokenOf(req));
+        const record = queryToken !== undefined ? await this.authorised(id, queryToken) : await this.authorisedByAny(id, this.tokensOf(req));
         if (!record) return denied(res, 401, 'a valid access token for this instance is required: open the instance’s url from the API');
         if (queryToken) {
           // Swap the token in the URL for a cookie, so it leaves the address bar and history.
@@ -195,7 +245,7 @@ export class EditorProxy {
       if (id === undefined) return refuse(404, 'Not Found');
       // Browsers always send Origin on WebSockets: only the instance's own pages may open one.
       if (!this.sameOrigin(req, id)) return refuse(403, 'Forbidden');
-      this.authorised(id, this.tokenOf(req))
+      this.authorisedByAny(id, this.tokensOf(req))
         .then((record) => {
           if (!record) return refuse(401, 'Unauthorized');
           if (record.status !== 'Running' || !record.runtime) return refuse(503, 'Service Unavailable');
