@@ -48,9 +48,18 @@ trap stop INT TERM EXIT
 
 for service in gateway builder provisioner; do
   (
+    # Each service holds only its own secrets: builders never the platform key or the admin
+    # token, only builders the registry's push user.
     case $service in
-      builder) export METRICS_PORT=${BUILDER_METRICS_PORT:-9101} ;;
-      provisioner) export METRICS_PORT=${PROVISIONER_METRICS_PORT:-9102} ;;
+      gateway) unset REGISTRY_PUSH_AUTH ;;
+      builder)
+        export METRICS_PORT=${BUILDER_METRICS_PORT:-9101}
+        unset CODEBAY_ADMIN_TOKEN CODEBAY_SECRET_KEY
+        ;;
+      provisioner)
+        export METRICS_PORT=${PROVISIONER_METRICS_PORT:-9102}
+        unset CODEBAY_ADMIN_TOKEN REGISTRY_PUSH_AUTH
+        ;;
     esac
     exec node --import tsx "$root/services/$service/src/main.ts"
   ) > >(sed -u "s/^/[$service] /") 2>&1 &

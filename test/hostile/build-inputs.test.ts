@@ -1,6 +1,6 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { createServer, type Server, type Socket } from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync, linkSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -364,6 +364,59 @@ describe('hostile tenant: build inputs', () => {
         expect((await buildLogLines(h.stack, inst.instance_id)).join('\n')).not.toContain(victim.imageSecret);
       },
     );
+  });
+
+  describe('the builder’s daemon fetching for a build step (ADD <url>, FROM), from the host’s own network', () => {
+    const targets = async (): Promise<[string, string][]> => {
+      const info = await testDocker().getContainer(victim.containerId).inspect();
+      const victimIp = Object.values(info.NetworkSettings.Networks)[0]!.IPAddress;
+      return [
+        ['the gateway on loopback', `http://127.0.0.1:${new URL(h.stack.url).port}/health`],
+        ['the builder’s metrics', `http://127.0.0.1:${h.stack.ports.builder}/metrics`],
+        ['Redis', `http://127.0.0.1:${new URL(c.redisUrl).port}/`],
+        ['the victim’s editor by container IP', `http://${victimIp}:8080/healthz`],
+        ['link-local metadata', 'http://169.254.169.254/latest/meta-data/'],
+      ];
+    };
+
+    it('ADD of each platform address, the victim’s container and link-local metadata: the build fails, nothing fetched', async () => {
+      for (const [what, url] of await targets()) {
+        const res = await h.attacker.createWorkspace(
+          await workspaceTarball({ config: dockerfileBuild(), dockerfile: `FROM debian:bookworm\nADD ${url} /loot\nRUN cat /loot\n` }),
+        );
+        expect(res.status, what).toBe(202);
+        const inst = (await res.json()) as InstanceResponse;
+        const failed = await waitForStatus(h.stack, inst.instance_id, ['Failed'], 120_000);
+        // Refused by the host's rules for the daemon's own connections (a reject, at once).
+        expect(failed.error, what).toMatch(/ADD failed: .*connect: connection refused/);
+        const lines = (await buildLogLines(h.stack, inst.instance_id)).join('\n');
+        expect(lines, what).not.toMatch(/"status":"ok"|codebay_|code-server|ami-id/);
+      }
+    });
+
+    it('FROM an image on the Redis port: the pull fails, nothing reaches Redis', async () => {
+      const res = await h.attacker.createWorkspace(
+        await workspaceTarball({ config: dockerfileBuild(), dockerfile: `FROM 127.0.0.1:${new URL(c.redisUrl).port}/x:1\n` }),
+      );
+      const inst = (await res.json()) as InstanceResponse;
+      const failed = await waitForStatus(h.stack, inst.instance_id, ['Failed'], 120_000);
+      expect(failed.error).toContain(`127.0.0.1:${new URL(c.redisUrl).port}/x:1`);
+      expect((await buildLogLines(h.stack, inst.instance_id)).join('\n')).toMatch(/connection refused/);
+    });
+  });
+
+  describe('what the builder holds', () => {
+    it('the builder process has neither the platform key nor the admin token: code run through it could not forge an editor secret or open the API', () => {
+      const environ = readFileSync(`/proc/${h.stack.processes.get('builder')!.pid}/environ`, 'utf8').split('\0');
+      const names = environ.map((e) => e.split('=', 1)[0]);
+      expect(names).not.toContain('CODEBAY_SECRET_KEY');
+      expect(names).not.toContain('CODEBAY_ADMIN_TOKEN');
+      expect(environ.join('\n')).not.toContain(h.stack.env.CODEBAY_SECRET_KEY!);
+      expect(environ.join('\n')).not.toContain(h.stack.adminToken);
+      // Nor does the gateway hold the registry's push user.
+      const gateway = readFileSync(`/proc/${h.stack.processes.get('gateway')!.pid}/environ`, 'utf8');
+      expect(gateway).not.toContain(c.registryPushAuth);
+    });
   });
 
   describe('the builder’s second look at what it builds', () => {

@@ -11,6 +11,13 @@ import { freePort } from './ports.ts';
 import { waitFor } from './wait.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** What each service must not hold (as deploy/local/start.sh runs them): builders never the platform key or the admin token, only builders the push user. */
+const WITHHELD: Record<ServiceName, string[]> = {
+  gateway: ['REGISTRY_PUSH_AUTH'],
+  builder: ['CODEBAY_ADMIN_TOKEN', 'CODEBAY_SECRET_KEY'],
+  provisioner: ['CODEBAY_ADMIN_TOKEN', 'REGISTRY_PUSH_AUTH'],
+};
 export const LOG_DIR = join(ROOT, '.tmp/test-logs');
 
 export type ServiceName = 'gateway' | 'builder' | 'provisioner';
@@ -74,9 +81,11 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     ports[label] ??= await freePort();
     const log = createWriteStream(join(LOG_DIR, `${runId}-${label}.log`), { flags: 'a' });
     // One process per service (node with tsx's loader, no wrapper), so a signal reaches the service itself.
+    const own: NodeJS.ProcessEnv = { ...env, ...extra.env, METRICS_PORT: String(ports[label]) };
+    for (const k of WITHHELD[name]) delete own[k];
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'services', name, 'src/main.ts')], {
       cwd: ROOT,
-      env: { ...env, ...extra.env, METRICS_PORT: String(ports[label]) },
+      env: own,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.pipe(log);

@@ -61,6 +61,10 @@ export function cliEnvironment(opts: {
   };
 }
 
+/** Lines in which Docker says why a build step failed. */
+const DOCKER_FAILURE =
+  /(ADD failed|COPY failed|returned a non-zero code|failed to |error pulling|pull access denied|manifest unknown|unauthorized|not found|no such)/i;
+
 /** The build printed nothing for too long. */
 export class StalledError extends PermanentError {}
 
@@ -179,7 +183,13 @@ export class DevcontainerCli {
       /* no result line */
     }
     if (code === 0 && outcome.outcome === 'success') return;
-    const message = [outcome.message, outcome.description].filter(Boolean).join(': ') || tail.slice(-5).join('\n') || `devcontainer build exited with ${code}`;
+    const summary = [outcome.message, outcome.description].filter(Boolean).join(': ');
+    // The CLI's summary ("An error occurred building the image.") says less than Docker's own line.
+    const cause = [...tail].reverse().find((l) => DOCKER_FAILURE.test(l) && !/^(Command failed|Run: )/.test(l));
+    const message =
+      (summary && cause && !summary.includes(cause) ? `${summary} — ${cause}` : summary) ||
+      tail.slice(-5).join('\n') ||
+      `devcontainer build exited with ${code}`;
     const context = `${message}\n${tail.join('\n')}`;
     // A machinery fault says more in its own words (e.g. the daemon's address) than in the CLI's summary.
     if (isTransientBuildFailure(context)) throw new TransientError(tail.find(isTransientBuildFailure) ?? message);
