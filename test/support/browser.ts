@@ -1,7 +1,10 @@
 import { chromium, type Browser } from 'playwright-core';
 
-/** Debian's Chromium, headless, with the flags this closed network needs (Playwright gives it a fresh profile). */
-export async function launchChromium(): Promise<Browser> {
+/**
+ * Debian's Chromium, headless, with the flags this closed network needs (Playwright gives it
+ * a fresh profile), plus `extraArgs` (e.g. `--host-resolver-rules` to map a test domain to loopback).
+ */
+export async function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     headless: true,
@@ -13,6 +16,7 @@ export async function launchChromium(): Promise<Browser> {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }
