@@ -620,18 +620,27 @@ ISOLATION_IFACES=(docker0 "$DOCKER2_BRIDGE" br-+)
 DAEMON_PORTS=5000,32000,32001
 isolation_ok() {
   iptables -C INPUT -j CODEBAY-INPUT 2>/dev/null && iptables -C DOCKER-USER -j CODEBAY-FORWARD 2>/dev/null &&
-    [[ $(iptables -S CODEBAY-INPUT 2>/dev/null | grep -c REJECT) -ge ${#ISOLATION_IFACES[@]} ]] &&
+    [[ $(iptables -S CODEBAY-INPUT 2>/dev/null | grep -c tcp-reset) -ge ${#ISOLATION_IFACES[@]} ]] &&
     { [[ -z $CGROUP2_ROOT ]] || iptables -S OUTPUT 2>/dev/null | grep -q CODEBAY-DAEMON-OUT; }
 }
+# reject IPTABLES CHAIN MATCH...: appends a refusal for MATCH — a TCP reset for TCP (immediate
+# and unambiguous: ICMP errors are rate-limited by the kernel), port-unreachable for the rest.
+reject() {
+  local ipt=$1 chain=$2
+  shift 2
+  $ipt -A "$chain" "$@" -p tcp -j REJECT --reject-with tcp-reset
+  $ipt -A "$chain" "$@" -j REJECT
+}
+
 # daemon_egress_rules IPTABLES LINK_LOCAL: the CODEBAY-DAEMON-OUT chain for one address family.
 daemon_egress_rules() {
   local ipt=$1 link_local=$2 d i
   $ipt -N CODEBAY-DAEMON-OUT 2>/dev/null || $ipt -F CODEBAY-DAEMON-OUT
   $ipt -A CODEBAY-DAEMON-OUT -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
   $ipt -A CODEBAY-DAEMON-OUT -o lo -p tcp -m multiport --dports "$DAEMON_PORTS" -j RETURN
-  $ipt -A CODEBAY-DAEMON-OUT -m addrtype --dst-type LOCAL -j REJECT
-  $ipt -A CODEBAY-DAEMON-OUT -d "$link_local" -j REJECT
-  for i in "${ISOLATION_IFACES[@]}"; do $ipt -A CODEBAY-DAEMON-OUT -o "$i" -j REJECT; done
+  reject "$ipt" CODEBAY-DAEMON-OUT -m addrtype --dst-type LOCAL
+  reject "$ipt" CODEBAY-DAEMON-OUT -d "$link_local"
+  for i in "${ISOLATION_IFACES[@]}"; do reject "$ipt" CODEBAY-DAEMON-OUT -o "$i"; done
   for d in dockerd dockerd-2; do
     # The rule names the cgroup by path, resolved when it is inserted: it must exist by then.
     mkdir -p "$CGROUP2_ROOT/$(daemon_cgroup "$d")"
@@ -645,15 +654,15 @@ up_isolation() {
   iptables -N CODEBAY-INPUT 2>/dev/null || iptables -F CODEBAY-INPUT
   iptables -A CODEBAY-INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
   local i
-  for i in "${ISOLATION_IFACES[@]}"; do iptables -A CODEBAY-INPUT -i "$i" -j REJECT --reject-with icmp-port-unreachable; done
+  for i in "${ISOLATION_IFACES[@]}"; do reject iptables CODEBAY-INPUT -i "$i"; done
   iptables -C INPUT -j CODEBAY-INPUT 2>/dev/null || iptables -I INPUT 1 -j CODEBAY-INPUT
   # DOCKER-USER: dockerd makes it and never flushes it; FORWARD jumps there first.
   iptables -N CODEBAY-FORWARD 2>/dev/null || iptables -F CODEBAY-FORWARD
-  for i in "${ISOLATION_IFACES[@]}"; do iptables -A CODEBAY-FORWARD -i "$i" -d 169.254.0.0/16 -j REJECT --reject-with icmp-port-unreachable; done
+  for i in "${ISOLATION_IFACES[@]}"; do reject iptables CODEBAY-FORWARD -i "$i" -d 169.254.0.0/16; done
   # codebay-br2's daemon runs without iptables: no isolation of its own between it and the others.
   for i in docker0 br-+; do
-    iptables -A CODEBAY-FORWARD -i "$DOCKER2_BRIDGE" -o "$i" -j REJECT --reject-with icmp-port-unreachable
-    iptables -A CODEBAY-FORWARD -i "$i" -o "$DOCKER2_BRIDGE" -j REJECT --reject-with icmp-port-unreachable
+    reject iptables CODEBAY-FORWARD -i "$DOCKER2_BRIDGE" -o "$i"
+    reject iptables CODEBAY-FORWARD -i "$i" -o "$DOCKER2_BRIDGE"
   done
   iptables -N DOCKER-USER 2>/dev/null || true
   iptables -C DOCKER-USER -j CODEBAY-FORWARD 2>/dev/null || iptables -I DOCKER-USER 1 -j CODEBAY-FORWARD

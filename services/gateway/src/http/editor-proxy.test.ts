@@ -119,6 +119,12 @@ describe('EditorProxy on an instance origin', () => {
     expect(res.headers['set-cookie']).toEqual(['theme=dark; Path=/', 'plain=1']);
   });
 
+  it('lets only the editor’s own pages frame it, whatever fetch metadata the browser sends', async () => {
+    const res = await call({ cookie: `codebay_tkn=${token}` });
+    expect(res.headers['content-security-policy']).toBe("frame-ancestors 'self'");
+    expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
+  });
+
   it('finds the real session cookie among planted ones of the same name', async () => {
     expect((await call({ cookie: `codebay_tkn=planted; codebay_tkn=${token}` })).status).toBe(200);
     expect((await call({ cookie: 'codebay_tkn=planted' })).status).toBe(401);

@@ -80,8 +80,9 @@ function denied(res: ServerResponse, status: number, message: string) {
  * once the caller proves it holds the instance's access token — first as `?tkn=`
  * (exchanged for a host-only, HttpOnly, SameSite=Lax cookie, Secure under https), then by
  * that cookie. WebSockets and state-changing requests from a foreign Origin are refused
- * (same-site is not same-origin: `a.localhost` and `b.localhost` share a site, so
- * SameSite alone would let one instance's pages drive another's editor).
+ * (same-site is not same-origin: `a.codebay.example.com` and `b.codebay.example.com` share a
+ * site, so SameSite alone would let one instance's pages drive another's editor; browsers
+ * treat `*.localhost` hosts as sites of their own).
  * Upstream, the user's cookies for codebay are replaced by the editor's own secret
  * (`code-server-session`): the editor answers nothing that did not come through here.
  */
@@ -100,10 +101,17 @@ export class EditorProxy {
     const domain = origins.domain.replace(/[.]/g, '\\.');
     this.hostPattern = new RegExp(`^([a-z0-9-]+)\\.${domain}(?::\\d+)?$`, 'i');
     this.cookieName = origins.protocol === 'https:' ? HOST_ONLY_COOKIE : EDITOR_COOKIE;
-    // Nor may an editor set codebay's own cookie.
     this.proxy.on('proxyRes', (proxyRes) => {
+      // Nor may an editor set codebay's own cookie.
       const set = proxyRes.headers['set-cookie'];
       if (set) proxyRes.headers['set-cookie'] = set.filter((c) => !isCodebayCookie(c.split('=', 1)[0]!.trim()));
+      // Only the editor's own pages may frame it (webviews): browsers that send no fetch
+      // metadata (plain http on a real domain) are held back by this instead.
+      proxyRes.headers['content-security-policy'] = [proxyRes.headers['content-security-policy'] ?? [], "frame-ancestors 'self'"]
+        .flat()
+        .filter(Boolean)
+        .join(', ');
+      proxyRes.headers['x-frame-options'] = 'SAMEORIGIN';
     });
     this.proxy.on('error', (err, _req, res) => {
       this.logger.warn({ err: err.message }, 'editor proxy error');
@@ -168,10 +176,11 @@ export class EditorProxy {
   }
 
   /**
-   * Fetch metadata (Sec-Fetch-*, sent by every current browser): another site's page may
-   * navigate to an editor (a link) but not embed it, script it or load from it — instances
-   * share a site (`a.localhost`, `b.localhost`), so SameSite cookies alone would let one
-   * instance's pages read probes of another's files or reach its forwarded ports.
+   * Fetch metadata (Sec-Fetch-*, sent by current browsers to https and localhost origins):
+   * another site's page may navigate to an editor (a link) but not embed it, script it or
+   * load from it — instances under one BASE_DOMAIN share a site, so SameSite cookies alone
+   * would let one instance's pages frame another's editor, probe its files or reach its
+   * forwarded ports.
    */
   private crossSiteSubresource(req: IncomingMessage): boolean {
     const site = req.headers['sec-fetch-site'];
