@@ -209,14 +209,25 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
     expect(ok.status).toBe(302);
   });
 
-  it('delete removes the container and the workspace volume and keeps the shared volume', async () => {
+  it('delete removes the container, its network and the workspace volume and keeps the shared volume', async () => {
     const id = simple.instance_id;
+    const network = (await docker.getContainer(container(id)).inspect()).Config.Labels['codebay.network']!;
+    expect(network).toMatch(/^codebay-net-/);
     const res = await stack.api(`/api/instances/${id}`, { method: 'DELETE' });
     expect(res.status).toBe(202);
     expect(['Deleting', 'Deleted']).toContain(((await res.json()) as InstanceResponse).status);
     await waitForStatus(stack, id, ['Deleted'], 60_000);
     expect(await containerExists(docker, container(id))).toBe(false);
     expect(await volumeExists(docker, `codebay-ws-${id}`)).toBe(false);
+    expect(
+      await docker
+        .getNetwork(network)
+        .inspect()
+        .then(
+          () => true,
+          () => false,
+        ),
+    ).toBe(false);
     expect(await volumeExists(docker, `codebay-shared-${user}`)).toBe(true);
     // The editor route is closed for a deleted instance.
     expect((await editorRequest(`${simple.editor_url}?tkn=${simple.access_token}`)).status).toBe(401);

@@ -245,7 +245,9 @@ describe('hostile tenant: from an instance of its own', () => {
     h = await startHostileStack('hostile-instances');
     victim = await startVictim(h);
     const victimInfo = await docker.getContainer(victim.containerId).inspect();
-    const victimNet = `codebay-net-${victim.instance.instance_id}`;
+    // The network the instance is alone on (its name is on the container's label).
+    const victimNet = victimInfo.Config.Labels['codebay.network']!;
+    expect(Object.keys(victimInfo.NetworkSettings.Networks)).toEqual([victimNet]);
     victimIp = victimInfo.NetworkSettings.Networks[victimNet]!.IPAddress;
     victimGateway = victimInfo.NetworkSettings.Networks[victimNet]!.Gateway;
     const binding = victimInfo.NetworkSettings.Ports['8080/tcp']?.[0];
@@ -286,7 +288,7 @@ describe('hostile tenant: from an instance of its own', () => {
     attacker = await waitForStatus(h.stack, created.instance_id, ['Running'], 480_000);
     const info = await docker.getContainer(`codebay-${attacker.instance_id}`).inspect();
     attackerContainer = info.Id;
-    attackerGateway = info.NetworkSettings.Networks[`codebay-net-${attacker.instance_id}`]!.Gateway;
+    attackerGateway = info.NetworkSettings.Networks[info.Config.Labels['codebay.network']!]!.Gateway;
     buildProbes = (await inAttacker('cat /opt/attack/build-probes.txt')).stdout;
     buildLog = (await buildLogLines(h.stack, attacker.instance_id)).join('\n');
   }, 900_000);

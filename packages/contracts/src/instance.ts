@@ -88,6 +88,8 @@ export const runtimeInfoSchema = z.object({
   containerId: z.string().optional(),
   /** Kubernetes namespace holding the instance's objects. */
   namespace: z.string().optional(),
+  /** Docker network the instance's container is alone on. */
+  network: z.string().optional(),
 });
 export type RuntimeInfo = z.infer<typeof runtimeInfoSchema>;
 

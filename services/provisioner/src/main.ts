@@ -30,6 +30,7 @@ const store = new InstanceStore(redis);
 const docker = dockerFromHost(config.DOCKER_HOST);
 const runtime = createRuntime(config, { logger, store, docker });
 const driver = runtime.driver;
+await driver.start?.();
 const metrics = createMetricsRegistry('provisioner');
 registerQueueDepth(metrics, queues);
 const duration = new Histogram({

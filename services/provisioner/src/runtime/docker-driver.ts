@@ -18,6 +18,7 @@ import {
   type PlatformKey,
   type RegistryCredentials,
 } from '@codebay/platform';
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import type { EditorBundles } from '../editor-bundles.ts';
@@ -40,8 +41,8 @@ const LAUNCHER_DIR = '/opt/codebay/launcher';
 
 export const dockerNames = {
   container: (id: string) => `codebay-${id}`,
-  /** One bridge network per instance, inter-container traffic off: nothing else is on it. */
-  network: (id: string) => `codebay-net-${id}`,
+  /** One bridge network per instance, inter-container traffic off: nothing else is on it (made ahead of need: see SpareNetworks). */
+  network: () => `codebay-net-${randomBytes(8).toString('hex')}`,
   workspaceVolume: (id: string) => `codebay-ws-${id}`,
   sharedVolume: (userId: string) => `codebay-shared-${userId}`,
 };
@@ -61,6 +62,64 @@ function answers200(url: string, timeoutMs: number): Promise<boolean> {
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
   });
+}
+
+/**
+ * Instance networks made ahead of need: making a bridge network (with its iptables rules)
+ * costs a daemon ~80 ms, which would otherwise add to every instance's start. A few are kept
+ * ready; taking one refills the pool in the background. Spares carry the label
+ * `codebay.kind=network-spare` and the pool's id; a new pool removes other pools' spares
+ * that no container uses (a provisioner that went away), once they are a minute old.
+ */
+export class SpareNetworks {
+  private readonly ready: string[] = [];
+  private filling: Promise<void> | undefined;
+  private readonly pool = randomBytes(6).toString('hex');
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly size = 2,
+  ) {}
+
+  /** A network no container is on yet: a spare, or a new one when none is ready. */
+  async take(): Promise<string> {
+    const name = this.ready.shift() ?? (await this.create());
+    this.fill();
+    return name;
+  }
+
+  /** Makes spares until `size` are ready (in the background; a failure only means the next take makes its own). */
+  fill(): void {
+    this.filling ??= (async () => {
+      while (this.ready.length < this.size) this.ready.push(await this.create());
+    })()
+      .catch(() => undefined)
+      .finally(() => (this.filling = undefined));
+  }
+
+  /** Removes other pools' spares no container uses and older than a minute. */
+  async sweep(): Promise<void> {
+    const spares = await this.docker.listNetworks({ filters: JSON.stringify({ label: ['codebay.kind=network-spare'] }) });
+    for (const n of spares) {
+      if (n.Labels?.['codebay.pool'] === this.pool || Date.now() - Date.parse(n.Created) < 60_000) continue;
+      await this.docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined); // in use (a container joined it since): it stays
+    }
+  }
+
+  private async create(): Promise<string> {
+    const name = dockerNames.network();
+    await this.docker.createNetwork({
+      Name: name,
+      Driver: 'bridge',
+      CheckDuplicate: true,
+      Labels: { 'codebay.managed': 'true', 'codebay.kind': 'network-spare', 'codebay.pool': this.pool },
+      Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+    });
+    return name;
+  }
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -95,6 +154,7 @@ export class DockerDriver implements RuntimeDriver {
     private readonly store: InstanceStore,
     private readonly logger: Logger,
     private readonly opts: DockerDriverOptions,
+    private readonly networks = new SpareNetworks(docker),
   ) {}
 
   private labels(record: InstanceRecord, kind: string): Record<string, string> {
@@ -133,11 +193,12 @@ export class DockerDriver implements RuntimeDriver {
       'codebay.size': record.resources.shared_storage_size,
     });
     await this.ensureVolume(dockerNames.workspaceVolume(record.id), { ...this.labels(record, 'workspace'), 'codebay.size': record.resources.storage_size });
-    const network = await this.ensureNetwork(record);
-
-    // A retried job finds the container of an earlier attempt: replace it (the volumes keep the state).
+    // A retried job finds the container of an earlier attempt: replace it (the volumes keep the
+    // state), on the network that attempt took.
     const name = dockerNames.container(record.id);
-    await ignore404(this.docker.getContainer(name).remove({ force: true }));
+    const earlier = await ignore404(this.docker.getContainer(name).inspect());
+    const network = Object.keys(earlier?.NetworkSettings.Networks ?? {}).find((n) => n.startsWith('codebay-net-')) ?? (await this.networks.take());
+    if (earlier) await ignore404(this.docker.getContainer(name).remove({ force: true }));
 
     const launch = record.launch ?? launchConfigSchema.parse({});
     const env = Object.entries(launch.containerEnv).map(([k, v]) => `${k}=${v}`);
@@ -148,14 +209,14 @@ export class DockerDriver implements RuntimeDriver {
       `CODEBAY_EDITOR_SECRET=${instanceSecrets.editor(this.opts.key, record.id)}`,
     );
     const r = record.resources;
-    const container = await this.docker.createContainer({
+    const container = await this.createContainer(network, {
       name,
       Image: image,
       Entrypoint: [`${EDITOR_DIR}/bin/node`, `${LAUNCHER_DIR}/launcher.mjs`],
       Cmd: [],
       Env: env,
       WorkingDir: '/workspace',
-      Labels: this.labels(record, 'instance'),
+      Labels: { ...this.labels(record, 'instance'), 'codebay.network': network },
       ExposedPorts: { [`${EDITOR_PORT}/tcp`]: {} },
       HostConfig: {
         Mounts: [
@@ -187,28 +248,7 @@ export class DockerDriver implements RuntimeDriver {
     const binding = info.NetworkSettings.Ports[`${EDITOR_PORT}/tcp`]?.[0];
     if (!binding?.HostPort) throw new TransientError('the editor port was not published');
     this.logger.info({ instanceId: record.id, container: info.Id.slice(0, 12), port: binding.HostPort }, 'instance container started');
-    return { driver: 'docker', endpoint: `http://${this.opts.publishHost}:${binding.HostPort}`, containerId: info.Id };
-  }
-
-  /** The instance's own bridge network (`enable_icc` off), made once. */
-  private async ensureNetwork(record: InstanceRecord): Promise<string> {
-    const name = dockerNames.network(record.id);
-    const existing = await ignore404(this.docker.getNetwork(name).inspect());
-    if (!existing) {
-      await this.docker
-        .createNetwork({
-          Name: name,
-          Driver: 'bridge',
-          CheckDuplicate: true,
-          Labels: this.labels(record, 'network'),
-          Options: { 'com.docker.network.bridge.enable_icc': 'false' },
-        })
-        .catch((err: unknown) => {
-          // A retried job racing its own earlier attempt: the network is there now.
-          if (statusOf(err) !== 409) throw err;
-        });
-    }
-    return name;
+    return { driver: 'docker', endpoint: `http://${this.opts.publishHost}:${binding.HostPort}`, containerId: info.Id, network };
   }
 
   async waitReady(record: InstanceRecord, runtime: RuntimeInfo, signal: AbortSignal): Promise<void> {
@@ -239,16 +279,42 @@ export class DockerDriver implements RuntimeDriver {
       .join(' | ');
   }
 
+  /** Creates the container on `network`; a network taken for a container that could not be made goes back to nobody (it is removed). */
+  private async createContainer(network: string, spec: Docker.ContainerCreateOptions): Promise<Docker.Container> {
+    try {
+      return await this.docker.createContainer(spec);
+    } catch (err) {
+      await this.docker
+        .getNetwork(network)
+        .remove()
+        .catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Readies the pool of instance networks (and clears spares a provisioner that went away left). */
+  async start(): Promise<void> {
+    await this.networks.sweep().catch((err: Error) => this.logger.warn({ err: err.message }, 'could not clear spare networks'));
+    this.networks.fill();
+  }
+
   async deprovision(record: InstanceRecord): Promise<void> {
-    await ignore404(this.docker.getContainer(dockerNames.container(record.id)).remove({ force: true }));
-    await ignore404(this.docker.getNetwork(dockerNames.network(record.id)).remove());
+    const container = this.docker.getContainer(dockerNames.container(record.id));
+    // Its network: recorded at provisioning, or (a provisioning cut short) on the container's label.
+    const network = record.runtime?.network ?? (await ignore404(container.inspect()))?.Config.Labels['codebay.network'];
+    await ignore404(container.remove({ force: true }));
+    if (network) await this.removeSoon(() => this.docker.getNetwork(network).remove());
     const volume = this.docker.getVolume(dockerNames.workspaceVolume(record.id));
+    await this.removeSoon(() => volume.remove());
+  }
+
+  /** Removes something a container being removed may hold for a moment (409): retried briefly; gone already is fine. */
+  private async removeSoon(remove: () => Promise<unknown>): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await ignore404(volume.remove());
+        await ignore404(remove());
         return;
       } catch (err) {
-        // A container being removed can hold the volume for a moment.
         if (statusOf(err) !== 409 || attempt >= 10) throw err;
         await new Promise((r) => setTimeout(r, 500));
       }

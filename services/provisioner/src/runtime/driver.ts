@@ -8,4 +8,6 @@ export interface RuntimeDriver {
   waitReady(record: InstanceRecord, runtime: RuntimeInfo, signal: AbortSignal): Promise<void>;
   /** Removes everything the instance owns except the user's shared storage. */
   deprovision(record: InstanceRecord): Promise<void>;
+  /** Anything to ready before the first job (optional). */
+  start?(): Promise<void>;
 }
