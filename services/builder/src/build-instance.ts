@@ -7,7 +7,7 @@ import {
   type BuildOutcome,
   type InstanceRecord,
 } from '@codebay/contracts';
-import { launchFromImageLabels, type SourcePolicy } from '@codebay/devcontainer';
+import { launchFromImageLabels } from '@codebay/devcontainer';
 import {
   buildArgValues,
   createMasker,
@@ -48,8 +48,6 @@ export interface BuildMetrics {
 export interface BuildInstanceDeps {
   config: BuilderConfig;
   registries: RegistrySettings;
-  /** Where features and images may come from (FEATURE_SOURCES). */
-  sources: SourcePolicy;
   store: InstanceStore;
   logs: BuildLogStream;
   cli: DevcontainerCli;
@@ -250,7 +248,7 @@ export class BuildInstance {
     const stopKeepAlive = locks.keepAlive(key, id);
     const fetches = this.fetchWatcher(log);
     const proxy = new EgressProxy({
-      policy: this.deps.sources,
+      policy: config.sources,
       connectTimeoutMs: config.FETCH_CONNECT_TIMEOUT_SECONDS * 1000,
       idleTimeoutMs: config.FETCH_IDLE_TIMEOUT_SECONDS * 1000,
       lookupTimeoutMs: config.FETCH_CONNECT_TIMEOUT_SECONDS * 1000,
@@ -262,14 +260,13 @@ export class BuildInstance {
       const pushRef = buildImageRef(registries.push, key);
       log.push(`codebay: building build key ${key} on builder ${config.BUILDER_NAME}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
       const folders = await workspace.materialise(id, record.source, record.artifact!);
-      log.mask = createMasker({ paths: { [folders.workspace]: '<workspace>', [folders.tmp]: '<tmp>', [folders.root]: '<job>' } });
+      // Users see neither the builder's folders nor (once the config is read) their build args' values.
+      const paths = { [folders.workspace]: '<workspace>', [folders.tmp]: '<tmp>', [folders.root]: '<job>' };
+      log.mask = createMasker({ paths });
       // The second check, on what the CLI will really read: the same policy, every path with
       // symlinks followed on disk, and the build key recomputed from the unpacked files.
       const checked = await workspace.verify(folders, record);
-      log.mask = createMasker({
-        values: buildArgValues(checked.config),
-        paths: { [folders.workspace]: '<workspace>', [folders.tmp]: '<tmp>', [folders.root]: '<job>' },
-      });
+      log.mask = createMasker({ values: buildArgValues(checked.config), paths });
       await mkdir(join(folders.tmp, 'home'), { recursive: true });
 
       const familyPull = familyImageRef(registries.pull, family);

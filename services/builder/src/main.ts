@@ -58,11 +58,9 @@ const buildMetrics = {
 };
 const store = new InstanceStore(redis);
 const logs = new BuildLogStream(redis);
-const sources = config.sources;
 const useCase = new BuildInstance({
   config,
   registries,
-  sources,
   store,
   logs,
   cli: new DevcontainerCli(),
@@ -72,7 +70,7 @@ const useCase = new BuildInstance({
   workspace: new BuildWorkspace(config.CODEBAY_BUILD_DIR, artifacts, {
     localEnv: config.BUILD_LOCAL_ENV_ALLOWLIST,
     platformRegistries: [registries.pull, registries.push],
-    sources,
+    sources: config.sources,
   }),
   queues,
   logger,
