@@ -617,7 +617,9 @@ ISOLATION_IFACES=(docker0 "$DOCKER2_BRIDGE" br-+)
 # from the host's network, where the bridge rules do not apply: CODEBAY-DAEMON-OUT lets their
 # connections reach the registries and the mirror on loopback and the outside world, and
 # refuses the rest of this machine, every container, and link-local addresses.
-DAEMON_PORTS=5000,32000,32001
+# The mirror (5000) and registry ports (32000-32009: codebay's pull and push endpoints, and
+# room for a registry a test runs of its own).
+DAEMON_PORTS=5000,32000:32009
 isolation_ok() {
   iptables -C INPUT -j CODEBAY-INPUT 2>/dev/null && iptables -C DOCKER-USER -j CODEBAY-FORWARD 2>/dev/null &&
     [[ $(iptables -S CODEBAY-INPUT 2>/dev/null | grep -c tcp-reset) -ge ${#ISOLATION_IFACES[@]} ]] &&

@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components, pullLogin } from '../support/components.ts';
 import { createFromWorkspace, waitForStatus } from '../support/instances.ts';
 import { buildLogEnd, buildLogLines, forgetUsers } from '../support/records.ts';
-import { freePort } from '../support/ports.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 import { containersRunning, processesMatching, salt, workspaceTarball } from '../support/workspaces.ts';
@@ -168,7 +167,8 @@ describe('builder: a registry that answers 500', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'codebay-badreg-'));
     writeFileSync(join(dir, 'file'), 'not a folder');
-    port = await freePort();
+    // A registry port the daemons may reach on this machine (components.sh: 32000-32009).
+    port = 32009;
     await startRegistry(true);
     stack = await startStack({
       name: 'reg500',
