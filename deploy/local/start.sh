@@ -28,6 +28,11 @@ if [ -z "${CODEBAY_ADMIN_TOKEN:-}" ]; then
   export CODEBAY_ADMIN_TOKEN
   echo "codebay: admin API token is in $token_file" >&2
 fi
+# Per-user API tokens (hashed; add one with services/gateway/src/add-token.ts), kept here.
+if [ -z "${CODEBAY_TOKENS_FILE:-}" ]; then
+  export CODEBAY_TOKENS_FILE=$state/tokens.json
+  [ -s "$CODEBAY_TOKENS_FILE" ] || (umask 077 && echo '{"tokens": []}' > "$CODEBAY_TOKENS_FILE")
+fi
 # The platform key (seals access tokens in Redis, derives each editor's secret), likewise.
 if [ -z "${CODEBAY_SECRET_KEY:-}" ]; then
   key_file=$state/secret-key
@@ -70,10 +75,11 @@ cat >&2 <<MSG
 
 codebay is starting:
   API        http://127.0.0.1:$GATEWAY_PORT/api   (Authorization: Bearer \$(cat $state/admin-token))
+  user tokens  node --import tsx services/gateway/src/add-token.ts --user NAME --file $CODEBAY_TOKENS_FILE
   editors    http://<instance id>.localhost:$GATEWAY_PORT/   (one origin per instance; the API's url field leads there)
   health     http://127.0.0.1:$GATEWAY_PORT/health
   metrics    http://127.0.0.1:$GATEWAY_PORT/metrics, :${BUILDER_METRICS_PORT:-9101}/metrics, :${PROVISIONER_METRICS_PORT:-9102}/metrics
-Ctrl-C stops it.
+Ctrl-C stops the services (\`bash deploy/local/components.sh down\` stops Redis, the daemons and the registries).
 
 MSG
 # Stop everything when any one service exits.

@@ -198,8 +198,10 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
       'for p in /proc/[0-9]*; do if grep -q code-server "$p/cmdline" 2>/dev/null; then stat -c %U "$p"; fi; done',
     ]);
     expect(ps.stdout.split('\n').filter(Boolean)).toContain('dev');
-    // Same user, second instance: /shared carries what the first instance wrote.
+    // Same user, second instance: /shared carries what the first instance wrote, and the
+    // unprivileged remoteUser can write there too.
     expect((await cat(id, '/shared/from-first.txt'))?.trim()).toMatch(/^shared-[0-9a-f]{8}$/);
+    expect((await execIn(docker, container(id), ['sh', '-c', 'echo from-dev > /shared/from-dev.txt'], 'dev')).code).toBe(0);
   });
 
   it("refuses one instance's token on another instance", async () => {

@@ -649,6 +649,17 @@ async function main() {
   } else {
     log(`workspace ${ws}: ${marker ? 'existing (marker found)' : 'first start'}`);
   }
+  // The user's /shared (a volume the runtime made, owned by root; the user's alone) is handed to
+  // the user an instance runs as, so a non-root remoteUser can write there too.
+  const shared = '/shared';
+  try {
+    if (isRoot && user.uid !== 0 && fs.statSync(shared).uid === 0) {
+      fs.chownSync(shared, user.uid, user.gid);
+      log(`shared ${shared}: handed to ${user.name} (${user.uid}:${user.gid})`);
+    }
+  } catch {
+    /* no /shared here */
+  }
   mkdirOwned(stateDir, user);
   const gitignore = path.join(stateDir, '.gitignore');
   if (!fs.existsSync(gitignore)) {

@@ -134,7 +134,8 @@ describe('EgressProxy CONNECT', () => {
     const answer = await rawConnect(port, `127.0.0.1:${target.port}`);
     const reason = `feature source 127.0.0.1:${target.port} is refused: 127.0.0.1 is a loopback address, allowed only when FEATURE_SOURCES lists it by name`;
     expect(answer.status).toBe(403);
-    expect(answer.headers).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    // The reason rides in the status line too: the CLI shows only `HTTP <status>: <reason phrase>`.
+    expect(answer.headers).toMatch(new RegExp(`^HTTP/1\\.1 403 Forbidden \\(codebay egress proxy: feature source 127\\.0\\.0\\.1:${target.port} is refused`));
     expect(answer.body).toBe(`${reason}\n`);
     expect(events).toEqual([{ kind: 'refused', target: `127.0.0.1:${target.port}`, reason }]);
     expect(target.sockets).toHaveLength(0);

@@ -346,14 +346,23 @@ export class EgressProxy {
 
   private answer(res: ServerResponse, status: number, text: string): void {
     if (res.headersSent) return void res.destroy();
-    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+    res.writeHead(status, reasonPhrase(status, text), { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
     res.end(`${text}\n`);
   }
 
   private answerRaw(socket: Duplex, status: number, text: string): void {
     const body = Buffer.from(`${text}\n`);
-    const statusText = { 400: 'Bad Request', 403: 'Forbidden', 502: 'Bad Gateway', 504: 'Gateway Timeout' }[status] ?? 'Error';
-    const head = `HTTP/1.1 ${status} ${statusText}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
+    const head = `HTTP/1.1 ${status} ${reasonPhrase(status, text)}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
     socket.end(Buffer.concat([Buffer.from(head), body]), () => socket.destroy());
   }
+}
+
+/**
+ * The status line's reason phrase, carrying the proxy's reason: the Dev Containers CLI shows
+ * only `HTTP <status>: <reason phrase>` of a failed request, so this is what users read.
+ * Printable ASCII only (RFC 9112 §4), at most 200 characters.
+ */
+function reasonPhrase(status: number, text: string): string {
+  const base = { 400: 'Bad Request', 403: 'Forbidden', 502: 'Bad Gateway', 504: 'Gateway Timeout' }[status] ?? 'Error';
+  return `${base} (codebay egress proxy: ${text})`.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
 }
