@@ -3,13 +3,10 @@ import { createRedis } from '@codebay/platform';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
 import { forgetUsers } from '../support/records.ts';
 import { startStack, type Stack } from '../support/stack.ts';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Idempotent creates and per-user quotas, against the real gateway and Redis. */
 describe('gateway: Idempotency-Key and quotas', () => {
@@ -100,10 +97,12 @@ describe('gateway: Idempotency-Key and quotas', () => {
   });
 
   it('refuses a second queued build for a user with 429 and stores no upload', async () => {
+    // A configuration no one has built (else the first create is a cache hit, not a queued build).
+    const config = JSON.stringify({ image: 'debian:bookworm', containerEnv: { QUOTA_TEST: `${tag}-${Date.now()}` } });
     const form = () => {
       const f = new FormData();
       f.set('user_id', users.builds);
-      f.set('devcontainer_json', new Blob([readFileSync(join(ROOT, 'samples/simple-devcontainer.json'))]), 'devcontainer.json');
+      f.set('devcontainer_json', new Blob([config]), 'devcontainer.json');
       return f;
     };
     expect((await stack.api('/api/instances/devcontainer', { method: 'POST', body: form() })).status).toBe(202);
