@@ -1,4 +1,6 @@
+import { parseSourcePolicy, type BuildPolicy } from '@codebay/devcontainer';
 import { z } from 'zod';
+import { PlatformKey } from './platform-key.ts';
 
 /**
  * Parses the environment once at boot against a zod schema. Every problem is
@@ -95,6 +97,18 @@ export function registrySettings(c: z.infer<typeof registryEnvSchema>): Registry
   };
 }
 
+/** A setting parsed further by `parse`, whose errors are reported as that setting's problem. */
+function parsedBy<I, T>(parse: (value: I) => T) {
+  return (value: I, ctx: z.RefinementCtx): T => {
+    try {
+      return parse(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  };
+}
+
 /**
  * Settings of the build policy that both the gateway (checks at upload, 422) and the
  * builders (checks again, and run the CLI accordingly) read.
@@ -107,5 +121,19 @@ export const buildPolicyEnvSchema = z.object({
    * `host`, `host:port`, `*.domain`. Loopback, link-local and private addresses only when
    * listed by name.
    */
-  FEATURE_SOURCES: envList('*'),
+  FEATURE_SOURCES: envList('*').transform(parsedBy(parseSourcePolicy)),
+});
+
+/** The build policy a service's settings give (registries and build-policy settings both parsed). */
+export function buildPolicy(c: z.infer<typeof registryEnvSchema> & z.infer<typeof buildPolicyEnvSchema>): BuildPolicy {
+  const registries = registrySettings(c);
+  return { localEnv: c.BUILD_LOCAL_ENV_ALLOWLIST, platformRegistries: [registries.pull, registries.push], sources: c.FEATURE_SOURCES };
+}
+
+/** The platform key (see PlatformKey), held by the gateway and the provisioner only. */
+export const platformKeyEnvSchema = z.object({
+  CODEBAY_SECRET_KEY: z
+    .string({ error: 'CODEBAY_SECRET_KEY is required (32 random bytes, base64: `openssl rand -base64 32`)' })
+    .min(1)
+    .transform(parsedBy((key: string) => new PlatformKey(key))),
 });

@@ -248,7 +248,7 @@ export class BuildInstance {
     const stopKeepAlive = locks.keepAlive(key, id);
     const fetches = this.fetchWatcher(log);
     const proxy = new EgressProxy({
-      policy: config.sources,
+      policy: config.FEATURE_SOURCES,
       connectTimeoutMs: config.FETCH_CONNECT_TIMEOUT_SECONDS * 1000,
       idleTimeoutMs: config.FETCH_IDLE_TIMEOUT_SECONDS * 1000,
       lookupTimeoutMs: config.FETCH_CONNECT_TIMEOUT_SECONDS * 1000,

@@ -1,5 +1,4 @@
 import { buildPolicyEnvSchema, commonEnvSchema, envInt, parseConfig, registryEnvSchema } from '@codebay/platform';
-import { parseSourcePolicy, type SourcePolicy } from '@codebay/devcontainer';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -29,14 +28,5 @@ const schema = commonEnvSchema
     METRICS_PORT: envInt(9101),
   });
 
-export type BuilderConfig = z.infer<typeof schema> & { sources: SourcePolicy };
-
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): BuilderConfig {
-  const parsed = parseConfig(schema, env, 'builder');
-  try {
-    return { ...parsed, sources: parseSourcePolicy(parsed.FEATURE_SOURCES) };
-  } catch (err) {
-    process.stderr.write(`builder: invalid configuration\n  ${(err as Error).message}\n`);
-    process.exit(2);
-  }
-}
+export type BuilderConfig = z.infer<typeof schema>;
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): BuilderConfig => parseConfig(schema, env, 'builder');

@@ -96,7 +96,7 @@ export function createApp(deps: GatewayDeps): Express {
   });
 
   // An instance fetching its own workspace upload (Kubernetes first start), with its own seeding token.
-  app.get('/seed/instances/:id', workspaceSeedHandler(deps.store, deps.config.key, deps.artifacts));
+  app.get('/seed/instances/:id', workspaceSeedHandler(deps.store, deps.config.CODEBAY_SECRET_KEY, deps.artifacts));
   if (deps.config.CORS_ORIGINS.length > 0) {
     // Only the API, only the configured origins; bearer tokens, so no credentials mode.
     const allowCors = cors({

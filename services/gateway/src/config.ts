@@ -1,12 +1,13 @@
 import type { EditorOrigins } from '@codebay/contracts';
-import { parseSourcePolicy, type BuildPolicy } from '@codebay/devcontainer';
-import { buildPolicyEnvSchema, commonEnvSchema, envInt, envList, parseConfig, PlatformKey, registryEnvSchema, registrySettings } from '@codebay/platform';
+import type { BuildPolicy } from '@codebay/devcontainer';
+import { buildPolicy, buildPolicyEnvSchema, commonEnvSchema, envInt, envList, parseConfig, platformKeyEnvSchema, registryEnvSchema } from '@codebay/platform';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
 const schema = commonEnvSchema
   .extend(registryEnvSchema.shape)
   .extend(buildPolicyEnvSchema.shape)
+  .extend(platformKeyEnvSchema.shape)
   .extend({
     GATEWAY_HOST: z.string().default('127.0.0.1'),
     GATEWAY_PORT: envInt(8080),
@@ -22,8 +23,6 @@ const schema = commonEnvSchema
       .string()
       .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'INSTANCE_DOMAIN must be a domain name')
       .optional(),
-    /** The platform's own secret (see PlatformKey): seals access tokens at rest, derives per-instance secrets. */
-    CODEBAY_SECRET_KEY: z.string({ error: 'CODEBAY_SECRET_KEY is required (32 random bytes, base64: `openssl rand -base64 32`)' }).min(1),
     CODEBAY_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
     CODEBAY_ADMIN_TOKEN: z.string().min(16, 'CODEBAY_ADMIN_TOKEN must be at least 16 characters').optional(),
     /** Per-user API tokens, stored hashed (see identity.ts); a mounted Secret works. */
@@ -53,7 +52,6 @@ export type GatewayConfig = z.infer<typeof schema> & {
   publicUrl: string;
   /** Where each instance's editor lives: `<protocol>//<id>.<domain><port>`. */
   origins: EditorOrigins;
-  key: PlatformKey;
   /** What uploads may ask of the builder (checked at upload, 422). */
   buildPolicy: BuildPolicy;
 };
@@ -70,19 +68,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     domain: parsed.INSTANCE_DOMAIN ?? (parsed.CODEBAY_RUNTIME === 'kubernetes' ? parsed.BASE_DOMAIN : 'localhost'),
     port: url.port ? `:${url.port}` : '',
   };
-  let key: PlatformKey;
-  let buildPolicy: BuildPolicy;
-  try {
-    key = new PlatformKey(parsed.CODEBAY_SECRET_KEY);
-    const registries = registrySettings(parsed);
-    buildPolicy = {
-      localEnv: parsed.BUILD_LOCAL_ENV_ALLOWLIST,
-      platformRegistries: [registries.pull, registries.push],
-      sources: parseSourcePolicy(parsed.FEATURE_SOURCES),
-    };
-  } catch (err) {
-    process.stderr.write(`gateway: invalid configuration\n  ${(err as Error).message}\n`);
-    process.exit(2);
-  }
-  return { ...parsed, adminToken, adminTokenGenerated: parsed.CODEBAY_ADMIN_TOKEN === undefined, publicUrl, origins, key, buildPolicy };
+  return {
+    ...parsed,
+    adminToken,
+    adminTokenGenerated: parsed.CODEBAY_ADMIN_TOKEN === undefined,
+    publicUrl,
+    origins,
+    buildPolicy: buildPolicy(parsed),
+  };
 }

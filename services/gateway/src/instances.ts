@@ -89,7 +89,7 @@ export class InstanceService {
    * them that user's workspace files).
    */
   private familyTag(userId: string, configHash: string): string {
-    return this.config.key.derive('family', userId, configHash).slice(0, 32);
+    return this.config.CODEBAY_SECRET_KEY.derive('family', userId, configHash).slice(0, 32);
   }
 
   /**
@@ -101,7 +101,7 @@ export class InstanceService {
     const legacy = (record as { accessToken?: string }).accessToken;
     if (legacy !== undefined) return legacy;
     try {
-      return this.config.key.open(record.accessTokenSealed);
+      return this.config.CODEBAY_SECRET_KEY.open(record.accessTokenSealed);
     } catch {
       return '';
     }
@@ -140,7 +140,7 @@ export class InstanceService {
           userId: user_id,
           source: input.source,
           accessTokenHash: hashToken(token),
-          accessTokenSealed: this.config.key.seal(token),
+          accessTokenSealed: this.config.CODEBAY_SECRET_KEY.seal(token),
           baseImage: input.baseImage,
           artifact: input.artifact,
           resources,

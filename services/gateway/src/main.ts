@@ -57,7 +57,7 @@ container.register(InstanceService, {
     ),
 });
 container.register(EditorProxy, {
-  useFactory: (c) => new EditorProxy(c.resolve(InstanceStore), logger, config.origins, config.key),
+  useFactory: (c) => new EditorProxy(c.resolve(InstanceStore), logger, config.origins, config.CODEBAY_SECRET_KEY),
 });
 
 registerQueueDepth(metrics, queues);

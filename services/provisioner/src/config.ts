@@ -1,56 +1,48 @@
-import { commonEnvSchema, envInt, parseConfig, PlatformKey, registryEnvSchema } from '@codebay/platform';
+import { commonEnvSchema, envInt, parseConfig, platformKeyEnvSchema, registryEnvSchema } from '@codebay/platform';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 const defaultLauncherDir = fileURLToPath(new URL('../../../packages/editor/launcher', import.meta.url));
 
-const schema = commonEnvSchema.extend(registryEnvSchema.shape).extend({
-  CODEBAY_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
-  /** The Docker daemon instances run on. */
-  DOCKER_HOST: z.string().default('unix:///run/codebay-docker/docker.sock'),
-  /** Folder of editor bundles (`<root>/<name>/bundle.json` says which VS Code each holds). */
-  CODEBAY_EDITOR_ROOT: z.string().default('/var/cache/codebay/editor'),
-  /** The in-instance launcher (mounted read-only beside the bundle). */
-  CODEBAY_LAUNCHER_DIR: z.string().default(defaultLauncherDir),
-  /** Address the editor port is published on (never 0.0.0.0: only the gateway may reach it). */
-  EDITOR_PUBLISH_HOST: z.string().default('127.0.0.1'),
-  READY_TIMEOUT_SECONDS: envInt(180),
-  METRICS_HOST: z.string().default('127.0.0.1'),
-  METRICS_PORT: envInt(9102),
-  // Kubernetes runtime (KUBECONFIG, or the in-cluster service account, says where the cluster is).
-  KUBERNETES_NAMESPACE: z.string().default('vscode-system'),
-  /** Namespace of codebay's own services: only the gateway's pods there may reach an editor. */
-  PLATFORM_NAMESPACE: z.string().default('codebay-system'),
-  /** An instance fetches its workspace upload from `<it>/seed/instances/<id>` on first start. */
-  GATEWAY_INTERNAL_URL: z.string().url().default('http://codebay-gateway.codebay-system.svc.cluster.local:8080'),
-  /** Secret (type kubernetes.io/dockerconfigjson, in KUBERNETES_NAMESPACE) with the pull-only registry credentials, for the kubelet. */
-  IMAGE_PULL_SECRET: z.string().optional(),
-  /** The platform's own secret (see PlatformKey): derives each instance's editor secret and seeding token. */
-  CODEBAY_SECRET_KEY: z.string({ error: "CODEBAY_SECRET_KEY is required (the gateway's, `openssl rand -base64 32`)" }).min(1),
-  /** Editor images (bundle + launcher), tagged by VS Code version; defaults to REGISTRY/codebay-editor. */
-  CODEBAY_EDITOR_IMAGE_REPO: z.string().optional(),
-  STORAGE_CLASS: z.string().optional(),
-  SHARED_ACCESS_MODE: z.enum(['ReadWriteMany', 'ReadWriteOnce']).default('ReadWriteMany'),
-  INSTANCE_RUN_AS_USER: envInt(1000),
-  /** Instances provisioned at once by one provisioner. */
-  PROVISION_CONCURRENCY: envInt(4),
-  /** How often the reconciler runs (0: never). */
-  RECONCILE_INTERVAL_SECONDS: envInt(60),
-  /** A job whose worker stops renewing its lock this long is handed to another worker. */
-  JOB_LOCK_SECONDS: envInt(60),
-  STALLED_INTERVAL_SECONDS: envInt(30),
-  /** How long a deleted instance's record stays readable. */
-  DELETED_RECORD_TTL_SECONDS: envInt(86_400),
-});
+const schema = commonEnvSchema
+  .extend(registryEnvSchema.shape)
+  .extend(platformKeyEnvSchema.shape)
+  .extend({
+    CODEBAY_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
+    /** The Docker daemon instances run on. */
+    DOCKER_HOST: z.string().default('unix:///run/codebay-docker/docker.sock'),
+    /** Folder of editor bundles (`<root>/<name>/bundle.json` says which VS Code each holds). */
+    CODEBAY_EDITOR_ROOT: z.string().default('/var/cache/codebay/editor'),
+    /** The in-instance launcher (mounted read-only beside the bundle). */
+    CODEBAY_LAUNCHER_DIR: z.string().default(defaultLauncherDir),
+    /** Address the editor port is published on (never 0.0.0.0: only the gateway may reach it). */
+    EDITOR_PUBLISH_HOST: z.string().default('127.0.0.1'),
+    READY_TIMEOUT_SECONDS: envInt(180),
+    METRICS_HOST: z.string().default('127.0.0.1'),
+    METRICS_PORT: envInt(9102),
+    // Kubernetes runtime (KUBECONFIG, or the in-cluster service account, says where the cluster is).
+    KUBERNETES_NAMESPACE: z.string().default('vscode-system'),
+    /** Namespace of codebay's own services: only the gateway's pods there may reach an editor. */
+    PLATFORM_NAMESPACE: z.string().default('codebay-system'),
+    /** An instance fetches its workspace upload from `<it>/seed/instances/<id>` on first start. */
+    GATEWAY_INTERNAL_URL: z.string().url().default('http://codebay-gateway.codebay-system.svc.cluster.local:8080'),
+    /** Secret (type kubernetes.io/dockerconfigjson, in KUBERNETES_NAMESPACE) with the pull-only registry credentials, for the kubelet. */
+    IMAGE_PULL_SECRET: z.string().optional(),
+    /** Editor images (bundle + launcher), tagged by VS Code version; defaults to REGISTRY/codebay-editor. */
+    CODEBAY_EDITOR_IMAGE_REPO: z.string().optional(),
+    STORAGE_CLASS: z.string().optional(),
+    SHARED_ACCESS_MODE: z.enum(['ReadWriteMany', 'ReadWriteOnce']).default('ReadWriteMany'),
+    INSTANCE_RUN_AS_USER: envInt(1000),
+    /** Instances provisioned at once by one provisioner. */
+    PROVISION_CONCURRENCY: envInt(4),
+    /** How often the reconciler runs (0: never). */
+    RECONCILE_INTERVAL_SECONDS: envInt(60),
+    /** A job whose worker stops renewing its lock this long is handed to another worker. */
+    JOB_LOCK_SECONDS: envInt(60),
+    STALLED_INTERVAL_SECONDS: envInt(30),
+    /** How long a deleted instance's record stays readable. */
+    DELETED_RECORD_TTL_SECONDS: envInt(86_400),
+  });
 
-export type ProvisionerConfig = z.infer<typeof schema> & { key: PlatformKey };
-
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProvisionerConfig {
-  const parsed = parseConfig(schema, env, 'provisioner');
-  try {
-    return { ...parsed, key: new PlatformKey(parsed.CODEBAY_SECRET_KEY) };
-  } catch (err) {
-    process.stderr.write(`provisioner: invalid configuration\n  CODEBAY_SECRET_KEY: ${(err as Error).message}\n`);
-    process.exit(2);
-  }
-}
+export type ProvisionerConfig = z.infer<typeof schema>;
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): ProvisionerConfig => parseConfig(schema, env, 'provisioner');

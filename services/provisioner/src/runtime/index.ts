@@ -34,7 +34,7 @@ export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger;
       },
       deps.logger,
       config.READY_TIMEOUT_SECONDS * 1000,
-      config.key,
+      config.CODEBAY_SECRET_KEY,
     );
     return { driver, inventory: driver, kubernetes: driver };
   }
@@ -48,7 +48,7 @@ export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger;
       publishHost: config.EDITOR_PUBLISH_HOST,
       launcherDir: config.CODEBAY_LAUNCHER_DIR,
       readyTimeoutMs: config.READY_TIMEOUT_SECONDS * 1000,
-      key: config.key,
+      key: config.CODEBAY_SECRET_KEY,
       registry: { address: config.REGISTRY, auth: config.REGISTRY_PULL_AUTH },
     },
   );
