@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseSourcePolicy, planBuild } from '@codebay/devcontainer';
 import { RegistryClient, dockerFromHost, followProgress, inspectWorkspaceArchive } from '@codebay/platform';
-import { components, pullLogin } from '../support/components.ts';
+import { components, pullLogin, pushLogin } from '../support/components.ts';
 import { execIn, testDocker } from '../support/docker.ts';
 import { packWorkspace, waitForStatus } from '../support/instances.ts';
 import { freePort } from '../support/ports.ts';
@@ -282,10 +282,6 @@ describe('hostile tenant: build inputs', () => {
 
   describe('the build cache serves only what a builder built and recorded', () => {
     const repo = () => `${c.registryPush}/codebay-devcontainer`;
-    const pushAuth = () => {
-      const [username, ...rest] = c.registryPushAuth.split(':');
-      return { username: username!, password: rest.join(':'), serveraddress: c.registryPush };
-    };
     /** Pushes an image whose /opt/state says `poisoned` under `repo:tag`, from the second daemon (the builder's daemon stays untouched), as someone holding the push credentials would. */
     async function pushPoison(tag: string): Promise<string> {
       const docker = dockerFromHost(c.dockerHost2);
@@ -299,7 +295,7 @@ describe('hostile tenant: build inputs', () => {
       await box.commit({ repo: repo(), tag });
       await box.remove();
       let digest = '';
-      await followProgress(docker, await docker.getImage(`${repo()}:${tag}`).push({ tag, authconfig: pushAuth() }), (e) => {
+      await followProgress(docker, await docker.getImage(`${repo()}:${tag}`).push({ tag, authconfig: pushLogin(c) }), (e) => {
         if (e.aux?.Digest) digest = e.aux.Digest;
       });
       expect(digest).toMatch(/^sha256:/);

@@ -1,3 +1,4 @@
+import { parseRegistryCredentials, registryAuthConfig, type DockerAuthConfig } from '@codebay/platform';
 import { readFileSync } from 'node:fs';
 
 /**
@@ -55,7 +56,11 @@ export function components(): Components {
 }
 
 /** The pull-only user of codebay's registry as the Engine API and RegistryClient take it. */
-export function pullLogin(c: Components = components()): { username: string; password: string; serveraddress: string } {
-  const [username, ...rest] = c.registryPullAuth.split(':');
-  return { username: username!, password: rest.join(':'), serveraddress: c.registry };
+export function pullLogin(c: Components = components()): DockerAuthConfig {
+  return registryAuthConfig(c.registry, parseRegistryCredentials(c.registryPullAuth))!;
+}
+
+/** The builders' push user (a test acting as someone who holds it). */
+export function pushLogin(c: Components = components()): DockerAuthConfig {
+  return registryAuthConfig(c.registryPush, parseRegistryCredentials(c.registryPushAuth))!;
 }

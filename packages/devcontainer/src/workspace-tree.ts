@@ -4,7 +4,8 @@ import { InputError } from '@codebay/contracts';
 export interface WorkspaceFile {
   /** Normalised path inside the workspace (`a/b`, no leading `./`, no trailing `/`). */
   path: string;
-  kind: 'file' | 'symlink' | 'hardlink' | 'dir';
+  /** A hard link is the regular file it is once unpacked (the archive inspector records it so). */
+  kind: 'file' | 'symlink' | 'dir';
   /** sha256 of a regular file's bytes. */
   sha256?: string;
   /** Executable bits matter to a build (feature install.sh); nothing else of the mode does. */
@@ -73,8 +74,7 @@ const kindOf = (node: Node): 'file' | 'dir' | 'symlink' =>
  *
  * `files` are normalised relative paths (the archive inspector's or the disk scanner's
  * list); a repeated path keeps its last entry, as extraction does. Folders implied by
- * deeper entries exist even without an entry of their own. A `hardlink` entry counts as
- * a regular file. Entries sit in a trie and each link is resolved once (memoised), so a
+ * deeper entries exist even without an entry of their own. Entries sit in a trie and each link is resolved once (memoised), so a
  * hostile list costs time in proportion to its size, not to links × hops × depth.
  */
 export class WorkspaceTree {

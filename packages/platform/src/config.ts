@@ -66,13 +66,19 @@ export interface RegistryCredentials {
   password: string;
 }
 
+/** `user:password` as a registry user (the password may hold `:`). */
+export function parseRegistryCredentials(value: string): RegistryCredentials {
+  const i = value.indexOf(':');
+  return { username: value.slice(0, i), password: value.slice(i + 1) };
+}
+
 /** `user:password`; unset or empty: none (an anonymous registry). */
 function credentials(name: string) {
   return z
     .string()
     .optional()
     .refine((v) => !v || /^[^:\s]+:\S+$/.test(v), `${name} must be user:password`)
-    .transform((v): RegistryCredentials | undefined => (v ? { username: v.slice(0, v.indexOf(':')), password: v.slice(v.indexOf(':') + 1) } : undefined));
+    .transform((v) => (v ? parseRegistryCredentials(v) : undefined));
 }
 
 export interface RegistrySettings {

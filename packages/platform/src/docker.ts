@@ -1,6 +1,23 @@
 import Docker from 'dockerode';
+import type { RegistryCredentials } from './config.ts';
 
 export { Docker };
+
+/** A registry user as the Engine API takes it with one pull or push (`X-Registry-Auth`). */
+export interface DockerAuthConfig {
+  username: string;
+  password: string;
+  /** `host:port` of the registry the user is for. */
+  serveraddress: string;
+}
+
+/**
+ * The Engine API's credentials for `registry`, or undefined for an anonymous one. codebay's
+ * daemons store no credentials: each pull or push hands its own, so a build step has none.
+ */
+export function registryAuthConfig(registry: string, auth: RegistryCredentials | undefined): DockerAuthConfig | undefined {
+  return auth ? { ...auth, serveraddress: registry } : undefined;
+}
 
 /** A dockerode client for a DOCKER_HOST value (`unix:///path` or `tcp://host:port`). */
 export function dockerFromHost(dockerHost: string): Docker {

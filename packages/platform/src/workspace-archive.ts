@@ -1,4 +1,5 @@
 import { InputError, PayloadTooLargeError } from '@codebay/contracts';
+import type { WorkspaceFile } from '@codebay/devcontainer';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
@@ -24,15 +25,8 @@ export interface WorkspaceSummary {
   files: ArchiveFile[];
 }
 
-/** One entry as unpacked; the same shape as `WorkspaceFile` (@codebay/devcontainer), which the builder's disk scan produces too. */
-export interface ArchiveFile {
-  path: string;
-  /** A hard link is recorded as the regular file it becomes once unpacked: never `hardlink`. */
-  kind: 'file' | 'symlink' | 'hardlink' | 'dir';
-  sha256?: string;
-  executable?: boolean;
-  linkTarget?: string;
-}
+/** One entry as unpacked: what the builder's disk scan produces for the unpacked folder too. */
+export type ArchiveFile = WorkspaceFile;
 
 const KINDS: Record<string, ArchiveFile['kind']> = {
   File: 'file',

@@ -1,16 +1,5 @@
 import { TransientError } from '@codebay/contracts';
-import { followProgress, splitImageRef, type Docker, type RegistryCredentials } from '@codebay/platform';
-
-/** Credentials for one registry address, as the Engine API takes them (`X-Registry-Auth`). */
-export interface RegistryLogin {
-  /** `host:port` the credentials are for. */
-  registry: string;
-  auth?: RegistryCredentials;
-}
-
-function authconfig(login: RegistryLogin | undefined): { username: string; password: string; serveraddress: string } | undefined {
-  return login?.auth ? { ...login.auth, serveraddress: login.registry } : undefined;
-}
+import { followProgress, splitImageRef, type Docker, type DockerAuthConfig } from '@codebay/platform';
 
 /**
  * The builder's view of its Docker daemon's images: push (with the push credentials only
@@ -20,7 +9,8 @@ function authconfig(login: RegistryLogin | undefined): { username: string; passw
 export class ImageStore {
   constructor(
     private readonly docker: Docker,
-    private readonly logins: { push?: RegistryLogin; pull?: RegistryLogin } = {},
+    /** The push user (only builders hold it) and the pull-only user, per call (see registryAuthConfig). */
+    private readonly auth: { push?: DockerAuthConfig; pull?: DockerAuthConfig } = {},
   ) {}
 
   /** Pushes one tag; the log gets one line per layer outcome and the digest. Registry faults are transient. */
@@ -28,7 +18,7 @@ export class ImageStore {
     const { tag } = splitImageRef(image);
     let digest: string | undefined;
     try {
-      const stream = await this.docker.getImage(image).push({ tag, authconfig: authconfig(this.logins.push) });
+      const stream = await this.docker.getImage(image).push({ tag, authconfig: this.auth.push });
       await followProgress(this.docker, stream, (e) => {
         if (e.aux?.Digest) digest = e.aux.Digest;
         if (e.status && e.id && (e.status === 'Pushed' || e.status === 'Layer already exists')) onLine(`${e.id}: ${e.status}`);
@@ -43,7 +33,7 @@ export class ImageStore {
   /** Pulls an image if the registry has it; false when it does not (or cannot be reached). */
   async pull(image: string): Promise<boolean> {
     try {
-      const stream = await this.docker.pull(image, { authconfig: authconfig(this.logins.pull) });
+      const stream = await this.docker.pull(image, { authconfig: this.auth.pull });
       await followProgress(this.docker, stream);
       return true;
     } catch {

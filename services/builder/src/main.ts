@@ -15,6 +15,7 @@ import {
   installShutdown,
   registerQueueDepth,
   RegistryClient,
+  registryAuthConfig,
   registrySettings,
   startOpsServer,
 } from '@codebay/platform';
@@ -36,8 +37,8 @@ const queues = createQueues(redis, config.CODEBAY_QUEUE_PREFIX);
 const artifacts = new ArtifactStore(config.CODEBAY_ARTIFACT_DIR);
 const registries = registrySettings(config);
 const images = new ImageStore(dockerFromHost(config.DOCKER_HOST), {
-  push: { registry: registries.push, auth: registries.pushAuth },
-  pull: { registry: registries.pull, auth: registries.pullAuth },
+  push: registryAuthConfig(registries.push, registries.pushAuth),
+  pull: registryAuthConfig(registries.pull, registries.pullAuth),
 });
 const metrics = createMetricsRegistry('builder');
 registerQueueDepth(metrics, queues);

@@ -11,6 +11,7 @@ import {
 import {
   followProgress,
   instanceSecrets,
+  registryAuthConfig,
   type ArtifactStore,
   type Docker,
   type InstanceStore,
@@ -164,7 +165,7 @@ export class DockerDriver implements RuntimeDriver {
   private async pull(image: string): Promise<void> {
     // Only codebay's own images are pulled with its credentials; a user's base image never is.
     const ours = namesRegistry(image, [this.opts.registry.address]);
-    const authconfig = ours && this.opts.registry.auth ? { ...this.opts.registry.auth, serveraddress: this.opts.registry.address } : undefined;
+    const authconfig = ours ? registryAuthConfig(this.opts.registry.address, this.opts.registry.auth) : undefined;
     try {
       const stream = await this.docker.pull(image, { authconfig });
       await followProgress(this.docker, stream);
