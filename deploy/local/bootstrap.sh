@@ -13,3 +13,5 @@ fi
 
 # pnpm skips work when node_modules matches the lockfile.
 CI=true pnpm install --frozen-lockfile --prefer-offline --reporter=append-only >&2
+# The services and the CLI run compiled (dist/); tsc -b only rebuilds what changed.
+pnpm build >&2

@@ -66,7 +66,7 @@ for service in gateway builder provisioner; do
         unset CODEBAY_ADMIN_TOKEN REGISTRY_PUSH_AUTH
         ;;
     esac
-    exec node --import tsx "$root/services/$service/src/main.ts"
+    exec node --enable-source-maps "$root/services/$service/dist/main.js"
   ) > >(sed -u "s/^/[$service] /") 2>&1 &
   pids+=($!)
 done
@@ -75,7 +75,7 @@ cat >&2 <<MSG
 
 codebay is starting:
   API        http://127.0.0.1:$GATEWAY_PORT/api   (Authorization: Bearer \$(cat $state/admin-token))
-  user tokens  node --import tsx services/gateway/src/add-token.ts --user NAME --file $CODEBAY_TOKENS_FILE
+  user tokens  node services/gateway/dist/add-token.js --user NAME --file $CODEBAY_TOKENS_FILE
   editors    http://<instance id>.localhost:$GATEWAY_PORT/   (one origin per instance; the API's url field leads there)
   health     http://127.0.0.1:$GATEWAY_PORT/health
   metrics    http://127.0.0.1:$GATEWAY_PORT/metrics, :${BUILDER_METRICS_PORT:-9101}/metrics, :${PROVISIONER_METRICS_PORT:-9102}/metrics

@@ -80,10 +80,10 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     const label = extra.as ?? name;
     ports[label] ??= await freePort();
     const log = createWriteStream(join(LOG_DIR, `${runId}-${label}.log`), { flags: 'a' });
-    // One process per service (node with tsx's loader, no wrapper), so a signal reaches the service itself.
+    // One process per service, the compiled build (`pnpm build`) run by node itself, so a signal reaches the service.
     const own: NodeJS.ProcessEnv = { ...env, ...extra.env, METRICS_PORT: String(ports[label]) };
     for (const k of WITHHELD[name]) delete own[k];
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'services', name, 'src/main.ts')], {
+    const child = spawn(process.execPath, ['--enable-source-maps', join(ROOT, 'services', name, 'dist/main.js')], {
       cwd: ROOT,
       env: own,
       stdio: ['ignore', 'pipe', 'pipe'],

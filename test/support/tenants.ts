@@ -70,7 +70,7 @@ function tenant(stack: Stack, user: string, token: string): Tenant {
 
 /** A new API token for `user` in the tokens file, made by the product's own add-token command (which prints it once). */
 export function addApiToken(file: string, user: string): string {
-  return execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'services/gateway/src/add-token.ts'), '--user', user, '--file', file], {
+  return execFileSync(process.execPath, [join(ROOT, 'services/gateway/dist/add-token.js'), '--user', user, '--file', file], {
     cwd: ROOT,
     encoding: 'utf8',
   }).trim();

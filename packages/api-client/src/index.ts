@@ -4,7 +4,10 @@ import { openAsBlob } from 'node:fs';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { Agent, fetch, FormData, type RequestInit, type Response } from 'undici';
+import { ApiError, NetworkError } from './errors.ts';
 import type { components, paths } from './schema.ts';
+
+export { ApiError, NetworkError } from './errors.ts';
 
 export type { components, paths } from './schema.ts';
 export type Instance = components['schemas']['Instance'];
@@ -20,24 +23,6 @@ type Json<P extends keyof paths, M extends 'get' | 'post' | 'delete', S extends 
 }
   ? T
   : never;
-
-/** The server said no: its status, error code and message. */
-export class ApiError extends Error {
-  override name = 'ApiError';
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-  }
-}
-
-/** The server could not be reached at all (refused, DNS, TLS, timeout). */
-export class NetworkError extends Error {
-  override name = 'NetworkError';
-}
 
 export interface ClientOptions {
   /** codebay's address (`https://vscode.local`); a trailing `/api` (the seed's `--api-url`) is fine too. */

@@ -1,4 +1,4 @@
-import { ApiError, NetworkError } from '@codebay/api-client';
+import { ApiError, NetworkError } from '@codebay/api-client/errors';
 
 /** Exit codes, one per class of outcome, so scripts can tell them apart. */
 export const EXIT = {

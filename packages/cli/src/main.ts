@@ -1,11 +1,12 @@
-import { ApiError, CodebayClient, type CreateFields, type Instance } from '@codebay/api-client';
+import type { CodebayClient, CreateFields, Instance } from '@codebay/api-client';
+import { ApiError } from '@codebay/api-client/errors';
 import { Command, CommanderError, Option } from 'commander';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { EXIT, OutcomeError, UsageError, errorCodeOf, exitCodeOf } from './errors.ts';
-import { packWorkspace } from './pack.ts';
-import { createProgress, type Progress } from './progress.ts';
+import type { packWorkspace } from './pack.ts';
+import type { Progress } from './progress.ts';
 import { resolveSettings, writeSettings } from './settings.ts';
 
 interface Globals {
@@ -65,9 +66,11 @@ export function buildProgram(): Command {
     const g = program.opts<Globals & { apiUrl?: string }>();
     return { ...g, url: g.url ?? g.apiUrl };
   };
-  const client = () => {
+  // The HTTP client, the progress display and the packer load when a command needs them: `--version` and `--help` stay fast.
+  const client = async () => {
     const g = globals();
     const s = resolveSettings({ url: g.url, insecure: g.insecure });
+    const { CodebayClient } = await import('@codebay/api-client');
     return new CodebayClient({ url: s.url, token: s.token, insecure: s.insecure, userAgent: `codebay-cli/${CLI_VERSION}` });
   };
   const show = (instance: Instance, human = describe(instance)) => out(globals().json ? JSON.stringify(instance, null, 2) : human);
@@ -114,6 +117,7 @@ export function buildProgram(): Command {
 
   /** Runs a command's work with a progress display that is always taken down, however the work ends. */
   const withProgress = async (work: (progress: Progress) => Promise<void>) => {
+    const { createProgress } = await import('./progress.ts');
     const progress = createProgress({ quiet: globals().quiet });
     try {
       await work(progress);
@@ -136,7 +140,7 @@ export function buildProgram(): Command {
   createOptions(program.command('create-simple').description('an instance from a base image, no build'))
     .option('--base-image <image>', 'default ubuntu:22.04')
     .action(async (o: CreateOpts & { baseImage?: string }) => {
-      const c = client();
+      const c = await client();
       await withProgress(async (progress) => {
         progress.step('creating');
         const created = await c.createSimple({ ...fieldsOf(o), base_image: o.baseImage }, o.idempotencyKey);
@@ -148,7 +152,7 @@ export function buildProgram(): Command {
     .requiredOption('--devcontainer-json <file>', 'the devcontainer.json to build')
     .action(async (o: CreateOpts & { devcontainerJson: string }) => {
       if (!existsSync(o.devcontainerJson)) throw new UsageError(`--devcontainer-json ${o.devcontainerJson}: no such file`);
-      const c = client();
+      const c = await client();
       await withProgress(async (progress) => {
         progress.step(`uploading ${o.devcontainerJson}`);
         const created = await c.createDevcontainer(fieldsOf(o), o.devcontainerJson);
@@ -163,11 +167,12 @@ export function buildProgram(): Command {
   )
     .requiredOption('--workspace-dir <dir>', 'the folder to upload')
     .action(async (o: CreateOpts & { workspaceDir: string }) => {
-      const c = client();
+      const c = await client();
       let packed: Awaited<ReturnType<typeof packWorkspace>> | undefined;
       await withProgress(async (progress) => {
         progress.step(`packing ${o.workspaceDir}`);
-        packed = await packWorkspace(o.workspaceDir);
+        const pack = await import('./pack.ts');
+        packed = await pack.packWorkspace(o.workspaceDir);
         progress.line(
           `packed ${packed.entries} entries, ${mib(packed.bytes)}${packed.excludedBy.length ? ` (excluding what ${packed.excludedBy.join(' and ')} list)` : ''}`,
         );
@@ -189,14 +194,14 @@ export function buildProgram(): Command {
     .command('get')
     .description('show an instance')
     .requiredOption('--instance-id <id>')
-    .action(async (o: { instanceId: string }) => show(await client().get(o.instanceId)));
+    .action(async (o: { instanceId: string }) => show(await (await client()).get(o.instanceId)));
 
   program
     .command('list')
     .description('your instances (the admin token: everyone’s, or one user’s with --user-id)')
     .option('--user-id <user>')
     .action(async (o: { userId?: string }) => {
-      const { instances } = await client().list(o.userId);
+      const { instances } = await (await client()).list(o.userId);
       if (globals().json) return out(JSON.stringify({ instances }, null, 2));
       if (instances.length === 0) return out('no instances');
       out(['INSTANCE', 'STATUS', 'CREATED', 'URL'].join('\t'));
@@ -208,7 +213,7 @@ export function buildProgram(): Command {
     .description('the status of an instance’s build')
     .requiredOption('--instance-id <id>')
     .action(async (o: { instanceId: string }) => {
-      const s = await client().buildStatus(o.instanceId);
+      const s = await (await client()).buildStatus(o.instanceId);
       out(globals().json ? JSON.stringify(s, null, 2) : `${s.status}${s.error ? `: ${s.error}` : ''}`);
     });
 
@@ -218,7 +223,7 @@ export function buildProgram(): Command {
     .requiredOption('--instance-id <id>')
     .option('--follow', 'stream the log as it is written (reconnects without losing lines)')
     .action(async (o: { instanceId: string; follow?: boolean }) => {
-      const c = client();
+      const c = await client();
       if (!o.follow) {
         const logs = await c.buildLogs(o.instanceId);
         return out(globals().json ? JSON.stringify(logs, null, 2) : (logs.logs ?? ''));
@@ -239,7 +244,7 @@ export function buildProgram(): Command {
     .requiredOption('--instance-id <id>')
     .option('--timeout <seconds>', 'give up after this long (exit 6)', (v) => Number(v))
     .action(async (o: { instanceId: string; timeout?: number }) => {
-      const c = client();
+      const c = await client();
       await withProgress(async (progress) => {
         const running = await waitFor(c, await c.get(o.instanceId), progress, o.timeout);
         show(running, running.url);
@@ -252,7 +257,7 @@ export function buildProgram(): Command {
     .requiredOption('--instance-id <id>')
     .option('--print', 'only print the URL')
     .action(async (o: { instanceId: string; print?: boolean }) => {
-      const i = await client().get(o.instanceId);
+      const i = await (await client()).get(o.instanceId);
       if (i.status !== TERMINAL_OK) process.stderr.write(`codebay: ${i.instance_id} is ${i.status}; the page will say so until it is Running\n`);
       if (globals().json) return out(JSON.stringify({ url: i.url }));
       if (o.print || !process.stdout.isTTY || !(await openBrowser(i.url))) out(i.url);
@@ -263,7 +268,7 @@ export function buildProgram(): Command {
     .description('delete an instance (its /workspace too; never the user’s /shared)')
     .requiredOption('--instance-id <id>')
     .action(async (o: { instanceId: string }) => {
-      const i = await client().delete(o.instanceId);
+      const i = await (await client()).delete(o.instanceId);
       show(i, `${i.instance_id}: ${i.status}`);
     });
 
