@@ -3,7 +3,7 @@
 // provisioner's ServiceAccount). Prints a table and one JSON line. No assertions.
 //
 //   node_modules/.bin/tsx bench/k8s-provision.ts [--count=200] [--concurrency=16]
-import type { InstanceResponse } from '@codebay/contracts';
+import { redisKeys, type InstanceResponse } from '@codebay/contracts';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { createRedis } from '@codebay/platform';
@@ -99,9 +99,9 @@ try {
   await stack.stop();
   // The bench user's records go with its namespace.
   const redis = createRedis(stack.env.REDIS_URL!, 'k8s-bench-cleanup');
-  const ids = await redis.smembers(`codebay:user:${user}:instances`);
-  if (ids.length > 0) await redis.srem('codebay:instances', ...ids);
-  await redis.del(`codebay:user:${user}:instances`, ...ids.map((id) => `codebay:instance:${id}`));
+  const ids = await redis.smembers(redisKeys.userInstances(user));
+  if (ids.length > 0) await redis.srem(redisKeys.allInstances(), ...ids);
+  await redis.del(redisKeys.userInstances(user), ...ids.map((id) => redisKeys.instance(id)));
   await redis.quit();
   await admin
     .makeApiClient(CoreV1Api)

@@ -6,6 +6,8 @@ export default defineConfig({
   test: {
     include: ['test/integration/**/*.test.ts', 'test/hostile/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/k8s/**/*.test.ts'],
     exclude: ['**/node_modules/**'],
+    // The services the suites start run from dist/: compiled first.
+    globalSetup: ['test/support/build.ts'],
     fileParallelism: false,
     testTimeout: 300_000,
     hookTimeout: 300_000,

@@ -1,4 +1,4 @@
-import type { InstanceResponse } from '@codebay/contracts';
+import { redisKeys, type InstanceResponse } from '@codebay/contracts';
 import { createRedis, type Docker } from '@codebay/platform';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -795,7 +795,7 @@ describe('hostile tenant: from an instance of its own', () => {
     it('the victim’s instance record holds its access token only as its sha256 (and sealed)', async () => {
       const redis = createRedis(c.redisUrl, 'test-hostile-record');
       try {
-        const record = await redis.hgetall(`codebay:instance:${victim.instance.instance_id}`);
+        const record = await redis.hgetall(redisKeys.instance(victim.instance.instance_id));
         expect(Object.keys(record).length).toBeGreaterThan(5);
         const token = victim.instance.access_token;
         for (const [field, value] of Object.entries(record)) {

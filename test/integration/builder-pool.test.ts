@@ -1,4 +1,4 @@
-import { BUILD_IMAGE_REPOSITORY, type InstanceResponse } from '@codebay/contracts';
+import { BUILD_IMAGE_REPOSITORY, jobIds, type InstanceResponse } from '@codebay/contracts';
 import { RegistryClient, dockerFromHost, createQueues, closeQueues, createRedis } from '@codebay/platform';
 import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,7 +88,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
     // No build job was queued for it, and neither daemon tagged an image since.
     const redis = createRedis(c.redisUrl, 'test-pool-q');
     const queues = createQueues(redis, stack.queuePrefix);
-    expect(await queues.build.getJob(`build-${second.instance_id}`)).toBeUndefined();
+    expect(await queues.build.getJob(jobIds.build(second.instance_id))).toBeUndefined();
     await closeQueues(queues);
     await redis.quit();
     await new Promise((r) => setTimeout(r, 1000));

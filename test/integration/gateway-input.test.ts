@@ -108,7 +108,7 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 async function snapshot(): Promise<Snapshot> {
   const members = await redis.smembers(redisKeys.allInstances());
-  const keyed = (await scanKeys('codebay:instance:*')).map((k) => k.slice('codebay:instance:'.length));
+  const keyed = (await scanKeys(redisKeys.instance('*'))).map((k) => k.slice(redisKeys.instance('').length));
   const jobs: Record<string, number> = {};
   for (const queue of Object.values(queues)) {
     const counts = await queue.getJobCounts();
@@ -116,8 +116,8 @@ async function snapshot(): Promise<Snapshot> {
   }
   return {
     instanceIds: [...new Set([...members, ...keyed])].sort(),
-    userSets: (await scanKeys(`codebay:user:*${TAG}*`)).sort(),
-    logStreams: (await scanKeys('codebay:build:*:logs')).sort(),
+    userSets: (await scanKeys(redisKeys.userInstances(`*${TAG}*`))).sort(),
+    logStreams: (await scanKeys(redisKeys.buildLogs('*'))).sort(),
     jobs,
     artifacts: [...(await filesUnder(join(stack.artifactDir, 'sha256'))), ...(await filesUnder(join(stack.artifactDir, 'incoming')))],
   };

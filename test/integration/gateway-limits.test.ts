@@ -1,4 +1,4 @@
-import type { InstanceResponse } from '@codebay/contracts';
+import { redisKeys, type InstanceResponse } from '@codebay/contracts';
 import { createRedis } from '@codebay/platform';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -25,7 +25,7 @@ describe('gateway: Idempotency-Key and quotas', () => {
     await stack?.stop();
     await forgetUsers(...Object.values(users));
     const redis = createRedis(components().redisUrl, 'test-limits');
-    for (const key of await redis.keys(`codebay:idempotency:*${tag}*`)) await redis.del(key);
+    for (const key of await redis.keys(redisKeys.idempotency('*', `*${tag}*`))) await redis.del(key);
     await redis.quit();
   });
 

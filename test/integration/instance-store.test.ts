@@ -1,4 +1,4 @@
-import { newInstanceRecord, resourcesSchema, type InstanceRecord } from '@codebay/contracts';
+import { newInstanceRecord, redisKeys, resourcesSchema, type InstanceRecord } from '@codebay/contracts';
 import { BuildLogStream, InstanceStore, LogFollowers, createRedis, type LogEntry, type Redis } from '@codebay/platform';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,9 +30,13 @@ describe('InstanceStore and BuildLogStream on Redis', () => {
   });
   afterAll(async () => {
     // This suite's records only: everything keyed by its own random user.
-    const keys = [...(await redis.keys(`codebay:instance:${user}-*`)), ...(await redis.keys(`codebay:build:${user}-*`)), `codebay:user:${user}:instances`];
-    const ids = await redis.smembers(`codebay:user:${user}:instances`);
-    if (ids.length > 0) await redis.srem('codebay:instances', ...ids);
+    const keys = [
+      ...(await redis.keys(redisKeys.instance(`${user}-*`))),
+      ...(await redis.keys(redisKeys.buildLogs(`${user}-*`))),
+      redisKeys.userInstances(user),
+    ];
+    const ids = await redis.smembers(redisKeys.userInstances(user));
+    if (ids.length > 0) await redis.srem(redisKeys.allInstances(), ...ids);
     await redis.del(...keys);
     await redis.quit();
   });
@@ -70,7 +74,7 @@ describe('InstanceStore and BuildLogStream on Redis', () => {
     expect(await store.patch(id, { workspaceSeeded: true })).toBe(true);
     expect((await store.get(id))?.workspaceSeeded).toBe(true);
     expect(await store.patch(`${user}-nope`, { workspaceSeeded: true })).toBe(false);
-    expect(await redis.exists(`codebay:instance:${user}-nope`)).toBe(0);
+    expect(await redis.exists(redisKeys.instance(`${user}-nope`))).toBe(0);
   });
 
   it('keeps a build log in order, ends it once, and follows it from any id', async () => {
@@ -95,7 +99,7 @@ describe('InstanceStore and BuildLogStream on Redis', () => {
     });
     await followers.close();
     expect(seen).toEqual(['two', 'xxx', 'end:success']);
-    expect(await redis.ttl(`codebay:build:${id}:logs`)).toBeGreaterThan(0);
+    expect(await redis.ttl(redisKeys.buildLogs(id))).toBeGreaterThan(0);
   });
 
   it('feeds many followers of many streams from one blocking connection, each in order from its own cursor', async () => {

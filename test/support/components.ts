@@ -23,6 +23,20 @@ export interface Components {
   dockerHost2: string;
 }
 
+/**
+ * The Redis database the suites use (`CODEBAY_TEST_REDIS_DB`, default 1): never the one a
+ * running system uses (`npm start`: database 0), so neither sees the other's records, locks,
+ * build cache or queues.
+ */
+export const TEST_REDIS_DB = Number(process.env.CODEBAY_TEST_REDIS_DB ?? 1);
+
+/** `url` with its database set to `db` (`redis://user:pw@host:port/<db>`). */
+export function redisDatabase(url: string, db: number): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
 export function components(): Components {
   const file = `${process.env.CODEBAY_STATE ?? '/var/lib/codebay'}/local.env`;
   const fromFile: Record<string, string> = {};
@@ -40,7 +54,7 @@ export function components(): Components {
     return v;
   };
   return {
-    redisUrl: pick('REDIS_URL'),
+    redisUrl: redisDatabase(pick('REDIS_URL'), TEST_REDIS_DB),
     dockerHost: pick('DOCKER_HOST'),
     registry: pick('REGISTRY'),
     registryPush: pick('REGISTRY_PUSH'),

@@ -1,3 +1,4 @@
+import { redisKeys } from '@codebay/contracts';
 import { createRedis } from '@codebay/platform';
 import { components } from './components.ts';
 import { readSse } from './sse.ts';
@@ -11,9 +12,9 @@ export async function forgetUsers(...users: string[]): Promise<void> {
   const redis = createRedis(components().redisUrl, 'test-forget');
   try {
     for (const user of users) {
-      const ids = await redis.smembers(`codebay:user:${user}:instances`);
-      if (ids.length > 0) await redis.srem('codebay:instances', ...ids);
-      await redis.del(`codebay:user:${user}:instances`, ...ids.map((id) => `codebay:instance:${id}`));
+      const ids = await redis.smembers(redisKeys.userInstances(user));
+      if (ids.length > 0) await redis.srem(redisKeys.allInstances(), ...ids);
+      await redis.del(redisKeys.userInstances(user), ...ids.map((id) => redisKeys.instance(id)));
     }
   } finally {
     await redis.quit();

@@ -8,6 +8,10 @@ export const redisKeys = {
   buildLock: (key: string) => `codebay:build-lock:${key}`,
   /** The image a builder built and pushed for a build key: its digest and launch configuration (JSON). */
   builtImage: (key: string) => `codebay:built-image:${key}`,
+  /** A create's Idempotency-Key, per caller (`admin` or `user:<id>`): the instance it made. */
+  idempotency: (caller: string, key: string) => `codebay:idempotency:${caller}:${key}`,
+  /** A gateway process's own stream that wakes its build-log reader when a follower joins. */
+  logFollowersWake: (processId: string) => `codebay:sse-wake:${processId}`,
 } as const;
 
 /** BullMQ key prefix; tests give each run its own. */

@@ -1,3 +1,4 @@
+import { DEFAULT_QUEUE_PREFIX } from '@codebay/contracts';
 import { parseSourcePolicy, type BuildPolicy } from '@codebay/devcontainer';
 import { z } from 'zod';
 import { PlatformKey } from './platform-key.ts';
@@ -37,7 +38,7 @@ export const envList = (fallback: string) =>
 /** Settings every codebay process shares. */
 export const commonEnvSchema = z.object({
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6380'),
-  CODEBAY_QUEUE_PREFIX: z.string().min(1).default('codebay:bull'),
+  CODEBAY_QUEUE_PREFIX: z.string().min(1).default(DEFAULT_QUEUE_PREFIX),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Content-addressed upload store shared by gateway and builders. */
   CODEBAY_ARTIFACT_DIR: z.string().min(1).default('/var/lib/codebay/artifacts'),

@@ -40,7 +40,7 @@ const WAKE_TTL_SECONDS = 3600;
  */
 export class LogFollowers {
   private readonly followers = new Set<Follower>();
-  private readonly wakeKey = `codebay:sse-wake:${randomBytes(8).toString('hex')}`;
+  private readonly wakeKey = redisKeys.logFollowersWake(randomBytes(8).toString('hex'));
   private wakeCursor = '0';
   private blocking: Redis | undefined;
   private loop: Promise<void> | undefined;

@@ -1,4 +1,4 @@
-import { ConflictError, InputError } from '@codebay/contracts';
+import { ConflictError, InputError, redisKeys } from '@codebay/contracts';
 import type { Redis } from 'ioredis';
 import type { Caller } from './identity.ts';
 
@@ -17,7 +17,7 @@ export class IdempotencyKeys {
   constructor(private readonly redis: Redis) {}
 
   private redisKey(caller: Caller, key: string): string {
-    return `codebay:idempotency:${caller.role === 'admin' ? 'admin' : `user:${caller.userId}`}:${key}`;
+    return redisKeys.idempotency(caller.role === 'admin' ? 'admin' : `user:${caller.userId}`, key);
   }
 
   async claim(caller: Caller, key: string | undefined): Promise<Claim | undefined> {
