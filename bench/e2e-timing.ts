@@ -239,9 +239,17 @@ async function launcherMarks(container: string): Promise<{ started?: string; edi
     if (msg.startsWith('starting (node')) out.started ??= at;
     else if (msg.startsWith('starting code-server')) out.editorSpawned ??= at;
     else if (msg.startsWith('editor is healthy')) out.healthy ??= at;
-    else if (/done in \d+ ms|FAILED|^extension |installing \d+ extension/.test(msg)) out.notes.push(msg.slice(0, 160));
+    else if (/done in \d+ ms|FAILED|^extension |installing \d+ extension|warmed up|warm-up/.test(msg)) out.notes.push(msg.slice(0, 160));
   }
   return out;
+}
+
+/** The instance once its image's push has ended (or it says why it will not): the push may outlast Running. */
+async function waitPushed(stack: Stack, id: string): Promise<InstanceResponse> {
+  return until(`the push of ${id}'s image to end`, DEADLINE.build, async () => {
+    const cur = await getInstance(stack, id);
+    return cur.timings.push_ended_at || cur.warning || cur.status === 'Failed' ? cur : undefined;
+  });
 }
 
 async function codebayRun(stack: Stack, cfg: BenchConfig, user: string, cache: Cache): Promise<Row> {
@@ -269,11 +277,17 @@ async function codebayRun(stack: Stack, cfg: BenchConfig, user: string, cache: C
   const readyAt = new Date(post0 + totalMs).toISOString();
   log(`${cfg.name}/codebay/${cache}: editor answers through the gateway after ${(totalMs / 1000).toFixed(2)} s`);
 
-  const launcher = await launcherMarks(`codebay-${inst.instance_id}`);
+  const launcher = await launcherMarks(stack.names.container(inst.instance_id));
 
-  const t = running.timings;
-  const built = Boolean(t.build_started_at);
-  const provisionFrom = built ? t.push_ended_at : t.queued_at;
+  // The push may end after the instance runs (it starts from the image on the builder's daemon):
+  // wait for it, so the row has it (not part of TOTAL).
+  const pushed = running.timings.build_started_at ? await waitPushed(stack, inst.instance_id) : running;
+  const t = pushed.timings;
+  const built = Boolean(t.build_ended_at);
+  // Provisioning starts at the hand-off: when the image was built if the instance started from
+  // it before its push ended, else when the push ended (or, with nothing built, when queued).
+  const early = built && Boolean(t.provision_started_at) && (!t.push_ended_at || Date.parse(t.provision_started_at!) < Date.parse(t.push_ended_at));
+  const provisionFrom = built ? (early ? t.build_ended_at : t.push_ended_at) : t.queued_at;
   return {
     config: cfg.name,
     path: 'codebay',
@@ -283,6 +297,8 @@ async function codebayRun(stack: Stack, cfg: BenchConfig, user: string, cache: C
       queued: built ? ms(t.queued_at, t.build_started_at) : null,
       build: built ? ms(t.build_started_at, t.build_ended_at) : null,
       push: built ? ms(t.build_ended_at, t.push_ended_at) : null,
+      // > 0: the push ended this long after the instance was Running (it did not wait for it).
+      push_after_running: built ? ms(t.running_at, t.push_ended_at) : null,
       handoff: ms(provisionFrom, t.provision_started_at),
       provision: ms(provisionFrom, t.container_started_at),
       editor_start: ms(t.container_started_at, t.running_at),
@@ -408,8 +424,8 @@ function table(rows: Row[]): string {
   const plain = rows.filter((r) => r.path === 'plain');
   const pad = (cols: string[], widths: number[]) => cols.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   if (codebay.length) {
-    const head = ['config', 'cache', 'accept', 'queued', 'build', 'push', 'provision', '(handoff)', 'editor', 'gw-ready', 'TOTAL'];
-    const w = [7, 5, 7, 7, 7, 7, 9, 9, 7, 8, 7];
+    const head = ['config', 'cache', 'accept', 'queued', 'build', 'push', 'provision', '(handoff)', 'editor', 'gw-ready', 'TOTAL', 'push>run'];
+    const w = [7, 5, 7, 7, 7, 7, 9, 9, 7, 8, 7, 8];
     out.push('codebay (seconds; server timings, accept/gw-ready/TOTAL measured by the client)');
     out.push(pad(head, w));
     for (const r of codebay) {
@@ -428,6 +444,7 @@ function table(rows: Row[]): string {
             s(p.editor_start),
             s(p.gateway_ready),
             s(r.total_ms),
+            s(p.push_after_running),
           ],
           w,
         ),
@@ -567,7 +584,7 @@ async function main(): Promise<void> {
       rmSync(dirname(stack.artifactDir), { recursive: true, force: true }); // the stack's artifacts and build folders
       // The per-user shared volume outlives instances by design; this user was the bench's own.
       await docker
-        .getVolume(`codebay-shared-${user}`)
+        .getVolume(stack.names.sharedVolume(user))
         .remove()
         .catch(() => undefined);
     }

@@ -1018,6 +1018,8 @@ export interface components {
       editor_url?: string;
       error?: string | null;
       phase?: string | null;
+      /** @description Something that went wrong without stopping the instance: its image’s push failed after it started from the image its builder built (the image is not in the build cache) */
+      warning?: string | null;
       vscode_version?: string;
       /** Format: date-time */
       created_at?: string;

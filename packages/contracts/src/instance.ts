@@ -112,6 +112,18 @@ export const buildImageRef = (registry: string, key: string) => `${registry}/${B
 /** The last image built of a config family (the layer cache of its next build). */
 export const familyImageRef = (registry: string, family: string) => `${registry}/${BUILD_IMAGE_REPOSITORY}:family-${family}`;
 
+/**
+ * An image on a builder's Docker daemon, named by its image ID: the sha256 of the image's
+ * configuration, which names its layers by their content (`rootfs.diff_ids`). Whoever holds an
+ * image with this ID holds exactly this image, whatever it is tagged; no tag is ever trusted.
+ */
+export interface LocalImage {
+  /** `sha256:<64 hex>`. */
+  id: string;
+  /** The builder that built it (its BUILDER_NAME), for logs. */
+  builder: string;
+}
+
 /** The instance record as stored in Redis (a hash; each field JSON-encoded). */
 export interface InstanceRecord {
   id: string;
@@ -134,6 +146,14 @@ export interface InstanceRecord {
   launch: LaunchConfig | null;
   runtime: RuntimeInfo | null;
   failure: { phase: FailurePhase; reason: string } | null;
+  /**
+   * The image as its builder built it, offered before its push ends: a runtime on that
+   * builder's Docker daemon may start the instance from it (by image ID) while the push runs.
+   * Set while the instance is `Building`; withdrawn (null) if the build goes back to `Queued`.
+   */
+  localImage?: LocalImage | null;
+  /** Something went wrong that did not stop the instance (an image push that failed after the instance started from it). */
+  warning?: string | null;
   workspaceSeeded: boolean;
   createdAt: string;
   updatedAt: string;
@@ -168,6 +188,8 @@ export function newInstanceRecord(init: NewInstanceRecord, now = new Date().toIS
     launch: null,
     runtime: null,
     failure: null,
+    localImage: null,
+    warning: null,
     workspaceSeeded: false,
     createdAt: now,
     updatedAt: now,
@@ -198,6 +220,8 @@ export interface InstanceResponse {
   editor_url: string;
   error: string | null;
   phase: FailurePhase | null;
+  /** Something that went wrong without stopping the instance (its image's push failed after it started: the image is not in the build cache). */
+  warning: string | null;
   vscode_version: string;
   created_at: string;
   timings: Record<string, string | null>;
@@ -241,6 +265,7 @@ export function toInstanceResponse(record: InstanceRecord, publicUrl: string, or
     editor_url: `${editorOrigin(origins, record.id)}/`,
     error: record.failure ? record.failure.reason : null,
     phase: record.failure ? record.failure.phase : null,
+    warning: record.warning ?? null,
     vscode_version: record.vscodeVersion,
     created_at: record.createdAt,
     timings: {

@@ -45,6 +45,8 @@ import {
 } from './helpers.mjs';
 
 const TAG = '[codebay-launcher]';
+/** Starts code-server in place of its own parent process (see there). */
+const CODE_SERVER_PARENT = fileURLToPath(new URL('./code-server-parent.mjs', import.meta.url));
 // The instance's token for fetching its workspace upload: taken out of the environment
 // at once, so no lifecycle command, terminal or extension ever sees it.
 const SEED_TOKEN = process.env.CODEBAY_SEED_TOKEN ?? '';
@@ -57,6 +59,10 @@ delete process.env.CODEBAY_EDITOR_SECRET;
 const SEED_ATTEMPTS = 5;
 const EXTENSION_TIMEOUT_MS = 60_000;
 const HEALTH_WAIT_MS = 60_000;
+/** /healthz is probed this often while code-server starts (a refused loopback connection costs nothing). */
+const HEALTH_POLL_MS = 50;
+/** Extension installs run at this niceness: a second code-server process must not slow the first page (the container has 1 CPU by default). */
+const EXTENSION_NICENESS = 10;
 const SIGNALS = os.constants.signals;
 
 function log(msg) {
@@ -445,9 +451,35 @@ function waitForHealth({ host, port, socket }, deadlineMs) {
     };
     const retry = () => {
       if (Date.now() > deadline) return resolve(false);
-      setTimeout(attempt, 250).unref();
+      setTimeout(attempt, HEALTH_POLL_MS).unref();
     };
     attempt();
+  });
+}
+
+/** Lowers a child's CPU priority (best effort: it may have exited already). */
+function deprioritise(child, niceness) {
+  try {
+    if (child.pid) os.setPriority(child.pid, niceness);
+  } catch {
+    /* gone, or not allowed */
+  }
+}
+
+/**
+ * Resolves once the editor has answered GET / (or failed to): code-server loads VS Code's
+ * server with its first page, and that request waits for the same load.
+ */
+function editorLoaded({ host, port, socket }) {
+  const target = socket ? { socketPath: socket } : { host: host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host, port };
+  return new Promise((resolve) => {
+    const req = http.get({ ...target, path: '/', timeout: HEALTH_WAIT_MS }, (res) => {
+      res.resume();
+      res.on('end', resolve);
+      res.on('error', resolve);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', resolve);
   });
 }
 
@@ -457,6 +489,8 @@ async function installExtensions(list, ctx) {
   const healthy = await ctx.healthy;
   if (!editor || editor.exitCode !== null) return;
   if (!healthy) log('editor not healthy yet; installing extensions anyway');
+  // Not while the editor prepares its first page (a second code-server process would slow it).
+  else await editorLoaded(ctx.bind);
   log(`installing ${extensions.length} extension(s) in the background`);
   for (const ext of extensions) {
     if (!editor || editor.exitCode !== null || editor.signalCode !== null) return;
@@ -489,6 +523,7 @@ async function installExtensions(list, ctx) {
         return;
       }
       tracked.add(child);
+      deprioritise(child, EXTENSION_NICENESS);
       pipeLines(child.stdout, `[${label}]`);
       pipeLines(child.stderr, `[${label}]`);
       let timedOut = false;
@@ -781,7 +816,9 @@ async function main() {
     guarded: EDITOR_SECRET !== '',
   });
   log(`starting code-server on ${cfg.socket ? `socket ${cfg.socket}` : `${cfg.host}:${cfg.port}`} for ${ws}`);
-  editor = spawnAsUser([nodeBin, entry, ...args], {
+  // Through codebay's parent process for code-server (code-server-parent.mjs): a faster start, and
+  // the editor's first page is prepared as soon as it listens.
+  editor = spawnAsUser([nodeBin, CODE_SERVER_PARENT, entry, ...args], {
     cwd: ws,
     env: EDITOR_SECRET ? { ...env, HASHED_PASSWORD: EDITOR_SECRET } : env,
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -807,6 +844,7 @@ async function main() {
   // 7. extensions (background, never fatal)
   installExtensions(cfg.extensions, {
     ...ctx,
+    bind,
     nodeBin,
     entry,
     extensionsDir,

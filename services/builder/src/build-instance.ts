@@ -6,15 +6,17 @@ import {
   familyImageRef,
   type BuildOutcome,
   type InstanceRecord,
+  type InstanceStatus,
+  type LaunchConfig,
 } from '@codebay/contracts';
 import { launchFromImageLabels } from '@codebay/devcontainer';
 import {
   buildArgValues,
   createMasker,
-  enqueueInstanceJob,
   type BuildCache,
+  type CachedBuilds,
   type BuildLogStream,
-  type CodebayQueues,
+  type JobQueues,
   type InstanceStore,
   type Logger,
   type RegistrySettings,
@@ -22,7 +24,7 @@ import {
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Counter, Gauge, Histogram } from 'prom-client';
+import type { Gauge, Histogram } from 'prom-client';
 import type { BuildLocks } from './build-lock.ts';
 import type { BuilderConfig } from './config.ts';
 import { cliEnvironment, type DevcontainerCli } from './devcontainer-cli.ts';
@@ -41,7 +43,6 @@ export interface BuildAttempt {
 export interface BuildMetrics {
   duration: Histogram<'outcome'>;
   inProgress: Gauge;
-  cache: Counter<'result'>;
 }
 
 /** What the build use-case works with (wired in main.ts). */
@@ -52,16 +53,19 @@ export interface BuildInstanceDeps {
   logs: BuildLogStream;
   cli: DevcontainerCli;
   images: ImageStore;
+  /** Where a builder records the image it pushed for a build key. */
   cache: BuildCache;
+  /** The "already built" decision (shared with the gateway's fast path). */
+  cachedBuilds: CachedBuilds;
   locks: BuildLocks;
   workspace: BuildWorkspace;
-  queues: CodebayQueues;
+  jobs: JobQueues;
   logger: Logger;
   metrics: BuildMetrics;
 }
 
 /** The label every image codebay builds carries (housekeeping finds them by it). */
-export const BUILD_KEY_LABEL = 'codebay.build-key';
+const BUILD_KEY_LABEL = 'codebay.build-key';
 
 /** A delete reached the instance while it was being built. */
 class CancelledError extends Error {
@@ -70,6 +74,30 @@ class CancelledError extends Error {
 
 const CANCEL_POLL_MS = 1_000;
 const LOCK_POLL_MS = 1_000;
+/** How long `handOff` waits for a provision job that looked at the instance while it was Building to finish. */
+const HANDOFF_SETTLE_MS = 10_000;
+const HANDOFF_POLL_MS = 20;
+
+/** Statuses in which a runtime has taken the offer of a built image (see `offer`): the instance ran or runs it. */
+const OFFER_TAKEN: readonly InstanceStatus[] = ['Provisioning', 'Running', 'Failed'];
+
+/** A built image on its way to the registry. */
+interface PushTarget {
+  record: InstanceRecord;
+  /** The builder's tag of the image (`<push registry>/codebay-devcontainer:<key>`). */
+  pushRef: string;
+  buildEndedAt: string;
+  launch: LaunchConfig;
+  log: LogBatcher;
+  signal: AbortSignal;
+}
+
+/** A pushed image: its manifest digest and how instances pull it (by that digest). */
+interface Pushed {
+  digest: string;
+  image: string;
+  pushEndedAt: string;
+}
 
 /**
  * The build use-case. An instance arrives with its build key (computed by the gateway
@@ -82,6 +110,15 @@ const LOCK_POLL_MS = 1_000;
  * runs with an environment of its own and every fetch through the egress proxy, the image
  * is pushed with the builders' credentials and its digest recorded under the key.
  * A delete stops the build within a second or so; a timeout or a stall stops it with a reason.
+ *
+ * The push does not hold the instance back: the image just built is offered, by image ID, to
+ * a runtime on this builder's daemon (`offer`), which may start the instance from it while the
+ * push runs (`Building → Provisioning → Running`). The push still completes for the build cache
+ * and other nodes, and the key → digest record is written only once it has; the record then
+ * learns the pushed image (`devcontainerImage`, by digest) and `pushEndedAt`. A push that fails
+ * before any runtime took the image fails the attempt as always (the job builds again); once an
+ * instance runs the image, the push is retried here and, if it keeps failing, the instance keeps
+ * running and gets a `warning` (see `publishAgain`).
  */
 export class BuildInstance {
   constructor(private readonly deps: BuildInstanceDeps) {}
@@ -93,6 +130,7 @@ export class BuildInstance {
     if (record.source === 'simple' || !record.artifact) throw new PermanentError(`instance ${instanceId} has nothing to build`);
     if (!record.build) throw new PermanentError(`instance ${instanceId} has no build key (made by an older gateway); create it again`);
     if (record.status !== 'Queued' && record.status !== 'Building') {
+      if (record.localImage && !record.devcontainerImage && !record.warning && OFFER_TAKEN.includes(record.status)) return this.resumePush(record, signal);
       logger.info({ instanceId, status: record.status }, 'build skipped: instance is no longer waiting for one');
       return;
     }
@@ -124,6 +162,20 @@ export class BuildInstance {
     }
   }
 
+  /**
+   * The last word on a build job that will not run again (its last attempt failed, it
+   * stalled too often, or it failed in a way `run` did not settle): an instance still
+   * waiting for a build goes Failed with `reason`, and its build log ends. One that `run`
+   * already settled (Failed, Cached, Built, deleted) is left as it is.
+   */
+  async settleFinalFailure(instanceId: string, reason: string): Promise<void> {
+    const failed = await this.deps.store.transition(instanceId, ['Queued', 'Building'], 'Failed', {
+      failure: { phase: 'build', reason },
+      buildEndedAt: new Date().toISOString(),
+    });
+    if (failed.ok) await this.deps.logs.end(instanceId, 'failure', reason);
+  }
+
   private async settleFailure(
     record: InstanceRecord,
     err: unknown,
@@ -153,13 +205,15 @@ export class BuildInstance {
     ctx.log.push(willRetry ? `codebay: ${reason} — retrying (attempt ${ctx.attempt + 1} of ${ctx.maxAttempts})` : `codebay: build failed: ${reason}`);
     await ctx.log.drain();
     if (willRetry) {
-      await store.transition(id, ['Building'], 'Queued');
+      await store.transition(id, ['Building'], 'Queued', { localImage: null });
       throw err instanceof TransientError ? new TransientError(reason) : err;
     }
     ctx.observe(timedOut ? 'timeout' : 'failure');
-    const failed = await store.transition(id, ['Building'], 'Failed', {
+    // From Queued too: a failed push withdraws its image's offer by going back to Queued (see build).
+    const failed = await store.transition(id, ['Building', 'Queued'], 'Failed', {
       failure: { phase: 'build', reason },
       buildEndedAt: new Date().toISOString(),
+      localImage: null,
     });
     await logs.end(id, failed.ok ? 'failure' : 'cancelled', reason);
     throw new PermanentError(reason);
@@ -185,25 +239,14 @@ export class BuildInstance {
    * another builder's build of the key do not).
    */
   private async fromCache(record: InstanceRecord, log: LogBatcher, count = true): Promise<boolean> {
-    const { cache, store, logs, queues, logger, metrics } = this.deps;
+    const { cachedBuilds, store } = this.deps;
     const key = record.build!.key;
-    const hit = await cache.lookup(key).catch((err: Error) => {
-      logger.warn({ instanceId: record.id, err: err.message }, 'build cache lookup failed; building');
-      return undefined;
-    });
-    if (count || hit) metrics.cache.inc({ result: hit ? 'hit' : 'miss' });
+    const hit = await cachedBuilds.lookup(key, { count, instanceId: record.id });
     if (!hit) return false;
-    const moved = await store.transition(record.id, ['Queued', 'Building'], 'Cached', {
-      devcontainerImage: hit.image,
-      launch: hit.launch,
-      build: { ...record.build!, cache: 'hit' },
-    });
+    const moved = await store.transition(record.id, ['Queued', 'Building'], 'Cached', cachedBuilds.fields(hit, record.build!));
     if (!moved.ok) return true;
-    log.push(`codebay: build key ${key}: already built as ${hit.image}; nothing to build`);
     await log.drain();
-    await logs.end(record.id, 'cached');
-    await enqueueInstanceJob(queues, 'provision', record.id);
-    logger.info({ instanceId: record.id, key }, 'build key already built: cached, provisioning queued');
+    await cachedBuilds.settle(record.id, key, hit);
     return true;
   }
 
@@ -241,7 +284,7 @@ export class BuildInstance {
   }
 
   private async build(record: InstanceRecord, attempt: number, signal: AbortSignal, log: LogBatcher): Promise<'built' | 'cached'> {
-    const { config, registries, store, logs, cli, images, cache, locks, workspace, queues, logger } = this.deps;
+    const { config, registries, store, cli, images, locks, workspace } = this.deps;
     const id = record.id;
     const { key, family } = record.build!;
     if ((await this.waitForKey(record, signal, log)) === 'cached') return 'cached';
@@ -303,39 +346,191 @@ export class BuildInstance {
       await store.patch(id, { buildEndedAt });
       if (signal.aborted) throw signal.reason;
 
-      log.push(`codebay: pushing ${pushRef}`);
-      const digest = await images.push(pushRef, log.push);
-      if (!digest) throw new TransientError(`the registry did not report a digest for ${pushRef}`);
-      const familyPush = familyImageRef(registries.push, family);
-      await images.tag(pushRef, familyPush);
-      await images.push(familyPush, () => undefined);
-      await images.forgetDigests(pushRef);
-      const launch = launchFromImageLabels(await images.labels(pushRef));
-      await cache.record(key, { digest, launch, builtAt: buildEndedAt, builder: config.BUILDER_NAME });
-      const image = `${registries.pull}/${BUILD_IMAGE_REPOSITORY}@${digest}`;
-      log.push(`codebay: pushed ${image}`);
-      await log.drain();
-
-      const built = await store.transition(id, ['Building'], 'Built', {
-        devcontainerImage: image,
-        launch,
-        buildEndedAt,
-        pushEndedAt: new Date().toISOString(),
-      });
-      if (!built.ok) {
-        logger.info({ instanceId: id, status: built.current }, 'build finished but the instance moved on (deleted?)');
-        await logs.end(id, 'cancelled', `instance is ${built.current ?? 'gone'}`);
-        return 'built';
+      // What the CLI just built, by ID (the name is this builder's own tag, set by the CLI a moment ago).
+      const built = await images.image(pushRef);
+      const launch = launchFromImageLabels(built.labels);
+      const offered = await this.offer(record, built.id, launch, log);
+      const target = { record, pushRef, buildEndedAt, launch, log, signal };
+      let pushed: Pushed | undefined;
+      try {
+        pushed = await this.publish(target);
+      } catch (err) {
+        if (!offered) throw err;
+        // The offer goes with the status, atomically: a runtime takes it only from Building. Then
+        // the job's next attempt builds again, as for any push that fails.
+        const withdrawn = await store.transition(id, ['Building'], 'Queued', { localImage: null });
+        if (withdrawn.ok || !OFFER_TAKEN.includes(withdrawn.current!)) throw err;
+        // An instance was started from this very image: it keeps running, the push is retried here.
+        pushed = await this.publishAgain(target, err);
       }
-      await logs.end(id, 'success');
-      await enqueueInstanceJob(queues, 'provision', id);
-      logger.info({ instanceId: id, key, digest }, 'build done, provisioning queued');
+      if (pushed) await this.finish(target, pushed, offered);
       return 'built';
     } finally {
       proxy.close();
       stopKeepAlive();
       await locks.release(key, id).catch(() => undefined);
     }
+  }
+
+  /**
+   * Offers the image just built to a runtime on this builder's Docker daemon before it is
+   * pushed: the record names it by image ID (`localImage`) with its launch configuration, and
+   * the provision job is queued now. A provisioner whose daemon holds an image with exactly
+   * that ID (the same daemon, in practice) may start the instance from it while the push runs
+   * (`Building → Provisioning`); any other waits for `Built` (the pushed image, by digest).
+   * The ID is the content address of the image's configuration, which names every layer by
+   * its content: the instance runs exactly the image built for it, and the registry's copy,
+   * pushed from it, has the same configuration (its manifest names the ID as its config digest).
+   */
+  private async offer(record: InstanceRecord, imageId: string, launch: LaunchConfig, log: LogBatcher): Promise<boolean> {
+    const { store, jobs, config } = this.deps;
+    const offered = await store.transition(record.id, ['Building'], 'Building', { localImage: { id: imageId, builder: config.BUILDER_NAME }, launch });
+    if (!offered.ok) return false;
+    log.push(`codebay: built ${imageId}; an instance on this builder's daemon may start from it while it is pushed`);
+    await jobs.enqueue('provision', { instanceId: record.id });
+    return true;
+  }
+
+  /**
+   * Pushes the built image under its key and its family's tag and records key → digest: the
+   * build cache only ever names an image the registry holds (docs/security.md).
+   */
+  private async publish({ record, pushRef, buildEndedAt, launch, log }: PushTarget): Promise<Pushed> {
+    const { registries, images, cache, config } = this.deps;
+    const { key, family } = record.build!;
+    log.push(`codebay: pushing ${pushRef}`);
+    const digest = await images.push(pushRef, log.push);
+    if (!digest) throw new TransientError(`the registry did not report a digest for ${pushRef}`);
+    const familyPush = familyImageRef(registries.push, family);
+    await images.tag(pushRef, familyPush);
+    await images.push(familyPush, () => undefined);
+    await images.forgetDigests(pushRef);
+    await cache.record(key, { digest, launch, builtAt: buildEndedAt, builder: config.BUILDER_NAME });
+    const image = `${registries.pull}/${BUILD_IMAGE_REPOSITORY}@${digest}`;
+    log.push(`codebay: pushed ${image}`);
+    await log.drain();
+    return { digest, image, pushEndedAt: new Date().toISOString() };
+  }
+
+  /**
+   * The push of an image an instance already runs failed: pushed again (PUSH_ATTEMPTS in all,
+   * backing off), in this job — this daemon holds the image, and building it again would make
+   * another. If every attempt fails, the instance keeps running the image it was built; the
+   * failure becomes its `warning`, a line and the reason of its build log's end (the build
+   * succeeded), and the build cache does not get the key: an identical request builds again.
+   */
+  private async publishAgain(target: PushTarget, first: unknown): Promise<Pushed | undefined> {
+    const { config, store, logs, logger } = this.deps;
+    const { record, log, signal } = target;
+    let err = first as Error;
+    for (let attempt = 2; attempt <= config.PUSH_ATTEMPTS && !signal.aborted; attempt++) {
+      const delayMs = config.PUSH_BACKOFF_SECONDS * 1000 * 2 ** (attempt - 2);
+      log.push(
+        `codebay: ${log.mask(err.message)} — the instance runs this image already; pushing again in ${delayMs / 1000} s (attempt ${attempt} of ${config.PUSH_ATTEMPTS})`,
+      );
+      await log.drain();
+      try {
+        await sleep(delayMs, undefined, { signal });
+        return await this.publish(target);
+      } catch (e) {
+        err = signal.aborted ? new Error(`push interrupted: ${(signal.reason as Error | undefined)?.message ?? 'aborted'}`) : (e as Error);
+      }
+    }
+    const reason = log.mask(
+      `the image was not pushed (${err.message}); the instance runs it, but it is not in the build cache: an identical request builds it again`,
+    );
+    log.push(`codebay: ${reason}`);
+    await log.drain();
+    await store.patch(record.id, { warning: reason });
+    await logs.end(record.id, 'success', reason);
+    logger.warn({ instanceId: record.id, err: err.message }, 'push failed after the instance started from the image; the instance keeps running');
+    return undefined;
+  }
+
+  /**
+   * The image is pushed: the instance goes Built with it (by digest) and on to provisioning —
+   * unless a runtime took the offer meanwhile, and the instance runs (or ran) the image
+   * already: then the record only learns the pushed image and when the push ended.
+   */
+  private async finish({ record, buildEndedAt, launch }: PushTarget, pushed: Pushed, offered: boolean): Promise<void> {
+    const { store, logs, logger } = this.deps;
+    const id = record.id;
+    const built = await store.transition(id, ['Building'], 'Built', { devcontainerImage: pushed.image, launch, buildEndedAt, pushEndedAt: pushed.pushEndedAt });
+    if (built.ok) {
+      await logs.end(id, 'success');
+      await this.handOff(id, offered);
+      logger.info({ instanceId: id, key: record.build!.key, digest: pushed.digest }, 'build done, provisioning queued');
+      return;
+    }
+    if (OFFER_TAKEN.includes(built.current!)) {
+      await store.patch(id, { devcontainerImage: pushed.image, pushEndedAt: pushed.pushEndedAt });
+      await logs.end(id, 'success');
+      logger.info({ instanceId: id, status: built.current, digest: pushed.digest }, 'image pushed; the instance started from it before the push ended');
+      return;
+    }
+    logger.info({ instanceId: id, status: built.current }, 'build finished but the instance moved on (deleted?)');
+    await logs.end(id, 'cancelled', `instance is ${built.current ?? 'gone'}`);
+  }
+
+  /**
+   * Hands a Built instance to the provisioner. The job queued with the offer may still be
+   * finishing, having looked while the instance was Building from a runtime that could not
+   * take the image (another daemon, Kubernetes): such a job ends without provisioning, and
+   * while it is live it swallows a new request (one job id per instance). So until the instance
+   * leaves Built, a job that ended is replaced; one that waits will find Built itself. A job
+   * that looks ends within milliseconds: this loop rarely turns.
+   */
+  private async handOff(id: string, offered: boolean): Promise<void> {
+    const { jobs, store } = this.deps;
+    await jobs.enqueue('provision', { instanceId: id });
+    if (!offered) return;
+    const job = () => jobs.queue('provision').getJob(jobs.catalog.provision.id({ instanceId: id }));
+    for (const deadline = Date.now() + HANDOFF_SETTLE_MS; Date.now() < deadline; await sleep(HANDOFF_POLL_MS)) {
+      const [status] = await store.statuses([id]);
+      if (status !== 'Built') return;
+      const state = (await (await job())?.getState()) ?? 'gone';
+      if (state === 'active') continue;
+      if (state === 'completed' || state === 'failed' || state === 'gone') await jobs.enqueue('provision', { instanceId: id });
+      return;
+    }
+  }
+
+  /**
+   * A build job that finds its instance started from the image while a builder pushed it, and
+   * no pushed image recorded: that builder stopped mid-push (it died; the job stalled and came
+   * here). The push is finished here when this daemon holds that very image (by ID); otherwise
+   * the instance keeps running and its build log says why its image is not cached.
+   */
+  private async resumePush(record: InstanceRecord, signal: AbortSignal): Promise<void> {
+    const { registries, images, logs, logger, store } = this.deps;
+    const local = record.localImage!;
+    const log = new LogBatcher(logs, record.id);
+    const target: PushTarget = {
+      record,
+      pushRef: buildImageRef(registries.push, record.build!.key),
+      buildEndedAt: record.buildEndedAt ?? new Date().toISOString(),
+      launch: record.launch ?? launchFromImageLabels({}),
+      log,
+      signal,
+    };
+    if (!(await images.has(local.id))) {
+      const reason = `the builder that built this image (${local.builder}) stopped while pushing it; the instance runs it, but it is not in the build cache`;
+      log.push(`codebay: ${reason}`);
+      await log.drain();
+      await store.patch(record.id, { warning: reason });
+      await logs.end(record.id, 'success', reason);
+      logger.warn({ instanceId: record.id, builder: local.builder }, 'cannot finish the push of an image this daemon does not hold');
+      return;
+    }
+    log.push(`codebay: finishing the push of ${local.id} (builder ${local.builder} stopped while pushing it)`);
+    await images.tag(local.id, target.pushRef);
+    let pushed: Pushed | undefined;
+    try {
+      pushed = await this.publish(target);
+    } catch (err) {
+      pushed = await this.publishAgain(target, err);
+    }
+    if (pushed) await this.finish(target, pushed, false);
   }
 
   /**

@@ -1,15 +1,15 @@
-import { buildPolicyEnvSchema, commonEnvSchema, envInt, parseConfig, registryEnvSchema } from '@codebay/platform';
+import { buildPolicyEnvSchema, commonEnvSchema, envInt, jobEnvSchema, parseConfig, registryEnvSchema } from '@codebay/platform';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
 const schema = commonEnvSchema
   .extend(registryEnvSchema.shape)
   .extend(buildPolicyEnvSchema.shape)
+  .extend(jobEnvSchema.shape)
   .extend({
     /** This builder's own Docker daemon: one build at a time runs on it. */
     DOCKER_HOST: z.string().default('unix:///run/codebay-docker/docker.sock'),
     CODEBAY_BUILD_DIR: z.string().default('/var/lib/codebay/builds'),
-    BUILD_TIMEOUT_SECONDS: envInt(1800),
     /** A build that prints nothing for this long is ended with that reason. */
     BUILD_STALL_SECONDS: envInt(600),
     /** Every fetch the CLI makes (features, image manifests) through the egress proxy: connect, and silence once connected. */
@@ -20,6 +20,13 @@ const schema = commonEnvSchema
     /** A build job whose builder stops renewing its lock this long is handed to another builder. */
     JOB_LOCK_SECONDS: envInt(60),
     STALLED_INTERVAL_SECONDS: envInt(30),
+    /**
+     * Pushes of an image an instance already runs (it started from the image on this daemon
+     * while the push ran): attempts in all, and the delay before the second (doubling). Until
+     * an instance runs it, a failed push fails the build attempt and the job retries the build.
+     */
+    PUSH_ATTEMPTS: envInt(3),
+    PUSH_BACKOFF_SECONDS: envInt(5),
     /** Images of finished builds kept on this builder's daemon (bytes); the oldest go first. */
     BUILDER_MAX_IMAGE_BYTES: envInt(20 * 1024 ** 3),
     /** Docker client the Dev Containers CLI calls. */

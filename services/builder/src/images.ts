@@ -112,8 +112,22 @@ export class ImageStore {
   }
 
   async labels(image: string): Promise<Record<string, string>> {
-    const info = await this.docker.getImage(image).inspect();
-    return info.Config?.Labels ?? {};
+    return (await this.image(image)).labels;
+  }
+
+  /** The image a name stands for on this daemon now: its ID (`sha256:…`, the content address of its config and so of its layers) and labels. */
+  async image(name: string): Promise<{ id: string; labels: Record<string, string> }> {
+    const info = await this.docker.getImage(name).inspect();
+    return { id: info.Id, labels: info.Config?.Labels ?? {} };
+  }
+
+  /** Whether this daemon holds the image with exactly this ID (`sha256:…`): a name never stands in for it. */
+  async has(id: string): Promise<boolean> {
+    const info = await this.docker
+      .getImage(id)
+      .inspect()
+      .catch(() => undefined);
+    return info?.Id === id;
   }
 
   async remove(image: string): Promise<void> {

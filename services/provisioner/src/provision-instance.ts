@@ -1,4 +1,4 @@
-import { PermanentError, TransientError } from '@codebay/contracts';
+import { PermanentError, TransientError, type InstanceRecord, type InstanceStatus } from '@codebay/contracts';
 import { createMasker, type InstanceStore, type Logger } from '@codebay/platform';
 import type { Histogram } from 'prom-client';
 import type { RuntimeDriver } from './runtime/driver.ts';
@@ -14,22 +14,65 @@ export interface ProvisionAttempt {
 
 /**
  * The provision use-case: claim the instance (Built|Cached|Queued-simple →
- * Provisioning), have the runtime driver create and start it, wait until the
- * editor answers, then Running. A delete that lands meanwhile wins: whatever
- * this attempt created is removed again.
+ * Provisioning; or Building, when the runtime holds the image its builder just built and
+ * is still pushing: see `claimableFrom`), have the runtime driver create and start it,
+ * wait until the editor answers, then Running. A delete that lands meanwhile wins:
+ * whatever this attempt created is removed again.
  */
+export interface ProvisionInstanceDeps {
+  store: InstanceStore;
+  driver: RuntimeDriver;
+  logger: Logger;
+  /** `codebay_provision_duration_seconds{outcome}`. */
+  duration: Histogram<'outcome'>;
+}
+
 export class ProvisionInstance {
-  constructor(
-    private readonly store: InstanceStore,
-    private readonly driver: RuntimeDriver,
-    private readonly logger: Logger,
-    private readonly duration: Histogram<'outcome'>,
-  ) {}
+  private readonly store: InstanceStore;
+  private readonly driver: RuntimeDriver;
+  private readonly logger: Logger;
+  private readonly duration: Histogram<'outcome'>;
+
+  constructor(deps: ProvisionInstanceDeps) {
+    ({ store: this.store, driver: this.driver, logger: this.logger, duration: this.duration } = deps);
+  }
+
+  /**
+   * The last word on a provision job that will not run again (its last attempt failed, or it
+   * stalled too often): an instance still waiting for or in provisioning goes Failed with
+   * `reason`, and whatever was created for it is removed. One `run` settled is left alone.
+   */
+  async settleFinalFailure(instanceId: string, reason: string): Promise<void> {
+    const record = await this.store.get(instanceId);
+    if (!record) return;
+    const from = record.source === 'simple' ? (['Queued', 'Provisioning'] as const) : (['Built', 'Cached', 'Provisioning'] as const);
+    const failed = await this.store.transition(instanceId, from, 'Failed', { failure: { phase: 'provision', reason: mask(reason) } });
+    if (failed.ok) await this.driver.deprovision(record).catch(() => undefined);
+  }
+
+  /**
+   * The statuses an attempt may claim the instance from. While its image is being pushed, a
+   * Building instance whose builder offered the image it built (`localImage`, by image ID) is
+   * claimed only by a runtime that holds exactly that image — on the builder's own daemon — and
+   * starts from it before the push ends; any other runtime leaves it (the builder queues the
+   * job again once the instance is Built, with the pushed image). `Built` is allowed alongside:
+   * the push may end between the read and the claim.
+   */
+  private async claimableFrom(record: InstanceRecord): Promise<readonly InstanceStatus[] | undefined> {
+    if (record.source === 'simple') return ['Queued', 'Provisioning'];
+    if (record.status !== 'Building') return ['Built', 'Cached', 'Provisioning'];
+    const local = record.localImage;
+    return local && !record.devcontainerImage && (await this.driver.holdsImage?.(local.id)) ? ['Building', 'Built'] : undefined;
+  }
 
   async run({ instanceId, attempt, maxAttempts, signal }: ProvisionAttempt): Promise<void> {
     const record = await this.store.get(instanceId);
     if (!record) throw new PermanentError(`instance ${instanceId} has no record`);
-    const from = record.source === 'simple' ? (['Queued', 'Provisioning'] as const) : (['Built', 'Cached', 'Provisioning'] as const);
+    const from = await this.claimableFrom(record);
+    if (!from) {
+      this.logger.info({ instanceId, image: record.localImage?.id }, 'provision deferred: the image is being pushed and this runtime does not hold it');
+      return;
+    }
     const claimed = await this.store.transition(instanceId, from, 'Provisioning', { provisionStartedAt: new Date().toISOString() });
     if (!claimed.ok) {
       this.logger.info({ instanceId, status: claimed.current }, 'provision skipped: instance is not waiting for it');
@@ -37,8 +80,8 @@ export class ProvisionInstance {
     }
     const started = Date.now();
     try {
-      const runtime = await this.driver.provision(record, signal);
-      await this.store.patch(instanceId, { runtime, containerStartedAt: new Date().toISOString() });
+      const { runtime, workspaceSeeded } = await this.driver.provision(record, signal);
+      await this.store.patch(instanceId, { runtime, workspaceSeeded, containerStartedAt: new Date().toISOString() });
       await this.driver.waitReady(record, runtime, signal);
       const running = await this.store.transition(instanceId, ['Provisioning'], 'Running', { runtime, runningAt: new Date().toISOString() });
       if (!running.ok) {

@@ -201,6 +201,11 @@ export function openApiDocument(publicUrl: string): Json {
             },
             error: { type: ['string', 'null'] },
             phase: { type: ['string', 'null'] },
+            warning: {
+              type: ['string', 'null'],
+              description:
+                'Something that went wrong without stopping the instance: its image’s push failed after it started from the image its builder built (the image is not in the build cache)',
+            },
             vscode_version: { type: 'string' },
             created_at: { type: 'string', format: 'date-time' },
             timings: { type: 'object', additionalProperties: { type: ['string', 'null'] } },

@@ -14,7 +14,6 @@ import {
   registryAuthConfig,
   type ArtifactStore,
   type Docker,
-  type InstanceStore,
   type Logger,
   type PlatformKey,
   type RegistryCredentials,
@@ -22,10 +21,23 @@ import {
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { get as httpGet } from 'node:http';
+import { createInterface } from 'node:readline';
+import { PassThrough } from 'node:stream';
 import type { EditorBundles } from '../editor-bundles.ts';
-import type { RuntimeDriver } from './driver.ts';
+import type { Provisioned, RuntimeDriver } from './driver.ts';
+
+export interface DockerDriverDeps {
+  docker: Docker;
+  bundles: EditorBundles;
+  /** Where workspace uploads are read from to seed a new instance's /workspace. */
+  artifacts: ArtifactStore;
+  logger: Logger;
+  options: DockerDriverOptions;
+}
 
 export interface DockerDriverOptions {
+  /** Names and labels this deployment's objects (`CODEBAY_DEPLOYMENT`): see dockerNames. */
+  deployment: string;
   publishHost: string;
   launcherDir: string;
   readyTimeoutMs: number;
@@ -36,19 +48,42 @@ export interface DockerDriverOptions {
 }
 
 /** Port the editor listens on inside every instance. */
-export const EDITOR_PORT = 8080;
+const EDITOR_PORT = 8080;
 const EDITOR_DIR = '/opt/codebay/editor';
 const LAUNCHER_DIR = '/opt/codebay/launcher';
 
-export const dockerNames = {
-  container: (id: string) => `codebay-${id}`,
-  /** One bridge network per instance, inter-container traffic off: nothing else is on it (made ahead of need: see SpareNetworks). */
-  network: () => `codebay-net-${randomBytes(8).toString('hex')}`,
-  workspaceVolume: (id: string) => `codebay-ws-${id}`,
-  sharedVolume: (userId: string) => `codebay-shared-${userId}`,
-};
+/**
+ * Names of one deployment's Docker objects (`CODEBAY_DEPLOYMENT`, default `codebay`): two
+ * deployments on one daemon (a running system and the test suites) share no container,
+ * volume or network, and neither's housekeeping touches the other's.
+ */
+export function dockerNames(deployment: string) {
+  return {
+    container: (id: string) => `${deployment}-${id}`,
+    /** One bridge network per instance, inter-container traffic off: nothing else is on it (made ahead of need: see SpareNetworks). */
+    network: () => `${deployment}-net-${randomBytes(8).toString('hex')}`,
+    isNetwork: (name: string) => name.startsWith(`${deployment}-net-`),
+    workspaceVolume: (id: string) => `${deployment}-ws-${id}`,
+    sharedVolume: (userId: string) => `${deployment}-shared-${userId}`,
+  };
+}
+export type DockerNames = ReturnType<typeof dockerNames>;
+
+/** The label every object of a deployment carries. */
+const DEPLOYMENT_LABEL = 'codebay.deployment';
+
+/** A full image ID: the sha256 of the image's configuration. */
+const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
 
 const PERMANENT_PULL = [/manifest unknown/i, /not found/i, /pull access denied/i, /invalid reference/i, /unauthorized/i];
+
+/**
+ * Lines in an instance's log that say its editor listens: code-server's own, and the
+ * launcher's once its probe answered. Each triggers a readiness probe (never more than that).
+ */
+const EDITOR_LISTENING = [/HTTP server listening on /, /^\[codebay-launcher\] \S+ editor is healthy/];
+/** A probe this often as well, in case those lines never come. */
+const READY_FALLBACK_PROBE_MS = 1_000;
 
 /**
  * One readiness probe with node:http. (Node 20's fetch can hang until its timeout when a
@@ -72,13 +107,15 @@ function answers200(url: string, timeoutMs: number): Promise<boolean> {
  * `codebay.kind=network-spare` and the pool's id; a new pool removes other pools' spares
  * that no container uses (a provisioner that went away), once they are a minute old.
  */
-export class SpareNetworks {
+class SpareNetworks {
   private readonly ready: string[] = [];
   private filling: Promise<void> | undefined;
   private readonly pool = randomBytes(6).toString('hex');
 
   constructor(
     private readonly docker: Docker,
+    /** Whose spares these are: another deployment's are never touched. */
+    private readonly deployment: string,
     private readonly size = 2,
   ) {}
 
@@ -98,9 +135,11 @@ export class SpareNetworks {
       .finally(() => (this.filling = undefined));
   }
 
-  /** Removes other pools' spares no container uses and older than a minute. */
+  /** Removes this deployment's other pools' spares no container uses and older than a minute. */
   async sweep(): Promise<void> {
-    const spares = await this.docker.listNetworks({ filters: JSON.stringify({ label: ['codebay.kind=network-spare'] }) });
+    const spares = await this.docker.listNetworks({
+      filters: JSON.stringify({ label: ['codebay.kind=network-spare', `${DEPLOYMENT_LABEL}=${this.deployment}`] }),
+    });
     for (const n of spares) {
       if (n.Labels?.['codebay.pool'] === this.pool || Date.now() - Date.parse(n.Created) < 60_000) continue;
       await this.docker
@@ -111,12 +150,12 @@ export class SpareNetworks {
   }
 
   private async create(): Promise<string> {
-    const name = dockerNames.network();
+    const name = dockerNames(this.deployment).network();
     await this.docker.createNetwork({
       Name: name,
       Driver: 'bridge',
       CheckDuplicate: true,
-      Labels: { 'codebay.managed': 'true', 'codebay.kind': 'network-spare', 'codebay.pool': this.pool },
+      Labels: { 'codebay.managed': 'true', [DEPLOYMENT_LABEL]: this.deployment, 'codebay.kind': 'network-spare', 'codebay.pool': this.pool },
       Options: { 'com.docker.network.bridge.enable_icc': 'false' },
     });
     return name;
@@ -148,18 +187,28 @@ async function ignore404<T>(p: Promise<T>): Promise<T | undefined> {
  * user inside it.
  */
 export class DockerDriver implements RuntimeDriver {
-  constructor(
-    private readonly docker: Docker,
-    private readonly bundles: EditorBundles,
-    private readonly artifacts: ArtifactStore,
-    private readonly store: InstanceStore,
-    private readonly logger: Logger,
-    private readonly opts: DockerDriverOptions,
-    private readonly networks = new SpareNetworks(docker),
-  ) {}
+  private readonly docker: Docker;
+  private readonly bundles: EditorBundles;
+  private readonly artifacts: ArtifactStore;
+  private readonly logger: Logger;
+  private readonly opts: DockerDriverOptions;
+  private readonly names: DockerNames;
+  private readonly networks: SpareNetworks;
+
+  constructor(deps: DockerDriverDeps) {
+    ({ docker: this.docker, bundles: this.bundles, artifacts: this.artifacts, logger: this.logger, options: this.opts } = deps);
+    this.names = dockerNames(this.opts.deployment);
+    this.networks = new SpareNetworks(this.docker, this.opts.deployment);
+  }
 
   private labels(record: InstanceRecord, kind: string): Record<string, string> {
-    return { 'codebay.managed': 'true', 'codebay.instance': record.id, 'codebay.user': record.userId, 'codebay.kind': kind };
+    return {
+      'codebay.managed': 'true',
+      [DEPLOYMENT_LABEL]: this.opts.deployment,
+      'codebay.instance': record.id,
+      'codebay.user': record.userId,
+      'codebay.kind': kind,
+    };
   }
 
   private async pull(image: string): Promise<void> {
@@ -181,24 +230,57 @@ export class DockerDriver implements RuntimeDriver {
     if (!existing) await this.docker.createVolume({ Name: name, Labels: labels });
   }
 
-  async provision(record: InstanceRecord): Promise<RuntimeInfo> {
-    const image = record.devcontainerImage ?? record.baseImage;
-    if (!image) throw new PermanentError('instance has no image');
-    const bundle = await this.bundles.forVscode(record.vscodeVersion);
-    await this.pull(image);
+  /** Whether this daemon holds the image with exactly this ID: the ID is looked up as an ID (never a tag) and checked on what comes back. */
+  async holdsImage(imageId: string): Promise<boolean> {
+    if (!IMAGE_ID.test(imageId)) return false;
+    const info = await ignore404(this.docker.getImage(imageId).inspect());
+    return info?.Id === imageId;
+  }
 
-    await this.ensureVolume(dockerNames.sharedVolume(record.userId), {
-      'codebay.managed': 'true',
-      'codebay.user': record.userId,
-      'codebay.kind': 'shared',
-      'codebay.size': record.resources.shared_storage_size,
-    });
-    await this.ensureVolume(dockerNames.workspaceVolume(record.id), { ...this.labels(record, 'workspace'), 'codebay.size': record.resources.storage_size });
-    // A retried job finds the container of an earlier attempt: replace it (the volumes keep the
-    // state), on the network that attempt took.
-    const name = dockerNames.container(record.id);
-    const earlier = await ignore404(this.docker.getContainer(name).inspect());
-    const network = Object.keys(earlier?.NetworkSettings.Networks ?? {}).find((n) => n.startsWith('codebay-net-')) ?? (await this.networks.take());
+  /**
+   * The image an instance runs: the pushed image by digest (pulled unless this daemon holds
+   * that digest already: a digest names content, and Docker only keeps one it verified);
+   * before the push has ended, the image its builder built, by ID, when this daemon holds it
+   * (see BuildInstance.offer); else the base image (pulled: a tag may have moved).
+   */
+  private async imageOf(record: InstanceRecord): Promise<string> {
+    if (record.devcontainerImage) {
+      const present = await ignore404(this.docker.getImage(record.devcontainerImage).inspect());
+      if (!present?.RepoDigests?.includes(record.devcontainerImage)) await this.pull(record.devcontainerImage);
+      return record.devcontainerImage;
+    }
+    if (record.localImage) {
+      if (!(await this.holdsImage(record.localImage.id)))
+        throw new TransientError(`the image built for this instance (${record.localImage.id}) is not on this daemon and its push has not ended`);
+      return record.localImage.id;
+    }
+    if (!record.baseImage) throw new PermanentError('instance has no image');
+    await this.pull(record.baseImage);
+    return record.baseImage;
+  }
+
+  async provision(record: InstanceRecord): Promise<Provisioned> {
+    const name = this.names.container(record.id);
+    const t0 = performance.now();
+    const ms: Record<string, number> = {};
+    const lap = (step: string) => (ms[step] = Math.round(performance.now() - t0 - Object.values(ms).reduce((a, b) => a + b, 0)));
+    // Independent lookups at once: the image (pulled if need be), the bundle, the volumes, and a
+    // container of an earlier attempt (a retried job replaces it; the volumes keep the state),
+    // whose network it reuses.
+    const [image, bundle, , , earlier] = await Promise.all([
+      this.imageOf(record),
+      this.bundles.forVscode(record.vscodeVersion),
+      this.ensureVolume(this.names.sharedVolume(record.userId), {
+        'codebay.managed': 'true',
+        [DEPLOYMENT_LABEL]: this.opts.deployment,
+        'codebay.user': record.userId,
+        'codebay.kind': 'shared',
+        'codebay.size': record.resources.shared_storage_size,
+      }),
+      this.ensureVolume(this.names.workspaceVolume(record.id), { ...this.labels(record, 'workspace'), 'codebay.size': record.resources.storage_size }),
+      ignore404(this.docker.getContainer(name).inspect()),
+    ]);
+    const network = Object.keys(earlier?.NetworkSettings.Networks ?? {}).find((n) => this.names.isNetwork(n)) ?? (await this.networks.take());
     if (earlier) await ignore404(this.docker.getContainer(name).remove({ force: true }));
 
     const launch = record.launch ?? launchConfigSchema.parse({});
@@ -210,6 +292,7 @@ export class DockerDriver implements RuntimeDriver {
       `CODEBAY_EDITOR_SECRET=${instanceSecrets.editor(this.opts.key, record.id)}`,
     );
     const r = record.resources;
+    lap('prepare');
     const container = await this.createContainer(network, {
       name,
       Image: image,
@@ -221,8 +304,8 @@ export class DockerDriver implements RuntimeDriver {
       ExposedPorts: { [`${EDITOR_PORT}/tcp`]: {} },
       HostConfig: {
         Mounts: [
-          { Type: 'volume', Source: dockerNames.workspaceVolume(record.id), Target: '/workspace' },
-          { Type: 'volume', Source: dockerNames.sharedVolume(record.userId), Target: '/shared' },
+          { Type: 'volume', Source: this.names.workspaceVolume(record.id), Target: '/workspace' },
+          { Type: 'volume', Source: this.names.sharedVolume(record.userId), Target: '/shared' },
           { Type: 'bind', Source: bundle.dir, Target: EDITOR_DIR, ReadOnly: true },
           { Type: 'bind', Source: this.opts.launcherDir, Target: LAUNCHER_DIR, ReadOnly: true },
         ],
@@ -238,33 +321,97 @@ export class DockerDriver implements RuntimeDriver {
       },
     });
 
+    let seeded = record.workspaceSeeded;
     if (record.source === 'workspace' && record.artifact && !record.workspaceSeeded) {
       // Unpacked by the daemon into the volume through the created (not yet started) container.
       await container.putArchive(createReadStream(this.artifacts.path(record.artifact)), { path: '/workspace' });
-      await this.store.patch(record.id, { workspaceSeeded: true });
+      seeded = true;
     }
 
+    lap('create');
     await container.start();
+    lap('start');
     const info = await container.inspect();
+    // Started from the built image by ID: the container says which image it runs.
+    if (image === record.localImage?.id && info.Image !== image)
+      throw new PermanentError(`the container runs ${info.Image}, not the image built for it (${image})`);
     const binding = info.NetworkSettings.Ports[`${EDITOR_PORT}/tcp`]?.[0];
     if (!binding?.HostPort) throw new TransientError('the editor port was not published');
-    this.logger.info({ instanceId: record.id, container: info.Id.slice(0, 12), port: binding.HostPort }, 'instance container started');
-    return { driver: 'docker', endpoint: `http://${this.opts.publishHost}:${binding.HostPort}`, containerId: info.Id, network };
+    this.logger.info({ instanceId: record.id, container: info.Id.slice(0, 12), port: binding.HostPort, image, ms }, 'instance container started');
+    return {
+      runtime: { driver: 'docker', endpoint: `http://${this.opts.publishHost}:${binding.HostPort}`, containerId: info.Id, network },
+      workspaceSeeded: seeded,
+    };
   }
 
+  /**
+   * Resolves once the editor answers `/healthz` through its published port. Event-driven: the
+   * container's log is followed, and the lines that say the editor listens (code-server's own,
+   * then the launcher's) each trigger a probe at once — a line only ever triggers a probe, the
+   * answer decides. The log ending means the container stopped (or is restarting): the reason
+   * is its last lines. A slow probe now and then covers an editor whose lines never come.
+   */
   async waitReady(record: InstanceRecord, runtime: RuntimeInfo, signal: AbortSignal): Promise<void> {
-    const deadline = Date.now() + this.opts.readyTimeoutMs;
-    const container = this.docker.getContainer(runtime.containerId ?? dockerNames.container(record.id));
-    while (Date.now() < deadline) {
-      if (signal.aborted) throw new TransientError('provisioning was interrupted');
-      if (await answers200(`${runtime.endpoint}/healthz`, 1_000)) return;
-      const state = (await container.inspect()).State;
-      if (!state.Running || state.Restarting) {
-        throw new PermanentError(`the instance exited (code ${state.ExitCode}) before the editor answered: ${await this.tail(container)}`);
-      }
-      await new Promise((r) => setTimeout(r, 300));
-    }
-    throw new PermanentError(`the editor did not answer within ${this.opts.readyTimeoutMs / 1000} s: ${await this.tail(container)}`);
+    const container = this.docker.getContainer(runtime.containerId ?? this.names.container(record.id));
+    const healthz = `${runtime.endpoint}/healthz`;
+    const log = (await container.logs({ follow: true, stdout: true, stderr: true, since: 0 })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+    const lines = new PassThrough();
+    this.docker.modem.demuxStream(log, lines, lines);
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      let probing = false;
+      let probeAgain = false;
+      const settle = (err?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        clearInterval(fallback);
+        signal.removeEventListener('abort', onAbort);
+        log.destroy();
+        lines.destroy();
+        if (err) reject(err);
+        else resolve();
+      };
+      const failWithTail = (why: string) =>
+        void this.tail(container).then(
+          (t) => settle(new PermanentError(`${why}: ${t}`)),
+          () => settle(new PermanentError(why)),
+        );
+      const probe = () => {
+        if (settled) return;
+        if (probing) {
+          probeAgain = true;
+          return;
+        }
+        probing = true;
+        void answers200(healthz, 1_000).then((ok) => {
+          probing = false;
+          if (ok) return settle();
+          if (probeAgain) {
+            probeAgain = false;
+            probe();
+          }
+        });
+      };
+      const onAbort = () => settle(new TransientError('provisioning was interrupted'));
+      const deadline = setTimeout(() => failWithTail(`the editor did not answer within ${this.opts.readyTimeoutMs / 1000} s`), this.opts.readyTimeoutMs);
+      const fallback = setInterval(probe, READY_FALLBACK_PROBE_MS);
+      signal.addEventListener('abort', onAbort, { once: true });
+      createInterface({ input: lines, crlfDelay: Infinity }).on('line', (line) => {
+        if (EDITOR_LISTENING.some((re) => re.test(line))) probe();
+      });
+      log.once('end', () => {
+        if (settled) return;
+        void container.inspect().then(
+          ({ State, RestartCount }) => {
+            if (!State.Running || State.Restarting || RestartCount > 0) failWithTail(`the instance exited (code ${State.ExitCode}) before the editor answered`);
+          },
+          (err: Error) => settle(new TransientError(`the instance's container vanished: ${err.message}`)),
+        );
+      });
+      if (signal.aborted) onAbort();
+      else probe();
+    });
   }
 
   private async tail(container: Docker.Container): Promise<string> {
@@ -300,12 +447,12 @@ export class DockerDriver implements RuntimeDriver {
   }
 
   async deprovision(record: InstanceRecord): Promise<void> {
-    const container = this.docker.getContainer(dockerNames.container(record.id));
+    const container = this.docker.getContainer(this.names.container(record.id));
     // Its network: recorded at provisioning, or (a provisioning cut short) on the container's label.
     const network = record.runtime?.network ?? (await ignore404(container.inspect()))?.Config.Labels['codebay.network'];
     await ignore404(container.remove({ force: true }));
     if (network) await this.removeSoon(() => this.docker.getNetwork(network).remove());
-    const volume = this.docker.getVolume(dockerNames.workspaceVolume(record.id));
+    const volume = this.docker.getVolume(this.names.workspaceVolume(record.id));
     await this.removeSoon(() => volume.remove());
   }
 

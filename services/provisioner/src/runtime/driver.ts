@@ -1,9 +1,26 @@
 import type { InstanceRecord, RuntimeInfo } from '@codebay/contracts';
 
-/** Where instances run. Each call is idempotent: running it twice leaves one of everything. */
+/** What a driver did for an instance; the provision use-case writes it on the record. */
+export interface Provisioned {
+  /** Where the instance runs (the gateway proxies editor traffic to `endpoint`). */
+  runtime: RuntimeInfo;
+  /** Whether its /workspace holds the workspace upload by now (unpacked by this or an earlier provision). */
+  workspaceSeeded: boolean;
+}
+
+/**
+ * Where instances run. Each call is idempotent: running it twice leaves one of everything.
+ * Drivers never write instance records: they return what they did.
+ */
 export interface RuntimeDriver {
   /** Creates (or re-creates) everything the instance needs and starts it. */
-  provision(record: InstanceRecord, signal: AbortSignal): Promise<RuntimeInfo>;
+  provision(record: InstanceRecord, signal: AbortSignal): Promise<Provisioned>;
+  /**
+   * Whether the runtime holds the image with exactly this ID (`sha256:…`, never a name):
+   * an instance may then start from the image its builder built before the push ends.
+   * Runtimes that only pull from the registry leave it out.
+   */
+  holdsImage?(imageId: string): Promise<boolean>;
   /** Resolves once the editor answers; throws with the reason when it never will. */
   waitReady(record: InstanceRecord, runtime: RuntimeInfo, signal: AbortSignal): Promise<void>;
   /** Removes everything the instance owns except the user's shared storage. */
