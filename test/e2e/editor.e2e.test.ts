@@ -22,7 +22,8 @@ import { waitFor } from '../support/wait.ts';
 
 const SAMPLES = fileURLToPath(new URL('../../samples', import.meta.url));
 const docker = testDocker();
-const container = (id: string) => `codebay-${id}`;
+let stack: Stack;
+const container = (id: string) => stack.names.container(id);
 const cat = async (id: string, path: string) => {
   const r = await execIn(docker, container(id), ['cat', path]);
   return r.code === 0 ? r.stdout : undefined;
@@ -34,7 +35,6 @@ const cat = async (id: string, path: string) => {
  * code-server and Chromium.
  */
 describe('devcontainer.json in, VS Code in the browser out', () => {
-  let stack: Stack;
   let browser: Browser;
   const user = `e2e-${randomBytes(3).toString('hex')}`;
   let simple: InstanceResponse;
@@ -52,7 +52,7 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
     await stack?.stop();
     // The product never deletes a user's shared volume; the test removes its own test user's.
     await docker
-      .getVolume(`codebay-shared-${user}`)
+      .getVolume(stack.names.sharedVolume(user))
       .remove()
       .catch(() => undefined);
   });
@@ -214,13 +214,13 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
   it('delete removes the container, its network and the workspace volume and keeps the shared volume', async () => {
     const id = simple.instance_id;
     const network = (await docker.getContainer(container(id)).inspect()).Config.Labels['codebay.network']!;
-    expect(network).toMatch(/^codebay-net-/);
+    expect(stack.names.isNetwork(network!)).toBe(true);
     const res = await stack.api(`/api/instances/${id}`, { method: 'DELETE' });
     expect(res.status).toBe(202);
     expect(['Deleting', 'Deleted']).toContain(((await res.json()) as InstanceResponse).status);
     await waitForStatus(stack, id, ['Deleted'], 60_000);
     expect(await containerExists(docker, container(id))).toBe(false);
-    expect(await volumeExists(docker, `codebay-ws-${id}`)).toBe(false);
+    expect(await volumeExists(docker, stack.names.workspaceVolume(id))).toBe(false);
     expect(
       await docker
         .getNetwork(network)
@@ -230,7 +230,7 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
           () => false,
         ),
     ).toBe(false);
-    expect(await volumeExists(docker, `codebay-shared-${user}`)).toBe(true);
+    expect(await volumeExists(docker, stack.names.sharedVolume(user))).toBe(true);
     // The editor route is closed for a deleted instance.
     expect((await editorRequest(`${simple.editor_url}?tkn=${simple.access_token}`)).status).toBe(401);
     expect((await getInstance(stack, id)).status).toBe('Deleted');

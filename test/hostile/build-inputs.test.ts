@@ -314,7 +314,7 @@ describe('hostile tenant: build inputs', () => {
       expect(again.build).toEqual({ key, cache: 'hit' });
       expect(again.devcontainer_image).toBe(victim.instance.devcontainer_image);
       await waitForStatus(h.stack, again.instance_id, ['Running'], 120_000);
-      const files = await execIn(testDocker(), `codebay-${again.instance_id}`, ['cat', '/opt/victim/secret.txt']);
+      const files = await execIn(testDocker(), h.stack.names.container(again.instance_id), ['cat', '/opt/victim/secret.txt']);
       expect(files.stdout.trim()).toBe(victim.imageSecret);
       await h.victim.api(`/api/instances/${again.instance_id}`, { method: 'DELETE' });
     });
@@ -334,7 +334,7 @@ describe('hostile tenant: build inputs', () => {
       const inst = (await res.json()) as InstanceResponse;
       expect(inst.build).toEqual({ key, cache: 'miss' });
       await waitForStatus(h.stack, inst.instance_id, ['Running'], 180_000);
-      const state = await execIn(testDocker(), `codebay-${inst.instance_id}`, ['cat', '/opt/state']);
+      const state = await execIn(testDocker(), h.stack.names.container(inst.instance_id), ['cat', '/opt/state']);
       expect(state.stdout.trim()).toMatch(/^clean-/);
       await h.victim.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
     });

@@ -286,7 +286,7 @@ describe('hostile tenant: from an instance of its own', () => {
     expect(res.status, await res.clone().text()).toBe(202);
     const created = (await res.json()) as InstanceResponse;
     attacker = await waitForStatus(h.stack, created.instance_id, ['Running'], 480_000);
-    const info = await docker.getContainer(`codebay-${attacker.instance_id}`).inspect();
+    const info = await docker.getContainer(h.stack.names.container(attacker.instance_id)).inspect();
     attackerContainer = info.Id;
     attackerGateway = info.NetworkSettings.Networks[info.Config.Labels['codebay.network']!]!.Gateway;
     buildProbes = (await inAttacker('cat /opt/attack/build-probes.txt')).stdout;

@@ -1,5 +1,5 @@
-import { BUILD_IMAGE_REPOSITORY, jobIds, type InstanceResponse } from '@codebay/contracts';
-import { RegistryClient, dockerFromHost, createQueues, closeQueues, createRedis } from '@codebay/platform';
+import { BUILD_IMAGE_REPOSITORY, JOBS, type InstanceResponse } from '@codebay/contracts';
+import { JobQueues, RegistryClient, dockerFromHost, createRedis } from '@codebay/platform';
 import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components, pullLogin } from '../support/components.ts';
@@ -87,9 +87,9 @@ describe('builder pool: build once, two builders, two daemons', () => {
     expect(await buildLogEnd(stack, second.instance_id)).toMatchObject({ outcome: 'cached' });
     // No build job was queued for it, and neither daemon tagged an image since.
     const redis = createRedis(c.redisUrl, 'test-pool-q');
-    const queues = createQueues(redis, stack.queuePrefix);
-    expect(await queues.build.getJob(jobIds.build(second.instance_id))).toBeUndefined();
-    await closeQueues(queues);
+    const queues = new JobQueues(redis, stack.queuePrefix);
+    expect(await queues.queue('build').getJob(JOBS.build.id({ instanceId: second.instance_id }))).toBeUndefined();
+    await queues.close();
     await redis.quit();
     await new Promise((r) => setTimeout(r, 1000));
     expect([...(await tagEvents(c.dockerHost, since)), ...(await tagEvents(c.dockerHost2, since))]).toEqual([]);

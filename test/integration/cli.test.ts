@@ -92,7 +92,7 @@ describe('the codebay CLI', () => {
       ).catch(() => undefined);
     await stack?.stop();
     await docker
-      .getVolume(`codebay-shared-${user}`)
+      .getVolume(stack.names.sharedVolume(user))
       .remove()
       .catch(() => undefined);
   });
@@ -160,7 +160,7 @@ describe('the codebay CLI', () => {
     expect(r.stderr).toMatch(/excluding what \.gitignore and \.dockerignore list/);
     const id = /instances\/([^?]+)/.exec(r.stdout)![1]!;
     made.push(id);
-    const ls = await execIn(docker, `codebay-${id}`, ['sh', '-c', 'cd /workspace && find . -path ./.codebay -prune -o -type f -print | sort']);
+    const ls = await execIn(docker, stack.names.container(id), ['sh', '-c', 'cd /workspace && find . -path ./.codebay -prune -o -type f -print | sort']);
     const files = ls.stdout.split('\n').filter(Boolean);
     expect(files).toEqual(expect.arrayContaining(['./keep.txt', './.devcontainer/devcontainer.json', './.gitignore']));
     expect(files.filter((f) => /secret\.env|node_modules|build\//.test(f))).toEqual([]);

@@ -6,8 +6,8 @@
 // Only the gateway runs (no builder, no provisioner), with small upload limits so the
 // size cases stay small.
 
-import { QUEUES, redisKeys } from '@codebay/contracts';
-import { closeQueues, createQueues, type CodebayQueues } from '@codebay/platform';
+import { JOBS, redisKeys } from '@codebay/contracts';
+import { JobQueues } from '@codebay/platform';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
@@ -32,7 +32,7 @@ const USER = `inp-${TAG}`;
 
 let stack: Stack;
 let redis: Redis;
-let queues: CodebayQueues;
+let queues: JobQueues;
 
 // ---------------------------------------------------------------------------
 // requests
@@ -110,7 +110,7 @@ async function snapshot(): Promise<Snapshot> {
   const members = await redis.smembers(redisKeys.allInstances());
   const keyed = (await scanKeys(redisKeys.instance('*'))).map((k) => k.slice(redisKeys.instance('').length));
   const jobs: Record<string, number> = {};
-  for (const queue of Object.values(queues)) {
+  for (const [, queue] of queues.entries()) {
     const counts = await queue.getJobCounts();
     jobs[queue.name] = Object.values(counts).reduce((a, b) => a + b, 0);
   }
@@ -712,12 +712,12 @@ describe('gateway: bad input creates nothing', () => {
       },
     });
     redis = new Redis(components().redisUrl, { maxRetriesPerRequest: null, connectionName: 'codebay-test-input' });
-    queues = createQueues(redis, stack.queuePrefix);
-    expect(Object.values(queues).map((q) => q.name)).toEqual([QUEUES.build, QUEUES.provision, QUEUES.deprovision]);
+    queues = new JobQueues(redis, stack.queuePrefix);
+    expect(queues.entries().map(([, q]) => q.name)).toEqual([JOBS.build.queue, JOBS.provision.queue, JOBS.deprovision.queue]);
   });
 
   afterAll(async () => {
-    if (queues) await closeQueues(queues);
+    if (queues) await queues.close();
     if (redis) await redis.quit();
     if (stack) await stack.stop();
   });

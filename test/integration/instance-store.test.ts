@@ -1,5 +1,5 @@
 import { newInstanceRecord, redisKeys, resourcesSchema, type InstanceRecord } from '@codebay/contracts';
-import { BuildLogStream, InstanceStore, LogFollowers, createRedis, type LogEntry, type Redis } from '@codebay/platform';
+import { BuildLogStream, InstanceStore, LogFollowers, MalformedRecordError, createRedis, type LogEntry, type Redis } from '@codebay/platform';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
@@ -59,6 +59,19 @@ describe('InstanceStore and BuildLogStream on Redis', () => {
     expect(r?.status).toBe('Deleting');
     expect(r?.devcontainerImage).toBeNull();
     expect(await store.transition(`${user}-missing`, ['Queued'], 'Building')).toEqual({ ok: false, current: null });
+  });
+
+  it('parses records when it reads them: a malformed one is refused naming the field, and left out of lists', async () => {
+    const good = `${user}-m1`;
+    const bad = `${user}-m2`;
+    await store.create(record(good, user));
+    await store.create(record(bad, user));
+    await redis.hset(redisKeys.instance(bad), 'status', JSON.stringify('Exploded'), 'resources', JSON.stringify({ memory_limit: 7 }));
+    await expect(store.get(bad)).rejects.toThrow(MalformedRecordError);
+    await expect(store.get(bad)).rejects.toThrow(/status[\s\S]*resources/);
+    expect((await store.many([good, bad])).map((r) => r.id)).toEqual([good]);
+    await redis.hset(redisKeys.instance(bad), 'runtime', '{not json');
+    await expect(store.get(bad)).rejects.toThrow(`instance record ${bad} holds a field that is not JSON`);
   });
 
   it('lets exactly one of many concurrent claimers win', async () => {

@@ -290,7 +290,13 @@ describe('Kubernetes runtime on a real API server', () => {
     const redis = createRedis(stack.env.REDIS_URL!, 'test-k8s');
     try {
       const record = (await new InstanceStore(redis).get(inst.instance_id))!;
-      const driver = new KubernetesDriver(sa, layoutFor(ns, stack.env), createLogger('test', 'silent'), 30_000, new PlatformKey(stack.env.CODEBAY_SECRET_KEY!));
+      const driver = new KubernetesDriver({
+        kc: sa,
+        layout: layoutFor(ns, stack.env),
+        logger: createLogger('test', 'silent'),
+        readyTimeoutMs: 30_000,
+        key: new PlatformKey(stack.env.CODEBAY_SECRET_KEY!),
+      });
       await driver.provision(record);
       await driver.provision(record);
     } finally {

@@ -5,7 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { closeQueues, createQueues, createRedis } from '@codebay/platform';
+import { JobQueues, createRedis } from '@codebay/platform';
+import { dockerNames, type DockerNames } from '../../services/provisioner/src/runtime/docker-driver.ts';
 import { components } from './components.ts';
 import { freePort } from './ports.ts';
 import { waitFor } from './wait.ts';
@@ -24,6 +25,8 @@ export type ServiceName = 'gateway' | 'builder' | 'provisioner';
 
 export interface Stack {
   url: string;
+  /** Names of this stack's Docker objects (its own deployment, `CODEBAY_DEPLOYMENT`): containers, volumes, networks. */
+  names: DockerNames;
   adminToken: string;
   queuePrefix: string;
   artifactDir: string;
@@ -63,6 +66,8 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     REGISTRY_PUSH_AUTH: c.registryPushAuth,
     CODEBAY_SECRET_KEY: randomBytes(32).toString('base64'),
     CODEBAY_QUEUE_PREFIX: queuePrefix,
+    // Docker objects of their own: never a running system's (`codebay-…`), nor another run's.
+    CODEBAY_DEPLOYMENT: `codebay-t${randomBytes(4).toString('hex')}`,
     CODEBAY_ARTIFACT_DIR: join(work, 'artifacts'),
     CODEBAY_BUILD_DIR: join(work, 'builds'),
     CODEBAY_EDITOR_ROOT: c.editorRoot,
@@ -117,6 +122,7 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
   const url = `http://127.0.0.1:${gatewayPort}`;
   return {
     url,
+    names: dockerNames(env.CODEBAY_DEPLOYMENT!),
     adminToken,
     queuePrefix,
     artifactDir: env.CODEBAY_ARTIFACT_DIR!,
@@ -130,9 +136,9 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
       await rm(work, { recursive: true, force: true });
       // This run's queues go with it.
       const redis = createRedis(c.redisUrl, 'test-stack-cleanup');
-      const queues = createQueues(redis, queuePrefix);
-      await Promise.all(Object.values(queues).map((q) => q.obliterate({ force: true }).catch(() => undefined)));
-      await closeQueues(queues);
+      const queues = new JobQueues(redis, queuePrefix);
+      await Promise.all(queues.entries().map(([, q]) => q.obliterate({ force: true }).catch(() => undefined)));
+      await queues.close();
       await redis.quit();
     },
     api(path, init = {}) {

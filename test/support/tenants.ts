@@ -107,7 +107,7 @@ export async function startHostileStack(name: string, env: NodeJS.ProcessEnv = {
       const docker = testDocker();
       for (const u of [victimUser, attackerUser])
         await docker
-          .getVolume(`codebay-shared-${u}`)
+          .getVolume(stack.names.sharedVolume(u))
           .remove()
           .catch(() => undefined);
     },
@@ -156,7 +156,7 @@ export async function startVictim(h: HostileStack): Promise<VictimSnapshot> {
   const created = (await res.json()) as InstanceResponse;
   const instance = await waitForStatus(h.stack, created.instance_id, ['Running'], 300_000);
   const docker = testDocker();
-  const info = await docker.getContainer(`codebay-${instance.instance_id}`).inspect();
+  const info = await docker.getContainer(h.stack.names.container(instance.instance_id)).inspect();
   const wrote = await execIn(docker, info.Id, [
     'sh',
     '-c',
@@ -184,7 +184,7 @@ export async function expectVictimUnchanged(h: HostileStack, v: VictimSnapshot):
   expect(now.status).toBe('Running');
   expect(now.devcontainer_image).toBe(v.instance.devcontainer_image);
   const docker = testDocker();
-  const info = await docker.getContainer(`codebay-${v.instance.instance_id}`).inspect();
+  const info = await docker.getContainer(h.stack.names.container(v.instance.instance_id)).inspect();
   expect(info.Id).toBe(v.containerId);
   expect(info.State.Running).toBe(true);
   const files = await execIn(docker, v.containerId, ['sh', '-c', 'cat /workspace/victim-marker /shared/victim-marker /opt/victim/secret.txt']);

@@ -4,5 +4,5 @@ export * from './jobs.ts';
 export * from './keys.ts';
 export * from './logs.ts';
 export * from './quantity.ts';
-export * from './queues.ts';
 export * from './image-ref.ts';
+export * from './instance-record.ts';

@@ -1,5 +1,6 @@
-import { redisKeys, type InstanceRecord, type InstanceStatus } from '@codebay/contracts';
+import { INSTANCE_STATUSES, instanceRecordSchema, redisKeys, type InstanceRecord, type InstanceStatus } from '@codebay/contracts';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 
 /**
  * Compare-and-set on the status field: the transition happens only when the
@@ -52,11 +53,25 @@ function encode(patch: Partial<InstanceRecord>): string[] {
   return args;
 }
 
-function decode(hash: Record<string, string>): InstanceRecord {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(hash)) out[k] = JSON.parse(v);
-  return out as unknown as InstanceRecord;
+/** A stored record that does not parse: another version wrote it, or a hand edit. */
+export class MalformedRecordError extends Error {
+  override name = 'MalformedRecordError';
 }
+
+/** A record read back: each field JSON-decoded, then the whole checked with `instanceRecordSchema`. Throws MalformedRecordError naming the fields. */
+function decode(id: string, hash: Record<string, string>): InstanceRecord {
+  const out: Record<string, unknown> = {};
+  try {
+    for (const [k, v] of Object.entries(hash)) out[k] = JSON.parse(v);
+  } catch (err) {
+    throw new MalformedRecordError(`instance record ${id} holds a field that is not JSON: ${(err as Error).message}`);
+  }
+  const parsed = instanceRecordSchema.safeParse(out);
+  if (!parsed.success) throw new MalformedRecordError(`instance record ${id} is malformed: ${z.prettifyError(parsed.error)}`);
+  return parsed.data as InstanceRecord;
+}
+
+const statusSchema = z.enum(INSTANCE_STATUSES);
 
 /** Instance records in Redis: one hash per instance plus per-user and global id sets. */
 export class InstanceStore {
@@ -72,7 +87,7 @@ export class InstanceStore {
   async get(id: string): Promise<InstanceRecord | null> {
     const hash = await this.redis.hgetall(redisKeys.instance(id));
     if (!hash || Object.keys(hash).length === 0) return null;
-    return decode(hash);
+    return decode(id, hash);
   }
 
   async transition(id: string, from: readonly InstanceStatus[], to: InstanceStatus, patch: Partial<InstanceRecord> = {}): Promise<TransitionResult> {
@@ -80,7 +95,7 @@ export class InstanceStore {
     const args = encode({ ...patch, status: to, updatedAt: now });
     const [ok, cur] = (await this.redis.eval(TRANSITION_LUA, 1, redisKeys.instance(id), JSON.stringify(from), ...args)) as [number, string];
     if (ok === 1) return { ok: true };
-    return { ok: false, current: cur ? (JSON.parse(cur) as InstanceStatus) : null };
+    return { ok: false, current: cur ? statusSchema.parse(JSON.parse(cur)) : null };
   }
 
   /** Sets fields without touching the status (only on an existing record). */
@@ -98,13 +113,20 @@ export class InstanceStore {
     return this.redis.smembers(redisKeys.allInstances());
   }
 
+  /** The records of `ids` that exist and parse, in order (a malformed one is left out; `get` names its problem). */
   async many(ids: string[]): Promise<InstanceRecord[]> {
     const pipeline = this.redis.pipeline();
     for (const id of ids) pipeline.hgetall(redisKeys.instance(id));
     const results = (await pipeline.exec()) ?? [];
     const out: InstanceRecord[] = [];
-    for (const [err, hash] of results) {
-      if (!err && hash && Object.keys(hash as object).length > 0) out.push(decode(hash as Record<string, string>));
+    for (const [i, [err, hash]] of results.entries()) {
+      if (err || !hash || Object.keys(hash as object).length === 0) continue;
+      // One malformed record must not hide every other: it is left out here (get() names its problem).
+      try {
+        out.push(decode(ids[i]!, hash as Record<string, string>));
+      } catch (e) {
+        if (!(e instanceof MalformedRecordError)) throw e;
+      }
     }
     return out;
   }
@@ -115,7 +137,10 @@ export class InstanceStore {
     const pipeline = this.redis.pipeline();
     for (const id of ids) pipeline.hget(redisKeys.instance(id), 'status');
     const results = (await pipeline.exec()) ?? [];
-    return results.flatMap(([err, v]) => (!err && typeof v === 'string' ? [JSON.parse(v) as InstanceStatus] : []));
+    return results.flatMap(([err, v]) => {
+      const status = !err && typeof v === 'string' ? statusSchema.safeParse(JSON.parse(v)) : undefined;
+      return status?.success ? [status.data] : [];
+    });
   }
 
   /** Keeps a deleted instance's record visible for a while, then lets Redis drop it. */

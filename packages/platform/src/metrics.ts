@@ -1,6 +1,5 @@
-import { QUEUES } from '@codebay/contracts';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CodebayQueues } from './queues.ts';
+import type { JobQueues } from './jobs.ts';
 
 export { Registry };
 
@@ -15,7 +14,7 @@ export function createMetricsRegistry(service: string): Registry {
 const JOB_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children'] as const;
 
 /** `codebay_queue_jobs{queue,state}`, read from BullMQ at scrape time. */
-export function registerQueueDepth(registry: Registry, queues: CodebayQueues): void {
+export function registerQueueDepth(registry: Registry, queues: JobQueues): void {
   new Gauge({
     name: 'codebay_queue_jobs',
     help: 'Jobs in each codebay queue by state',
@@ -23,9 +22,9 @@ export function registerQueueDepth(registry: Registry, queues: CodebayQueues): v
     registers: [registry],
     async collect() {
       this.reset();
-      for (const [key, queue] of Object.entries(queues)) {
+      for (const [, queue] of queues.entries()) {
         const counts = await queue.getJobCounts(...JOB_STATES);
-        for (const state of JOB_STATES) this.set({ queue: QUEUES[key as keyof typeof QUEUES], state }, counts[state] ?? 0);
+        for (const state of JOB_STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
       }
     },
   });

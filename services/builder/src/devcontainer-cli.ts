@@ -66,7 +66,7 @@ const DOCKER_FAILURE =
   /(ADD failed|COPY failed|returned a non-zero code|failed to |error pulling|pull access denied|manifest unknown|unauthorized|not found|no such)/i;
 
 /** The build printed nothing for too long. */
-export class StalledError extends PermanentError {}
+class StalledError extends PermanentError {}
 
 /** Faults of the machinery, not of the user's config: worth retrying. */
 const TRANSIENT = [/Cannot connect to the Docker daemon/i, /ECONNREFUSED/, /ECONNRESET/, /error during connect/i, /i\/o timeout/i, /TLS handshake timeout/i];

@@ -1,5 +1,5 @@
 import { errorBody } from '@codebay/contracts';
-import type { ArtifactStore, BuildLogStream, CodebayQueues, InstanceStore, LogFollowers, Logger, Redis, Registry } from '@codebay/platform';
+import type { ArtifactStore, BuildLogStream, InstanceStore, LogFollowers, Logger, Redis, Registry } from '@codebay/platform';
 import cors from 'cors';
 import express, { type Express, type RequestHandler } from 'express';
 import { randomUUID } from 'node:crypto';
@@ -11,7 +11,6 @@ import { errorHandler } from './http/errors.ts';
 import { openApiDocument, openApiPage } from './http/openapi.ts';
 import { apiRouter } from './http/routes.ts';
 import { workspaceSeedHandler } from './http/workspace-seed.ts';
-import type { IdempotencyKeys } from './idempotency.ts';
 import type { TokenDirectory } from './identity.ts';
 import type { InstanceService } from './instances.ts';
 
@@ -20,7 +19,6 @@ export interface GatewayDeps {
   logger: Logger;
   redis: Redis;
   store: InstanceStore;
-  queues: CodebayQueues;
   logs: BuildLogStream;
   followers: LogFollowers;
   artifacts: ArtifactStore;
@@ -28,7 +26,6 @@ export interface GatewayDeps {
   editor: EditorProxy;
   metrics: Registry;
   tokens: TokenDirectory;
-  idempotency: IdempotencyKeys;
 }
 
 function httpMetrics(registry: Registry): RequestHandler {
@@ -106,7 +103,7 @@ export function createApp(deps: GatewayDeps): Express {
     });
     app.use(['/api', '/instances'], allowCors);
   }
-  const api = apiRouter(deps);
+  const api = apiRouter({ config: deps.config, uploadDir: deps.artifacts.incomingDir, instances: deps.instances, logs: deps.logs, followers: deps.followers });
   const auth = requireApiToken(deps.tokens);
   app.use('/api', auth, api);
   app.use('/', auth, api);

@@ -1,6 +1,16 @@
 import type { EditorOrigins } from '@codebay/contracts';
 import type { BuildPolicy } from '@codebay/devcontainer';
-import { buildPolicy, buildPolicyEnvSchema, commonEnvSchema, envInt, envList, parseConfig, platformKeyEnvSchema, registryEnvSchema } from '@codebay/platform';
+import {
+  buildPolicy,
+  buildPolicyEnvSchema,
+  commonEnvSchema,
+  envInt,
+  envList,
+  jobEnvSchema,
+  parseConfig,
+  platformKeyEnvSchema,
+  registryEnvSchema,
+} from '@codebay/platform';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
@@ -8,6 +18,7 @@ const schema = commonEnvSchema
   .extend(registryEnvSchema.shape)
   .extend(buildPolicyEnvSchema.shape)
   .extend(platformKeyEnvSchema.shape)
+  .extend(jobEnvSchema.shape)
   .extend({
     GATEWAY_HOST: z.string().default('127.0.0.1'),
     GATEWAY_PORT: envInt(8080),
@@ -38,9 +49,6 @@ const schema = commonEnvSchema
     /** Live (not Failed/Deleted) instances one user may have, and builds waiting or running. */
     MAX_INSTANCES_PER_USER: envInt(10),
     MAX_QUEUED_BUILDS_PER_USER: envInt(3),
-    /** Attempts of a build job when it fails for a reason worth retrying (daemon or registry faults), and the first backoff. */
-    BUILD_ATTEMPTS: envInt(3),
-    BUILD_BACKOFF_SECONDS: envInt(5),
     MAX_MEMORY_LIMIT: z.string().default('8Gi'),
     MAX_CPU_LIMIT: z.string().default('4000m'),
     MAX_STORAGE_SIZE: z.string().default('100Gi'),

@@ -2,30 +2,48 @@ import {
   InputError,
   NotFoundError,
   TooManyRequestsError,
+  UnprocessableError,
   newInstanceRecord,
   parseCpu,
   parseMemory,
   type CreateFields,
   type InstanceRecord,
-  type LaunchConfig,
+  type CreateSimpleRequest,
   type SourceKind,
 } from '@codebay/contracts';
-import { enqueueInstanceJob, hashToken, type BuildCache, type BuildLogStream, type CodebayQueues, type InstanceStore, type Logger } from '@codebay/platform';
+import { baseImageOf, imageRefProblem, planBuild } from '@codebay/devcontainer';
+import { hashToken, inspectWorkspaceArchive, type ArtifactStore, type CachedBuilds, type InstanceStore, type JobQueues, type Logger } from '@codebay/platform';
+import { readFile, rm } from 'node:fs/promises';
 import type { GatewayConfig } from './config.ts';
-import type { Counter } from 'prom-client';
-import { mustSee, type Caller } from './identity.ts';
+import type { IdempotencyKeys } from './idempotency.ts';
+import { mustSee, ownerFor, type Caller } from './identity.ts';
 import { newAccessToken, newInstanceId } from './tokens.ts';
 
-export interface NewInstance {
+/** A create as the API received it (fields parsed, upload on disk), by source. */
+export type CreateRequest =
+  | { source: 'simple'; fields: CreateSimpleRequest }
+  | {
+      source: 'devcontainer' | 'workspace';
+      fields: CreateFields;
+      /** The uploaded devcontainer.json or workspace tar.gz, hashed while it streamed to disk. */
+      upload: { path: string; sha256: string };
+    };
+
+/** What a create returned: the instance, and whether it is an earlier request's (same Idempotency-Key). */
+export interface Created {
+  record: InstanceRecord;
+  replayed: boolean;
+}
+
+/** What goes into a new record, once the request is checked. */
+interface NewInstance {
   fields: CreateFields;
-  /** The owner, settled from the caller and the request (see ownerFor). */
   userId: string;
-  /** What prepare() returned, when the caller already ran it (before storing the upload). */
-  prepared?: { vscodeVersion: string };
+  vscodeVersion: string;
   source: SourceKind;
   baseImage: string | null;
   artifact: string | null;
-  /** The build key of what was uploaded (devcontainer and workspace sources) and the config's own hash (`BuildKey.family`). */
+  /** The build key of what was uploaded and the config's own hash (`BuildKey.family`). */
   build?: { key: string; family: string };
 }
 
@@ -56,31 +74,26 @@ export function checkResources(fields: CreateFields, config: GatewayConfig): voi
   if (problems.length > 0) throw new InputError('invalid_resources', problems.join('; '), { problems });
 }
 
-/** The gateway's use-cases on instances: create (record + first job), read, delete. */
-export class InstanceService {
-  constructor(
-    private readonly config: GatewayConfig,
-    private readonly store: InstanceStore,
-    private readonly queues: CodebayQueues,
-    private readonly logger: Logger,
-    private readonly cache: BuildCache,
-    private readonly logs: BuildLogStream,
-    private readonly cacheLookups?: Counter<'result'>,
-  ) {}
+/** What the instance use-cases work with (wired in main.ts). */
+export interface InstanceServiceDeps {
+  config: GatewayConfig;
+  store: InstanceStore;
+  jobs: JobQueues;
+  cachedBuilds: CachedBuilds;
+  artifacts: ArtifactStore;
+  idempotency: IdempotencyKeys;
+  logger: Logger;
+}
 
-  /**
-   * The image of a build key when a builder built and recorded it and the registry still holds
-   * that digest (see BuildCache). A registry that does not answer counts as a miss: the builder checks again.
-   */
-  private async cached(key: string): Promise<{ image: string; launch: LaunchConfig } | undefined> {
-    try {
-      const found = await this.cache.lookup(key);
-      this.cacheLookups?.inc({ result: found ? 'hit' : 'miss' });
-      return found;
-    } catch (err) {
-      this.logger.warn({ err: (err as Error).message, key }, 'build cache lookup failed; queueing a build');
-      return undefined;
-    }
+/** The gateway's use-cases on instances: create (checks, upload, record, first job), read, delete. */
+export class InstanceService {
+  private readonly config: GatewayConfig;
+  private readonly store: InstanceStore;
+  private readonly jobs: JobQueues;
+  private readonly logger: Logger;
+
+  constructor(private readonly deps: InstanceServiceDeps) {
+    ({ config: this.config, store: this.store, jobs: this.jobs, logger: this.logger } = deps);
   }
 
   /**
@@ -107,8 +120,8 @@ export class InstanceService {
     }
   }
 
-  /** Validates what is left to validate and checks the user's quotas; call before storing anything. */
-  async prepare(fields: CreateFields, userId: string, source: SourceKind): Promise<{ vscodeVersion: string }> {
+  /** Validates what is left to validate and checks the user's quotas; before anything is stored. */
+  private async prepare(fields: CreateFields, userId: string, source: SourceKind): Promise<{ vscodeVersion: string }> {
     checkResources(fields, this.config);
     const vscodeVersion = resolveVscodeVersion(fields.vscode_version, this.config.CODEBAY_VSCODE_VERSIONS);
     const live = (await this.store.many(await this.store.idsOfUser(userId))).filter((r) => !['Failed', 'Deleting', 'Deleted'].includes(r.status));
@@ -124,14 +137,68 @@ export class InstanceService {
     return { vscodeVersion };
   }
 
-  async create(input: NewInstance): Promise<InstanceRecord> {
-    const { vscodeVersion } = input.prepared ?? (await this.prepare(input.fields, input.userId, input.source));
+  /**
+   * Creates an instance, once per Idempotency-Key: a retry with the key gets the first
+   * request's instance (`replayed`) and leaves nothing new behind. The owner comes from the
+   * caller and `fields.user_id` (`ownerFor`); then the request is checked — base image or
+   * build plan against the build policy (`planBuild`: the config, every path the build reads,
+   * the build key), resources, quotas — before anything is stored. An upload that is not
+   * kept (refused, replayed) is removed. Errors: `CodebayError`s with their status (400, 403,
+   * 409 key in flight, 413, 422, 429).
+   */
+  async create(caller: Caller, request: CreateRequest, idempotencyKey?: string): Promise<Created> {
+    const upload = request.source === 'simple' ? undefined : request.upload;
+    try {
+      const userId = ownerFor(caller, request.fields.user_id);
+      const claim = await this.deps.idempotency.claim(caller, idempotencyKey);
+      if (claim?.kind === 'replay') {
+        await discard(upload);
+        return { record: await this.get(claim.instanceId, caller), replayed: true };
+      }
+      try {
+        const record = await this.admit(userId, request);
+        await claim?.release(record.id);
+        return { record, replayed: false };
+      } catch (err) {
+        await claim?.release();
+        throw err;
+      }
+    } catch (err) {
+      await discard(upload);
+      throw err;
+    }
+  }
+
+  /** Checks a request of `userId` and creates its instance (the upload adopted into the artifact store). */
+  private async admit(userId: string, request: CreateRequest): Promise<InstanceRecord> {
+    const policy = this.config.buildPolicy;
+    if (request.source === 'simple') {
+      const refused = imageRefProblem(request.fields.base_image, policy);
+      if (refused) throw new UnprocessableError('forbidden_by_policy', `base_image: ${refused}`);
+      const { vscodeVersion } = await this.prepare(request.fields, userId, 'simple');
+      return this.createRecord({ fields: request.fields, userId, vscodeVersion, source: 'simple', baseImage: request.fields.base_image, artifact: null });
+    }
+    const { upload, source, fields } = request;
+    const limits = { maxEntries: this.config.MAX_WORKSPACE_ENTRIES, maxUnpackedBytes: this.config.MAX_WORKSPACE_UNPACKED_BYTES };
+    const plan = planBuild(
+      source === 'devcontainer' ? { configText: await readFile(upload.path, 'utf8') } : await inspectWorkspaceArchive(upload.path, limits),
+      policy,
+    );
+    const { vscodeVersion } = await this.prepare(fields, userId, source);
+    const artifact = await this.deps.artifacts.adopt(upload.path, upload.sha256);
+    const build = { key: plan.key.key, family: plan.key.family };
+    return this.createRecord({ fields, userId, vscodeVersion, source, baseImage: baseImageOf(plan.config), artifact, build });
+  }
+
+  /** Stores the record and queues its first job (a cache hit goes straight to provisioning). */
+  private async createRecord(input: NewInstance): Promise<InstanceRecord> {
     const now = new Date().toISOString();
     const { user_id: _u, vscode_version: _v, ...resources } = input.fields;
     const user_id = input.userId;
-    const hit = input.build ? await this.cached(input.build.key) : undefined;
+    const { cachedBuilds } = this.deps;
+    const hit = input.build ? await cachedBuilds.lookup(input.build.key) : undefined;
     let record: InstanceRecord | undefined;
-    const build = input.build && { key: input.build.key, family: this.familyTag(user_id, input.build.family) };
+    const build = input.build && { key: input.build.key, family: this.familyTag(user_id, input.build.family), cache: 'miss' as const };
     for (let attempt = 0; attempt < 5 && !record; attempt++) {
       const token = newAccessToken();
       const candidate = newInstanceRecord(
@@ -144,23 +211,18 @@ export class InstanceService {
           baseImage: input.baseImage,
           artifact: input.artifact,
           resources,
-          vscodeVersion,
+          vscodeVersion: input.vscodeVersion,
         },
         now,
       );
-      if (build) candidate.build = { ...build, cache: hit ? 'hit' : 'miss' };
-      if (hit) Object.assign(candidate, { status: 'Cached', devcontainerImage: hit.image, launch: hit.launch });
+      if (build) candidate.build = build;
+      if (hit && build) Object.assign(candidate, { status: 'Cached', ...cachedBuilds.fields(hit, build) });
       if (await this.store.create(candidate)) record = candidate;
     }
     if (!record) throw new Error('could not allocate a unique instance id');
-    if (hit) {
-      await this.logs.append(record.id, [`codebay: build key ${input.build!.key}: already built as ${hit.image}; nothing to build`]);
-      await this.logs.end(record.id, 'cached');
-    }
     try {
-      const kind = input.source === 'simple' || hit ? 'provision' : 'build';
-      const retry = kind === 'build' ? { attempts: this.config.BUILD_ATTEMPTS, backoffMs: this.config.BUILD_BACKOFF_SECONDS * 1000 } : undefined;
-      await enqueueInstanceJob(this.queues, kind, record.id, retry);
+      if (hit) await cachedBuilds.settle(record.id, input.build!.key, hit);
+      else await this.jobs.enqueue(input.source === 'simple' ? 'provision' : 'build', { instanceId: record.id });
     } catch (err) {
       // The record exists but no job does: say so on the record instead of leaving it waiting forever.
       await this.store
@@ -191,8 +253,13 @@ export class InstanceService {
     if (record.status === 'Deleted' || record.status === 'Deleting') return record;
     const moved = await this.store.transition(id, ['Queued', 'Building', 'Built', 'Cached', 'Provisioning', 'Running', 'Failed'], 'Deleting');
     if (!moved.ok && moved.current !== 'Deleting' && moved.current !== 'Deleted') throw new NotFoundError(`instance ${id}`);
-    await enqueueInstanceJob(this.queues, 'deprovision', id);
+    await this.jobs.enqueue('deprovision', { instanceId: id });
     this.logger.info({ instanceId: id }, 'instance deletion queued');
     return this.get(id, caller);
   }
+}
+
+/** Removes an upload that is not kept (its request was refused or replayed). */
+async function discard(upload: { path: string } | undefined): Promise<void> {
+  if (upload) await rm(upload.path, { force: true });
 }

@@ -9,6 +9,14 @@ const schema = commonEnvSchema
   .extend(platformKeyEnvSchema.shape)
   .extend({
     CODEBAY_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
+    /**
+     * Names this deployment's Docker objects (`<it>-<instance id>`, `<it>-shared-<user>`, …) and
+     * labels them `codebay.deployment=<it>`: deployments sharing a daemon never touch each other's.
+     */
+    CODEBAY_DEPLOYMENT: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'lower-case letters, digits and hyphens, at most 31')
+      .default('codebay'),
     /** The Docker daemon instances run on. */
     DOCKER_HOST: z.string().default('unix:///run/codebay-docker/docker.sock'),
     /** Folder of editor bundles (`<root>/<name>/bundle.json` says which VS Code each holds). */

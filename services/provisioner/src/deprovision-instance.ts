@@ -3,13 +3,31 @@ import type { InstanceStore, Logger } from '@codebay/platform';
 import type { RuntimeDriver } from './runtime/driver.ts';
 
 /** Deleting → Deleted: removes everything the instance owns but the user's shared storage. */
+export interface DeprovisionInstanceDeps {
+  store: InstanceStore;
+  driver: RuntimeDriver;
+  logger: Logger;
+  /** How long a Deleted record stays readable, s. */
+  deletedTtlSeconds: number;
+}
+
 export class DeprovisionInstance {
-  constructor(
-    private readonly store: InstanceStore,
-    private readonly driver: RuntimeDriver,
-    private readonly logger: Logger,
-    private readonly deletedTtlSeconds: number,
-  ) {}
+  private readonly store: InstanceStore;
+  private readonly driver: RuntimeDriver;
+  private readonly logger: Logger;
+  private readonly deletedTtlSeconds: number;
+
+  constructor(deps: DeprovisionInstanceDeps) {
+    ({ store: this.store, driver: this.driver, logger: this.logger, deletedTtlSeconds: this.deletedTtlSeconds } = deps);
+  }
+
+  /**
+   * The last word on a delete that failed every attempt: the instance goes Failed (phase
+   * `deprovision`) with the reason instead of staying Deleting; deleting it again retries.
+   */
+  async settleFinalFailure(instanceId: string, reason: string): Promise<void> {
+    await this.store.transition(instanceId, ['Deleting'], 'Failed', { failure: { phase: 'deprovision', reason: `could not remove the instance: ${reason}` } });
+  }
 
   async run(instanceId: string): Promise<void> {
     const record = await this.store.get(instanceId);

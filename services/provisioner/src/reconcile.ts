@@ -1,22 +1,18 @@
-import { InstanceStore, createLogger, createRedis, dockerFromHost } from '@codebay/platform';
+import { resolve } from '@codebay/platform';
 import { loadConfig } from './config.ts';
-import { Reconciler } from './reconciler.ts';
-import { createRuntime } from './runtime/index.ts';
+import { T, provisionerContainer } from './container.ts';
 
-// `tsx services/provisioner/src/reconcile.ts [--dry-run]`: one reconcile pass, the report as JSON.
+// `node services/provisioner/dist/reconcile.js [--dry-run]`: one reconcile pass, the report as JSON.
 const dryRun = process.argv.includes('--dry-run');
-const config = loadConfig();
-const logger = createLogger('reconcile', config.LOG_LEVEL);
-const redis = createRedis(config.REDIS_URL, 'codebay-reconcile');
-const store = new InstanceStore(redis);
-const runtime = createRuntime(config, { logger, store, docker: dockerFromHost(config.DOCKER_HOST) });
-if (!runtime.inventory) {
-  process.stderr.write(`reconcile: the ${config.CODEBAY_RUNTIME} runtime has nothing to reconcile\n`);
+const c = provisionerContainer(loadConfig());
+const { inventory } = resolve(c, T.runtime);
+if (!inventory) {
+  process.stderr.write(`reconcile: the ${resolve(c, T.config).CODEBAY_RUNTIME} runtime has nothing to reconcile\n`);
   process.exit(2);
 }
 try {
-  const report = await new Reconciler(store, runtime.inventory, logger).run(dryRun);
+  const report = await resolve(c, T.reconciler).run(dryRun);
   process.stdout.write(`${JSON.stringify(report)}\n`);
 } finally {
-  redis.disconnect();
+  resolve(c, T.redis).disconnect();
 }

@@ -80,12 +80,12 @@ describe('EditorProxy on an instance origin', () => {
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     (record.runtime as { endpoint: string }).endpoint = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`;
-    const proxy = new EditorProxy(
-      { get: async (id: string) => (id === record.id ? record : null) } as unknown as InstanceStore,
-      pino({ level: 'silent' }),
+    const proxy = new EditorProxy({
+      store: { get: async (id: string) => (id === record.id ? record : null) } as unknown as InstanceStore,
+      logger: pino({ level: 'silent' }),
       origins,
       key,
-    );
+    });
     const app = express();
     app.use(proxy.middleware());
     gateway = app.listen(0, '127.0.0.1');

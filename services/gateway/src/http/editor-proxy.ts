@@ -11,7 +11,7 @@ import httpProxy from 'http-proxy';
  * own origin. Under https it carries the `__Host-` prefix, which browsers refuse to set with a
  * Domain attribute or from another host: a sibling instance's page cannot plant one.
  */
-export const EDITOR_COOKIE = 'codebay_tkn';
+const EDITOR_COOKIE = 'codebay_tkn';
 const HOST_ONLY_COOKIE = `__Host-${EDITOR_COOKIE}`;
 /** code-server's own session cookie (`--auth password`): only the gateway ever sets it, on the way upstream. */
 const CODE_SERVER_COOKIE = 'code-server-session';
@@ -86,18 +86,29 @@ function denied(res: ServerResponse, status: number, message: string) {
  * Upstream, the user's cookies for codebay are replaced by the editor's own secret
  * (`code-server-session`): the editor answers nothing that did not come through here.
  */
+export interface EditorProxyDeps {
+  store: InstanceStore;
+  logger: Logger;
+  /** Where instances' editors live (`<id>.<domain>`). */
+  origins: EditorOrigins;
+  /** Derives each instance's editor secret. */
+  key: PlatformKey;
+}
+
 export class EditorProxy {
   // An editor's cookies stay host-only: a Domain attribute it sets would reach every instance's host.
   private readonly proxy = httpProxy.createProxyServer({ ws: true, xfwd: true, changeOrigin: false, cookieDomainRewrite: { '*': '' } });
   private readonly hostPattern: RegExp;
   private readonly cookieName: string;
 
-  constructor(
-    private readonly store: InstanceStore,
-    private readonly logger: Logger,
-    private readonly origins: EditorOrigins,
-    private readonly key: PlatformKey,
-  ) {
+  private readonly store: InstanceStore;
+  private readonly logger: Logger;
+  private readonly origins: EditorOrigins;
+  private readonly key: PlatformKey;
+
+  constructor(deps: EditorProxyDeps) {
+    ({ store: this.store, logger: this.logger, origins: this.origins, key: this.key } = deps);
+    const { origins } = deps;
     const domain = origins.domain.replace(/[.]/g, '\\.');
     this.hostPattern = new RegExp(`^([a-z0-9-]+)\\.${domain}(?::\\d+)?$`, 'i');
     this.cookieName = origins.protocol === 'https:' ? HOST_ONLY_COOKIE : EDITOR_COOKIE;

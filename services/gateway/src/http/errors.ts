@@ -3,17 +3,30 @@ import type { Logger } from '@codebay/platform';
 import type { ErrorRequestHandler } from 'express';
 import multer from 'multer';
 import { ZodError } from 'zod';
+import { discardUpload } from './uploads.ts';
 
 const MULTER_413 = new Set(['LIMIT_FILE_SIZE', 'LIMIT_FIELD_VALUE', 'LIMIT_PART_COUNT', 'LIMIT_FILE_COUNT', 'LIMIT_FIELD_COUNT']);
 
 /** Turns a ZodError into one readable sentence plus per-field details. */
-export function describeZod(err: ZodError): { message: string; details: Array<{ field: string; message: string }> } {
+function describeZod(err: ZodError): { message: string; details: Array<{ field: string; message: string }> } {
   const details = err.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
   return { message: details.map((d) => `${d.field}: ${d.message}`).join('; '), details };
 }
 
-/** One error model for every route: `{"error":{"code","message","details?"}}`; no stack traces to clients. */
+/**
+ * One error model for every route: `{"error":{"code","message","details?"}}`; no stack traces
+ * to clients. A refused request's upload is removed before the answer: bad input leaves nothing.
+ */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
+  const answer = describeError(logger);
+  return (err, req, res, next) => {
+    void discardUpload(req.file)
+      .catch((e: Error) => logger.warn({ err: e.message, path: req.file?.path }, 'could not remove a refused upload'))
+      .finally(() => answer(err, req, res, next));
+  };
+}
+
+function describeError(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     if (res.headersSent) {
       res.end();

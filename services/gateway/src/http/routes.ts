@@ -1,28 +1,17 @@
-import {
-  InputError,
-  UnprocessableError,
-  createFieldsSchema,
-  createSimpleSchema,
-  toInstanceResponse,
-  type CreateFields,
-  type InstanceRecord,
-} from '@codebay/contracts';
-import { baseImageOf, imageRefProblem, planBuild, type BuildKey, type DevcontainerConfig } from '@codebay/devcontainer';
-import { inspectWorkspaceArchive, type ArtifactStore, type BuildLogStream, type LogFollowers } from '@codebay/platform';
+import { InputError, createFieldsSchema, createSimpleSchema, toInstanceResponse, type InstanceRecord } from '@codebay/contracts';
+import type { BuildLogStream, LogFollowers } from '@codebay/platform';
 import express, { Router, type Request, type Response } from 'express';
-import { readFile } from 'node:fs/promises';
 import type { GatewayConfig } from '../config.ts';
-import { callerOf, ownerFor } from '../identity.ts';
-import type { IdempotencyKeys } from '../idempotency.ts';
-import type { InstanceService } from '../instances.ts';
+import { callerOf } from '../identity.ts';
+import type { Created, InstanceService } from '../instances.ts';
 import { followBuildLogs } from './build-logs.ts';
-import { discardUpload, singleFileUpload, type HashedUpload } from './uploads.ts';
+import { singleFileUpload, type HashedUpload } from './uploads.ts';
 
 export interface ApiDeps {
-  idempotency: IdempotencyKeys;
   config: GatewayConfig;
+  /** Where uploads stream to before the service adopts them (the artifact store's incoming folder). */
+  uploadDir: string;
   instances: InstanceService;
-  artifacts: ArtifactStore;
   logs: BuildLogStream;
   followers: LogFollowers;
 }
@@ -36,9 +25,10 @@ function formFields(body: unknown): Record<string, string> {
   return out;
 }
 
-function requireFile(req: Request, field: string): Express.Multer.File {
+/** The request's upload (hashed while it streamed to disk), or 400 naming the field. */
+function uploadOf(req: Request, field: string): { path: string; sha256: string } {
   if (!req.file) throw new InputError('missing_file', `multipart file field "${field}" is required`);
-  return req.file;
+  return { path: req.file.path, sha256: (req.file as HashedUpload).sha256 };
 }
 
 function idParam(req: Request): string {
@@ -49,104 +39,33 @@ function idParam(req: Request): string {
   return id;
 }
 
-/** The REST API (mounted at `/` and at `/api`). */
+/** The REST API (mounted at `/` and at `/api`). Each route parses, calls one service method and maps the result. */
 export function apiRouter(deps: ApiDeps): Router {
-  const { config, instances, artifacts, logs, followers, idempotency } = deps;
+  const { config, uploadDir, instances, logs, followers } = deps;
   const router = Router();
   const respond = (r: InstanceRecord) => toInstanceResponse(r, config.publicUrl, config.origins, instances.accessToken(r));
-
-  /**
-   * Runs a create once per Idempotency-Key: a retry gets the first request's instance
-   * (header `Idempotent-Replayed: true`) and leaves nothing new behind.
-   */
-  const createOnce = async (req: Request, res: Response, make: (userId: string) => Promise<InstanceRecord>, requestedUser: string | undefined) => {
-    const caller = callerOf(res.locals);
-    const userId = ownerFor(caller, requestedUser);
-    const claim = await idempotency.claim(caller, req.get('idempotency-key'));
-    if (claim?.kind === 'replay') {
-      await discardUpload(req.file);
-      res.setHeader('idempotent-replayed', 'true');
-      res.status(202).json(respond(await instances.get(claim.instanceId, caller)));
-      return;
-    }
-    try {
-      const record = await make(userId);
-      await claim?.release(record.id);
-      res.status(202).json(respond(record));
-    } catch (err) {
-      await claim?.release();
-      throw err;
-    }
-  };
-
-  /** A validated upload: quotas and limits, then the upload is stored and the instance created. */
-  const admit = async (
-    fields: CreateFields,
-    userId: string,
-    source: 'devcontainer' | 'workspace',
-    file: Express.Multer.File,
-    devcontainer: DevcontainerConfig,
-    key: BuildKey,
-  ) => {
-    const prepared = await instances.prepare(fields, userId, source);
-    const artifact = await artifacts.adopt(file.path, (file as HashedUpload).sha256);
-    const build = { key: key.key, family: key.family };
-    return instances.create({ fields, userId, prepared, source, baseImage: baseImageOf(devcontainer), artifact, build });
+  const created = (res: Response, { record, replayed }: Created) => {
+    if (replayed) res.setHeader('idempotent-replayed', 'true');
+    res.status(202).json(respond(record));
   };
 
   router.post('/instances/simple', express.json({ limit: '16kb' }), async (req, res) => {
     const fields = createSimpleSchema.parse(req.body ?? {});
-    const refused = imageRefProblem(fields.base_image, config.buildPolicy);
-    if (refused) throw new UnprocessableError('forbidden_by_policy', `base_image: ${refused}`);
-    await createOnce(
-      req,
-      res,
-      (userId) => instances.create({ fields, userId, source: 'simple', baseImage: fields.base_image, artifact: null }),
-      fields.user_id,
-    );
+    created(res, await instances.create(callerOf(res.locals), { source: 'simple', fields }, req.get('idempotency-key')));
   });
 
-  router.post('/instances/devcontainer', singleFileUpload(artifacts.incomingDir, 'devcontainer_json', config.MAX_DEVCONTAINER_BYTES), async (req, res) => {
-    try {
+  // The two upload routes: a devcontainer.json, or a workspace folder as a tar.gz. (A refused
+  // request's upload is removed by the service, or by the error handler when parsing fails.)
+  const uploads = [
+    { source: 'devcontainer', field: 'devcontainer_json', maxBytes: config.MAX_DEVCONTAINER_BYTES },
+    { source: 'workspace', field: 'workspace', maxBytes: config.MAX_WORKSPACE_BYTES },
+  ] as const;
+  for (const { source, field, maxBytes } of uploads) {
+    router.post(`/instances/${source}`, singleFileUpload(uploadDir, field, maxBytes), async (req, res) => {
       const fields = createFieldsSchema.parse(formFields(req.body));
-      await createOnce(
-        req,
-        res,
-        async (userId) => {
-          const file = requireFile(req, 'devcontainer_json');
-          const plan = planBuild({ configText: await readFile(file.path, 'utf8') }, config.buildPolicy);
-          return admit(fields, userId, 'devcontainer', file, plan.config, plan.key);
-        },
-        fields.user_id,
-      );
-    } catch (err) {
-      await discardUpload(req.file);
-      throw err;
-    }
-  });
-
-  router.post('/instances/workspace', singleFileUpload(artifacts.incomingDir, 'workspace', config.MAX_WORKSPACE_BYTES), async (req, res) => {
-    try {
-      const fields = createFieldsSchema.parse(formFields(req.body));
-      await createOnce(
-        req,
-        res,
-        async (userId) => {
-          const file = requireFile(req, 'workspace');
-          const summary = await inspectWorkspaceArchive(file.path, {
-            maxEntries: config.MAX_WORKSPACE_ENTRIES,
-            maxUnpackedBytes: config.MAX_WORKSPACE_UNPACKED_BYTES,
-          });
-          const plan = planBuild(summary, config.buildPolicy);
-          return admit(fields, userId, 'workspace', file, plan.config, plan.key);
-        },
-        fields.user_id,
-      );
-    } catch (err) {
-      await discardUpload(req.file);
-      throw err;
-    }
-  });
+      created(res, await instances.create(callerOf(res.locals), { source, fields, upload: uploadOf(req, field) }, req.get('idempotency-key')));
+    });
+  }
 
   router.get('/instances', async (req, res) => {
     const caller = callerOf(res.locals);

@@ -1,4 +1,4 @@
-import type { InstanceStore, Logger, Docker } from '@codebay/platform';
+import type { Logger, Docker } from '@codebay/platform';
 import { ArtifactStore } from '@codebay/platform';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { ProvisionerConfig } from '../config.ts';
@@ -16,13 +16,13 @@ export interface Runtime {
 }
 
 /** Builds the configured runtime driver (for the provisioner and the reconcile command). */
-export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger; store: InstanceStore; docker: Docker }): Runtime {
+export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger; docker: Docker }): Runtime {
   if (config.CODEBAY_RUNTIME === 'kubernetes') {
     const kc = new KubeConfig();
     kc.loadFromDefault();
-    const driver = new KubernetesDriver(
+    const driver = new KubernetesDriver({
       kc,
-      {
+      layout: {
         namespace: config.KUBERNETES_NAMESPACE,
         platformNamespace: config.PLATFORM_NAMESPACE,
         gatewayInternalUrl: config.GATEWAY_INTERNAL_URL,
@@ -32,25 +32,25 @@ export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger;
         sharedAccessMode: config.SHARED_ACCESS_MODE,
         runAsUser: config.INSTANCE_RUN_AS_USER,
       },
-      deps.logger,
-      config.READY_TIMEOUT_SECONDS * 1000,
-      config.CODEBAY_SECRET_KEY,
-    );
+      logger: deps.logger,
+      readyTimeoutMs: config.READY_TIMEOUT_SECONDS * 1000,
+      key: config.CODEBAY_SECRET_KEY,
+    });
     return { driver, inventory: driver, kubernetes: driver };
   }
-  const driver = new DockerDriver(
-    deps.docker,
-    new EditorBundles(config.CODEBAY_EDITOR_ROOT),
-    new ArtifactStore(config.CODEBAY_ARTIFACT_DIR),
-    deps.store,
-    deps.logger,
-    {
+  const driver = new DockerDriver({
+    docker: deps.docker,
+    bundles: new EditorBundles(config.CODEBAY_EDITOR_ROOT),
+    artifacts: new ArtifactStore(config.CODEBAY_ARTIFACT_DIR),
+    logger: deps.logger,
+    options: {
+      deployment: config.CODEBAY_DEPLOYMENT,
       publishHost: config.EDITOR_PUBLISH_HOST,
       launcherDir: config.CODEBAY_LAUNCHER_DIR,
       readyTimeoutMs: config.READY_TIMEOUT_SECONDS * 1000,
       key: config.CODEBAY_SECRET_KEY,
       registry: { address: config.REGISTRY, auth: config.REGISTRY_PULL_AUTH },
     },
-  );
+  });
   return { driver };
 }

@@ -12,7 +12,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { RuntimeInventory } from '../reconciler.ts';
-import type { RuntimeDriver } from './driver.ts';
+import type { Provisioned, RuntimeDriver } from './driver.ts';
 import { EDITOR_PORT, FIELD_MANAGER, LABELS, instanceObjects, k8sNames, rootObject, sharedVolume, type KubernetesLayout } from './kubernetes-objects.ts';
 
 /** How long a pod may stay Unschedulable (for reasons other than volume binding) before the instance fails. */
@@ -34,13 +34,24 @@ function statusCode(err: unknown): number | undefined {
 }
 
 /** Kubernetes API errors: 4xx (but 409/429) are the request's fault; 5xx, 409, 429 and network errors may pass. */
-export function classifyApiError(err: unknown, what: string): Error {
+function classifyApiError(err: unknown, what: string): Error {
   const code = statusCode(err);
   const body = (err as { body?: unknown }).body;
   const detail = typeof body === 'string' ? body : body ? JSON.stringify(body) : (err as Error).message;
   const message = `${what}: ${code ?? 'network error'} ${detail}`.slice(0, 2_000);
   if (code !== undefined && code >= 400 && code < 500 && code !== 409 && code !== 429) return new PermanentError(message);
   return new TransientError(message);
+}
+
+export interface KubernetesDriverDeps {
+  /** Where the cluster is and who the driver is there (KUBECONFIG, or the in-cluster service account). */
+  kc: KubeConfig;
+  layout: KubernetesLayout;
+  logger: Logger;
+  /** How long an instance's editor has to answer after its objects exist, ms. */
+  readyTimeoutMs: number;
+  /** Derives each instance's editor secret and seeding token. */
+  key: PlatformKey;
 }
 
 /**
@@ -57,13 +68,15 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
   /** API requests this driver made (for the benchmark's requests-per-instance). */
   requests = 0;
 
-  constructor(
-    private readonly kc: KubeConfig,
-    private readonly layout: KubernetesLayout,
-    private readonly logger: Logger,
-    private readonly readyTimeoutMs: number,
-    private readonly key: PlatformKey,
-  ) {
+  private readonly kc: KubeConfig;
+  private readonly layout: KubernetesLayout;
+  private readonly logger: Logger;
+  private readonly readyTimeoutMs: number;
+  private readonly key: PlatformKey;
+
+  constructor(deps: KubernetesDriverDeps) {
+    const { kc } = deps;
+    ({ kc: this.kc, layout: this.layout, logger: this.logger, readyTimeoutMs: this.readyTimeoutMs, key: this.key } = deps);
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.core = kc.makeApiClient(CoreV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
@@ -78,7 +91,7 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
     }
   }
 
-  async provision(record: InstanceRecord): Promise<RuntimeInfo> {
+  async provision(record: InstanceRecord): Promise<Provisioned> {
     if (!record.devcontainerImage && !record.baseImage) throw new PermanentError('instance has no image');
     const root = await this.apply(rootObject(record, this.layout));
     const owner = { name: root.metadata!.name!, uid: root.metadata!.uid! };
@@ -91,9 +104,13 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
     for (const obj of [o.networkPolicy, o.secret, o.workspace, o.deployment, o.service] as KubernetesObject[]) await this.apply(obj);
     this.logger.info({ instanceId: record.id, namespace: this.layout.namespace }, 'instance objects applied');
     return {
-      driver: 'kubernetes',
-      namespace: this.layout.namespace,
-      endpoint: `http://${k8sNames.service(record.id)}.${this.layout.namespace}.svc.cluster.local:${EDITOR_PORT}`,
+      runtime: {
+        driver: 'kubernetes',
+        namespace: this.layout.namespace,
+        endpoint: `http://${k8sNames.service(record.id)}.${this.layout.namespace}.svc.cluster.local:${EDITOR_PORT}`,
+      },
+      // The instance fetches its upload itself on first start (CODEBAY_SEED_URL): the record's flag stays as it is.
+      workspaceSeeded: record.workspaceSeeded,
     };
   }
 

@@ -28,12 +28,12 @@ export interface InstanceCredentials {
 }
 
 /** Addresses instances may not reach (the cluster's own networks, link-local metadata); everything else outside stays open for package installs. */
-export const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8'];
+const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8'];
 
 export const EDITOR_PORT = 8080;
 /** The gateway's pods (labels of deploy/kubernetes) and port. */
-export const GATEWAY_POD = { 'app.kubernetes.io/name': 'codebay-gateway' } as const;
-export const GATEWAY_PORT = 8080;
+const GATEWAY_POD = { 'app.kubernetes.io/name': 'codebay-gateway' } as const;
+const GATEWAY_PORT = 8080;
 export const FIELD_MANAGER = 'codebay-provisioner';
 
 export const LABELS = {
@@ -53,12 +53,12 @@ export const k8sNames = {
   shared: (userId: string) => `codebay-shared-${userId}`,
 };
 
-export function instanceLabels(record: InstanceRecord, component: string): Record<string, string> {
+function instanceLabels(record: InstanceRecord, component: string): Record<string, string> {
   return { [LABELS.managedBy]: 'codebay', [LABELS.instance]: record.id, [LABELS.user]: record.userId, [LABELS.component]: component };
 }
 
 /** Every instance object but the root is owned by the root: deleting it garbage-collects the rest. */
-export function ownedBy(root: { name: string; uid: string }) {
+function ownedBy(root: { name: string; uid: string }) {
   return [{ apiVersion: 'v1', kind: 'ConfigMap', name: root.name, uid: root.uid, controller: true, blockOwnerDeletion: true }];
 }
 

@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { INSTANCE_STATUSES, launchConfigSchema, resourcesSchema, runtimeInfoSchema, type InstanceRecord } from './instance.ts';
+
+const timestamp = z.string().nullable();
+
+/**
+ * The instance record as read back from Redis: every field checked, so a record another
+ * version wrote (or a hand edit) is refused with the field named instead of flowing on as
+ * a wrong type. Fields added since the first release are optional; unknown fields are kept.
+ */
+const shape = {
+  id: z.string(),
+  userId: z.string(),
+  status: z.enum(INSTANCE_STATUSES),
+  source: z.enum(['simple', 'devcontainer', 'workspace']),
+  accessTokenHash: z.string(),
+  accessTokenSealed: z.string(),
+  baseImage: z.string().nullable(),
+  devcontainerImage: z.string().nullable(),
+  artifact: z.string().nullable(),
+  build: z
+    .object({ key: z.string(), family: z.string(), cache: z.enum(['hit', 'miss']) })
+    .nullable()
+    .optional(),
+  resources: resourcesSchema,
+  vscodeVersion: z.string(),
+  launch: launchConfigSchema.nullable(),
+  runtime: runtimeInfoSchema.nullable(),
+  failure: z.object({ phase: z.enum(['build', 'push', 'provision', 'deprovision']), reason: z.string() }).nullable(),
+  localImage: z.object({ id: z.string(), builder: z.string() }).nullable().optional(),
+  warning: z.string().nullable().optional(),
+  workspaceSeeded: z.boolean().default(false),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  queuedAt: timestamp,
+  buildStartedAt: timestamp,
+  buildEndedAt: timestamp,
+  pushEndedAt: timestamp,
+  provisionStartedAt: timestamp,
+  containerStartedAt: timestamp,
+  runningAt: timestamp,
+  deletedAt: timestamp,
+};
+export const instanceRecordSchema = z.looseObject(shape);
+
+// The schema and the record type describe the same thing: compiling fails when they part.
+type Parsed = z.infer<z.ZodObject<typeof shape>>;
+const _parsedIsRecord = (r: Parsed): InstanceRecord => r;
+const _recordIsParsed = (r: InstanceRecord): Parsed => r;
+void _parsedIsRecord;
+void _recordIsParsed;

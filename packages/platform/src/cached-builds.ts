@@ -1,0 +1,52 @@
+import type { InstanceRecord } from '@codebay/contracts';
+import type { Counter } from 'prom-client';
+import type { BuildCache, CacheHit } from './build-cache.ts';
+import type { BuildLogStream } from './build-log.ts';
+import type { JobQueues } from './jobs.ts';
+import type { Logger } from './logger.ts';
+
+export interface CachedBuildsDeps {
+  cache: BuildCache;
+  logs: BuildLogStream;
+  jobs: JobQueues;
+  logger: Logger;
+  /** `codebay_build_cache_lookups_total{result="hit"|"miss"}` of the calling service. */
+  lookups: Counter<'result'>;
+}
+
+/**
+ * The one owner of the "already built" decision, used by the gateway when it creates an
+ * instance and by the builder before it builds (another instance may have built the key
+ * since): the lookup and its metric, what a hit makes of the instance record, and what
+ * follows — the build log says so and ends `cached`, provisioning is queued.
+ */
+export class CachedBuilds {
+  constructor(private readonly deps: CachedBuildsDeps) {}
+
+  /**
+   * The verified image of `key`, or undefined. A lookup that fails (registry or Redis
+   * unreachable) is a miss: the instance is built instead. `count: false` keeps the lookup
+   * out of the hit/miss metric (a builder's polls while another builds the key) unless it hits.
+   */
+  async lookup(key: string, opts: { count?: boolean; instanceId?: string } = {}): Promise<CacheHit | undefined> {
+    const hit = await this.deps.cache.lookup(key).catch((err: Error) => {
+      this.deps.logger.warn({ instanceId: opts.instanceId, key, err: err.message }, 'build cache lookup failed; counting it a miss');
+      return undefined;
+    });
+    if (opts.count !== false || hit) this.deps.lookups.inc({ result: hit ? 'hit' : 'miss' });
+    return hit;
+  }
+
+  /** The fields an instance with build `build` takes on a hit (its status becomes `Cached`). */
+  fields(hit: CacheHit, build: NonNullable<InstanceRecord['build']>): Pick<InstanceRecord, 'devcontainerImage' | 'launch' | 'build'> {
+    return { devcontainerImage: hit.image, launch: hit.launch, build: { ...build, cache: 'hit' } };
+  }
+
+  /** After the instance went `Cached` with `fields(hit, …)`: its build log says so and ends `cached`, and provisioning is queued. */
+  async settle(instanceId: string, key: string, hit: CacheHit): Promise<void> {
+    await this.deps.logs.append(instanceId, [`codebay: build key ${key}: already built as ${hit.image}; nothing to build`]);
+    await this.deps.logs.end(instanceId, 'cached');
+    await this.deps.jobs.enqueue('provision', { instanceId });
+    this.deps.logger.info({ instanceId, key, image: hit.image }, 'build key already built: cached, provisioning queued');
+  }
+}

@@ -1,0 +1,199 @@
+import {
+  JOBS,
+  JOB_KINDS,
+  PermanentError,
+  jobsOf,
+  type JobCatalog,
+  type JobDefinition,
+  type JobConsumer,
+  type JobKind,
+  type JobPayload,
+  type JobsOf,
+} from '@codebay/contracts';
+import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { z } from 'zod';
+import { envInt } from './config.ts';
+import type { Logger } from './logger.ts';
+
+/** The operator's job settings, read alike by the services that queue builds and the builders that run them. */
+export const jobEnvSchema = z.object({
+  /** Attempts per build job (machinery faults only are retried). */
+  BUILD_ATTEMPTS: envInt(JOBS.build.attempts),
+  /** Delay before a build's second attempt, s; doubles after each. */
+  BUILD_BACKOFF_SECONDS: envInt(JOBS.build.backoffMs / 1000),
+  /** One build attempt's time limit, s. */
+  BUILD_TIMEOUT_SECONDS: envInt(JOBS.build.timeoutMs / 1000),
+});
+export type JobSettings = z.infer<typeof jobEnvSchema>;
+
+/** The catalog with the operator's settings applied (`JOBS` holds the defaults). */
+export function jobCatalog(settings: JobSettings): JobCatalog {
+  return {
+    ...JOBS,
+    build: {
+      ...JOBS.build,
+      attempts: Math.max(1, settings.BUILD_ATTEMPTS),
+      backoffMs: settings.BUILD_BACKOFF_SECONDS * 1000,
+      timeoutMs: settings.BUILD_TIMEOUT_SECONDS * 1000,
+    },
+  };
+}
+
+/**
+ * The producers' side of the catalog: one BullMQ queue per kind of job, and `enqueue`, the
+ * only way a job is added (its fixed id, attempts, backoff and retention from the catalog).
+ */
+export class JobQueues {
+  private readonly queues: Record<JobKind, Queue>;
+
+  constructor(
+    connection: ConnectionOptions,
+    readonly prefix: string,
+    readonly catalog: JobCatalog = JOBS,
+  ) {
+    this.queues = Object.fromEntries(JOB_KINDS.map((k) => [k, new Queue(catalog[k].queue, { connection, prefix })])) as Record<JobKind, Queue>;
+  }
+
+  /**
+   * Queues the one job of `kind` for `payload`. A finished job with the same id is removed
+   * first, so a new request (a rebuild, a second delete) is not swallowed by BullMQ's id
+   * deduplication; a live one is left alone (the request is already in hand).
+   */
+  async enqueue<K extends JobKind>(kind: K, payload: JobPayload<K>): Promise<void> {
+    // (TypeScript cannot correlate a kind's schema with its id function through the generic.)
+    const def = this.catalog[kind] as unknown as JobDefinition<z.ZodType<JobPayload<K>>>;
+    const data = def.payload.parse(payload);
+    const jobId = def.id(data);
+    const queue = this.queues[kind];
+    const existing = await queue.getJob(jobId);
+    if (existing) {
+      const state = await existing.getState();
+      if (state === 'completed' || state === 'failed') await existing.remove();
+      else return;
+    }
+    await queue.add(kind, data, {
+      jobId,
+      attempts: def.attempts,
+      backoff: { type: 'exponential', delay: def.backoffMs },
+      removeOnComplete: def.keep.completed,
+      removeOnFail: def.keep.failed,
+    });
+  }
+
+  /** The BullMQ queue of one kind (inspection, metrics, tests). */
+  queue(kind: JobKind): Queue {
+    return this.queues[kind];
+  }
+
+  /** Every kind with its queue, in catalog order. */
+  entries(): [JobKind, Queue][] {
+    return JOB_KINDS.map((k) => [k, this.queues[k]]);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(Object.values(this.queues).map((q) => q.close()));
+  }
+}
+
+/** What a handler learns about the attempt it runs. */
+export interface JobContext {
+  /** 1 for the first attempt. */
+  attempt: number;
+  maxAttempts: number;
+  /** Aborted when the attempt's time limit passes (reason: a `TimeoutError`) or the worker closes. */
+  signal: AbortSignal;
+}
+
+/** A consumer's code for one kind of job. */
+export interface JobHandler<K extends JobKind> {
+  /**
+   * Runs one attempt. Throw a `PermanentError` to fail the job for good (no more attempts);
+   * any other error is retried while attempts remain.
+   */
+  run(payload: JobPayload<K>, ctx: JobContext): Promise<void>;
+  /**
+   * The last word on a job that will not run again — its last attempt failed, it stalled too
+   * often, or it failed for good — with the reason. Its instance must not stay waiting.
+   */
+  settleFinalFailure?(payload: JobPayload<K>, reason: string): Promise<void>;
+  /** Jobs of this kind one process runs at once (default 1). */
+  concurrency?: number;
+}
+
+/** A handler for every job a consumer runs, and for nothing else (checked by the type and by `startWorkers`). */
+export type WorkerHandlers<C extends JobConsumer> = { [K in JobsOf<C>]: JobHandler<K> };
+
+export interface WorkerSettings {
+  connection: ConnectionOptions;
+  prefix: string;
+  catalog: JobCatalog;
+  logger: Logger;
+  /** A worker that stops renewing a job's lock this long (it died) loses the job to another worker. */
+  lockDurationMs: number;
+  /** How often workers look for such stalled jobs. */
+  stalledIntervalMs: number;
+  /** Stalls after which a job fails for good (BullMQ `maxStalledCount`, default 1). */
+  maxStalledCount?: number;
+}
+
+/**
+ * Throws unless `kinds` are exactly the catalog's jobs for `consumer`: a job nobody runs
+ * would wait forever, a handler for a job nobody queues is dead code.
+ */
+export function checkHandlers(consumer: JobConsumer, kinds: readonly string[], catalog: JobCatalog = JOBS): void {
+  const want = jobsOf(consumer, catalog) as string[];
+  const missing = want.filter((k) => !kinds.includes(k));
+  const unknown = kinds.filter((k) => !want.includes(k));
+  if (missing.length > 0) throw new Error(`${consumer}: no worker handler for job(s) ${missing.join(', ')} of the catalog`);
+  if (unknown.length > 0) throw new Error(`${consumer}: handler(s) for ${unknown.join(', ')}, which the catalog does not give the ${consumer}`);
+}
+
+/**
+ * Starts one BullMQ worker per job kind the consumer runs. Each parses the payload with the
+ * catalog's schema (a bad one fails for good), applies the kind's time limit to the
+ * attempt's signal, turns a `PermanentError` into BullMQ's `UnrecoverableError`, logs
+ * failures, and hands a job that will not run again to the handler's `settleFinalFailure`.
+ */
+export function startWorkers<C extends JobConsumer>(consumer: C, handlers: WorkerHandlers<C>, settings: WorkerSettings): Worker[] {
+  checkHandlers(consumer, Object.keys(handlers), settings.catalog);
+  const { logger } = settings;
+  return (jobsOf(consumer, settings.catalog) as JobKind[]).map((kind) => {
+    const def = settings.catalog[kind];
+    const handler = (handlers as unknown as Record<JobKind, JobHandler<JobKind>>)[kind];
+    const worker = new Worker(
+      def.queue,
+      async (job: Job, _token?: string, signal?: AbortSignal) => {
+        const parsed = def.payload.safeParse(job.data);
+        if (!parsed.success) throw new UnrecoverableError(`bad ${kind} job payload: ${z.prettifyError(parsed.error)}`);
+        const limits = [signal, def.timeoutMs ? AbortSignal.timeout(def.timeoutMs) : undefined].filter((s) => s !== undefined);
+        const ctx: JobContext = { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1, signal: AbortSignal.any(limits) };
+        try {
+          await handler.run(parsed.data, ctx);
+        } catch (err) {
+          if (err instanceof PermanentError) throw new UnrecoverableError(err.message);
+          throw err;
+        }
+      },
+      {
+        connection: settings.connection,
+        prefix: settings.prefix,
+        concurrency: handler.concurrency ?? 1,
+        lockDuration: settings.lockDurationMs,
+        stalledInterval: settings.stalledIntervalMs,
+        maxStalledCount: settings.maxStalledCount ?? 1,
+      },
+    );
+    worker.on('failed', (job, err) => {
+      const parsed = def.payload.safeParse(job?.data);
+      const payload = parsed.success ? parsed.data : undefined;
+      logger.warn({ job: kind, ...payload, err: err.message }, `${kind} job failed`);
+      const final = err instanceof UnrecoverableError || (job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1)) || /stalled/i.test(err.message);
+      if (!final || !payload || !handler.settleFinalFailure) return;
+      handler
+        .settleFinalFailure(payload, err.message)
+        .catch((e: Error) => logger.error({ job: kind, ...payload, err: e.message }, `${kind}: could not settle the final failure`));
+    });
+    worker.on('error', (err) => logger.error({ job: kind, err: err.message }, `${kind} worker error`));
+    return worker;
+  });
+}

@@ -1,0 +1,119 @@
+import {
+  ArtifactStore,
+  BuildCache,
+  BuildLogStream,
+  CachedBuilds,
+  InstanceStore,
+  JobQueues,
+  RegistryClient,
+  buildPolicy,
+  createContainer,
+  createLogger,
+  createMetricsRegistry,
+  createRedis,
+  dockerFromHost,
+  jobCatalog,
+  provide,
+  provideValue,
+  registerQueueDepth,
+  registryAuthConfig,
+  registrySettings,
+  resolve,
+  token,
+  type DependencyContainer,
+  type Logger,
+  type Redis,
+  type Registry,
+  type RegistrySettings,
+  type Token,
+} from '@codebay/platform';
+import type { JobCatalog } from '@codebay/contracts';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { BuildInstance } from './build-instance.ts';
+import { BuildLocks } from './build-lock.ts';
+import type { BuilderConfig } from './config.ts';
+import { DevcontainerCli } from './devcontainer-cli.ts';
+import { ImageStore } from './images.ts';
+import { BuildWorkspace } from './workspace.ts';
+
+/** The builder's injection tokens. */
+export const T = {
+  config: token<BuilderConfig>('builder config'),
+  logger: token<Logger>('logger'),
+  redis: token<Redis>('redis'),
+  metrics: token<Registry>('metrics registry'),
+  catalog: token<JobCatalog>('job catalog'),
+  jobs: token<JobQueues>('job queues'),
+  registries: token<RegistrySettings>('registry settings'),
+  images: token<ImageStore>('image store'),
+  build: token<BuildInstance>('build use-case'),
+};
+
+/** The builder's composition root: adapters and the build use-case, made once on first use. */
+export function builderContainer(config: BuilderConfig): DependencyContainer {
+  const c = createContainer();
+  const get = <V>(t: Token<V>): V => resolve(c, t);
+  const registries = registrySettings(config);
+  provideValue(c, T.config, config);
+  provideValue(c, T.registries, registries);
+  provide(c, T.logger, () => createLogger('builder', config.LOG_LEVEL));
+  provide(c, T.redis, () => createRedis(config.REDIS_URL, 'codebay-builder'));
+  provide(c, T.metrics, () => createMetricsRegistry('builder'));
+  provide(c, T.catalog, () => jobCatalog(config));
+  provide(c, T.jobs, () => {
+    const jobs = new JobQueues(get(T.redis), config.CODEBAY_QUEUE_PREFIX, get(T.catalog));
+    registerQueueDepth(get(T.metrics), jobs);
+    return jobs;
+  });
+  provide(
+    c,
+    T.images,
+    () =>
+      new ImageStore(dockerFromHost(config.DOCKER_HOST), {
+        push: registryAuthConfig(registries.push, registries.pushAuth),
+        pull: registryAuthConfig(registries.pull, registries.pullAuth),
+      }),
+  );
+  provide(c, T.build, () => {
+    const metrics = get(T.metrics);
+    const redis = get(T.redis);
+    const logs = new BuildLogStream(redis);
+    const cache = new BuildCache(redis, new RegistryClient(registries.apiUrl, { auth: registries.pullAuth }), registries.pull);
+    return new BuildInstance({
+      config,
+      registries,
+      store: new InstanceStore(redis),
+      logs,
+      cli: new DevcontainerCli(),
+      images: get(T.images),
+      cache,
+      cachedBuilds: new CachedBuilds({
+        cache,
+        logs,
+        jobs: get(T.jobs),
+        logger: get(T.logger),
+        lookups: new Counter({
+          name: 'codebay_build_cache_lookups_total',
+          help: 'Registry lookups of build keys by the builder: hit (nothing built) or miss',
+          labelNames: ['result'] as const,
+          registers: [metrics],
+        }),
+      }),
+      locks: new BuildLocks(redis, config.JOB_LOCK_SECONDS * 1000),
+      workspace: new BuildWorkspace(config.CODEBAY_BUILD_DIR, new ArtifactStore(config.CODEBAY_ARTIFACT_DIR), buildPolicy(config)),
+      jobs: get(T.jobs),
+      logger: get(T.logger),
+      metrics: {
+        duration: new Histogram({
+          name: 'codebay_build_duration_seconds',
+          help: 'Build job duration (waiting for the key, CLI build, push) by outcome: success, cached, failure, timeout, cancelled',
+          labelNames: ['outcome'] as const,
+          buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800],
+          registers: [metrics],
+        }),
+        inProgress: new Gauge({ name: 'codebay_builds_in_progress', help: 'Builds this builder is running', registers: [metrics] }),
+      },
+    });
+  });
+  return c;
+}

@@ -1,0 +1,124 @@
+import {
+  ArtifactStore,
+  BuildCache,
+  BuildLogStream,
+  CachedBuilds,
+  InstanceStore,
+  JobQueues,
+  LogFollowers,
+  RegistryClient,
+  createContainer,
+  createLogger,
+  createMetricsRegistry,
+  createRedis,
+  jobCatalog,
+  provide,
+  provideValue,
+  registerQueueDepth,
+  registrySettings,
+  resolve,
+  token,
+  type DependencyContainer,
+  type Logger,
+  type Redis,
+  type Registry,
+  type Token,
+} from '@codebay/platform';
+import { Counter } from 'prom-client';
+import type { GatewayDeps } from './app.ts';
+import type { GatewayConfig } from './config.ts';
+import { EditorProxy } from './http/editor-proxy.ts';
+import { IdempotencyKeys } from './idempotency.ts';
+import { TokenDirectory } from './identity.ts';
+import { InstanceService } from './instances.ts';
+
+/** The gateway's injection tokens. */
+export const T = {
+  config: token<GatewayConfig>('gateway config'),
+  logger: token<Logger>('logger'),
+  redis: token<Redis>('redis'),
+  metrics: token<Registry>('metrics registry'),
+  store: token<InstanceStore>('instance store'),
+  jobs: token<JobQueues>('job queues'),
+  logs: token<BuildLogStream>('build log stream'),
+  followers: token<LogFollowers>('build log followers'),
+  artifacts: token<ArtifactStore>('artifact store'),
+  cachedBuilds: token<CachedBuilds>('cached builds'),
+  idempotency: token<IdempotencyKeys>('idempotency keys'),
+  tokens: token<TokenDirectory>('token directory'),
+  instances: token<InstanceService>('instance service'),
+  editor: token<EditorProxy>('editor proxy'),
+  app: token<GatewayDeps>('gateway app dependencies'),
+};
+
+/**
+ * The gateway's composition root: every adapter and use-case, made once on first use from
+ * the configuration. Connections open when first resolved.
+ */
+export function gatewayContainer(config: GatewayConfig): DependencyContainer {
+  const c = createContainer();
+  const get = <V>(t: Token<V>): V => resolve(c, t);
+  provideValue(c, T.config, config);
+  provide(c, T.logger, () => createLogger('gateway', config.LOG_LEVEL));
+  provide(c, T.redis, () => createRedis(config.REDIS_URL, 'codebay-gateway'));
+  provide(c, T.metrics, () => createMetricsRegistry('gateway'));
+  provide(c, T.store, () => new InstanceStore(get(T.redis)));
+  provide(c, T.jobs, () => {
+    const jobs = new JobQueues(get(T.redis), config.CODEBAY_QUEUE_PREFIX, jobCatalog(config));
+    registerQueueDepth(get(T.metrics), jobs);
+    return jobs;
+  });
+  provide(c, T.logs, () => new BuildLogStream(get(T.redis)));
+  provide(c, T.followers, () => {
+    const logger = get(T.logger);
+    return new LogFollowers(get(T.redis), { onError: (err) => logger.warn({ err }, 'build log reader: redis error, retrying') });
+  });
+  provide(c, T.artifacts, () => new ArtifactStore(config.CODEBAY_ARTIFACT_DIR));
+  provide(c, T.cachedBuilds, () => {
+    const registries = registrySettings(config);
+    return new CachedBuilds({
+      // A slow registry must not hold creates up for long: no answer in 3 s counts as a miss.
+      cache: new BuildCache(get(T.redis), new RegistryClient(registries.apiUrl, { timeoutMs: 3_000, auth: registries.pullAuth }), registries.pull),
+      logs: get(T.logs),
+      jobs: get(T.jobs),
+      logger: get(T.logger),
+      lookups: new Counter({
+        name: 'codebay_build_cache_lookups_total',
+        help: 'Registry lookups of build keys at create time: hit (no build) or miss',
+        labelNames: ['result'] as const,
+        registers: [get(T.metrics)],
+      }),
+    });
+  });
+  provide(c, T.idempotency, () => new IdempotencyKeys(get(T.redis)));
+  provide(c, T.tokens, () => new TokenDirectory(config.adminToken, config.CODEBAY_TOKENS_FILE, get(T.logger)));
+  provide(
+    c,
+    T.instances,
+    () =>
+      new InstanceService({
+        config,
+        store: get(T.store),
+        jobs: get(T.jobs),
+        cachedBuilds: get(T.cachedBuilds),
+        artifacts: get(T.artifacts),
+        idempotency: get(T.idempotency),
+        logger: get(T.logger),
+      }),
+  );
+  provide(c, T.editor, () => new EditorProxy({ store: get(T.store), logger: get(T.logger), origins: config.origins, key: config.CODEBAY_SECRET_KEY }));
+  provide(c, T.app, () => ({
+    config,
+    logger: get(T.logger),
+    redis: get(T.redis),
+    store: get(T.store),
+    logs: get(T.logs),
+    followers: get(T.followers),
+    artifacts: get(T.artifacts),
+    instances: get(T.instances),
+    editor: get(T.editor),
+    metrics: get(T.metrics),
+    tokens: get(T.tokens),
+  }));
+  return c;
+}
