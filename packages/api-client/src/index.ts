@@ -45,7 +45,7 @@ export interface LogEnd {
 export type UploadProgress = (sent: number, total: number) => void;
 
 /** `https://host/api/` for a codebay address, with or without `/api`. */
-export function apiBase(url: string): string {
+function apiBase(url: string): string {
   const base = url
     .trim()
     .replace(/\/+$/, '')

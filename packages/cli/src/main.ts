@@ -49,7 +49,7 @@ function describe(i: Instance): string {
 }
 
 /** The program, with its commands; `run` parses argv and returns the exit code. */
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('codebay')
     .description('Create and use codebay instances: VS Code in the browser, built from devcontainer.json')
     .version(CLI_VERSION, '--version', 'print the CLI version')

@@ -17,7 +17,7 @@ interface ConfigFile {
 }
 
 /** `$XDG_CONFIG_HOME/codebay/config.json`, else `~/.config/codebay/config.json`. */
-export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+function configPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'codebay', 'config.json');
 }
 
