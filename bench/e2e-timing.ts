@@ -19,7 +19,7 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { randomBytes } from 'node:crypto';
 import { get as httpGet } from 'node:http';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +38,8 @@ const DEADLINE = { build: 15 * 60_000, running: 5 * 60_000, editor: 2 * 60_000, 
 const POLL_MS = 100;
 
 type ConfigName = 'python' | 'simple' | 'warmup';
-type Cache = 'cold' | 'warm';
+/** `change`: the config with one line changed since the last run (a new build key; the earlier layers reusable). */
+type Cache = 'cold' | 'warm' | 'change';
 
 interface BenchConfig {
   name: ConfigName;
@@ -47,7 +48,11 @@ interface BenchConfig {
   plainWorkspace: () => string;
   create: (stack: Stack, user: string) => Promise<InstanceResponse>;
   prepare: () => Promise<void>;
+  /** Changes one line of the config (each call a new value), for a `change` run. */
+  change: () => Promise<void>;
 }
+
+let changes = 0;
 
 let pythonTarball: string | undefined;
 let pythonDir: string | undefined;
@@ -65,6 +70,7 @@ const WARMUP: BenchConfig = {
     throw new Error('no plain run for the warm-up');
   },
   prepare: async () => undefined,
+  change: async () => undefined,
   create: async (stack, user) => {
     const res = await stack.api('/api/instances/simple', {
       method: 'POST',
@@ -91,6 +97,15 @@ const CONFIGS: Record<Exclude<ConfigName, 'warmup'>, BenchConfig> = {
       pythonDir ??= newConfigWorkspace(join(SAMPLES, 'python'));
       pythonTarball ??= await packWorkspace(pythonDir);
     },
+    // One more line at the end of the Dockerfile: a new last layer, everything before it reusable.
+    change: async () => {
+      const dockerfile = join(pythonDir!, '.devcontainer', 'Dockerfile');
+      writeFileSync(
+        dockerfile,
+        `${readFileSync(dockerfile, 'utf8').replace(/\nRUN echo change-\d+ > \/opt\/sample\/change\n$/, '\n')}RUN echo change-${++changes} > /opt/sample/change\n`,
+      );
+      pythonTarball = await packWorkspace(pythonDir!);
+    },
     create: (stack, user) => createFromWorkspace(stack, user, pythonTarball!),
   },
   simple: {
@@ -104,6 +119,10 @@ const CONFIGS: Record<Exclude<ConfigName, 'warmup'>, BenchConfig> = {
     },
     prepare: async () => {
       simpleFile ??= await uniqueDevcontainer(join(SAMPLES, 'simple-devcontainer.json'));
+    },
+    // The value of the containerEnv entry this run added: one line of the devcontainer.json.
+    change: async () => {
+      writeFileSync(simpleFile!, readFileSync(simpleFile!, 'utf8').replace(/("CODEBAY_TEST_RUN":\s*")[^"]*"/, `$1change-${++changes}"`));
     },
     create: (stack, user) => createFromDevcontainer(stack, user, simpleFile!),
   },
@@ -490,7 +509,7 @@ function median(xs: number[]): number {
 function ratiosOf(rows: Row[]): Record<string, number> {
   const r: Record<string, number> = {};
   for (const config of new Set(rows.map((x) => x.config))) {
-    for (const cache of ['cold', 'warm'] as const) {
+    for (const cache of ['cold', 'warm', 'change'] as const) {
       const of = (path: Row['path']) => rows.filter((x) => x.config === config && x.cache === cache && x.path === path).map((x) => x.total_ms);
       const cb = of('codebay');
       const pl = of('plain');
@@ -519,7 +538,7 @@ async function main(): Promise<void> {
   const doPlain = !args.includes('--no-plain');
   const doCodebay = !args.includes('--no-codebay');
   const warmRuns = Number(/^--warm=(\d+)$/.exec(args.find((a) => a.startsWith('--warm=')) ?? '')?.[1] ?? 1);
-  const runs: Cache[] = ['cold', ...Array.from({ length: Math.max(1, warmRuns) }, () => 'warm' as const)];
+  const runs: Cache[] = ['cold', ...Array.from({ length: Math.max(1, warmRuns) }, () => 'warm' as const), 'change'];
 
   const c = components();
   const dockerVersion = await docker.version();
@@ -563,6 +582,7 @@ async function main(): Promise<void> {
           `cold: removed ${cold.removedTags} tags, pruned ${cold.prunedImages} images, ${cold.remaining} images left${cold.keptInUse.length ? `, kept (in use) ${cold.keptInUse.join(' ')}` : ''}`,
         );
         for (const cache of runs) {
+          if (cache === 'change') await cfg.change();
           const row = await codebayRun(stack, cfg, user, cache);
           rows.push(row);
           await deleteInstance(stack, created.at(-1)!.id);
@@ -574,7 +594,10 @@ async function main(): Promise<void> {
         log(
           `cold: removed ${cold.removedTags} tags, pruned ${cold.prunedImages} images, ${cold.remaining} images left${cold.keptInUse.length ? `, kept (in use) ${cold.keptInUse.join(' ')}` : ''}`,
         );
-        for (const cache of runs) rows.push(await plainRun(cfg, cache));
+        for (const cache of runs) {
+          if (cache === 'change') await cfg.change();
+          rows.push(await plainRun(cfg, cache));
+        }
       }
     }
   } finally {

@@ -13,8 +13,9 @@ const shape = {
   userId: z.string(),
   status: z.enum(INSTANCE_STATUSES),
   source: z.enum(['simple', 'devcontainer', 'workspace']),
-  accessTokenHash: z.string(),
-  accessTokenSealed: z.string(),
+  // Records made before tokens were hashed and sealed hold only `accessToken` (kept: unknown fields stay).
+  accessTokenHash: z.string().default(''),
+  accessTokenSealed: z.string().default(''),
   baseImage: z.string().nullable(),
   devcontainerImage: z.string().nullable(),
   artifact: z.string().nullable(),

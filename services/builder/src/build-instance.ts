@@ -74,8 +74,12 @@ class CancelledError extends Error {
 
 const CANCEL_POLL_MS = 1_000;
 const LOCK_POLL_MS = 1_000;
-/** How long `handOff` waits for a provision job that looked at the instance while it was Building to finish. */
-const HANDOFF_SETTLE_MS = 10_000;
+/**
+ * How long `handOff` waits at most for a provision job that looked at the instance while it was
+ * Building to finish (it defers within milliseconds; a worker that died holding it loses it to
+ * BullMQ's stalled-job recovery within the lock duration, and the job then runs again).
+ */
+const HANDOFF_SETTLE_MS = 120_000;
 const HANDOFF_POLL_MS = 20;
 
 /** Statuses in which a runtime has taken the offer of a built image (see `offer`): the instance ran or runs it. */
@@ -137,7 +141,8 @@ export class BuildInstance {
     const log = new LogBatcher(this.deps.logs, instanceId);
     // Another instance may have built the same key since the gateway looked.
     if (await this.fromCache(record, log)) return;
-    const claimed = await store.transition(instanceId, ['Queued', 'Building'], 'Building', { buildStartedAt: new Date().toISOString() });
+    // (A re-claimed build withdraws an earlier attempt's offer: a late provision job must not start that image.)
+    const claimed = await store.transition(instanceId, ['Queued', 'Building'], 'Building', { buildStartedAt: new Date().toISOString(), localImage: null });
     if (!claimed.ok) {
       logger.info({ instanceId, status: claimed.current }, 'build skipped: instance is no longer waiting for one');
       return;
@@ -172,6 +177,7 @@ export class BuildInstance {
     const failed = await this.deps.store.transition(instanceId, ['Queued', 'Building'], 'Failed', {
       failure: { phase: 'build', reason },
       buildEndedAt: new Date().toISOString(),
+      localImage: null,
     });
     if (failed.ok) await this.deps.logs.end(instanceId, 'failure', reason);
   }

@@ -124,10 +124,14 @@ export class InstanceService {
   private async prepare(fields: CreateFields, userId: string, source: SourceKind): Promise<{ vscodeVersion: string }> {
     checkResources(fields, this.config);
     const vscodeVersion = resolveVscodeVersion(fields.vscode_version, this.config.CODEBAY_VSCODE_VERSIONS);
-    const live = (await this.store.many(await this.store.idsOfUser(userId))).filter((r) => !['Failed', 'Deleting', 'Deleted'].includes(r.status));
-    if (live.length >= this.config.MAX_INSTANCES_PER_USER) {
+    const ids = await this.store.idsOfUser(userId);
+    const records = await this.store.many(ids);
+    const live = records.filter((r) => !['Failed', 'Deleting', 'Deleted'].includes(r.status));
+    // A record that cannot be read (many() leaves it out) counts as live: a quota never loosens on a guess.
+    const instances = live.length + (ids.length - records.length);
+    if (instances >= this.config.MAX_INSTANCES_PER_USER) {
       throw new TooManyRequestsError(
-        `user ${userId} already has ${live.length} instances (the limit is ${this.config.MAX_INSTANCES_PER_USER}); delete one first`,
+        `user ${userId} already has ${instances} instances (the limit is ${this.config.MAX_INSTANCES_PER_USER}); delete one first`,
       );
     }
     const queued = live.filter((r) => r.status === 'Queued' || r.status === 'Building').length;
@@ -149,6 +153,11 @@ export class InstanceService {
   async create(caller: Caller, request: CreateRequest, idempotencyKey?: string): Promise<Created> {
     const upload = request.source === 'simple' ? undefined : request.upload;
     try {
+      // What the request asks for is checked before who may ask (as the API always answered: 422 before 403).
+      if (request.source === 'simple') {
+        const refused = imageRefProblem(request.fields.base_image, this.config.buildPolicy);
+        if (refused) throw new UnprocessableError('forbidden_by_policy', `base_image: ${refused}`);
+      }
       const userId = ownerFor(caller, request.fields.user_id);
       const claim = await this.deps.idempotency.claim(caller, idempotencyKey);
       if (claim?.kind === 'replay') {
@@ -173,8 +182,6 @@ export class InstanceService {
   private async admit(userId: string, request: CreateRequest): Promise<InstanceRecord> {
     const policy = this.config.buildPolicy;
     if (request.source === 'simple') {
-      const refused = imageRefProblem(request.fields.base_image, policy);
-      if (refused) throw new UnprocessableError('forbidden_by_policy', `base_image: ${refused}`);
       const { vscodeVersion } = await this.prepare(request.fields, userId, 'simple');
       return this.createRecord({ fields: request.fields, userId, vscodeVersion, source: 'simple', baseImage: request.fields.base_image, artifact: null });
     }

@@ -42,8 +42,12 @@ export class Reconciler {
     const report: ReconcileReport = { dryRun, orphans: [], vanished: [] };
     const present = await this.runtime.instanceIds();
     for (const id of [...present].sort()) {
-      const record = await this.store.get(id);
-      if (record && MAY_HOLD_OBJECTS.includes(record.status)) continue;
+      // A record that cannot be read counts as live: its objects are never removed on a guess.
+      const record = await this.store.get(id).catch((err: Error) => {
+        this.logger.warn({ instanceId: id, err: err.message }, 'reconcile: unreadable record left alone');
+        return 'unreadable' as const;
+      });
+      if (record === 'unreadable' || (record && MAY_HOLD_OBJECTS.includes(record.status))) continue;
       report.orphans.push(id);
       if (!dryRun) await this.runtime.removeAll(id);
     }

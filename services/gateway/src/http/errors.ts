@@ -22,7 +22,14 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, next) => {
     void discardUpload(req.file)
       .catch((e: Error) => logger.warn({ err: e.message, path: req.file?.path }, 'could not remove a refused upload'))
-      .finally(() => answer(err, req, res, next));
+      .finally(() => {
+        try {
+          answer(err, req, res, next);
+        } catch (e) {
+          // Never an unhandled rejection: express's own last-resort handler answers.
+          next(e);
+        }
+      });
   };
 }
 

@@ -21,7 +21,6 @@ import {
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { get as httpGet } from 'node:http';
-import { createInterface } from 'node:readline';
 import { PassThrough } from 'node:stream';
 import type { EditorBundles } from '../editor-bundles.ts';
 import type { Provisioned, RuntimeDriver } from './driver.ts';
@@ -83,6 +82,10 @@ const PERMANENT_PULL = [/manifest unknown/i, /not found/i, /pull access denied/i
  */
 const EDITOR_LISTENING = [/HTTP server listening on /, /^\[codebay-launcher\] \S+ editor is healthy/];
 /** A probe this often as well, in case those lines never come. */
+/** A line of the container's log longer than this is cut before it is matched. */
+const MAX_READY_LINE = 4_096;
+/** Bytes of the container's log followed while waiting for the editor. */
+const READY_LOG_BUDGET = 1024 * 1024;
 const READY_FALLBACK_PROBE_MS = 1_000;
 
 /**
@@ -328,13 +331,15 @@ export class DockerDriver implements RuntimeDriver {
       seeded = true;
     }
 
+    // Made from the built image by ID: the container says which image it holds, before anything in it runs.
+    if (image === record.localImage?.id) {
+      const created = await container.inspect();
+      if (created.Image !== image) throw new PermanentError(`the container was made from ${created.Image}, not the image built for it (${image})`);
+    }
     lap('create');
     await container.start();
     lap('start');
     const info = await container.inspect();
-    // Started from the built image by ID: the container says which image it runs.
-    if (image === record.localImage?.id && info.Image !== image)
-      throw new PermanentError(`the container runs ${info.Image}, not the image built for it (${image})`);
     const binding = info.NetworkSettings.Ports[`${EDITOR_PORT}/tcp`]?.[0];
     if (!binding?.HostPort) throw new TransientError('the editor port was not published');
     this.logger.info({ instanceId: record.id, container: info.Id.slice(0, 12), port: binding.HostPort, image, ms }, 'instance container started');
@@ -397,8 +402,20 @@ export class DockerDriver implements RuntimeDriver {
       const deadline = setTimeout(() => failWithTail(`the editor did not answer within ${this.opts.readyTimeoutMs / 1000} s`), this.opts.readyTimeoutMs);
       const fallback = setInterval(probe, READY_FALLBACK_PROBE_MS);
       signal.addEventListener('abort', onAbort, { once: true });
-      createInterface({ input: lines, crlfDelay: Infinity }).on('line', (line) => {
-        if (EDITOR_LISTENING.some((re) => re.test(line))) probe();
+      // The log is the tenant's output: lines are cut at MAX_READY_LINE characters and the log is
+      // followed for READY_LOG_BUDGET bytes at most (then the slow probes alone decide): output
+      // without newlines, or a flood, never grows the provisioner's memory.
+      let pending = '';
+      let seen = 0;
+      lines.on('data', (chunk: Buffer) => {
+        seen += chunk.length;
+        const parts = (pending + chunk.toString('utf8')).split('\n');
+        pending = parts.pop()!.slice(-MAX_READY_LINE);
+        for (const line of parts) if (EDITOR_LISTENING.some((re) => re.test(line.slice(0, MAX_READY_LINE)))) probe();
+        if (seen > READY_LOG_BUDGET) {
+          log.destroy();
+          lines.destroy();
+        }
       });
       log.once('end', () => {
         if (settled) return;
