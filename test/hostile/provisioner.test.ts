@@ -1,0 +1,68 @@
+import type { InstanceResponse } from '@codebay/contracts';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { forgetUsers } from '../support/records.ts';
+import { createFromDevcontainer, waitForStatus } from '../support/instances.ts';
+import { startStack, type Stack } from '../support/stack.ts';
+
+/** Resident memory of a process, bytes (`VmRSS` in /proc/<pid>/status). */
+function rss(pid: number): number {
+  const kib = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Number(kib) * 1024;
+}
+
+/**
+ * An instance's output is the tenant's: the provisioner reads it (to notice the editor
+ * listening) and must stay up and small whatever the instance writes.
+ */
+describe('hostile tenant: its instance’s output against the provisioner', () => {
+  let stack: Stack;
+  const user = `flood-${randomBytes(3).toString('hex')}`;
+
+  beforeAll(async () => {
+    stack = await startStack({ name: 'hostile-flood' });
+  });
+  afterAll(async () => {
+    if (stack) await stack.stop();
+    await forgetUsers(user);
+  });
+
+  it('200 MB of log without a newline while the editor starts: the instance still becomes Running, the provisioner stays up and does not hold it', async () => {
+    const provisioner = stack.processes.get('provisioner')!;
+    const before = rss(provisioner.pid!);
+    const dir = await mkdtemp(join(tmpdir(), 'codebay-flood-'));
+    const file = join(dir, 'devcontainer.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        image: 'debian:bookworm',
+        containerEnv: { FLOOD_RUN: randomBytes(4).toString('hex') },
+        // Root writes straight into the container's log (PID 1's stdout), in the background, no newline ever.
+        postCreateCommand: "(head -c 200000000 /dev/zero | tr '\\000' x > /proc/1/fd/1) &",
+      }),
+    );
+    const created = await createFromDevcontainer(stack, user, file);
+    const running: InstanceResponse = await waitForStatus(stack, created.instance_id, ['Running'], 300_000);
+    expect(running.status).toBe('Running');
+    expect(provisioner.exitCode).toBeNull();
+    const grown = rss(provisioner.pid!) - before;
+    expect(grown, `provisioner grew by ${Math.round(grown / 2 ** 20)} MiB`).toBeLessThan(64 * 2 ** 20);
+    // And it still provisions: another instance starts.
+    const res = await stack.api('/api/instances/simple', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user_id: user, base_image: 'debian:bookworm' }),
+    });
+    expect(res.status).toBe(202);
+    const next = (await res.json()) as InstanceResponse;
+    expect((await waitForStatus(stack, next.instance_id, ['Running'], 120_000)).status).toBe('Running');
+    for (const id of [created.instance_id, next.instance_id]) {
+      expect((await stack.api(`/api/instances/${id}`, { method: 'DELETE' })).status).toBe(202);
+      await waitForStatus(stack, id, ['Deleted'], 60_000);
+    }
+  });
+});
