@@ -22,11 +22,17 @@ function rss(pid: number): number {
 describe('hostile tenant: its instance’s output against the provisioner', () => {
   let stack: Stack;
   const user = `flood-${randomBytes(3).toString('hex')}`;
+  const created: string[] = [];
 
   beforeAll(async () => {
     stack = await startStack({ name: 'hostile-flood' });
   });
   afterAll(async () => {
+    // Whatever this suite started goes, pass or fail.
+    for (const id of created) {
+      await stack?.api(`/api/instances/${id}`, { method: 'DELETE' }).catch(() => undefined);
+      await waitForStatus(stack, id, ['Deleted'], 60_000).catch(() => undefined);
+    }
     if (stack) await stack.stop();
     await forgetUsers(user);
   });
@@ -45,8 +51,9 @@ describe('hostile tenant: its instance’s output against the provisioner', () =
         postCreateCommand: "(head -c 200000000 /dev/zero | tr '\\000' x > /proc/1/fd/1) &",
       }),
     );
-    const created = await createFromDevcontainer(stack, user, file);
-    const running: InstanceResponse = await waitForStatus(stack, created.instance_id, ['Running'], 300_000);
+    const flooding = await createFromDevcontainer(stack, user, file);
+    created.push(flooding.instance_id);
+    const running: InstanceResponse = await waitForStatus(stack, flooding.instance_id, ['Running'], 300_000);
     expect(running.status).toBe('Running');
     expect(provisioner.exitCode).toBeNull();
     const grown = rss(provisioner.pid!) - before;
@@ -59,8 +66,9 @@ describe('hostile tenant: its instance’s output against the provisioner', () =
     });
     expect(res.status).toBe(202);
     const next = (await res.json()) as InstanceResponse;
+    created.push(next.instance_id);
     expect((await waitForStatus(stack, next.instance_id, ['Running'], 120_000)).status).toBe('Running');
-    for (const id of [created.instance_id, next.instance_id]) {
+    for (const id of created.splice(0)) {
       expect((await stack.api(`/api/instances/${id}`, { method: 'DELETE' })).status).toBe(202);
       await waitForStatus(stack, id, ['Deleted'], 60_000);
     }

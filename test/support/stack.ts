@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { JobQueues, createRedis } from '@codebay/platform';
+import { JobQueues, createRedis, dockerFromHost } from '@codebay/platform';
 import { dockerNames, type DockerNames } from '../../services/provisioner/src/runtime/docker-driver.ts';
 import { components } from './components.ts';
 import { freePort } from './ports.ts';
@@ -134,6 +134,19 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     async stop() {
       for (const name of [...processes.keys()].reverse()) await stopService(name);
       await rm(work, { recursive: true, force: true });
+      // This run's spare networks, should a provisioner have been killed before it removed them.
+      const docker = dockerFromHost(c.dockerHost);
+      const spares = await docker.listNetworks({
+        filters: JSON.stringify({ label: [`codebay.deployment=${env.CODEBAY_DEPLOYMENT}`, 'codebay.kind=network-spare'] }),
+      });
+      await Promise.all(
+        spares.map((n) =>
+          docker
+            .getNetwork(n.Id)
+            .remove()
+            .catch(() => undefined),
+        ),
+      );
       // This run's queues go with it.
       const redis = createRedis(c.redisUrl, 'test-stack-cleanup');
       const queues = new JobQueues(redis, queuePrefix);

@@ -59,6 +59,7 @@ if (runtime.inventory && config.RECONCILE_INTERVAL_SECONDS > 0) {
 installShutdown(logger, [
   async () => clearInterval(reconcileTimer),
   ...workers.map((w) => () => w.close()),
+  async () => runtime.driver.stop?.(),
   () => jobs.close(),
   () => new Promise<void>((done) => ops.close(() => done())),
   () => redis.quit(),

@@ -112,6 +112,7 @@ function answers200(url: string, timeoutMs: number): Promise<boolean> {
  */
 class SpareNetworks {
   private readonly ready: string[] = [];
+  private stopped = false;
   private filling: Promise<void> | undefined;
   private readonly pool = randomBytes(6).toString('hex');
 
@@ -132,10 +133,21 @@ class SpareNetworks {
   /** Makes spares until `size` are ready (in the background; a failure only means the next take makes its own). */
   fill(): void {
     this.filling ??= (async () => {
-      while (this.ready.length < this.size) this.ready.push(await this.create());
+      while (!this.stopped && this.ready.length < this.size) this.ready.push(await this.create());
     })()
       .catch(() => undefined)
       .finally(() => (this.filling = undefined));
+  }
+
+  /** Removes this pool's ready spares (a provisioner that stops leaves no network behind); stops refilling. */
+  async drain(): Promise<void> {
+    this.stopped = true;
+    await this.filling;
+    for (const name of this.ready.splice(0))
+      await this.docker
+        .getNetwork(name)
+        .remove()
+        .catch(() => undefined);
   }
 
   /** Removes this deployment's other pools' spares no container uses and older than a minute. */
@@ -461,6 +473,11 @@ export class DockerDriver implements RuntimeDriver {
   async start(): Promise<void> {
     await this.networks.sweep().catch((err: Error) => this.logger.warn({ err: err.message }, 'could not clear spare networks'));
     this.networks.fill();
+  }
+
+  /** Removes the spare networks this driver made ahead of need. */
+  async stop(): Promise<void> {
+    await this.networks.drain();
   }
 
   async deprovision(record: InstanceRecord): Promise<void> {

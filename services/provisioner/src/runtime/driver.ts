@@ -27,4 +27,6 @@ export interface RuntimeDriver {
   deprovision(record: InstanceRecord): Promise<void>;
   /** Anything to ready before the first job (optional). */
   start?(): Promise<void>;
+  /** Anything to undo when the provisioner stops (optional; after the workers closed). */
+  stop?(): Promise<void>;
 }
