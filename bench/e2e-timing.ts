@@ -122,7 +122,10 @@ const CONFIGS: Record<Exclude<ConfigName, 'warmup'>, BenchConfig> = {
     },
     // The value of the containerEnv entry this run added: one line of the devcontainer.json.
     change: async () => {
-      writeFileSync(simpleFile!, readFileSync(simpleFile!, 'utf8').replace(/("CODEBAY_TEST_RUN":\s*")[^"]*"/, `$1change-${++changes}-${randomBytes(3).toString('hex')}"`));
+      writeFileSync(
+        simpleFile!,
+        readFileSync(simpleFile!, 'utf8').replace(/("CODEBAY_TEST_RUN":\s*")[^"]*"/, `$1change-${++changes}-${randomBytes(3).toString('hex')}"`),
+      );
     },
     create: (stack, user) => createFromDevcontainer(stack, user, simpleFile!),
   },
