@@ -5,6 +5,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDocker } from '../support/docker.ts';
 import { forgetUsers } from '../support/records.ts';
 import { createFromDevcontainer, waitForStatus } from '../support/instances.ts';
 import { startStack, type Stack } from '../support/stack.ts';
@@ -56,6 +57,9 @@ describe('hostile tenant: its instance’s output against the provisioner', () =
     const running: InstanceResponse = await waitForStatus(stack, flooding.instance_id, ['Running'], 300_000);
     expect(running.status).toBe('Running');
     expect(provisioner.exitCode).toBeNull();
+    // The editor started with a CPU burst (EDITOR_START_CPU); once Running, the instance's own limit (cpu_limit 1000m).
+    const info = await testDocker().getContainer(stack.names.container(flooding.instance_id)).inspect();
+    expect(info.HostConfig.NanoCpus).toBe(1_000_000_000);
     const grown = rss(provisioner.pid!) - before;
     expect(grown, `provisioner grew by ${Math.round(grown / 2 ** 20)} MiB`).toBeLessThan(64 * 2 ** 20);
     // And it still provisions: another instance starts.

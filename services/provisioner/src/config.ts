@@ -1,5 +1,6 @@
 import { commonEnvSchema, envInt, parseConfig, platformKeyEnvSchema, registryEnvSchema } from '@codebay/platform';
 import { fileURLToPath } from 'node:url';
+import { parseCpu } from '@codebay/contracts';
 import { z } from 'zod';
 
 const defaultLauncherDir = fileURLToPath(new URL('../../../packages/editor/launcher', import.meta.url));
@@ -26,6 +27,15 @@ const schema = commonEnvSchema
     /** Address the editor port is published on (never 0.0.0.0: only the gateway may reach it). */
     EDITOR_PUBLISH_HOST: z.string().default('127.0.0.1'),
     READY_TIMEOUT_SECONDS: envInt(180),
+    /**
+     * CPU an instance may use while its editor starts, when more than its cpu_limit (a quantity:
+     * `2`, `1500m`; `0`: none). Ends when the editor answers or waiting for it ends (Docker runtime).
+     */
+    EDITOR_START_CPU: z
+      .string()
+      .default('2')
+      .refine((q) => q === '0' || parseCpu(q) !== undefined, 'must be a CPU quantity such as 2 or 1500m, or 0')
+      .transform((q) => (q === '0' ? 0 : parseCpu(q)!)),
     METRICS_HOST: z.string().default('127.0.0.1'),
     METRICS_PORT: envInt(9102),
     // Kubernetes runtime (KUBECONFIG, or the in-cluster service account, says where the cluster is).

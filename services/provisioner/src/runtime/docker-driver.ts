@@ -40,6 +40,12 @@ export interface DockerDriverOptions {
   publishHost: string;
   launcherDir: string;
   readyTimeoutMs: number;
+  /**
+   * CPU an instance may use while its editor starts (millicores; `EDITOR_START_CPU`), when more
+   * than its cpu_limit: from the container's start until the editor answers (or waiting for it
+   * ends), then the instance's own limit applies. 0: the limit from the start.
+   */
+  startCpuMillis: number;
   /** Derives each instance's editor secret. */
   key: PlatformKey;
   /** codebay's registry (`REGISTRY`) and its pull-only credentials: built images are pulled with them, nothing else is. */
@@ -328,7 +334,8 @@ export class DockerDriver implements RuntimeDriver {
         PortBindings: { [`${EDITOR_PORT}/tcp`]: [{ HostIp: this.opts.publishHost, HostPort: '' }] },
         Memory: parseMemory(r.memory_limit),
         MemoryReservation: parseMemory(r.memory_request),
-        NanoCpus: (parseCpu(r.cpu_limit) ?? 1000) * 1_000_000,
+        // The editor starts with a burst (startCpuMillis); waitReady sets the instance's own limit.
+        NanoCpus: Math.max(parseCpu(r.cpu_limit) ?? 1000, this.opts.startCpuMillis) * 1_000_000,
         CpuShares: Math.max(2, Math.round(((parseCpu(r.cpu_request) ?? 200) * 1024) / 1000)),
         PidsLimit: 4096,
         RestartPolicy: { Name: 'unless-stopped' },
@@ -370,6 +377,19 @@ export class DockerDriver implements RuntimeDriver {
    */
   async waitReady(record: InstanceRecord, runtime: RuntimeInfo, signal: AbortSignal): Promise<void> {
     const container = this.docker.getContainer(runtime.containerId ?? this.names.container(record.id));
+    try {
+      await this.editorAnswers(container, runtime, signal);
+    } finally {
+      // The start burst ends however waiting ended: from here on, the instance's own cpu_limit.
+      if (this.opts.startCpuMillis > (parseCpu(record.resources.cpu_limit) ?? 1000)) {
+        await container
+          .update({ NanoCpus: (parseCpu(record.resources.cpu_limit) ?? 1000) * 1_000_000 })
+          .catch((err: Error) => this.logger.warn({ instanceId: record.id, err: err.message }, 'could not end the start CPU burst'));
+      }
+    }
+  }
+
+  private async editorAnswers(container: Docker.Container, runtime: RuntimeInfo, signal: AbortSignal): Promise<void> {
     const healthz = `${runtime.endpoint}/healthz`;
     const log = (await container.logs({ follow: true, stdout: true, stderr: true, since: 0 })) as unknown as NodeJS.ReadableStream & { destroy(): void };
     const lines = new PassThrough();

@@ -48,6 +48,7 @@ export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger;
       publishHost: config.EDITOR_PUBLISH_HOST,
       launcherDir: config.CODEBAY_LAUNCHER_DIR,
       readyTimeoutMs: config.READY_TIMEOUT_SECONDS * 1000,
+      startCpuMillis: config.EDITOR_START_CPU,
       key: config.CODEBAY_SECRET_KEY,
       registry: { address: config.REGISTRY, auth: config.REGISTRY_PULL_AUTH },
     },
