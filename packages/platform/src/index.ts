@@ -17,3 +17,4 @@ export * from './masking.ts';
 export * from './build-cache.ts';
 export * from './cached-builds.ts';
 export * from './platform-key.ts';
+export * from './service-container.ts';

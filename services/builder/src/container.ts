@@ -1,33 +1,23 @@
 import {
   ArtifactStore,
   BuildCache,
-  BuildLogStream,
   CachedBuilds,
-  InstanceStore,
-  JobQueues,
+  PLATFORM,
   RegistryClient,
   buildPolicy,
-  createContainer,
-  createLogger,
-  createMetricsRegistry,
-  createRedis,
   dockerFromHost,
   jobCatalog,
   provide,
   provideValue,
-  registerQueueDepth,
   registryAuthConfig,
   registrySettings,
   resolve,
+  serviceContainer,
   token,
   type DependencyContainer,
-  type Logger,
-  type Redis,
-  type Registry,
   type RegistrySettings,
   type Token,
 } from '@codebay/platform';
-import type { JobCatalog } from '@codebay/contracts';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { BuildInstance } from './build-instance.ts';
 import { BuildLocks } from './build-lock.ts';
@@ -36,35 +26,24 @@ import { DevcontainerCli } from './devcontainer-cli.ts';
 import { ImageStore } from './images.ts';
 import { BuildWorkspace } from './workspace.ts';
 
-/** The builder's injection tokens. */
-export const T = {
+/** The builder's own injection tokens. */
+const OWN = {
   config: token<BuilderConfig>('builder config'),
-  logger: token<Logger>('logger'),
-  redis: token<Redis>('redis'),
-  metrics: token<Registry>('metrics registry'),
-  catalog: token<JobCatalog>('job catalog'),
-  jobs: token<JobQueues>('job queues'),
   registries: token<RegistrySettings>('registry settings'),
   images: token<ImageStore>('image store'),
   build: token<BuildInstance>('build use-case'),
 };
 
+/** The builder's injection tokens: every service's (PLATFORM) and its own. */
+export const T: typeof PLATFORM & typeof OWN = { ...PLATFORM, ...OWN };
+
 /** The builder's composition root: adapters and the build use-case, made once on first use. */
 export function builderContainer(config: BuilderConfig): DependencyContainer {
-  const c = createContainer();
+  const c = serviceContainer('builder', config, jobCatalog(config));
   const get = <V>(t: Token<V>): V => resolve(c, t);
   const registries = registrySettings(config);
   provideValue(c, T.config, config);
   provideValue(c, T.registries, registries);
-  provide(c, T.logger, () => createLogger('builder', config.LOG_LEVEL));
-  provide(c, T.redis, () => createRedis(config.REDIS_URL, 'codebay-builder'));
-  provide(c, T.metrics, () => createMetricsRegistry('builder'));
-  provide(c, T.catalog, () => jobCatalog(config));
-  provide(c, T.jobs, () => {
-    const jobs = new JobQueues(get(T.redis), config.CODEBAY_QUEUE_PREFIX, get(T.catalog));
-    registerQueueDepth(get(T.metrics), jobs);
-    return jobs;
-  });
   provide(
     c,
     T.images,
@@ -77,12 +56,12 @@ export function builderContainer(config: BuilderConfig): DependencyContainer {
   provide(c, T.build, () => {
     const metrics = get(T.metrics);
     const redis = get(T.redis);
-    const logs = new BuildLogStream(redis);
+    const logs = get(T.logs);
     const cache = new BuildCache(redis, new RegistryClient(registries.apiUrl, { auth: registries.pullAuth }), registries.pull);
     return new BuildInstance({
       config,
       registries,
-      store: new InstanceStore(redis),
+      store: get(T.store),
       logs,
       cli: new DevcontainerCli(),
       images: get(T.images),

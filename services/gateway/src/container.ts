@@ -1,27 +1,18 @@
 import {
   ArtifactStore,
   BuildCache,
-  BuildLogStream,
   CachedBuilds,
-  InstanceStore,
-  JobQueues,
   LogFollowers,
+  PLATFORM,
   RegistryClient,
-  createContainer,
-  createLogger,
-  createMetricsRegistry,
-  createRedis,
   jobCatalog,
   provide,
   provideValue,
-  registerQueueDepth,
   registrySettings,
   resolve,
+  serviceContainer,
   token,
   type DependencyContainer,
-  type Logger,
-  type Redis,
-  type Registry,
   type Token,
 } from '@codebay/platform';
 import { Counter } from 'prom-client';
@@ -32,15 +23,9 @@ import { IdempotencyKeys } from './idempotency.ts';
 import { TokenDirectory } from './identity.ts';
 import { InstanceService } from './instances.ts';
 
-/** The gateway's injection tokens. */
-export const T = {
+/** The gateway's own injection tokens. */
+const OWN = {
   config: token<GatewayConfig>('gateway config'),
-  logger: token<Logger>('logger'),
-  redis: token<Redis>('redis'),
-  metrics: token<Registry>('metrics registry'),
-  store: token<InstanceStore>('instance store'),
-  jobs: token<JobQueues>('job queues'),
-  logs: token<BuildLogStream>('build log stream'),
   followers: token<LogFollowers>('build log followers'),
   artifacts: token<ArtifactStore>('artifact store'),
   cachedBuilds: token<CachedBuilds>('cached builds'),
@@ -51,24 +36,17 @@ export const T = {
   app: token<GatewayDeps>('gateway app dependencies'),
 };
 
+/** The gateway's injection tokens: every service's (PLATFORM) and its own. */
+export const T: typeof PLATFORM & typeof OWN = { ...PLATFORM, ...OWN };
+
 /**
  * The gateway's composition root: every adapter and use-case, made once on first use from
  * the configuration. Connections open when first resolved.
  */
 export function gatewayContainer(config: GatewayConfig): DependencyContainer {
-  const c = createContainer();
+  const c = serviceContainer('gateway', config, jobCatalog(config));
   const get = <V>(t: Token<V>): V => resolve(c, t);
   provideValue(c, T.config, config);
-  provide(c, T.logger, () => createLogger('gateway', config.LOG_LEVEL));
-  provide(c, T.redis, () => createRedis(config.REDIS_URL, 'codebay-gateway'));
-  provide(c, T.metrics, () => createMetricsRegistry('gateway'));
-  provide(c, T.store, () => new InstanceStore(get(T.redis)));
-  provide(c, T.jobs, () => {
-    const jobs = new JobQueues(get(T.redis), config.CODEBAY_QUEUE_PREFIX, jobCatalog(config));
-    registerQueueDepth(get(T.metrics), jobs);
-    return jobs;
-  });
-  provide(c, T.logs, () => new BuildLogStream(get(T.redis)));
   provide(c, T.followers, () => {
     const logger = get(T.logger);
     return new LogFollowers(get(T.redis), { onError: (err) => logger.warn({ err }, 'build log reader: redis error, retrying') });

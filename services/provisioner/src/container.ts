@@ -1,21 +1,13 @@
 import {
-  InstanceStore,
-  JobQueues,
-  createContainer,
-  createLogger,
-  createMetricsRegistry,
-  createRedis,
+  PLATFORM,
   dockerFromHost,
   provide,
   provideValue,
-  registerQueueDepth,
   resolve,
+  serviceContainer,
   token,
   type DependencyContainer,
   type Docker,
-  type Logger,
-  type Redis,
-  type Registry,
   type Token,
 } from '@codebay/platform';
 import { Counter, Histogram } from 'prom-client';
@@ -25,14 +17,9 @@ import { ProvisionInstance } from './provision-instance.ts';
 import { Reconciler } from './reconciler.ts';
 import { createRuntime, type Runtime } from './runtime/index.ts';
 
-/** The provisioner's injection tokens. */
-export const T = {
+/** The provisioner's own injection tokens. */
+const OWN = {
   config: token<ProvisionerConfig>('provisioner config'),
-  logger: token<Logger>('logger'),
-  redis: token<Redis>('redis'),
-  metrics: token<Registry>('metrics registry'),
-  store: token<InstanceStore>('instance store'),
-  jobs: token<JobQueues>('job queues'),
   docker: token<Docker>('docker'),
   runtime: token<Runtime>('runtime'),
   provision: token<ProvisionInstance>('provision use-case'),
@@ -41,20 +28,14 @@ export const T = {
   reconciler: token<Reconciler>('reconciler'),
 };
 
+/** The provisioner's injection tokens: every service's (PLATFORM) and its own. */
+export const T: typeof PLATFORM & typeof OWN = { ...PLATFORM, ...OWN };
+
 /** The provisioner's composition root: adapters, the configured runtime and the use-cases, made once on first use. */
 export function provisionerContainer(config: ProvisionerConfig): DependencyContainer {
-  const c = createContainer();
+  const c = serviceContainer('provisioner', config);
   const get = <V>(t: Token<V>): V => resolve(c, t);
   provideValue(c, T.config, config);
-  provide(c, T.logger, () => createLogger('provisioner', config.LOG_LEVEL));
-  provide(c, T.redis, () => createRedis(config.REDIS_URL, 'codebay-provisioner'));
-  provide(c, T.metrics, () => createMetricsRegistry('provisioner'));
-  provide(c, T.store, () => new InstanceStore(get(T.redis)));
-  provide(c, T.jobs, () => {
-    const jobs = new JobQueues(get(T.redis), config.CODEBAY_QUEUE_PREFIX);
-    registerQueueDepth(get(T.metrics), jobs);
-    return jobs;
-  });
   provide(c, T.docker, () => dockerFromHost(config.DOCKER_HOST));
   provide(c, T.runtime, () => {
     const runtime = createRuntime(config, { logger: get(T.logger), docker: get(T.docker) });

@@ -1,4 +1,3 @@
-import { JOBS } from '@codebay/contracts';
 import { installShutdown, resolve, startOpsServer, startWorkers } from '@codebay/platform';
 import { loadConfig } from './config.ts';
 import { T, provisionerContainer } from './container.ts';
@@ -31,7 +30,7 @@ const workers = startWorkers(
   {
     connection: redis,
     prefix: config.CODEBAY_QUEUE_PREFIX,
-    catalog: JOBS,
+    catalog: resolve(c, T.catalog),
     logger,
     lockDurationMs: config.JOB_LOCK_SECONDS * 1000,
     stalledIntervalMs: config.STALLED_INTERVAL_SECONDS * 1000,
