@@ -66,18 +66,31 @@ function startPlain(why) {
   supervise(fork(entry, argv, { stdio: 'inherit' }));
 }
 
-/** GET / once, the way a browser's first request would (answered with a redirect); only its side effect matters. */
+/**
+ * GET / the way a browser's first visit does — the redirect code-server answers with, then the
+ * workbench page it points to (same server only) — so the first real visit finds that code
+ * loaded. Only the side effect matters; errors are logged and ignored.
+ */
 function warmUp(url) {
   const target = new URL(url);
   if (target.hostname === '0.0.0.0') target.hostname = '127.0.0.1';
   if (target.hostname === '[::]') target.hostname = '[::1]';
   const started = Date.now();
-  const req = http.get(new URL('/', target), { timeout: 30_000 }, (res) => {
-    res.resume();
-    res.on('end', () => log(`editor warmed up (GET / answered ${res.statusCode} in ${Date.now() - started} ms)`));
-  });
-  req.on('timeout', () => req.destroy(new Error('timeout')));
-  req.on('error', (err) => log(`editor warm-up failed: ${err.message} (ignored)`));
+  const statuses = [];
+  const get = (where, hopsLeft) => {
+    const req = http.get(where, { timeout: 30_000 }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        statuses.push(res.statusCode);
+        const next = res.headers.location ? new URL(res.headers.location, where) : undefined;
+        if (hopsLeft > 0 && res.statusCode >= 300 && res.statusCode < 400 && next?.host === target.host) get(next, hopsLeft - 1);
+        else log(`editor warmed up (GET / answered ${statuses.join(' -> ')} in ${Date.now() - started} ms)`);
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err) => log(`editor warm-up failed: ${err.message} (ignored)`));
+  };
+  get(new URL('/', target), 1);
 }
 
 /** Copies a stream of the server's output to ours, calling `onLine` with each complete line. */
