@@ -318,8 +318,9 @@ export class BuildInstance {
       log.mask = createMasker({ values: buildArgValues(checked.config), paths });
       await mkdir(join(folders.tmp, 'home'), { recursive: true });
 
-      const familyPull = familyImageRef(registries.pull, family);
-      const cacheFrom = (await images.pull(familyPull)) ? familyPull : undefined;
+      // The last build of this configuration, from where builders push it (see ImageStore.pull).
+      const lastBuild = familyImageRef(registries.push, family);
+      const cacheFrom = (await images.pull(lastBuild, 'push')) ? lastBuild : undefined;
       if (cacheFrom) await images.forgetDigests(cacheFrom);
       log.push(
         cacheFrom ? `codebay: reusing layers of your last build of this configuration` : `codebay: no earlier build of this configuration to reuse layers from`,

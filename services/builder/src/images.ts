@@ -30,10 +30,15 @@ export class ImageStore {
     return digest;
   }
 
-  /** Pulls an image if the registry has it; false when it does not (or cannot be reached). */
-  async pull(image: string): Promise<boolean> {
+  /**
+   * Pulls an image if the registry has it; false when it does not (or cannot be reached).
+   * `as`: whose credentials — `pull` (default), or `push` for codebay's own earlier builds,
+   * which the builder reads where it writes them (on Kubernetes the pull address is the
+   * nodes' view, `localhost:32000`, which a builder pod's daemon cannot reach).
+   */
+  async pull(image: string, as: 'pull' | 'push' = 'pull'): Promise<boolean> {
     try {
-      const stream = await this.docker.pull(image, { authconfig: this.auth.pull });
+      const stream = await this.docker.pull(image, { authconfig: this.auth[as] });
       await followProgress(this.docker, stream);
       return true;
     } catch {
