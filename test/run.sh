@@ -6,7 +6,7 @@
 # dockerd, registry, base image, editor bundle, Chromium), runs the checks and
 # suites, and ends with one line: "N passed, N failed".
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 mode=${1:-all}
 results=.tmp/test-results
 rm -rf "$results" && mkdir -p "$results"
@@ -40,11 +40,11 @@ suite() {
 # The Kubernetes suites need the control plane (built from Go modules once, cached).
 if [ "$mode" = all ] || [ "$mode" = k8s ]; then
   step "Kubernetes control plane"
-  if bash test/k8s/cluster.sh up; then
-    eval "$(bash test/k8s/cluster.sh env)"
-  else
-    echo fail > "$results/check-k8s-cluster"
-  fi
+  bash test/k8s/cluster.sh up
+  rc=$?
+  # 3: the kwok cluster is up, the real node is not (its suite then fails: nothing skips).
+  if [ $rc -eq 0 ] || [ $rc -eq 3 ]; then eval "$(bash test/k8s/cluster.sh env)"; fi
+  if [ $rc -ne 0 ]; then echo fail > "$results/check-k8s-cluster"; fi
 fi
 
 if [ "$mode" = all ]; then

@@ -4,12 +4,19 @@
 # binary runtime), with nodes, pods and volumes faked by kwok. Everything
 # listens on 127.0.0.1.
 #
+# Beside it, the same commands manage the real single-node cluster of
+# test/k8s/node/node.sh (pods really run; its own control plane on 10.245.255.1).
+#
 #   test/k8s/cluster.sh up       build if needed (test/k8s/build.sh), start the
-#                                cluster, wait until it answers and has nodes
-#   test/k8s/cluster.sh env      print `export KUBECONFIG=...` and PATH lines
+#                                cluster, wait until it answers and has nodes;
+#                                then `node.sh up`. If only the real node fails,
+#                                the kwok cluster stays up and `up` exits 3
+#   test/k8s/cluster.sh env      print `export KUBECONFIG=...` and PATH lines,
+#                                and the real node's (CODEBAY_NODE_KUBECONFIG, ...)
 #                                (use: eval "$(test/k8s/cluster.sh env)")
-#   test/k8s/cluster.sh status   exit 0 if the cluster answers /readyz
-#   test/k8s/cluster.sh down     delete the cluster
+#   test/k8s/cluster.sh status   exit 0 if the cluster answers /readyz (and
+#                                print the real node's status)
+#   test/k8s/cluster.sh down     delete the cluster and tear the real node down
 #
 # Environment:
 #   CODEBAY_CACHE        cache root (default /var/cache/codebay)
@@ -18,6 +25,8 @@
 #                        the cluster lives in $CODEBAY_K8S_WORKDIR/clusters/NAME
 #   CODEBAY_K8S_NODES    fake nodes (default 2)
 #   CODEBAY_K8S_FRESH=1  `up` deletes and recreates an existing cluster
+#   CODEBAY_K8S_NODE=0   leave the real node alone (up, down); the default for
+#                        a CODEBAY_K8S_CLUSTER other than codebay-test
 #
 # `up` on a cluster that answers does nothing but re-apply the StorageClass
 # and node count. A cluster whose processes were killed (CI ends everything
@@ -34,6 +43,9 @@ CLUSTER_DIR=$KWOK_WORKDIR/clusters/$NAME
 KUBECONFIG_PATH=$CLUSTER_DIR/kubeconfig.yaml
 STAMP=$CLUSTER_DIR/codebay.stamp
 CONFIG=$HERE/kwok/kwokctl.yaml
+# The real node is one per machine: only the default cluster's up/down manage it (a
+# cluster of another name, made for a private check, must not take it down).
+if [[ $NAME == codebay-test ]]; then WITH_NODE=${CODEBAY_K8S_NODE:-1}; else WITH_NODE=${CODEBAY_K8S_NODE:-0}; fi
 
 log() { echo "cluster.sh: $*" >&2; }
 
@@ -169,9 +181,22 @@ up() {
   log "cluster $NAME ready in $((SECONDS - start))s; KUBECONFIG=$KUBECONFIG_PATH"
 }
 
+# The real node, after the kwok cluster: its failure leaves the kwok cluster
+# up and is reported with exit status 3.
+node_up() {
+  [[ $WITH_NODE == 1 ]] || return 0
+  exec 8>&- # the kwok lock
+  if ! "$HERE/node/node.sh" up; then
+    log "ERROR: the real node (test/k8s/node/node.sh up) failed: see the lines above and its logs in" \
+      "${CODEBAY_NODE_DIR:-/var/lib/codebay-k8s-node}/logs; the kwok cluster $NAME is up"
+    exit 3
+  fi
+}
+
 env_cmd() {
   echo "export KUBECONFIG=$KUBECONFIG_PATH"
   echo "export PATH=$(bin_dir):\$PATH"
+  "$HERE/node/node.sh" env
 }
 
 status() {
@@ -189,6 +214,11 @@ status() {
   return 1
 }
 
+node_status() {
+  [[ $WITH_NODE == 1 ]] || return 0
+  "$HERE/node/node.sh" status | head -n 1 || true
+}
+
 down() {
   lock
   forget_stale_pids
@@ -200,11 +230,30 @@ down() {
   fi
 }
 
+node_down() {
+  [[ $WITH_NODE == 1 ]] || return 0
+  exec 8>&-
+  "$HERE/node/node.sh" down
+}
+
 case ${1:-} in
-up) up ;;
-down) down ;;
+up)
+  up
+  node_up
+  ;;
+down)
+  rc=0
+  down || rc=$?
+  node_down || rc=$?
+  exit $rc
+  ;;
 env) env_cmd ;;
-status) status ;;
+status)
+  rc=0
+  status || rc=$?
+  node_status
+  exit $rc
+  ;;
 *)
   echo "usage: $0 up|down|env|status" >&2
   exit 2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the wrapper Go modules that build.sh compiles:
 #   test/k8s/kube/  k8s.io/kubernetes (kube-apiserver, kube-controller-manager,
-#                   kube-scheduler, kubectl) + etcd (go.etcd.io/etcd/server/v3,
+#                   kube-scheduler, kubectl; kubelet and kube-proxy for the real
+#                   node of test/k8s/node/) + etcd (go.etcd.io/etcd/server/v3,
 #                   at the version Kubernetes itself pins)
 #   test/k8s/kwok/  sigs.k8s.io/kwok (kwok, kwokctl), with kwok's own pins
 # Only needed to change versions; the generated go.mod/go.sum are committed.
@@ -42,7 +43,7 @@ rm -f go.mod go.sum
   echo ")"
   echo
   echo "tool ("
-  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
     echo "	k8s.io/kubernetes/cmd/$c"
   done
   echo "	go.etcd.io/etcd/server/v3"
