@@ -3,7 +3,7 @@ import { FormDataEncoder } from 'form-data-encoder';
 import { openAsBlob } from 'node:fs';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
-import { Agent, fetch, FormData, type RequestInit, type Response } from 'undici';
+import { Agent, fetch, FormData, type Dispatcher, type RequestInit, type Response } from 'undici';
 import { ApiError, NetworkError } from './errors.ts';
 import type { components, paths } from './schema.ts';
 
@@ -31,6 +31,11 @@ export interface ClientOptions {
   /** Accept any TLS certificate (a self-signed one), like `curl -k`. */
   insecure?: boolean;
   userAgent?: string;
+  /**
+   * The undici dispatcher every request goes through (a proxy, a CA of your own, a fixed
+   * address for a name without DNS); `insecure` is then the dispatcher's business.
+   */
+  dispatcher?: Dispatcher;
 }
 
 export interface LogLine {
@@ -59,11 +64,11 @@ function apiBase(url: string): string {
  */
 export class CodebayClient {
   readonly base: string;
-  private readonly dispatcher: Agent;
+  private readonly dispatcher: Dispatcher;
 
   constructor(private readonly options: ClientOptions) {
     this.base = apiBase(options.url);
-    this.dispatcher = new Agent({ connect: { rejectUnauthorized: !options.insecure } });
+    this.dispatcher = options.dispatcher ?? new Agent({ connect: { rejectUnauthorized: !options.insecure } });
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -170,7 +175,9 @@ export class CodebayClient {
 
   /**
    * Follows a build log (Server-Sent Events) to its end event, reconnecting after a dropped
-   * connection with `Last-Event-ID`, so no line is lost or repeated. Resolves with the end.
+   * connection or a 502/503/504 or a proxy's own 404 (an ingress with no gateway to send to, during
+   * a rollout) with
+   * `Last-Event-ID`, so no line is lost or repeated. Resolves with the end.
    */
   async followLogs(
     id: string,
@@ -187,6 +194,14 @@ export class CodebayClient {
           headers: { accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) },
           signal: opts.signal,
         });
+        // A proxy in front with no server to send to (a gateway rollout, a pod deleted): try again.
+        // Ingress controllers say so with 502/503/504, or with a 404 of their own when the route
+        // went away with its last endpoint (Traefik); codebay's own refusals are JSON.
+        const fromProxy = res.status === 404 && !(res.headers.get('content-type') ?? '').includes('application/json');
+        if (res.status === 502 || res.status === 503 || res.status === 504 || fromProxy) {
+          await res.body?.cancel();
+          throw new NetworkError(`the server was unavailable (${res.status}${fromProxy ? ' from a proxy' : ''})`);
+        }
         if (!res.ok) await this.json(res);
         const parser = createParser({
           onEvent: (e: EventSourceMessage) => {
