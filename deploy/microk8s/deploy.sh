@@ -30,6 +30,7 @@
 #   REGISTRY_PULL_AUTH / REGISTRY_PUSH_AUTH  the services' registry users (user:password), if the
 #                                         registry wants them (made for you with --with-registry)
 #   STORAGE_CLASS                         instance volumes' StorageClass [the cluster's default]
+#   DIND_REGISTRY_MIRRORS                 Docker Hub mirrors for the builders' daemons (comma-separated URLs)
 #   INGRESS_CLASS [public]                the Ingress class (MicroK8s: public)
 #   BUILDER_REPLICAS [2]                  builds in parallel (one Docker-in-Docker daemon each)
 #   GATEWAY_REPLICAS [2]
@@ -329,11 +330,12 @@ kind: Kustomization
 resources:
   - $overlay_rel
 $( ((WITH_REGISTRY)) && printf 'components:\n  - %s\n' "$component_rel")
+# Matched by the names the overlay gives them (localhost:32000/…; the registry component's is bare).
 images:
-  - {name: codebay, newName: $PULL_PREFIX/codebay, newTag: "$TAG"}
-  - {name: codebay-builder, newName: $PULL_PREFIX/codebay-builder, newTag: "$TAG"}
-  - {name: codebay-dind, newName: $PULL_PREFIX/codebay-dind, newTag: "$TAG"}
-  - {name: codebay-redis, newName: $PULL_PREFIX/codebay-redis, newTag: "$TAG"}
+  - {name: localhost:32000/codebay, newName: $PULL_PREFIX/codebay, newTag: "$TAG"}
+  - {name: localhost:32000/codebay-builder, newName: $PULL_PREFIX/codebay-builder, newTag: "$TAG"}
+  - {name: localhost:32000/codebay-dind, newName: $PULL_PREFIX/codebay-dind, newTag: "$TAG"}
+  - {name: localhost:32000/codebay-redis, newName: $PULL_PREFIX/codebay-redis, newTag: "$TAG"}
   - {name: codebay-registry, newName: $PULL_PREFIX/codebay-registry, newTag: "$TAG"}
 replicas:
   - {name: codebay-builder, count: $BUILDER_REPLICAS}
@@ -348,6 +350,7 @@ configMapGenerator:
       - REGISTRY_PUSH=$REGISTRY_PUSH
       - REGISTRY_API_URL=$REGISTRY_API_URL
       - STORAGE_CLASS=${STORAGE_CLASS:-}
+      - DIND_REGISTRY_MIRRORS=${DIND_REGISTRY_MIRRORS:-}
       - CODEBAY_EDITOR_IMAGE_REPO=$PULL_PREFIX/codebay-editor
 $( [[ -n ${REGISTRY_PULL_AUTH:-} ]] && echo "      - IMAGE_PULL_SECRET=codebay-registry-pull")
 patches:
