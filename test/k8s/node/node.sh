@@ -344,6 +344,15 @@ server = "http://localhost:$REGISTRY_PORT"
 [host."http://$NODE_IP:$REGISTRY_PORT"]
   capabilities = ["pull", "resolve"]
 EOF
+  # No image can be pulled from Docker Hub here: docker.io/... comes from the
+  # node's registry (the tests push the base images they use there as
+  # library/<name>), as a site with a Docker Hub mirror configures containerd.
+  mkdir -p "$P/containerd/certs.d/docker.io"
+  cat >"$P/containerd/certs.d/docker.io/hosts.toml" <<EOF
+server = "https://registry-1.docker.io"
+[host."http://$NODE_IP:$REGISTRY_PORT"]
+  capabilities = ["pull", "resolve"]
+EOF
   # Docker sets FORWARD's policy to DROP: the firewall plugin lets pod
   # traffic through.
   cat >"$P/cni/net.d/10-codebay-node.conflist" <<EOF
