@@ -7,6 +7,9 @@ import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Stack } from './stack.ts';
+
+/** Whatever answers codebay's API: a local test stack or a deployment on the real node. */
+export type ApiTarget = Pick<Stack, 'api'>;
 import { waitFor } from './wait.ts';
 
 /** Packs a folder the way the seed's docs say: `tar -czf ws.tgz -C DIR .` */
@@ -63,7 +66,7 @@ export async function fileBlob(path: string, type = 'application/octet-stream'):
   return new Blob([await readFile(path)], { type });
 }
 
-export async function createFromDevcontainer(stack: Stack, userId: string, file: string): Promise<InstanceResponse> {
+export async function createFromDevcontainer(stack: ApiTarget, userId: string, file: string): Promise<InstanceResponse> {
   const form = new FormData();
   form.set('user_id', userId);
   form.set('devcontainer_json', await fileBlob(file, 'application/json'), 'devcontainer.json');
@@ -72,7 +75,7 @@ export async function createFromDevcontainer(stack: Stack, userId: string, file:
   return (await res.json()) as InstanceResponse;
 }
 
-export async function createFromWorkspace(stack: Stack, userId: string, tarball: string): Promise<InstanceResponse> {
+export async function createFromWorkspace(stack: ApiTarget, userId: string, tarball: string): Promise<InstanceResponse> {
   const form = new FormData();
   form.set('user_id', userId);
   form.set('workspace', await fileBlob(tarball, 'application/gzip'), 'workspace.tar.gz');
@@ -81,14 +84,14 @@ export async function createFromWorkspace(stack: Stack, userId: string, tarball:
   return (await res.json()) as InstanceResponse;
 }
 
-export async function getInstance(stack: Stack, id: string): Promise<InstanceResponse> {
+export async function getInstance(stack: ApiTarget, id: string): Promise<InstanceResponse> {
   const res = await stack.api(`/api/instances/${id}`);
   if (res.status !== 200) throw new Error(`get ${id}: ${res.status} ${await res.text()}`);
   return (await res.json()) as InstanceResponse;
 }
 
 /** Waits for one of `statuses`; fails at once if the instance fails instead. */
-export async function waitForStatus(stack: Stack, id: string, statuses: string[], timeoutMs: number): Promise<InstanceResponse> {
+export async function waitForStatus(stack: ApiTarget, id: string, statuses: string[], timeoutMs: number): Promise<InstanceResponse> {
   return waitFor(
     `${id} to be ${statuses.join('|')}`,
     async () => {

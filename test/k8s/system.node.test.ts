@@ -1,0 +1,357 @@
+import type { InstanceResponse } from '@codebay/contracts';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../support/browser.ts';
+import {
+  createFromDevcontainer,
+  createFromWorkspace,
+  getInstance,
+  newConfigWorkspace,
+  packWorkspace,
+  uniqueDevcontainer,
+  uniqueWorkspace,
+  waitForStatus,
+} from '../support/instances.ts';
+import { INSTANCE_NS, NODE_DOMAIN, PLATFORM_NS, deployToNode, platformReady, type NodeDeployment } from '../support/node-deployment.ts';
+import { LOG_DIR } from '../support/stack.ts';
+import { waitFor } from '../support/wait.ts';
+import { workspaceTarball } from '../support/workspaces.ts';
+
+const SAMPLES = fileURLToPath(new URL('../../samples', import.meta.url));
+
+interface PodJson {
+  metadata: { name: string; labels?: Record<string, string>; deletionTimestamp?: string };
+  spec: { hostUsers?: boolean; containers: Array<{ name: string; image: string }> };
+  status: { podIP?: string; phase?: string };
+}
+
+/**
+ * codebay as a platform team installs it: `deploy/microk8s/deploy.sh --kubeconfig` onto a real
+ * single-node cluster (test/k8s/node: kubelet, containerd, CoreDNS, kube-router's NetworkPolicy
+ * firewall, a hostPath provisioner, Traefik v3 as IngressClass `public`, the registry at
+ * localhost:32000), then used through Traefik only: builds on the builder pods' Docker-in-Docker
+ * sidecars, pushes, instance pods pulled and run by the kubelet, VS Code in Chromium.
+ */
+describe('codebay on a real Kubernetes node, installed by deploy.sh, used through the ingress', () => {
+  let d: NodeDeployment;
+  let browser: Browser;
+  const user = `node-${randomBytes(3).toString('hex')}`;
+  const created: string[] = [];
+  let simple: InstanceResponse;
+  let python: InstanceResponse;
+
+  const pods = async (namespace: string, selector: string): Promise<PodJson[]> =>
+    (JSON.parse(await d.kubectl('-n', namespace, 'get', 'pods', '-l', selector, '-o', 'json')) as { items: PodJson[] }).items.filter(
+      (p) => !p.metadata.deletionTimestamp,
+    );
+  const instancePod = async (id: string): Promise<PodJson> => {
+    const [pod] = await pods(INSTANCE_NS, `codebay.dev/instance=${id}`);
+    if (!pod) throw new Error(`no pod for instance ${id}`);
+    return pod;
+  };
+  const cat = async (id: string, path: string) => {
+    const r = await d.execInstance(id, ['cat', path]);
+    return r.code === 0 ? r.stdout : undefined;
+  };
+  const create = async (make: () => Promise<InstanceResponse>) => {
+    const inst = await make();
+    created.push(inst.instance_id);
+    return inst;
+  };
+  const logLines = async (id: string): Promise<string[]> => ((await d.client().buildLogs(id)).lines ?? []).map((l) => l.text ?? '');
+  /** The builder pods a build ran on, in order (one per attempt). */
+  const buildersOf = async (id: string): Promise<string[]> =>
+    (await logLines(id)).flatMap((l) => /building build key \w+ on builder (codebay-builder-\S+)/.exec(l)?.[1] ?? []);
+
+  beforeAll(async () => {
+    // One builder at first: a test below scales them to two.
+    d = await deployToNode({ logFile: join(LOG_DIR, 'node-deploy.log'), builders: 1 });
+    const ip = d.node.ingressIp;
+    browser = await launchChromium([`--host-resolver-rules=MAP ${NODE_DOMAIN} ${ip}, MAP *.${NODE_DOMAIN} ${ip}`]);
+  }, 40 * 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (!d) return;
+    for (const id of created) await d.api(`/api/instances/${id}`, { method: 'DELETE' }).catch(() => undefined);
+    for (const id of created) await waitForStatus(d, id, ['Deleted'], 60_000).catch(() => undefined);
+    // The product keeps a user's shared volume; the test removes its own test user's.
+    await d.kubectl('-n', INSTANCE_NS, 'delete', 'pvc', `codebay-shared-${user}`, '--ignore-not-found', '--wait=false').catch(() => undefined);
+  });
+
+  it('deploy.sh brings every platform pod to Ready; instances get a namespace that enforces Pod Security baseline', async () => {
+    const byApp = await platformReady(d);
+    expect(Object.keys(byApp).sort()).toEqual(['codebay-builder', 'codebay-gateway', 'codebay-provisioner', 'codebay-redis']);
+    const ns = JSON.parse(await d.kubectl('get', 'namespace', INSTANCE_NS, '-o', 'json')) as { metadata: { labels: Record<string, string> } };
+    expect(ns.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('baseline');
+    // The API answers through Traefik with the deployment's own certificate.
+    const health = await d.api('/api/health', { token: null });
+    expect(health.status).toBe(200);
+    // Admission refuses what baseline forbids in the instance namespace (a privileged pod).
+    const refused = await d
+      .kubectl(
+        '-n',
+        INSTANCE_NS,
+        'run',
+        `priv-${randomBytes(2).toString('hex')}`,
+        '--image=debian:bookworm',
+        '--restart=Never',
+        '--dry-run=server',
+        '--overrides={"spec":{"containers":[{"name":"c","image":"debian:bookworm","securityContext":{"privileged":true}}]}}',
+      )
+      .then(
+        () => 'admitted',
+        (err: Error) => err.message,
+      );
+    expect(refused).toMatch(/violates PodSecurity "baseline:latest": privileged/);
+  });
+
+  it('refuses the API without a token (401) and an editor without the instance token', async () => {
+    expect((await d.api('/api/instances', { token: null })).status).toBe(401);
+    expect((await d.api('/api/instances', { token: 'not-a-token' })).status).toBe(401);
+  });
+
+  it('builds samples/simple-devcontainer.json on a builder pod’s Docker-in-Docker sidecar, pushes it, and the kubelet pulls and runs it', async () => {
+    simple = await create(async () => createFromDevcontainer(d, user, await uniqueDevcontainer(`${SAMPLES}/simple-devcontainer.json`)));
+    expect(simple.editor_url).toBe(`https://${simple.instance_id}.${NODE_DOMAIN}/`);
+    const running = await waitForStatus(d, simple.instance_id, ['Running'], 300_000);
+    expect(running.devcontainer_image).toMatch(/^localhost:32000\/codebay-devcontainer@sha256:[0-9a-f]{64}$/);
+    const lines = await logLines(simple.instance_id);
+    expect(lines.some((l) => /building build key \w+ on builder codebay-builder-/.test(l))).toBe(true);
+    expect(lines.some((l) => l.startsWith('codebay: pushed localhost:32000/codebay-devcontainer@sha256:'))).toBe(true);
+    // The pod runs the pushed digest, in a user namespace of its own; the kubelet pulled it.
+    const pod = await instancePod(simple.instance_id);
+    expect(pod.spec.containers.find((c) => c.name === 'editor')?.image).toBe(running.devcontainer_image);
+    expect(pod.spec.hostUsers).toBe(false);
+    // Root in the pod (the image's default user) is an unprivileged user on the node.
+    expect((await d.execInstance(simple.instance_id, ['id', '-u'])).stdout.trim()).toBe('0');
+    const uidMap = (await d.execInstance(simple.instance_id, ['cat', '/proc/self/uid_map'])).stdout.trim().split(/\s+/);
+    expect(uidMap[0]).toBe('0');
+    expect(uidMap[1]).not.toBe('0');
+    const events = await d.kubectl('-n', INSTANCE_NS, 'get', 'events', '--field-selector', `involvedObject.name=${pod.metadata.name}`, '-o', 'json');
+    expect(events).toMatch(/"reason": "(Pulled|Pulling)"/);
+  });
+
+  it('opens VS Code in Chromium through the ingress; a terminal there writes to /workspace and /shared; postCreate ran', async () => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    try {
+      await page.goto(simple.url);
+      await page.waitForSelector('.monaco-workbench', { timeout: 120_000 });
+      expect(page.url().startsWith(simple.editor_url)).toBe(true);
+      expect(page.url()).not.toContain('tkn=');
+      // Under https the cookie is `__Host-` (host-only, Secure, path /: browsers enforce it).
+      const session = (await context.cookies()).find((c) => c.name === '__Host-codebay_tkn');
+      expect(session).toMatchObject({ domain: new URL(simple.editor_url).hostname, path: '/', httpOnly: true, secure: true });
+      await page.locator('.explorer-folders-view', { hasText: '.sample-post-create' }).waitFor({ timeout: 90_000 });
+      await openTerminal(page, join(LOG_DIR, `node-no-terminal-${simple.instance_id}.png`));
+      const marker = randomBytes(4).toString('hex');
+      await waitFor(
+        'the terminal command to write its files',
+        async () => {
+          if ((await cat(simple.instance_id, '/workspace/from-terminal.txt'))?.trim() === marker) return true;
+          await page.locator('.terminal-wrapper .xterm:visible').first().click();
+          await page.keyboard.type(`echo ${marker} > /workspace/from-terminal.txt; echo shared-${marker} > /shared/from-first.txt\n`, { delay: 10 });
+          return undefined;
+        },
+        90_000,
+        3_000,
+      );
+      expect((await cat(simple.instance_id, '/shared/from-first.txt'))?.trim()).toBe(`shared-${marker}`);
+      expect(await cat(simple.instance_id, '/workspace/.sample-post-create')).toMatch(/^created \S+ as /);
+    } finally {
+      await context.close();
+    }
+    // Without the instance token the editor's origin answers 401, through the same ingress.
+    expect((await d.fetch(simple.editor_url, { redirect: 'manual' })).status).toBe(401);
+    expect((await d.fetch(`${simple.editor_url}?tkn=wrong${simple.access_token}`, { redirect: 'manual' })).status).toBe(401);
+  });
+
+  it('builds samples/python from a workspace upload: seeded /workspace, Dockerfile, local feature, lifecycle as the remoteUser; /shared is the user’s', async () => {
+    python = await create(async () => createFromWorkspace(d, user, await packWorkspace(await uniqueWorkspace(`${SAMPLES}/python`))));
+    await waitForStatus(d, python.instance_id, ['Running'], 480_000);
+    const id = python.instance_id;
+    expect(await cat(id, '/workspace/hello.py')).toContain('python');
+    expect(await cat(id, '/opt/sample/requirements.txt')).toContain('No third-party packages');
+    expect(await cat(id, '/workspace/.sample-post-create')).toMatch(/^python 3\.\d+\.\d+ ok/);
+    expect((await d.execInstance(id, ['stat', '-c', '%U', '/workspace/.sample-post-create'])).stdout.trim()).toBe('dev');
+    expect(await cat(id, '/workspace/.sample-post-start')).toContain('Hello from the local feature');
+    // The second instance of the same user sees what the first wrote to /shared.
+    expect((await cat(id, '/shared/from-first.txt'))?.trim()).toMatch(/^shared-[0-9a-f]{8}$/);
+  });
+
+  it('a sudo-configured image: the remoteUser’s sudo works in the pod’s user namespace (Pod Security baseline admits it)', async () => {
+    const inst = await create(async () =>
+      createFromWorkspace(
+        d,
+        user,
+        await workspaceTarball({
+          config: {
+            build: { dockerfile: 'Dockerfile' },
+            remoteUser: 'dev',
+            postCreateCommand: 'sudo -n id -u > /workspace/.sudo-uid',
+            containerEnv: { CODEBAY_NODE_RUN: randomBytes(4).toString('hex') },
+          },
+          dockerfile:
+            'FROM debian:bookworm\n' +
+            'RUN apt-get update && apt-get install -y --no-install-recommends sudo && rm -rf /var/lib/apt/lists/* \\\n' +
+            " && useradd --create-home --uid 1000 dev && echo 'dev ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/dev && chmod 0440 /etc/sudoers.d/dev\n",
+        }),
+      ),
+    );
+    await waitForStatus(d, inst.instance_id, ['Running'], 480_000);
+    expect((await cat(inst.instance_id, '/workspace/.sudo-uid'))?.trim()).toBe('0');
+    expect((await d.execInstance(inst.instance_id, ['stat', '-c', '%U', '/workspace/.sudo-uid'])).stdout.trim()).toBe('dev');
+    expect((await instancePod(inst.instance_id)).spec.hostUsers).toBe(false);
+    await d.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
+  });
+
+  it('an instance pod reaches neither another instance, Redis, the builders nor the API server (NetworkPolicy, enforced)', async () => {
+    const other = (await instancePod(simple.instance_id)).status.podIP!;
+    const [builder] = await pods(PLATFORM_NS, 'app.kubernetes.io/name=codebay-builder');
+    const builderIp = builder!.status.podIP!;
+    const probe = async (host: string, port: number) =>
+      (
+        await d.execInstance(python.instance_id, ['bash', '-c', `timeout 4 bash -c '</dev/tcp/${host}/${port}' 2>/dev/null && echo open || echo closed`])
+      ).stdout.trim();
+    // The probe works: the gateway (where an instance fetches its upload) is open to it.
+    expect(await probe(`codebay-gateway.${PLATFORM_NS}.svc.cluster.local`, 8080)).toBe('open');
+    expect(await probe(other, 8080)).toBe('closed');
+    expect(await probe(`codebay-redis.${PLATFORM_NS}.svc.cluster.local`, 6379)).toBe('closed');
+    // Not here: the registry. The MicroK8s registry addon (and this node's stand-in) listens on a
+    // node port, which kube-router — like most NetworkPolicy implementations — always lets pods
+    // reach, and it has no authentication (docs/security.md, "What remains").
+    expect(await probe(builderIp, 9101)).toBe('closed');
+    expect(await probe('kubernetes.default.svc.cluster.local', 443)).toBe('closed');
+    expect(await probe(d.node.ingressIp, 16443)).toBe('closed');
+  });
+
+  it('kubectl scale the builders to 2: two builds run at the same time on two Docker-in-Docker sidecars', async () => {
+    await d.kubectl('-n', PLATFORM_NS, 'scale', 'deployment/codebay-builder', '--replicas=2');
+    await waitFor(
+      'two builder pods Ready',
+      async () => {
+        const ready = (await pods(PLATFORM_NS, 'app.kubernetes.io/name=codebay-builder')).filter((p) => p.status.phase === 'Running');
+        return ready.length === 2 ? ready : undefined;
+      },
+      180_000,
+      1_000,
+    );
+    await platformReady(d);
+    const [a, b] = await Promise.all([
+      create(async () => createFromDevcontainer(d, user, await uniqueDevcontainer(`${SAMPLES}/simple-devcontainer.json`))),
+      create(async () => createFromDevcontainer(d, user, await uniqueDevcontainer(`${SAMPLES}/simple-devcontainer.json`))),
+    ]);
+    const [ra, rb] = await Promise.all([waitForStatus(d, a!.instance_id, ['Running'], 300_000), waitForStatus(d, b!.instance_id, ['Running'], 300_000)]);
+    const [[ba], [bb]] = await Promise.all([buildersOf(ra.instance_id), buildersOf(rb.instance_id)]);
+    expect(ba).toBeDefined();
+    expect(bb).toBeDefined();
+    expect(ba).not.toBe(bb);
+    // The two build windows overlap.
+    const t = (s: string | null | undefined) => Date.parse(s ?? '');
+    expect(t(ra.timings.build_started_at)).toBeLessThan(t(rb.timings.build_ended_at));
+    expect(t(rb.timings.build_started_at)).toBeLessThan(t(ra.timings.build_ended_at));
+    for (const r of [ra, rb]) await d.api(`/api/instances/${r.instance_id}`, { method: 'DELETE' });
+  });
+
+  it('a builder pod deleted mid-build: the build is retried on another builder and the instance ends Running', async () => {
+    // A build step that takes a while (and is new to every daemon): the deletion lands inside it.
+    const inst = await create(async () =>
+      createFromWorkspace(
+        d,
+        user,
+        await workspaceTarball({
+          config: { build: { dockerfile: 'Dockerfile' }, containerEnv: { CODEBAY_NODE_RUN: randomBytes(4).toString('hex') } },
+          dockerfile: `FROM debian:bookworm\nRUN echo ${randomBytes(4).toString('hex')} > /opt/run && sleep 25\n`,
+        }),
+      ),
+    );
+    const victim = await waitFor('the build to start on a builder', async () => (await buildersOf(inst.instance_id))[0], 120_000, 500);
+    await d.kubectl('-n', PLATFORM_NS, 'delete', 'pod', victim, '--grace-period=1', '--wait=false');
+    const running = await waitForStatus(d, inst.instance_id, ['Running'], 600_000);
+    const builders = await buildersOf(running.instance_id);
+    expect(builders[0]).toBe(victim);
+    expect(builders.at(-1)).not.toBe(victim);
+    await d.api(`/api/instances/${running.instance_id}`, { method: 'DELETE' });
+  });
+
+  it('the gateway pods deleted while a client follows a build log: the client resumes, no line lost or repeated', async () => {
+    const inst = await create(async () => createFromWorkspace(d, user, await packWorkspace(newConfigWorkspace(`${SAMPLES}/python`, 'CODEBAY_NODE_FOLLOW'))));
+    const seen: string[] = [];
+    const reconnects: string[] = [];
+    let killed = false;
+    const end = await d.client().followLogs(inst.instance_id, {
+      onLine: (line) => {
+        seen.push(line.text);
+        if (!killed && /building build key/.test(line.text)) {
+          killed = true;
+          void d.kubectl('-n', PLATFORM_NS, 'delete', 'pod', '-l', 'app.kubernetes.io/name=codebay-gateway', '--wait=false');
+        }
+      },
+      onReconnect: (after, err) => reconnects.push(`${after}: ${err.message}`),
+    });
+    expect(killed).toBe(true);
+    expect(reconnects.length).toBeGreaterThan(0);
+    expect(end.outcome).toBe('success');
+    expect(seen).toEqual(await logLines(inst.instance_id));
+    await waitForStatus(d, inst.instance_id, ['Running'], 300_000);
+    await platformReady(d);
+    await d.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
+  });
+
+  it('delete garbage-collects every object of the instance but the user’s shared PVC', async () => {
+    const id = simple.instance_id;
+    expect((await d.api(`/api/instances/${id}`, { method: 'DELETE' })).status).toBe(202);
+    await waitForStatus(d, id, ['Deleted'], 120_000);
+    await waitFor(
+      `the objects of ${id} to be gone`,
+      async () => {
+        const left = (
+          await d.kubectl('-n', INSTANCE_NS, 'get', 'all,pvc,secret,configmap,networkpolicy', '-l', `codebay.dev/instance=${id}`, '-o', 'name')
+        ).trim();
+        return left === '' ? true : undefined;
+      },
+      120_000,
+      1_000,
+    );
+    expect((await d.kubectl('-n', INSTANCE_NS, 'get', 'pvc', `codebay-shared-${user}`, '-o', 'name')).trim()).toBe(
+      `persistentvolumeclaim/codebay-shared-${user}`,
+    );
+    expect((await getInstance(d, python.instance_id)).status).toBe('Running');
+  });
+});
+
+/** Opens a terminal in the workbench (the command palette, or its shortcut on every other try). */
+async function openTerminal(page: Page, screenshot: string): Promise<void> {
+  let tries = 0;
+  await waitFor(
+    'a terminal to open',
+    async () => {
+      if (await page.locator('.terminal-wrapper .xterm:visible').first().isVisible()) return true;
+      if (tries++ % 2 === 1) {
+        await page.locator('.monaco-workbench').click({ position: { x: 5, y: 5 } });
+        await page.keyboard.press('Control+Backquote');
+        return undefined;
+      }
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('F1');
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ timeout: 10_000 });
+      await input.fill('>Terminal: Create New Terminal');
+      await page
+        .locator('.quick-input-list [role="option"]', { hasText: 'Terminal: Create New Terminal' })
+        .first()
+        .waitFor({ state: 'attached', timeout: 10_000 });
+      await page.keyboard.press('Enter');
+      return undefined;
+    },
+    120_000,
+    2_000,
+  ).catch(async (err: unknown) => {
+    await page.screenshot({ path: screenshot }).catch(() => undefined);
+    throw err;
+  });
+}
