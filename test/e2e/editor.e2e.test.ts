@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium } from '../support/browser.ts';
+import { launchChromium, openTerminal, typeInTerminal } from '../support/browser.ts';
 import { containerExists, execIn, testDocker, volumeExists } from '../support/docker.ts';
 import { editorRequest } from '../support/editor.ts';
 import {
@@ -18,7 +18,6 @@ import {
 } from '../support/instances.ts';
 import { readSse } from '../support/sse.ts';
 import { LOG_DIR, startStack, type Stack } from '../support/stack.ts';
-import { waitFor } from '../support/wait.ts';
 
 const SAMPLES = fileURLToPath(new URL('../../samples', import.meta.url));
 const docker = testDocker();
@@ -126,49 +125,13 @@ describe('devcontainer.json in, VS Code in the browser out', () => {
 
       // The explorer lists the workspace once the remote connection is up: then the workbench takes commands.
       await page.locator('.explorer-folders-view', { hasText: '.sample-post-create' }).waitFor({ timeout: 60_000 });
-      // Asks for a terminal through the command palette, and every other time through its shortcut
-      // (on a loaded machine the workbench sometimes drops the palette's first keys). Only a visible
-      // xterm counts: each extra terminal adds a hidden one, and the first may be any of them.
-      let tries = 0;
-      await waitFor(
-        'a terminal to open',
-        async () => {
-          if (await page.locator('.terminal-wrapper .xterm:visible').first().isVisible()) return true;
-          if (tries++ % 2 === 1) {
-            await page.locator('.monaco-workbench').click({ position: { x: 5, y: 5 } });
-            await page.keyboard.press('Control+Backquote');
-            return undefined;
-          }
-          await page.keyboard.press('Escape');
-          await page.keyboard.press('F1');
-          const input = page.locator('.quick-input-widget input');
-          await input.waitFor({ timeout: 10_000 });
-          await input.fill('>Terminal: Create New Terminal');
-          await page
-            .locator('.quick-input-list [role="option"]', { hasText: 'Terminal: Create New Terminal' })
-            .first()
-            .waitFor({ state: 'attached', timeout: 10_000 });
-          await page.keyboard.press('Enter');
-          return undefined;
-        },
-        120_000,
-        2_000,
-      ).catch(async (err: unknown) => {
-        // What the page showed, for whoever reads the failure.
-        await page.screenshot({ path: join(LOG_DIR, `e2e-no-terminal-${simple.instance_id}.png`) }).catch(() => undefined);
-        throw err;
-      });
+      await openTerminal(page, join(LOG_DIR, `e2e-no-terminal-${simple.instance_id}.png`));
       const marker = randomBytes(4).toString('hex');
-      await waitFor(
-        'the terminal command to write its files',
-        async () => {
-          if ((await cat(simple.instance_id, '/workspace/from-terminal.txt'))?.trim() === marker) return true;
-          await page.locator('.terminal-wrapper .xterm:visible').first().click();
-          await page.keyboard.type(`echo ${marker} > /workspace/from-terminal.txt; echo shared-${marker} > /shared/from-first.txt\n`, { delay: 10 });
-          return undefined;
-        },
+      await typeInTerminal(
+        page,
+        `echo ${marker} > /workspace/from-terminal.txt; echo shared-${marker} > /shared/from-first.txt`,
+        async () => (await cat(simple.instance_id, '/workspace/from-terminal.txt'))?.trim() === marker,
         60_000,
-        3_000,
       );
       expect((await cat(simple.instance_id, '/shared/from-first.txt'))?.trim()).toBe(`shared-${marker}`);
     } finally {

@@ -2,9 +2,9 @@ import type { InstanceResponse } from '@codebay/contracts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium } from '../support/browser.ts';
+import { launchChromium, openTerminal, typeInTerminal } from '../support/browser.ts';
 import {
   createFromDevcontainer,
   createFromWorkspace,
@@ -149,16 +149,11 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
       await page.locator('.explorer-folders-view', { hasText: '.sample-post-create' }).waitFor({ timeout: 90_000 });
       await openTerminal(page, join(LOG_DIR, `node-no-terminal-${simple.instance_id}.png`));
       const marker = randomBytes(4).toString('hex');
-      await waitFor(
-        'the terminal command to write its files',
-        async () => {
-          if ((await cat(simple.instance_id, '/workspace/from-terminal.txt'))?.trim() === marker) return true;
-          await page.locator('.terminal-wrapper .xterm:visible').first().click();
-          await page.keyboard.type(`echo ${marker} > /workspace/from-terminal.txt; echo shared-${marker} > /shared/from-first.txt\n`, { delay: 10 });
-          return undefined;
-        },
+      await typeInTerminal(
+        page,
+        `echo ${marker} > /workspace/from-terminal.txt; echo shared-${marker} > /shared/from-first.txt`,
+        async () => (await cat(simple.instance_id, '/workspace/from-terminal.txt'))?.trim() === marker,
         90_000,
-        3_000,
       );
       expect((await cat(simple.instance_id, '/shared/from-first.txt'))?.trim()).toBe(`shared-${marker}`);
       expect(await cat(simple.instance_id, '/workspace/.sample-post-create')).toMatch(/^created \S+ as /);
@@ -323,35 +318,3 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     expect((await getInstance(d, python.instance_id)).status).toBe('Running');
   });
 });
-
-/** Opens a terminal in the workbench (the command palette, or its shortcut on every other try). */
-async function openTerminal(page: Page, screenshot: string): Promise<void> {
-  let tries = 0;
-  await waitFor(
-    'a terminal to open',
-    async () => {
-      if (await page.locator('.terminal-wrapper .xterm:visible').first().isVisible()) return true;
-      if (tries++ % 2 === 1) {
-        await page.locator('.monaco-workbench').click({ position: { x: 5, y: 5 } });
-        await page.keyboard.press('Control+Backquote');
-        return undefined;
-      }
-      await page.keyboard.press('Escape');
-      await page.keyboard.press('F1');
-      const input = page.locator('.quick-input-widget input');
-      await input.waitFor({ timeout: 10_000 });
-      await input.fill('>Terminal: Create New Terminal');
-      await page
-        .locator('.quick-input-list [role="option"]', { hasText: 'Terminal: Create New Terminal' })
-        .first()
-        .waitFor({ state: 'attached', timeout: 10_000 });
-      await page.keyboard.press('Enter');
-      return undefined;
-    },
-    120_000,
-    2_000,
-  ).catch(async (err: unknown) => {
-    await page.screenshot({ path: screenshot }).catch(() => undefined);
-    throw err;
-  });
-}

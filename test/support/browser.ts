@@ -1,4 +1,5 @@
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { waitFor } from './wait.ts';
 
 /**
  * Debian's Chromium, headless, with the flags this closed network needs (Playwright gives it
@@ -19,4 +20,61 @@ export async function launchChromium(extraArgs: string[] = []): Promise<Browser>
       ...extraArgs,
     ],
   });
+}
+
+/**
+ * Opens a terminal in a VS Code workbench: through the command palette, and every other time
+ * through its shortcut (on a loaded machine the workbench sometimes drops the palette's first
+ * keys). Only a visible xterm counts: each extra terminal adds a hidden one, and the first may be
+ * any of them. On failure the page is saved to `screenshot` for whoever reads it.
+ * @throws Error after 120 s without a visible terminal
+ */
+export async function openTerminal(page: Page, screenshot: string): Promise<void> {
+  let tries = 0;
+  await waitFor(
+    'a terminal to open',
+    async () => {
+      if (await page.locator('.terminal-wrapper .xterm:visible').first().isVisible()) return true;
+      if (tries++ % 2 === 1) {
+        await page.locator('.monaco-workbench').click({ position: { x: 5, y: 5 } });
+        await page.keyboard.press('Control+Backquote');
+        return undefined;
+      }
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('F1');
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ timeout: 10_000 });
+      await input.fill('>Terminal: Create New Terminal');
+      await page
+        .locator('.quick-input-list [role="option"]', { hasText: 'Terminal: Create New Terminal' })
+        .first()
+        .waitFor({ state: 'attached', timeout: 10_000 });
+      await page.keyboard.press('Enter');
+      return undefined;
+    },
+    120_000,
+    2_000,
+  ).catch(async (err: unknown) => {
+    await page.screenshot({ path: screenshot }).catch(() => undefined);
+    throw err;
+  });
+}
+
+/**
+ * Types `line` (and Enter) into the workbench's visible terminal until `done` says it took
+ * effect (keys typed while the shell starts may be lost: it types again every 3 s).
+ * @throws Error after `timeoutMs` (ms) without `done`
+ */
+export async function typeInTerminal(page: Page, line: string, done: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  await waitFor(
+    `the terminal command to take effect: ${line}`,
+    async () => {
+      if (await done()) return true;
+      await page.locator('.terminal-wrapper .xterm:visible').first().click();
+      await page.keyboard.type(`${line}\n`, { delay: 10 });
+      return undefined;
+    },
+    timeoutMs,
+    3_000,
+  );
 }
