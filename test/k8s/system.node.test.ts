@@ -204,7 +204,7 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     await d.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
   });
 
-  it('an instance pod reaches neither another instance, Redis, the builders nor the API server (NetworkPolicy, enforced)', async () => {
+  it('an instance pod reaches neither another instance, Redis, the builders nor the API server (NetworkPolicy, enforced), nor forges addresses (no raw sockets)', async () => {
     const other = (await instancePod(simple.instance_id)).status.podIP!;
     const [builder] = await pods(PLATFORM_NS, 'app.kubernetes.io/name=codebay-builder');
     const builderIp = builder!.status.podIP!;
@@ -222,6 +222,17 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     expect(await probe(builderIp, 9101)).toBe('closed');
     expect(await probe('kubernetes.default.svc.cluster.local', 443)).toBe('closed');
     expect(await probe(d.node.ingressIp, 16443)).toBe('closed');
+    // NetworkPolicy filters by source address: with raw sockets a pod on the node's bridge forges
+    // other pods' (ARP and IP spoofing, found by a hostile review). Not even root in the pod has them.
+    for (const family of ['AF_PACKET', 'AF_INET']) {
+      const raw = await d.execInstance(python.instance_id, [
+        'python3',
+        '-c',
+        `import socket; socket.socket(socket.${family}, socket.SOCK_RAW, 0 if '${family}' == 'AF_PACKET' else socket.IPPROTO_TCP)`,
+      ]);
+      expect(raw.code, family).not.toBe(0);
+      expect(raw.stderr, family).toContain('PermissionError');
+    }
   });
 
   it('kubectl scale the builders to 2: two builds run at the same time on two Docker-in-Docker sidecars', async () => {

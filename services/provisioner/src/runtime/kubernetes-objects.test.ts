@@ -59,7 +59,7 @@ describe('Kubernetes objects of an instance', () => {
     expect(pod.hostUsers).toBe(false);
     expect(pod.securityContext).toMatchObject({ seccompProfile: { type: 'RuntimeDefault' } });
     const editor = pod.containers[0]!;
-    expect(editor.securityContext).toEqual({ seccompProfile: { type: 'RuntimeDefault' } });
+    expect(editor.securityContext).toEqual({ seccompProfile: { type: 'RuntimeDefault' }, capabilities: { drop: ['NET_RAW'] } });
     expect(JSON.stringify(pod)).not.toMatch(/privileged|hostNetwork|hostPID|hostIPC|hostPath|add"/);
     expect(pod.initContainers![0]!.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true });
     expect(editor.resources).toEqual({ requests: { cpu: '200m', memory: '512Mi' }, limits: { cpu: '1000m', memory: '1Gi' } });

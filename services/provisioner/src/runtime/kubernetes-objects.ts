@@ -177,8 +177,11 @@ export function instanceObjects(
                 requests: { cpu: r.cpu_request, memory: r.memory_request },
                 limits: { cpu: r.cpu_limit, memory: r.memory_limit },
               },
-              // Pod Security baseline: the default capabilities and setuid (sudo) work, nothing privileged.
-              securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+              // Pod Security baseline: the default capabilities and setuid (sudo) work, nothing privileged,
+              // but NET_RAW: with raw sockets an instance forges other pods' addresses on the node's
+              // bridge (ARP and IP spoofing past NetworkPolicy, which filters by source address).
+              // `ping` needs it too, unless the node allows ICMP sockets (net.ipv4.ping_group_range).
+              securityContext: { seccompProfile: { type: 'RuntimeDefault' }, capabilities: { drop: ['NET_RAW'] } },
               volumeMounts: [
                 { name: 'workspace', mountPath: '/workspace' },
                 { name: 'shared', mountPath: '/shared' },
