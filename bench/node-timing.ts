@@ -25,6 +25,7 @@
  */
 import type { InstanceResponse } from '@codebay/contracts';
 import { CoreV1Api } from '@kubernetes/client-node';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { editorRequest } from '../test/support/editor.ts';
 import {
@@ -36,7 +37,7 @@ import {
   uniqueDevcontainer,
   type ApiTarget,
 } from '../test/support/instances.ts';
-import { INSTANCE_NS, deployToNode, platformReady, type NodeDeployment } from '../test/support/node-deployment.ts';
+import { INSTANCE_NS, deployToNode, nodeEnv, platformReady, type NodeDeployment } from '../test/support/node-deployment.ts';
 import { startStack, type Stack } from '../test/support/stack.ts';
 import { waitFor } from '../test/support/wait.ts';
 
@@ -171,8 +172,6 @@ async function configs(target: ApiTarget, user: string) {
 async function main(): Promise<void> {
   const deploy: Record<string, number> = {};
   if (args.get('--no-deploy-from-nothing') !== 'true') {
-    const { nodeEnv } = await import('../test/support/node-deployment.ts');
-    const { execFileSync } = await import('node:child_process');
     const node = nodeEnv();
     log('deleting codebay from the node');
     execFileSync(

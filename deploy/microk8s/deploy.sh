@@ -8,7 +8,9 @@
 #   --dry-run          print every step (commands included) without changing anything
 #   --no-hosts         do not add "<node IP> BASE_DOMAIN" to /etc/hosts
 #   --skip-build       do not build images: use the ones the last run pushed ($STATE/images.env)
-#   --with-registry    also run codebay's own registry (components/registry; clusters without one)
+#   --with-registry    instance images in codebay's own registry (components/registry: pull and push
+#                      users, node port 32001) instead of REGISTRY's; codebay's own images stay
+#                      where the nodes already pull (IMAGE_REGISTRY; MicroK8s: the registry addon)
 #   -h, --help
 #
 # Steps: check MicroK8s and enable its addons dns, hostpath-storage, ingress, registry (and wait
@@ -22,15 +24,19 @@
 # Env (defaults in brackets):
 #   BASE_DOMAIN [vscode.local]            the API at https://BASE_DOMAIN, editors at https://<id>.BASE_DOMAIN
 #   KUBERNETES_NAMESPACE [vscode-system]  instance namespace (fixed in the manifests; informational)
-#   REGISTRY [localhost:32000]            where the nodes pull images from (instances, editor, codebay)
+#   REGISTRY [localhost:32000]            where the nodes pull instance images from (--with-registry:
+#                                         localhost:32001, codebay's registry's node port)
 #   REGISTRY_PUSH [registry.container-registry.svc.cluster.local:5000]  where builder pods push
 #   REGISTRY_API_URL [http://$REGISTRY_PUSH]  registry API for the gateway and builders (in-cluster)
-#   IMAGE_REGISTRY [$REGISTRY]            where this machine pushes the images it builds
+#   IMAGE_REGISTRY [$REGISTRY]            where this machine pushes codebay's own images (and the editor's)
+#   IMAGE_REGISTRY_PULL [$REGISTRY]       where the nodes pull those (with --with-registry: $IMAGE_REGISTRY)
 #   REGISTRY_AUTH                         user:password for that push (deploy/images/build.sh)
 #   REGISTRY_PULL_AUTH / REGISTRY_PUSH_AUTH  the services' registry users (user:password), if the
 #                                         registry wants them (made for you with --with-registry)
 #   STORAGE_CLASS                         instance volumes' StorageClass [the cluster's default]
 #   DIND_REGISTRY_MIRRORS                 Docker Hub mirrors for the builders' daemons (comma-separated URLs)
+#   INSTANCE_EGRESS_EXCEPT                more IPv4 CIDRs instances may not reach (comma-separated); the
+#                                         nodes' own addresses are always added (re-run after adding nodes)
 #   INGRESS_CLASS [public]                the Ingress class (MicroK8s: public)
 #   BUILDER_REPLICAS [2]                  builds in parallel (one Docker-in-Docker daemon each)
 #   GATEWAY_REPLICAS [2]
@@ -95,16 +101,26 @@ BASE_DOMAIN=${BASE_DOMAIN:-vscode.local}
 if [[ -n ${KUBERNETES_NAMESPACE:-} && $KUBERNETES_NAMESPACE != "$INSTANCE_NS" ]]; then
   die "KUBERNETES_NAMESPACE=$KUBERNETES_NAMESPACE: the manifests use $INSTANCE_NS (change it in an overlay of your own; docs/deployment.md)"
 fi
+MICROK8S=1
+[[ -z $KUBECONFIG_FILE ]] || MICROK8S=0
 if ((WITH_REGISTRY)); then
-  REGISTRY=${REGISTRY:-localhost:32000}
+  # Instance images in codebay's own registry; codebay's own images where the nodes already pull.
+  REGISTRY=${REGISTRY:-localhost:32001}
   REGISTRY_PUSH=${REGISTRY_PUSH:-codebay-registry-push.$PLATFORM_NS.svc.cluster.local:5000}
   REGISTRY_API_URL=${REGISTRY_API_URL:-http://codebay-registry.$PLATFORM_NS.svc.cluster.local:5000}
+  if [[ -z ${IMAGE_REGISTRY:-} ]]; then
+    ((MICROK8S)) || die "--with-registry: set IMAGE_REGISTRY to a registry the nodes already pull from (codebay's own images cannot come from the registry they start)"
+    IMAGE_REGISTRY=localhost:32000
+  fi
+  IMAGE_REGISTRY_PULL=${IMAGE_REGISTRY_PULL:-$IMAGE_REGISTRY}
+  [[ $IMAGE_REGISTRY_PULL != "$REGISTRY" ]] || die "--with-registry: IMAGE_REGISTRY_PULL and REGISTRY are both $REGISTRY (codebay's own images cannot come from the registry they start)"
 else
   REGISTRY=${REGISTRY:-localhost:32000}
   REGISTRY_PUSH=${REGISTRY_PUSH:-registry.container-registry.svc.cluster.local:5000}
   REGISTRY_API_URL=${REGISTRY_API_URL:-http://$REGISTRY_PUSH}
+  IMAGE_REGISTRY=${IMAGE_REGISTRY:-$REGISTRY}
+  IMAGE_REGISTRY_PULL=${IMAGE_REGISTRY_PULL:-$REGISTRY}
 fi
-IMAGE_REGISTRY=${IMAGE_REGISTRY:-$REGISTRY}
 INGRESS_CLASS=${INGRESS_CLASS:-public}
 BUILDER_REPLICAS=${BUILDER_REPLICAS:-2}
 GATEWAY_REPLICAS=${GATEWAY_REPLICAS:-2}
@@ -209,6 +225,17 @@ if ((MICROK8S)); then
     done
     curl -fsS --max-time 3 -o /dev/null "http://$IMAGE_REGISTRY/v2/" 2>/dev/null || die "the registry does not answer at http://$IMAGE_REGISTRY/v2/"
   fi
+  if ((WITH_REGISTRY)); then
+    # MicroK8s' containerd speaks plain HTTP to localhost:32000 only; codebay's registry too.
+    certs_d=${SNAP_DATA:-/var/snap/microk8s/current}/args/certs.d/$REGISTRY
+    if ((DRY_RUN)); then
+      log "[dry-run] write $certs_d/hosts.toml: server = \"http://$REGISTRY\" (pull, resolve)"
+    elif [[ ! -s $certs_d/hosts.toml ]]; then
+      { mkdir -p "$certs_d" && printf 'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$REGISTRY" "$REGISTRY" >"$certs_d/hosts.toml"; } 2>/dev/null ||
+        die "cannot write $certs_d/hosts.toml (run as root once, or write it yourself: server = \"http://$REGISTRY\")"
+      log "containerd: plain HTTP to $REGISTRY ($certs_d/hosts.toml)"
+    fi
+  fi
 fi
 
 # --- 3. TLS certificate -----------------------------------------------------------------------
@@ -248,7 +275,7 @@ fi
 TAG=${tag_line#IMAGE_TAG=}
 [[ -n $TAG ]] || die "no image tag (deploy/images/build.sh printed none)"
 # The nodes pull what this machine pushed, at the address they use.
-PULL_PREFIX=$REGISTRY
+PULL_PREFIX=$IMAGE_REGISTRY_PULL
 log "images: $PULL_PREFIX/{codebay,codebay-builder,codebay-dind,codebay-redis}:$TAG, editor $PULL_PREFIX/codebay-editor"
 
 # --- 5. namespaces and secrets ------------------------------------------------------------------
@@ -322,6 +349,12 @@ step "manifests (overlay microk8s, tag $TAG)"
 kdir=$STATE/kustomize
 overlay_rel=$(realpath --relative-to="$kdir" "$OVERLAY" 2>/dev/null || python3 -c 'import os,sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "$OVERLAY" "$kdir")
 component_rel=$(realpath --relative-to="$kdir" "$ROOT/deploy/kubernetes/components/registry" 2>/dev/null || echo "$ROOT/deploy/kubernetes/components/registry")
+# Instances reach no private address, but a node's public one would lead to its host ports.
+egress_except=${INSTANCE_EGRESS_EXCEPT:-}
+for a in $(k get nodes -o jsonpath='{range .items[*].status.addresses[?(@.type=="InternalIP")]}{.address}{"\n"}{end}{range .items[*].status.addresses[?(@.type=="ExternalIP")]}{.address}{"\n"}{end}' 2>/dev/null || true); do
+  [[ $a == *:* ]] || egress_except+=${egress_except:+,}$a/32
+done
+log "instances may not reach (beside private ranges): ${egress_except:-nothing more}"
 kustomization=$(
   cat <<EOF
 # generated by deploy/microk8s/deploy.sh — overwritten on every run
@@ -351,6 +384,7 @@ configMapGenerator:
       - REGISTRY_API_URL=$REGISTRY_API_URL
       - STORAGE_CLASS=${STORAGE_CLASS:-}
       - DIND_REGISTRY_MIRRORS=${DIND_REGISTRY_MIRRORS:-}
+      - INSTANCE_EGRESS_EXCEPT=$egress_except
       - CODEBAY_EDITOR_IMAGE_REPO=$PULL_PREFIX/codebay-editor
 $( [[ -n ${REGISTRY_PULL_AUTH:-} ]] && echo "      - IMAGE_PULL_SECRET=codebay-registry-pull")
 patches:

@@ -1,5 +1,6 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
@@ -15,7 +16,7 @@ import {
   uniqueWorkspace,
   waitForStatus,
 } from '../support/instances.ts';
-import { INSTANCE_NS, NODE_DOMAIN, PLATFORM_NS, deployToNode, platformReady, type NodeDeployment } from '../support/node-deployment.ts';
+import { INSTANCE_NS, NODE_DOMAIN, PLATFORM_NS, deployToNode, hostPublicAddresses, platformReady, type NodeDeployment } from '../support/node-deployment.ts';
 import { LOG_DIR } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 import { workspaceTarball } from '../support/workspaces.ts';
@@ -204,7 +205,7 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     await d.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
   });
 
-  it('an instance pod reaches neither another instance, Redis, the builders nor the API server (NetworkPolicy, enforced), nor forges addresses (no raw sockets)', async () => {
+  it('an instance pod reaches neither another instance, Redis, the registry, the builders, the API server nor the host (NetworkPolicy, enforced), nor forges addresses (no raw sockets)', async () => {
     const other = (await instancePod(simple.instance_id)).status.podIP!;
     const [builder] = await pods(PLATFORM_NS, 'app.kubernetes.io/name=codebay-builder');
     const builderIp = builder!.status.podIP!;
@@ -216,12 +217,36 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     expect(await probe(`codebay-gateway.${PLATFORM_NS}.svc.cluster.local`, 8080)).toBe('open');
     expect(await probe(other, 8080)).toBe('closed');
     expect(await probe(`codebay-redis.${PLATFORM_NS}.svc.cluster.local`, 6379)).toBe('closed');
-    // Not here: the registry. The MicroK8s registry addon (and this node's stand-in) listens on a
-    // node port, which kube-router — like most NetworkPolicy implementations — always lets pods
-    // reach, and it has no authentication (docs/security.md, "What remains").
+    // The registry (no authentication, as MicroK8s' addon): neither its Service nor its node port,
+    // which is rewritten to the registry pod's address before the policy is checked.
+    expect(await probe('registry.container-registry.svc.cluster.local', 5000)).toBe('closed');
+    expect(await probe(d.node.ingressIp, 32000)).toBe('closed');
     expect(await probe(builderIp, 9101)).toBe('closed');
     expect(await probe('kubernetes.default.svc.cluster.local', 443)).toBe('closed');
     expect(await probe(d.node.ingressIp, 16443)).toBe('closed');
+    // The host's own public address (deploy.sh's INSTANCE_EGRESS_EXCEPT): a port listening there
+    // (as a node's host services do) gets no connection from the instance.
+    const [hostAddress] = hostPublicAddresses();
+    expect(hostAddress, 'this machine has a public IPv4 address to probe').toBeDefined();
+    const listener = createServer();
+    let reached = 0;
+    listener.on('connection', (socket) => {
+      reached++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => listener.listen(0, hostAddress!.replace('/32', ''), resolve));
+    try {
+      const port = (listener.address() as AddressInfo).port;
+      expect(await probe(hostAddress!.replace('/32', ''), port)).toBe('closed');
+      expect(reached).toBe(0);
+      // …which a pod without that policy (the gateway's) does reach: the address leads to the host.
+      const [gateway] = await pods(PLATFORM_NS, 'app.kubernetes.io/name=codebay-gateway');
+      const connect = `require('net').connect(${port}, '${hostAddress!.replace('/32', '')}').on('connect', () => process.exit(0)).on('error', () => process.exit(1))`;
+      await d.kubectl('-n', PLATFORM_NS, 'exec', gateway!.metadata.name, '--', 'node', '-e', connect);
+      await waitFor('the listener to see the gateway pod connect', () => (reached === 1 ? true : undefined), 5_000, 20);
+    } finally {
+      listener.close();
+    }
     // NetworkPolicy filters by source address: with raw sockets a pod on the node's bridge forges
     // other pods' (ARP and IP spoofing, found by a hostile review). Not even root in the pod has them.
     for (const family of ['AF_PACKET', 'AF_INET']) {

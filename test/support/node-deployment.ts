@@ -3,6 +3,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { execFile, execFileSync } from 'node:child_process';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -93,16 +94,30 @@ export interface NodeDeployment {
 }
 
 /**
+ * This machine's own IPv4 addresses outside the private ranges (as `/32`). A real node registers
+ * its primary address, and deploy.sh keeps instances from it; the test node registers
+ * 10.245.255.1 (on `lo`), so the tests name the host's addresses themselves.
+ */
+export function hostPublicAddresses(): string[] {
+  const isPrivate = (a: string) => /^(10\.|127\.|169\.254\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.)/.test(a);
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((i) => i !== undefined && i.family === 'IPv4' && !i.internal && !isPrivate(i.address))
+    .map((i) => `${i!.address}/32`);
+}
+
+/**
  * Runs `deploy/microk8s/deploy.sh --kubeconfig <node> --no-hosts` with only the variables a
  * platform team would set (a clean environment: nothing of the local stack's leaks in), after
  * putting the base image the tests use into the node's registry as Docker Hub's
  * `library/debian:bookworm` (the node and the builders' daemons use it as their Docker Hub mirror:
  * nothing can be pulled from the internet here). Builds and pushes the images on the tests'
- * Docker daemon (cached by content: a warm run builds nothing).
+ * Docker daemon (cached by content: a warm run builds nothing). `withRegistry`: `--with-registry`
+ * (instance images in codebay's own registry, with users).
  * @throws Error with the tail of deploy.sh's log when it fails
  */
 export async function deployToNode(
-  opts: { logFile: string; stateDir?: string; builders?: number } = { logFile: '/tmp/codebay-node-deploy.log' },
+  opts: { logFile: string; stateDir?: string; builders?: number; withRegistry?: boolean } = { logFile: '/tmp/codebay-node-deploy.log' },
 ): Promise<NodeDeployment> {
   const node = nodeEnv();
   const docker = components().dockerHost;
@@ -118,9 +133,11 @@ export async function deployToNode(
     DOCKER_HOST: docker,
     BASE_DOMAIN: NODE_DOMAIN,
     IMAGE_REGISTRY: node.registryPush,
-    REGISTRY: node.registryPull,
-    REGISTRY_PUSH: node.registryInCluster,
+    // --with-registry: instance images in codebay's own registry (node port 32001, its defaults),
+    // codebay's own images where the node pulls them (the registry MicroK8s' addon would be).
+    ...(opts.withRegistry ? { IMAGE_REGISTRY_PULL: node.registryPull } : { REGISTRY: node.registryPull, REGISTRY_PUSH: node.registryInCluster }),
     DIND_REGISTRY_MIRRORS: `http://${node.registryInCluster}`,
+    INSTANCE_EGRESS_EXCEPT: hostPublicAddresses().join(','),
     CODEBAY_DEPLOY_STATE: stateDir,
     BUILDER_REPLICAS: String(opts.builders ?? 2),
     GATEWAY_REPLICAS: '2',
@@ -128,7 +145,8 @@ export async function deployToNode(
   };
   const started = Date.now();
   try {
-    const out = await run('bash', [join(ROOT, 'deploy/microk8s/deploy.sh'), '--kubeconfig', node.kubeconfig, '--no-hosts'], {
+    const flags = ['--kubeconfig', node.kubeconfig, '--no-hosts', ...(opts.withRegistry ? ['--with-registry'] : [])];
+    const out = await run('bash', [join(ROOT, 'deploy/microk8s/deploy.sh'), ...flags], {
       env,
       maxBuffer: 64 << 20,
       timeout: 30 * 60_000,
@@ -161,9 +179,10 @@ export async function deployToNode(
   const dispatcher = new Agent({ connect: { ca, lookup: toIngress as never } });
   const url = `https://${NODE_DOMAIN}`;
   const fetchVia = (target: string, init: RequestInit = {}) => fetch(target, { ...init, dispatcher } as RequestInit);
+  const kubectlRun = (args: string[], limits: { maxBuffer: number; timeout?: number }) => run(node.kubectl, ['--kubeconfig', node.kubeconfig, ...args], limits);
   const kubectl = async (...args: string[]) => {
     try {
-      return (await run(node.kubectl, ['--kubeconfig', node.kubeconfig, ...args], { maxBuffer: 64 << 20 })).stdout;
+      return (await kubectlRun(args, { maxBuffer: 64 << 20 })).stdout;
     } catch (err) {
       const e = err as { stderr?: string; message: string };
       throw new Error(`kubectl ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
@@ -188,14 +207,10 @@ export async function deployToNode(
     kubectl,
     async execInstance(id, cmd) {
       try {
-        const out = await run(
-          node.kubectl,
-          ['--kubeconfig', node.kubeconfig, '-n', INSTANCE_NS, 'exec', `deploy/codebay-${id}`, '-c', 'editor', '--', ...cmd],
-          {
-            maxBuffer: 16 << 20,
-            timeout: 60_000,
-          },
-        );
+        const out = await kubectlRun(['-n', INSTANCE_NS, 'exec', `deploy/codebay-${id}`, '-c', 'editor', '--', ...cmd], {
+          maxBuffer: 16 << 20,
+          timeout: 60_000,
+        });
         return { code: 0, stdout: out.stdout, stderr: out.stderr };
       } catch (err) {
         const e = err as { code?: number | string; stdout?: string; stderr?: string };

@@ -1,4 +1,4 @@
-import { commonEnvSchema, envInt, parseConfig, platformKeyEnvSchema, registryEnvSchema } from '@codebay/platform';
+import { commonEnvSchema, envInt, envList, parseConfig, platformKeyEnvSchema, registryEnvSchema } from '@codebay/platform';
 import { fileURLToPath } from 'node:url';
 import { parseCpu } from '@codebay/contracts';
 import { z } from 'zod';
@@ -48,6 +48,13 @@ const schema = commonEnvSchema
     IMAGE_PULL_SECRET: z.string().optional(),
     /** Editor images (bundle + launcher), tagged by VS Code version; defaults to REGISTRY/codebay-editor. */
     CODEBAY_EDITOR_IMAGE_REPO: z.string().optional(),
+    /**
+     * More addresses instances may not reach, beside the private, shared, link-local and loopback
+     * ranges they never reach: IPv4 CIDRs, comma-separated (the nodes' own public addresses, a
+     * company network); instances reach no IPv6 address at all. deploy/microk8s/deploy.sh fills
+     * in the nodes' addresses. Kubernetes runtime.
+     */
+    INSTANCE_EGRESS_EXCEPT: envList('').pipe(z.array(z.cidrv4({ error: (issue) => `not an IPv4 CIDR such as 192.0.2.7/32: ${String(issue.input)}` }))),
     STORAGE_CLASS: z.string().optional(),
     SHARED_ACCESS_MODE: z.enum(['ReadWriteMany', 'ReadWriteOnce']).default('ReadWriteMany'),
     INSTANCE_RUN_AS_USER: envInt(1000),

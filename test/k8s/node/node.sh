@@ -5,7 +5,7 @@
 # Debian's CNI plugins, kube-router as NetworkPolicy firewall), with CoreDNS,
 # Traefik (IngressClass `public`), a hostPath storage provisioner (default
 # StorageClass `microk8s-hostpath`) and a registry at localhost:32000, as on
-# MicroK8s. Everything runs as local processes (CoreDNS and Traefik as pods)
+# MicroK8s. Everything runs as local processes (CoreDNS, Traefik and the registry as pods)
 # under one dir; see test/k8s/README.md for addresses, ports and side effects.
 #
 #   test/k8s/node/node.sh up       build if needed, start, wait until the node,
@@ -338,21 +338,21 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   [plugins.'io.containerd.internal.v1.opt']
     path = '$P/containerd/opt'
 EOF
-  # Images named localhost:32000/... come from the node's registry over http.
-  cat >"$P/containerd/certs.d/localhost:$REGISTRY_PORT/hosts.toml" <<EOF
-server = "http://localhost:$REGISTRY_PORT"
-[host."http://$NODE_IP:$REGISTRY_PORT"]
-  capabilities = ["pull", "resolve"]
-EOF
-  # No image can be pulled from Docker Hub here: docker.io/... comes from the
-  # node's registry (the tests push the base images they use there as
-  # library/<name>), as a site with a Docker Hub mirror configures containerd.
-  mkdir -p "$P/containerd/certs.d/docker.io"
-  cat >"$P/containerd/certs.d/docker.io/hosts.toml" <<EOF
-server = "https://registry-1.docker.io"
-[host."http://$NODE_IP:$REGISTRY_PORT"]
-  capabilities = ["pull", "resolve"]
-EOF
+  # Images named localhost:32000/... come from the node's registry over http
+  # (its node port on $NODE_IP: kube-proxy answers node ports there only);
+  # localhost:32001 is codebay's own registry's node port (deploy.sh
+  # --with-registry). No image can be pulled from Docker Hub here: docker.io/...
+  # comes from the node's registry (the tests push the base images they use
+  # there as library/<name>), as a site with a Docker Hub mirror configures containerd.
+  local port name server
+  for name in "localhost:$REGISTRY_PORT" "localhost:$((REGISTRY_PORT + 1))" docker.io; do
+    port=${name#localhost:}
+    server=http://$name
+    if [[ $name == docker.io ]]; then port=$REGISTRY_PORT server=https://registry-1.docker.io; fi
+    mkdir -p "$P/containerd/certs.d/$name"
+    printf 'server = "%s"\n[host."http://%s:%s"]\n  capabilities = ["pull", "resolve"]\n' "$server" "$NODE_IP" "$port" \
+      >"$P/containerd/certs.d/$name/hosts.toml"
+  done
   # Docker sets FORWARD's policy to DROP: the firewall plugin lets pod
   # traffic through.
   cat >"$P/cni/net.d/10-codebay-node.conflist" <<EOF
@@ -425,9 +425,9 @@ nodePortAddresses: ["$NODE_IP/32"]
 EOF
 }
 
-registry_config() { # ADDR FILE
+registry_config() { # ADDR FILE ROOT
   cat >"$2" <<EOF
-# The node's registry (node.sh); both processes share one storage.
+# The node's registry (node.sh): the host-side process and the pod share one storage.
 version: 0.1
 log:
   level: warn
@@ -435,7 +435,7 @@ log:
     disabled: true
 storage:
   filesystem:
-    rootdirectory: $P/registry/data
+    rootdirectory: $3
   delete:
     enabled: true
 http:
@@ -492,6 +492,16 @@ images() {
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$r/busybox/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/busybox/etc/group"
   mkimage "$BUSYBOX_IMAGE" "$r/busybox" '["/bin/sh"]' 0:0
+  # The registry pod: Debian's docker-registry and the libraries it links.
+  local lib
+  mkdir -p "$r/registry/usr/bin" "$r/registry/tmp"
+  cp /usr/bin/docker-registry "$r/registry/usr/bin/"
+  for lib in $(ldd /usr/bin/docker-registry | grep -oE '/[^ ]+'); do
+    mkdir -p "$r/registry$(dirname "$lib")"
+    cp -L "$lib" "$r/registry$lib"
+  done
+  chmod 1777 "$r/registry/tmp"
+  mkimage "$REGISTRY_IMAGE" "$r/registry" '["/usr/bin/docker-registry","serve","/etc/registry/config.yml"]' 0:0
   rm -rf "$r"
 }
 
@@ -499,6 +509,7 @@ image_names() {
   PAUSE_IMAGE=codebay.test/node/pause:$TOOLS_VERSION
   COREDNS_IMAGE=codebay.test/node/coredns:$COREDNS_VERSION
   TRAEFIK_IMAGE=codebay.test/node/traefik:$TRAEFIK_VERSION
+  REGISTRY_IMAGE=codebay.test/node/registry:$(dpkg-query -W -f='${Version}' docker-registry 2>/dev/null | tr -c 'A-Za-z0-9_.\n-' '_')
   BUSYBOX_IMAGE=codebay.test/node/busybox:$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null | tr -c 'A-Za-z0-9_.\n-' '_')
 }
 
@@ -507,6 +518,7 @@ image_names() {
 addons() {
   sed -e "s#@DNS_IP@#$DNS_IP#g" -e "s#@COREDNS_IMAGE@#$COREDNS_IMAGE#g" \
     -e "s#@TRAEFIK_IMAGE@#$TRAEFIK_IMAGE#g" -e "s#@NODE_IP@#$NODE_IP#g" \
+    -e "s#@REGISTRY_IMAGE@#$REGISTRY_IMAGE#g" -e "s#@REGISTRY_DATA@#$P/registry/data#g" \
     "$HERE/addons.yaml" | kube apply -f - >/dev/null
 }
 
@@ -514,7 +526,7 @@ addons() {
 
 healthy() {
   local n
-  for n in registry containerd etcd apiserver kcm sched kubelet kube-proxy kube-router provisioner; do
+  for n in registry-host containerd etcd apiserver kcm sched kubelet kube-proxy kube-router provisioner; do
     alive "$n" || return 1
   done
   has_node_ip || return 1
@@ -526,25 +538,26 @@ node_ready() { healthy; }
 apiserver_ready() { curl -sf --cacert "$P/pki/ca.crt" "https://$NODE_IP:$API_PORT/readyz" >/dev/null; }
 default_sa() { kube -n default get serviceaccount default; }
 
-# The registry on 127.0.0.1:32000 as on MicroK8s; if another process
-# (deploy/local/components.sh's pull-only registry) holds that port, the
-# host-side push address falls back to 127.0.0.2:32000. The node itself and
-# pods always use $NODE_IP:32000.
+# The node's registry is a pod behind the node port 32000, as MicroK8s' registry
+# addon runs it (addons.yaml): the node pulls localhost:32000 (containerd's
+# hosts.toml sends that to $NODE_IP:32000, kube-proxy's node port), pods push to
+# its Service. Pods reach it only as their NetworkPolicy allows: a node port is
+# rewritten to the pod's address before the policy is checked. Host-side pushes
+# (tests, deploy.sh) go to a registry process on the same storage at
+# 127.0.0.1:32000 or, if another process (deploy/local/components.sh's pull-only
+# registry) holds that port, 127.0.0.2:32000.
 start_registry() {
-  registry_config "$NODE_IP:$REGISTRY_PORT" "$P/registry/node.yml"
-  run registry /usr/bin/docker-registry serve "$P/registry/node.yml"
   local host_ip=127.0.0.1 host_name=localhost
   if ss -Hltn "sport = :$REGISTRY_PORT" | awk '{print $4}' | grep -qE "^(127\.0\.0\.1|0\.0\.0\.0|\*|\[::\]):$REGISTRY_PORT$"; then
     host_ip=$REGISTRY_FALLBACK_IP
     host_name=$REGISTRY_FALLBACK_IP
     log "127.0.0.1:$REGISTRY_PORT is taken by another process ($(ss -Hltnp "sport = :$REGISTRY_PORT" | grep -o 'users:.*' | head -n 1)); host-side pushes go to $host_name:$REGISTRY_PORT"
   fi
-  registry_config "$host_ip:$REGISTRY_PORT" "$P/registry/host.yml"
+  registry_config "$host_ip:$REGISTRY_PORT" "$P/registry/host.yml" "$P/registry/data"
   run registry-host /usr/bin/docker-registry serve "$P/registry/host.yml"
   echo "$host_name:$REGISTRY_PORT" >"$P/registry/host-address"
-  wait_for 20 "registry up at $NODE_IP:$REGISTRY_PORT and $host_name:$REGISTRY_PORT" \
-    bash -c "curl -sf http://$NODE_IP:$REGISTRY_PORT/v2/ && curl -sf http://$host_ip:$REGISTRY_PORT/v2/" ||
-    die "the registry did not answer (see $L/registry.log, $L/registry-host.log)"
+  wait_for 20 "registry up at $host_name:$REGISTRY_PORT (host side)" curl -sf "http://$host_ip:$REGISTRY_PORT/v2/" ||
+    die "the registry did not answer (see $L/registry-host.log)"
 }
 
 start_all() {
@@ -622,6 +635,10 @@ wait_addons() {
   kube -n ingress rollout status daemonset/traefik --timeout=120s >&2 ||
     die "Traefik did not become ready (kubectl -n ingress describe pod -l app=traefik)"
   alive provisioner || die "the hostpath provisioner is not running (see $L/provisioner.log)"
+  kube -n container-registry rollout status deployment/registry --timeout=120s >&2 ||
+    die "the registry pod did not become ready (kubectl -n container-registry describe pod -l app=registry)"
+  wait_for 30 "the registry answers at $NODE_IP:$REGISTRY_PORT (node port)" \
+    curl -sf -m 2 "http://$NODE_IP:$REGISTRY_PORT/v2/" || die "the registry does not answer on $NODE_IP:$REGISTRY_PORT"
   wait_for 60 "Traefik answers at http://$NODE_IP:80" \
     curl -s -o /dev/null -m 2 "http://$NODE_IP:80/" || die "Traefik does not answer on $NODE_IP:80"
 }
@@ -705,7 +722,7 @@ teardown() {
       grep -qxF "$sock" <<<"$listening" || rm -f "$sock"
     done < <(find /run/containerd/s -maxdepth 1 -type s -newer "$P/host.before" 2>/dev/null)
   fi
-  stop registry registry-host
+  stop registry registry-host # registry: the host process of nodes before the registry pod
   # 3. kube-proxy's and kube-router's rules (kube-router's --cleanup-config
   # panics without IPVS), kubelet's canary chains, CNI's chains and ipsets.
   if [[ -x ${KUBE_NODE_BIN:-}/kube-proxy ]]; then "$KUBE_NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi

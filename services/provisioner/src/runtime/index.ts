@@ -31,6 +31,7 @@ export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger;
         storageClass: config.STORAGE_CLASS,
         sharedAccessMode: config.SHARED_ACCESS_MODE,
         runAsUser: config.INSTANCE_RUN_AS_USER,
+        egressExcept: config.INSTANCE_EGRESS_EXCEPT,
       },
       logger: deps.logger,
       readyTimeoutMs: config.READY_TIMEOUT_SECONDS * 1000,

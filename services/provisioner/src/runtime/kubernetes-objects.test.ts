@@ -90,6 +90,12 @@ describe('Kubernetes objects of an instance', () => {
     });
   });
 
+  it("adds the platform team's INSTANCE_EGRESS_EXCEPT (the nodes' public addresses) to what the pod may not reach", () => {
+    const withNodes = instanceObjects(record, { ...layout, egressExcept: ['192.0.2.2/32', '198.51.100.0/24'] }, root, credentials);
+    const open = withNodes.networkPolicy.spec?.egress?.find((e) => e.to?.[0]?.ipBlock);
+    expect(open?.to?.[0]?.ipBlock?.except).toEqual(expect.arrayContaining(['10.0.0.0/8', '192.0.2.2/32', '198.51.100.0/24']));
+  });
+
   it('hands the editor its secret and a workspace instance its seeding token from the Secret, never in the pod spec', () => {
     const env = (r: typeof record) => instanceObjects(r, layout, root, credentials).deployment.spec!.template.spec!.containers[0]!.env ?? [];
     expect(env(record).some((e) => e.name.startsWith('CODEBAY_SEED'))).toBe(false);

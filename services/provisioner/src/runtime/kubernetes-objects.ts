@@ -17,6 +17,8 @@ export interface KubernetesLayout {
   sharedAccessMode: 'ReadWriteMany' | 'ReadWriteOnce';
   /** UID/GID of the editor-bundle copy (init container) and the files it writes. */
   runAsUser: number;
+  /** IPv4 CIDRs instances may not reach beside PRIVATE_RANGES (the internet rule's `except`). */
+  egressExcept?: readonly string[];
 }
 
 /** The secrets an instance gets in its Secret (derived from the platform key; see instanceSecrets). */
@@ -242,8 +244,10 @@ export function instanceObjects(
           to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': layout.platformNamespace } }, podSelector: { matchLabels: GATEWAY_POD } }],
           ports: [{ protocol: 'TCP', port: GATEWAY_PORT }],
         },
-        // The internet, not the cluster's own networks, other instances, or link-local metadata.
-        { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: PRIVATE_RANGES } }] },
+        // The internet, not the cluster's own networks, other instances, link-local metadata or
+        // what the platform team adds (the nodes' own public addresses: a pod reaches its node's
+        // host ports through them).
+        { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: [...PRIVATE_RANGES, ...(layout.egressExcept ?? [])] } }] },
       ],
     },
   };
