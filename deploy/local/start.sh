@@ -3,7 +3,8 @@
 # dependencies if missing, starts Redis, a Docker daemon and a registry unless
 # REDIS_URL / DOCKER_HOST / REGISTRY point at existing ones, builds the base
 # image and the editor bundle once (cached under /var/cache/codebay), then runs
-# the gateway, the builder and the provisioner in the foreground. Ctrl-C stops them.
+# the gateway, the builder and the provisioner in the foreground, each restarted
+# with backoff when it exits. Ctrl-C stops them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -43,31 +44,64 @@ if [ -z "${CODEBAY_SECRET_KEY:-}" ]; then
   export CODEBAY_SECRET_KEY
 fi
 
+# Each service runs under a supervisor of its own: a service that exits is started again after
+# a backoff (1 s, doubling to 30 s; back to 1 s once it ran a minute), the others keep serving,
+# and this says what happened. An invalid configuration (exit code 2) is not retried: it stops
+# everything. The running processes' ids are in $CODEBAY_RUN_DIR/<service>.pid ($state/run).
+run_dir=${CODEBAY_RUN_DIR:-$state/run}
+mkdir -p "$run_dir"
+service_env() { # SERVICE: each service holds only its own secrets
+  case $1 in
+    gateway) unset REGISTRY_PUSH_AUTH ;;
+    builder)
+      export METRICS_PORT=${BUILDER_METRICS_PORT:-9101}
+      unset CODEBAY_ADMIN_TOKEN CODEBAY_SECRET_KEY
+      ;;
+    provisioner)
+      export METRICS_PORT=${PROVISIONER_METRICS_PORT:-9102}
+      unset CODEBAY_ADMIN_TOKEN REGISTRY_PUSH_AUTH
+      ;;
+  esac
+}
+supervise() { # SERVICE
+  local service=$1 delay=1 started rc how child='' restarts=0
+  trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; wait "$child" 2>/dev/null; rm -f "$run_dir/$service.pid"; exit 0' TERM INT
+  while :; do
+    started=$SECONDS
+    (service_env "$service" && exec node --enable-source-maps "$root/services/$service/dist/main.js") \
+      > >(sed -u "s/^/[$service] /") 2>&1 &
+    child=$!
+    echo "$child" >"$run_dir/$service.pid"
+    rc=0
+    wait "$child" || rc=$?
+    if [ "$rc" -eq 2 ]; then
+      echo "codebay: $service refused its configuration (exit code 2, above); stopping" >&2
+      exit 2
+    fi
+    if [ $((SECONDS - started)) -ge 60 ]; then delay=1; fi
+    restarts=$((restarts + 1))
+    if [ "$rc" -gt 128 ]; then how="was killed by signal $(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"; else how="exited with code $rc"; fi
+    echo "codebay: $service $how after $((SECONDS - started)) s; starting it again in $delay s (restart $restarts)" >&2
+    sleep "$delay" &
+    child=$!
+    wait "$child" || true
+    delay=$((delay * 2 > 30 ? 30 : delay * 2))
+  done
+}
+
 pids=()
+# shellcheck disable=SC2317 # called by the trap
 stop() {
+  local rc=${1:-0}
   trap - INT TERM EXIT
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait || true
+  exit "$rc"
 }
 trap stop INT TERM EXIT
 
 for service in gateway builder provisioner; do
-  (
-    # Each service holds only its own secrets: builders never the platform key or the admin
-    # token, only builders the registry's push user.
-    case $service in
-      gateway) unset REGISTRY_PUSH_AUTH ;;
-      builder)
-        export METRICS_PORT=${BUILDER_METRICS_PORT:-9101}
-        unset CODEBAY_ADMIN_TOKEN CODEBAY_SECRET_KEY
-        ;;
-      provisioner)
-        export METRICS_PORT=${PROVISIONER_METRICS_PORT:-9102}
-        unset CODEBAY_ADMIN_TOKEN REGISTRY_PUSH_AUTH
-        ;;
-    esac
-    exec node --enable-source-maps "$root/services/$service/dist/main.js"
-  ) > >(sed -u "s/^/[$service] /") 2>&1 &
+  supervise "$service" &
   pids+=($!)
 done
 
@@ -82,6 +116,8 @@ codebay is starting:
 Ctrl-C stops the services (\`bash deploy/local/components.sh down\` stops Redis, the daemons and the registries).
 
 MSG
-# Stop everything when any one service exits.
-wait -n "${pids[@]}"
-echo "codebay: a service exited; stopping the others" >&2
+# Supervisors end only on an invalid configuration (or when stopped): then stop the others.
+rc=0
+wait -n "${pids[@]}" || rc=$?
+echo "codebay: a service cannot run; stopping the others" >&2
+stop "$rc"
