@@ -453,8 +453,10 @@ launch_dockerd() {
 # from a pool of /26s); a daemon started with other flags is restarted with these.
 mapfile -t DOCKER_FLAGS < <(registry_args)
 # No userland proxy: published ports go through iptables DNAT, so no process of the daemon's
-# ever opens a connection to a container (CODEBAY-DAEMON-OUT refuses those).
-DOCKER_FLAGS+=(--icc=false --userland-proxy=false --default-address-pool base=10.213.0.0/16,size=26)
+# ever opens a connection to a container (CODEBAY-DAEMON-OUT refuses those). Live restore:
+# containers (instances) outlive a daemon that is killed, upgraded or restarted, and their
+# published ports keep answering meanwhile.
+DOCKER_FLAGS+=(--icc=false --userland-proxy=false --default-address-pool base=10.213.0.0/16,size=26 --live-restore)
 
 start_dockerd() {
   launch_dockerd dockerd "$STATE/docker" "$DOCKER_RUN/exec" "$MANAGED_DOCKER_HOST" "$DOCKER_PIDFILE" docker_ok "${DOCKER_FLAGS[@]}"
@@ -498,7 +500,7 @@ docker2_ok() { timeout 20 "$DOCKER_BIN" -H "$DOCKER_HOST_2" info >/dev/null 2>&1
 
 # The second daemon's flags; a daemon started with other flags is restarted with these.
 mapfile -t DOCKER2_FLAGS < <(registry_args)
-DOCKER2_FLAGS=(--bridge="$DOCKER2_BRIDGE" --iptables=false "${DOCKER2_FLAGS[@]}")
+DOCKER2_FLAGS=(--bridge="$DOCKER2_BRIDGE" --iptables=false "${DOCKER2_FLAGS[@]}" --live-restore)
 
 up_docker2() {
   [[ $WANT_DOCKER2 == 1 ]] || return 0

@@ -15,6 +15,8 @@ import type { ProvisionerConfig } from './config.ts';
 import { DeprovisionInstance } from './deprovision-instance.ts';
 import { ProvisionInstance } from './provision-instance.ts';
 import { Reconciler } from './reconciler.ts';
+import { DOCKER_EDITOR_PORT } from './runtime/docker-driver.ts';
+import { DockerReconciler } from './runtime/docker-reconciler.ts';
 import { createRuntime, type Runtime } from './runtime/index.ts';
 
 /** The provisioner's own injection tokens. */
@@ -26,6 +28,8 @@ const OWN = {
   deprovision: token<DeprovisionInstance>('deprovision use-case'),
   /** Only where the runtime can list what it holds (Kubernetes); resolving it elsewhere throws. */
   reconciler: token<Reconciler>('reconciler'),
+  /** Docker runtime only: keeps Running records true to their editor containers. */
+  dockerReconciler: token<DockerReconciler>('docker reconciler'),
 };
 
 /** The provisioner's injection tokens: every service's (PLATFORM) and its own. */
@@ -86,5 +90,20 @@ export function provisionerContainer(config: ProvisionerConfig): DependencyConta
     if (!inventory) throw new Error(`the ${config.CODEBAY_RUNTIME} runtime has nothing to reconcile`);
     return new Reconciler(get(T.store), inventory, get(T.logger));
   });
+  provide(
+    c,
+    T.dockerReconciler,
+    () =>
+      new DockerReconciler({
+        docker: get(T.docker),
+        store: get(T.store),
+        jobs: get(T.jobs),
+        logger: get(T.logger),
+        deployment: config.CODEBAY_DEPLOYMENT,
+        publishHost: config.EDITOR_PUBLISH_HOST,
+        editorPort: DOCKER_EDITOR_PORT,
+        sweepIntervalMs: config.RECONCILE_INTERVAL_SECONDS * 1000,
+      }),
+  );
   return c;
 }

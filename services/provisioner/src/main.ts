@@ -55,8 +55,13 @@ if (runtime.inventory && config.RECONCILE_INTERVAL_SECONDS > 0) {
   }, config.RECONCILE_INTERVAL_SECONDS * 1000);
 }
 
+// Docker runtime: Running records follow their editor containers (events, and a sweep).
+const dockerReconciler = config.CODEBAY_RUNTIME === 'docker' ? resolve(c, T.dockerReconciler) : undefined;
+await dockerReconciler?.start();
+
 installShutdown(logger, [
   async () => clearInterval(reconcileTimer),
+  async () => dockerReconciler?.stop(),
   ...workers.map((w) => () => w.close()),
   async () => runtime.driver.stop?.(),
   () => jobs.close(),

@@ -54,6 +54,8 @@ export interface DockerDriverOptions {
 
 /** Port the editor listens on inside every instance. */
 const EDITOR_PORT = 8080;
+/** The editor's port in an instance container (published on EDITOR_PUBLISH_HOST). */
+export const DOCKER_EDITOR_PORT = EDITOR_PORT;
 const EDITOR_DIR = '/opt/codebay/editor';
 const LAUNCHER_DIR = '/opt/codebay/launcher';
 
