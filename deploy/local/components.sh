@@ -79,8 +79,10 @@ DOCKER_HOST_2=unix://$DOCKER2_RUN/docker.sock
 WANT_DOCKER2=${CODEBAY_SECOND_DOCKERD:-0}
 
 BASE_TAR=$CACHE/base/debian-bookworm-minbase-v1.tar
+# prometheus: its server and promtool, for deploy/monitoring (`prometheus
+# --config.file=deploy/monitoring/prometheus/prometheus.yml`) and the suites that check it.
 APT_PACKAGES=(docker.io redis-server docker-registry debootstrap chromium ripgrep tmux curl
-  libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config iptables apache2-utils uidmap)
+  libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config iptables apache2-utils uidmap prometheus)
 
 # --- which components are ours ------------------------------------------------
 # A pre-set variable means "use that one instead". A value equal to what we would

@@ -143,6 +143,26 @@ export class InstanceStore {
     });
   }
 
+  /** Status and last change of each id that has a record (one pipelined HMGET each): for gauges. */
+  async summaries(ids: string[]): Promise<{ status: InstanceStatus; updatedAt: string | null }[]> {
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(redisKeys.instance(id), 'status', 'updatedAt');
+    const results = (await pipeline.exec()) ?? [];
+    return results.flatMap(([err, v]) => {
+      const json = (x: string | null): unknown => {
+        try {
+          return typeof x === 'string' ? JSON.parse(x) : null;
+        } catch {
+          return null;
+        }
+      };
+      const [status, updatedAt] = (err ? [] : (v as (string | null)[])).map(json);
+      const parsed = statusSchema.safeParse(status);
+      return parsed.success ? [{ status: parsed.data, updatedAt: typeof updatedAt === 'string' ? updatedAt : null }] : [];
+    });
+  }
+
   /** Keeps a deleted instance's record visible for a while, then lets Redis drop it. */
   async expireDeleted(id: string, userId: string, seconds: number): Promise<void> {
     await this.redis.multi().expire(redisKeys.instance(id), seconds).srem(redisKeys.userInstances(userId), id).srem(redisKeys.allInstances(), id).exec();

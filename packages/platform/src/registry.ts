@@ -66,6 +66,13 @@ export class RegistryClient {
     return { digest, manifest: (await res.json()) as Manifest };
   }
 
+  /** Resolves when the registry answers its API root (`/v2/`) with 200 for this client's user; throws otherwise. */
+  async ping(): Promise<void> {
+    const res = await this.get('');
+    await res.body?.cancel();
+    if (!res.ok) throw new TransientError(`registry ${this.baseUrl} answered ${res.status} to /v2/`);
+  }
+
   /**
    * True when the registry holds the manifest `repository@digest` (a digest names content,
    * so whoever holds it has exactly that image); false on 404. Other answers throw TransientError.

@@ -5,7 +5,7 @@ import { createContainer, provide, resolve, token, type DependencyContainer } fr
 import { InstanceStore } from './instance-store.ts';
 import { JobQueues } from './jobs.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { createMetricsRegistry, registerQueueDepth, type Registry } from './metrics.ts';
+import { createMetricsRegistry, type Registry } from './metrics.ts';
 import { createRedis, type Redis } from './redis.ts';
 
 /** Tokens of what every service's container holds (see serviceContainer); each service's own tokens spread these. */
@@ -23,7 +23,7 @@ export const PLATFORM = {
  * A service's container with what every service holds, each made once on first use: its
  * logger and metrics registry (named `service`), its Redis connection (`codebay-<service>`),
  * the instance store, the build log streams, the job catalog (`catalog`: the operator's
- * settings applied; `JOBS` by default) and the job queues, whose depths the registry reports.
+ * settings applied; `JOBS` by default) and the job queues (their depths are the gateway's to report).
  */
 export function serviceContainer(service: string, config: CommonConfig, catalog: JobCatalog = JOBS): DependencyContainer {
   const c = createContainer();
@@ -33,10 +33,6 @@ export function serviceContainer(service: string, config: CommonConfig, catalog:
   provide(c, PLATFORM.store, () => new InstanceStore(resolve(c, PLATFORM.redis)));
   provide(c, PLATFORM.logs, () => new BuildLogStream(resolve(c, PLATFORM.redis)));
   provide(c, PLATFORM.catalog, () => catalog);
-  provide(c, PLATFORM.jobs, () => {
-    const jobs = new JobQueues(resolve(c, PLATFORM.redis), config.CODEBAY_QUEUE_PREFIX, catalog);
-    registerQueueDepth(resolve(c, PLATFORM.metrics), jobs);
-    return jobs;
-  });
+  provide(c, PLATFORM.jobs, () => new JobQueues(resolve(c, PLATFORM.redis), config.CODEBAY_QUEUE_PREFIX, catalog));
   return c;
 }

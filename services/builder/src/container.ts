@@ -6,6 +6,7 @@ import {
   RegistryClient,
   buildPolicy,
   dockerFromHost,
+  registerDependencyProbes,
   jobCatalog,
   provide,
   provideValue,
@@ -57,7 +58,10 @@ export function builderContainer(config: BuilderConfig): DependencyContainer {
     const metrics = get(T.metrics);
     const redis = get(T.redis);
     const logs = get(T.logs);
-    const cache = new BuildCache(redis, new RegistryClient(registries.apiUrl, { auth: registries.pullAuth }), registries.pull);
+    const registry = new RegistryClient(registries.apiUrl, { auth: registries.pullAuth });
+    const docker = dockerFromHost(config.DOCKER_HOST);
+    registerDependencyProbes(metrics, { redis: () => redis.ping(), docker: () => docker.ping(), registry: () => registry.ping() });
+    const cache = new BuildCache(redis, registry, registries.pull);
     return new BuildInstance({
       config,
       registries,
@@ -85,7 +89,7 @@ export function builderContainer(config: BuilderConfig): DependencyContainer {
       metrics: {
         duration: new Histogram({
           name: 'codebay_build_duration_seconds',
-          help: 'Build job duration (waiting for the key, CLI build, push) by outcome: success, cached, failure, timeout, cancelled',
+          help: 'Build job duration (waiting for the key, CLI build, push) by outcome: success, cached, failure, timeout, cancelled, released (handed back: the builder stopped)',
           labelNames: ['outcome'] as const,
           buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800],
           registers: [metrics],

@@ -7,6 +7,9 @@ import {
   RegistryClient,
   jobCatalog,
   provide,
+  registerDependencyProbes,
+  registerInstanceGauges,
+  registerQueueDepth,
   provideValue,
   registrySettings,
   resolve,
@@ -15,7 +18,7 @@ import {
   type DependencyContainer,
   type Token,
 } from '@codebay/platform';
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import type { GatewayDeps } from './app.ts';
 import type { GatewayConfig } from './config.ts';
 import { EditorProxy } from './http/editor-proxy.ts';
@@ -33,6 +36,8 @@ const OWN = {
   tokens: token<TokenDirectory>('token directory'),
   instances: token<InstanceService>('instance service'),
   editor: token<EditorProxy>('editor proxy'),
+  /** The system-wide gauges (queues, instances, dependencies, followers) and the delete counter. */
+  stateMetrics: token<{ deletes: Counter }>('state metrics'),
   app: token<GatewayDeps>('gateway app dependencies'),
 };
 
@@ -69,6 +74,25 @@ export function gatewayContainer(config: GatewayConfig): DependencyContainer {
     });
   });
   provide(c, T.idempotency, () => new IdempotencyKeys(get(T.redis)));
+  provide(c, T.stateMetrics, () => {
+    // What the whole system holds (queues, instances) is reported here, once per gateway.
+    const metrics = get(T.metrics);
+    const registries = registrySettings(config);
+    const registry = new RegistryClient(registries.apiUrl, { timeoutMs: 2_000, auth: registries.pullAuth });
+    registerQueueDepth(metrics, get(T.jobs));
+    registerInstanceGauges(metrics, get(T.store));
+    registerDependencyProbes(metrics, { redis: () => get(T.redis).ping(), registry: () => registry.ping() });
+    const followers = get(T.followers);
+    new Gauge({
+      name: 'codebay_build_log_followers',
+      help: 'Clients following a build log (Server-Sent Events) on this gateway',
+      registers: [metrics],
+      collect() {
+        this.set(followers.size);
+      },
+    });
+    return { deletes: new Counter({ name: 'codebay_instance_deletes_total', help: 'Instance delete requests accepted', registers: [metrics] }) };
+  });
   provide(c, T.tokens, () => new TokenDirectory(config.adminToken, config.CODEBAY_TOKENS_FILE, get(T.logger)));
   provide(
     c,
@@ -82,6 +106,7 @@ export function gatewayContainer(config: GatewayConfig): DependencyContainer {
         artifacts: get(T.artifacts),
         idempotency: get(T.idempotency),
         logger: get(T.logger),
+        deletes: get(T.stateMetrics).deletes,
       }),
   );
   provide(c, T.editor, () => new EditorProxy({ store: get(T.store), logger: get(T.logger), origins: config.origins, key: config.CODEBAY_SECRET_KEY }));

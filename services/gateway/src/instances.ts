@@ -83,6 +83,8 @@ export interface InstanceServiceDeps {
   artifacts: ArtifactStore;
   idempotency: IdempotencyKeys;
   logger: Logger;
+  /** `codebay_instance_deletes_total` (optional: tests of other use-cases leave it out). */
+  deletes?: { inc(): void };
 }
 
 /** The gateway's use-cases on instances: create (checks, upload, record, first job), read, delete. */
@@ -261,6 +263,7 @@ export class InstanceService {
     const moved = await this.store.transition(id, ['Queued', 'Building', 'Built', 'Cached', 'Provisioning', 'Running', 'Failed'], 'Deleting');
     if (!moved.ok && moved.current !== 'Deleting' && moved.current !== 'Deleted') throw new NotFoundError(`instance ${id}`);
     await this.jobs.enqueue('deprovision', { instanceId: id });
+    if (moved.ok) this.deps.deletes?.inc();
     this.logger.info({ instanceId: id }, 'instance deletion queued');
     return this.get(id, caller);
   }

@@ -3,6 +3,7 @@ import {
   dockerFromHost,
   provide,
   provideValue,
+  registerDependencyProbes,
   resolve,
   serviceContainer,
   token,
@@ -30,6 +31,8 @@ const OWN = {
   reconciler: token<Reconciler>('reconciler'),
   /** Docker runtime only: keeps Running records true to their editor containers. */
   dockerReconciler: token<DockerReconciler>('docker reconciler'),
+  /** `codebay_reconcile_actions_total{action}`, shared by both reconcilers. */
+  reconcileActions: token<Counter<'action'>>('reconcile actions'),
 };
 
 /** The provisioner's injection tokens: every service's (PLATFORM) and its own. */
@@ -44,6 +47,11 @@ export function provisionerContainer(config: ProvisionerConfig): DependencyConta
   provide(c, T.runtime, () => {
     const runtime = createRuntime(config, { logger: get(T.logger), docker: get(T.docker) });
     const k8s = runtime.kubernetes;
+    const redis = get(T.redis);
+    registerDependencyProbes(
+      get(T.metrics),
+      k8s ? { redis: () => redis.ping(), kubernetes: () => k8s.ping() } : { redis: () => redis.ping(), docker: () => get(T.docker).ping() },
+    );
     if (k8s) {
       new Counter({
         name: 'codebay_kubernetes_requests_total',
@@ -72,6 +80,22 @@ export function provisionerContainer(config: ProvisionerConfig): DependencyConta
           buckets: [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300],
           registers: [get(T.metrics)],
         }),
+        timeToEditor: {
+          total: new Histogram({
+            name: 'codebay_time_to_editor_seconds',
+            help: 'Instance queued (or created) to its editor answering, by build cache: hit, miss, none (no build)',
+            labelNames: ['cache'] as const,
+            buckets: [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200],
+            registers: [get(T.metrics)],
+          }),
+          phases: new Histogram({
+            name: 'codebay_instance_phase_duration_seconds',
+            help: 'Time-to-editor by phase (queued, build, push, provision, editor_start) and build cache',
+            labelNames: ['phase', 'cache'] as const,
+            buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200],
+            registers: [get(T.metrics)],
+          }),
+        },
       }),
   );
   provide(
@@ -85,10 +109,21 @@ export function provisionerContainer(config: ProvisionerConfig): DependencyConta
         deletedTtlSeconds: config.DELETED_RECORD_TTL_SECONDS,
       }),
   );
+  provide(
+    c,
+    T.reconcileActions,
+    () =>
+      new Counter({
+        name: 'codebay_reconcile_actions_total',
+        help: 'What the reconcilers did: orphan_removed, vanished, reprovisioned, endpoint_updated',
+        labelNames: ['action'] as const,
+        registers: [get(T.metrics)],
+      }),
+  );
   provide(c, T.reconciler, () => {
     const { inventory } = get(T.runtime);
     if (!inventory) throw new Error(`the ${config.CODEBAY_RUNTIME} runtime has nothing to reconcile`);
-    return new Reconciler(get(T.store), inventory, get(T.logger));
+    return new Reconciler(get(T.store), inventory, get(T.logger), get(T.reconcileActions));
   });
   provide(
     c,
@@ -103,6 +138,7 @@ export function provisionerContainer(config: ProvisionerConfig): DependencyConta
         publishHost: config.EDITOR_PUBLISH_HOST,
         editorPort: DOCKER_EDITOR_PORT,
         sweepIntervalMs: config.RECONCILE_INTERVAL_SECONDS * 1000,
+        actions: get(T.reconcileActions),
       }),
   );
   return c;

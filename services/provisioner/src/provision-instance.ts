@@ -2,6 +2,7 @@ import { PermanentError, TransientError, type InstanceRecord, type InstanceStatu
 import { createMasker, type InstanceStore, type Logger } from '@codebay/platform';
 import type { Histogram } from 'prom-client';
 import type { RuntimeDriver } from './runtime/driver.ts';
+import { timeToEditor } from './time-to-editor.ts';
 
 const mask = createMasker();
 
@@ -25,6 +26,8 @@ export interface ProvisionInstanceDeps {
   logger: Logger;
   /** `codebay_provision_duration_seconds{outcome}`. */
   duration: Histogram<'outcome'>;
+  /** `codebay_time_to_editor_seconds{cache}` and `codebay_instance_phase_duration_seconds{phase,cache}`, at an instance's first Running. */
+  timeToEditor?: { total: Histogram<'cache'>; phases: Histogram<'phase' | 'cache'> };
 }
 
 export class ProvisionInstance {
@@ -32,9 +35,10 @@ export class ProvisionInstance {
   private readonly driver: RuntimeDriver;
   private readonly logger: Logger;
   private readonly duration: Histogram<'outcome'>;
+  private readonly timeToEditor: ProvisionInstanceDeps['timeToEditor'];
 
   constructor(deps: ProvisionInstanceDeps) {
-    ({ store: this.store, driver: this.driver, logger: this.logger, duration: this.duration } = deps);
+    ({ store: this.store, driver: this.driver, logger: this.logger, duration: this.duration, timeToEditor: this.timeToEditor } = deps);
   }
 
   /**
@@ -90,6 +94,14 @@ export class ProvisionInstance {
         return;
       }
       this.duration.observe({ outcome: 'success' }, (Date.now() - started) / 1000);
+      // Time-to-editor once per instance: a container started again (the reconciler's) is not a new instance.
+      if (this.timeToEditor && !record.runningAt) {
+        const measured = timeToEditor((await this.store.get(instanceId)) ?? record);
+        if (measured) {
+          this.timeToEditor.total.observe({ cache: measured.cache }, measured.total);
+          for (const [phase, seconds] of Object.entries(measured.phases)) this.timeToEditor.phases.observe({ phase, cache: measured.cache }, seconds);
+        }
+      }
       this.logger.info({ instanceId, seconds: (Date.now() - started) / 1000 }, 'instance running');
     } catch (err) {
       // Shown to the user (`error`): credential-shaped strings from the container's own log are masked.

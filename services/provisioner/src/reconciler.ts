@@ -36,6 +36,8 @@ export class Reconciler {
     private readonly store: InstanceStore,
     private readonly runtime: RuntimeInventory,
     private readonly logger: Logger,
+    /** `codebay_reconcile_actions_total{action}`: orphan_removed, vanished. */
+    private readonly actions?: { inc(labels: { action: string }): void },
   ) {}
 
   async run(dryRun: boolean): Promise<ReconcileReport> {
@@ -49,7 +51,10 @@ export class Reconciler {
       });
       if (record === 'unreadable' || (record && MAY_HOLD_OBJECTS.includes(record.status))) continue;
       report.orphans.push(id);
-      if (!dryRun) await this.runtime.removeAll(id);
+      if (!dryRun) {
+        await this.runtime.removeAll(id);
+        this.actions?.inc({ action: 'orphan_removed' });
+      }
     }
     const roots = await this.runtime.rootIds();
     const records = await this.store.many(await this.store.allIds());
@@ -57,9 +62,10 @@ export class Reconciler {
       if (!HOLDS_OBJECTS.includes(record.status) || !record.runtime || !this.runtime.holds(record.runtime) || roots.has(record.id)) continue;
       report.vanished.push(record.id);
       if (!dryRun) {
-        await this.store.transition(record.id, HOLDS_OBJECTS, 'Failed', {
+        const failed = await this.store.transition(record.id, HOLDS_OBJECTS, 'Failed', {
           failure: { phase: 'provision', reason: 'the instance objects vanished from the cluster' },
         });
+        if (failed.ok) this.actions?.inc({ action: 'vanished' });
       }
     }
     if (report.orphans.length > 0 || report.vanished.length > 0) this.logger.info(report, dryRun ? 'reconcile (dry run)' : 'reconciled');

@@ -16,6 +16,8 @@ export interface DockerReconcilerDeps {
   editorPort: number;
   /** Full pass over every Running record, besides the events (ms; 0: events and start-up only). */
   sweepIntervalMs: number;
+  /** `codebay_reconcile_actions_total{action}`: vanished, reprovisioned, endpoint_updated. */
+  actions?: { inc(labels: { action: string }): void };
 }
 
 interface ContainerState {
@@ -89,13 +91,17 @@ export class DockerReconciler {
       const done = await store.transition(instanceId, ['Running'], 'Failed', {
         failure: { phase: 'provision', reason: 'the editor container was removed' },
       });
-      if (done.ok) logger.warn({ instanceId }, 'editor container removed: instance Failed');
+      if (done.ok) {
+        this.deps.actions?.inc({ action: 'vanished' });
+        logger.warn({ instanceId }, 'editor container removed: instance Failed');
+      }
       return done.ok ? 'vanished' : 'skipped';
     }
     if (state.running) {
       const endpoint = state.hostPort ? `http://${this.deps.publishHost}:${state.hostPort}` : undefined;
       if (!endpoint || endpoint === record.runtime.endpoint) return 'running';
       await store.patch(instanceId, { runtime: { ...record.runtime, endpoint } });
+      this.deps.actions?.inc({ action: 'endpoint_updated' });
       logger.info({ instanceId, endpoint }, 'editor container restarted on another port: endpoint updated');
       return 'endpoint-updated';
     }
@@ -107,6 +113,7 @@ export class DockerReconciler {
     });
     if (!moved.ok) return 'skipped';
     await this.deps.jobs.enqueue('provision', { instanceId });
+    this.deps.actions?.inc({ action: 'reprovisioned' });
     logger.warn({ instanceId, exitCode: state.exitCode }, 'editor container stopped: provisioning it again');
     return 'reprovisioning';
   }

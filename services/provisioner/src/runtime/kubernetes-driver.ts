@@ -7,6 +7,7 @@ import {
   PatchStrategy,
   Watch,
   type KubeConfig,
+  VersionApi,
   type KubernetesObject,
   type V1Deployment,
   type V1Pod,
@@ -89,6 +90,11 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
     } catch (err) {
       throw classifyApiError(err, `apply ${obj.kind} ${obj.metadata?.name}`);
     }
+  }
+
+  /** Resolves when the API server answers (`/version`); for `codebay_dependency_up{dependency="kubernetes"}`. */
+  async ping(): Promise<void> {
+    await this.kc.makeApiClient(VersionApi).getCode();
   }
 
   async provision(record: InstanceRecord): Promise<Provisioned> {
