@@ -21,7 +21,7 @@ import zlib from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 
 import { freePort } from '../support/ports.ts';
-import { waitFor } from '../support/wait.ts';
+import { pidAlive, waitFor } from '../support/wait.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const LAUNCHER = path.join(REPO, 'packages', 'editor', 'launcher', 'launcher.mjs');
@@ -62,15 +62,6 @@ async function portClosed(port: number): Promise<boolean> {
 function readLines(file: string): string[] {
   if (!fs.existsSync(file)) return [];
   return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** A minimal .vsix (a zip, stored entries) with one extension/package.json. */

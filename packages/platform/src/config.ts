@@ -42,6 +42,12 @@ export const commonEnvSchema = z.object({
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Content-addressed upload store shared by gateway and builders. */
   CODEBAY_ARTIFACT_DIR: z.string().min(1).default('/var/lib/codebay/artifacts'),
+  /**
+   * On SIGTERM: how long work in progress may go on (a job finishing, open requests ending)
+   * before it is handed back (a job returns to its queue, unused attempt) and the process exits.
+   * Keep it under the orchestrator's grace period (Kubernetes' terminationGracePeriodSeconds).
+   */
+  SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().nonnegative().default(20),
 });
 export type CommonConfig = z.infer<typeof commonEnvSchema>;
 

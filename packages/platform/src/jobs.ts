@@ -10,7 +10,7 @@ import {
   type JobPayload,
   type JobsOf,
 } from '@codebay/contracts';
-import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { z } from 'zod';
 import { envInt } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -100,7 +100,7 @@ export interface JobContext {
   /** 1 for the first attempt. */
   attempt: number;
   maxAttempts: number;
-  /** Aborted when the attempt's time limit passes (reason: a `TimeoutError`) or the worker closes. */
+  /** Aborted when the attempt's time limit passes (reason: a `TimeoutError`) or its worker stops and the grace period is over (a `ShutdownError`: see `isShutdown`). */
   signal: AbortSignal;
 }
 
@@ -148,28 +148,55 @@ export function checkHandlers(consumer: JobConsumer, kinds: readonly string[], c
   if (unknown.length > 0) throw new Error(`${consumer}: handler(s) for ${unknown.join(', ')}, which the catalog does not give the ${consumer}`);
 }
 
+/** The reason a job's signal aborts when its worker is stopping and the grace period ran out. */
+export class ShutdownError extends Error {
+  override name = 'ShutdownError';
+}
+
+/** True when an attempt's signal was aborted because its worker is shutting down (see `WorkerPool.close`). */
+export const isShutdown = (signal: AbortSignal): boolean => signal.aborted && (signal.reason as Error | undefined)?.name === 'ShutdownError';
+
+/** The workers of one process, and how they stop. */
+export interface WorkerPool {
+  workers: Worker[];
+  /**
+   * Stops taking jobs at once; a job already running may finish within `graceMs`. After that its
+   * signal aborts with a `ShutdownError`, and the job goes back to waiting for another worker
+   * without using an attempt (the handler only has to stop and leave its instance claimable).
+   * Resolves when every worker has closed.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
 /**
  * Starts one BullMQ worker per job kind the consumer runs. Each parses the payload with the
  * catalog's schema (a bad one fails for good), applies the kind's time limit to the
  * attempt's signal, turns a `PermanentError` into BullMQ's `UnrecoverableError`, logs
  * failures, and hands a job that will not run again to the handler's `settleFinalFailure`.
  */
-export function startWorkers<C extends JobConsumer>(consumer: C, handlers: WorkerHandlers<C>, settings: WorkerSettings): Worker[] {
+export function startWorkers<C extends JobConsumer>(consumer: C, handlers: WorkerHandlers<C>, settings: WorkerSettings): WorkerPool {
   checkHandlers(consumer, Object.keys(handlers), settings.catalog);
   const { logger } = settings;
-  return (jobsOf(consumer, settings.catalog) as JobKind[]).map((kind) => {
+  const shutdown = new AbortController();
+  const workers = (jobsOf(consumer, settings.catalog) as JobKind[]).map((kind) => {
     const def = settings.catalog[kind];
     const handler = (handlers as unknown as Record<JobKind, JobHandler<JobKind>>)[kind];
     const worker = new Worker(
       def.queue,
-      async (job: Job, _token?: string, signal?: AbortSignal) => {
+      async (job: Job, token?: string, signal?: AbortSignal) => {
         const parsed = def.payload.safeParse(job.data);
         if (!parsed.success) throw new UnrecoverableError(`bad ${kind} job payload: ${z.prettifyError(parsed.error)}`);
-        const limits = [signal, def.timeoutMs ? AbortSignal.timeout(def.timeoutMs) : undefined].filter((s) => s !== undefined);
+        const limits = [signal, shutdown.signal, def.timeoutMs ? AbortSignal.timeout(def.timeoutMs) : undefined].filter((s) => s !== undefined);
         const ctx: JobContext = { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1, signal: AbortSignal.any(limits) };
         try {
           await handler.run(parsed.data, ctx);
         } catch (err) {
+          if (isShutdown(ctx.signal) && token) {
+            // Back to waiting, attempts untouched: the next worker runs it as if this one never had.
+            await job.moveToWait(token);
+            logger.info({ job: kind, ...parsed.data }, `${kind} job released: this worker is shutting down`);
+            throw new WaitingError();
+          }
           if (err instanceof PermanentError) throw new UnrecoverableError(err.message);
           throw err;
         }
@@ -196,4 +223,16 @@ export function startWorkers<C extends JobConsumer>(consumer: C, handlers: Worke
     worker.on('error', (err) => logger.error({ job: kind, err: err.message }, `${kind} worker error`));
     return worker;
   });
+  return {
+    workers,
+    async close(graceMs) {
+      const closing = Promise.all(workers.map((w) => w.close()));
+      const timer = setTimeout(() => shutdown.abort(new ShutdownError(`the worker is shutting down (grace period of ${graceMs / 1000} s over)`)), graceMs);
+      try {
+        await closing;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
 }

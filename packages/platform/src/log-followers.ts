@@ -45,6 +45,7 @@ export class LogFollowers {
   private blocking: Redis | undefined;
   private loop: Promise<void> | undefined;
   private stopped = false;
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly redis: Redis,
@@ -53,6 +54,11 @@ export class LogFollowers {
 
   get size(): number {
     return this.followers.size;
+  }
+
+  /** Aborts when `close()` begins: whoever serves a follower ends its response (the client resumes elsewhere). */
+  get closed(): AbortSignal {
+    return this.closing.signal;
   }
 
   /** Followers of one instance's log right now. */
@@ -80,6 +86,7 @@ export class LogFollowers {
 
   async close(): Promise<void> {
     this.stopped = true;
+    this.closing.abort();
     this.followers.clear();
     this.blocking?.disconnect();
     await this.loop?.catch(() => undefined);

@@ -13,6 +13,7 @@ import { launchFromImageLabels } from '@codebay/devcontainer';
 import {
   buildArgValues,
   createMasker,
+  isShutdown,
   type BuildCache,
   type CachedBuilds,
   type BuildLogStream,
@@ -152,7 +153,7 @@ export class BuildInstance {
     const stopWatching = this.watchForDelete(instanceId, cancel);
     const combined = AbortSignal.any([signal, cancel.signal]);
     const started = process.hrtime.bigint();
-    const observe = (outcome: BuildOutcome | 'timeout') => metrics.duration.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+    const observe = (outcome: BuildOutcome | 'timeout' | 'released') => metrics.duration.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
     metrics.inProgress.inc();
     try {
       const outcome = await this.build(record, attempt, combined, log);
@@ -185,7 +186,14 @@ export class BuildInstance {
   private async settleFailure(
     record: InstanceRecord,
     err: unknown,
-    ctx: { attempt: number; maxAttempts: number; signal: AbortSignal; cancelled: boolean; log: LogBatcher; observe: (o: BuildOutcome | 'timeout') => void },
+    ctx: {
+      attempt: number;
+      maxAttempts: number;
+      signal: AbortSignal;
+      cancelled: boolean;
+      log: LogBatcher;
+      observe: (o: BuildOutcome | 'timeout' | 'released') => void;
+    },
   ): Promise<void> {
     const { store, logs, logger, config } = this.deps;
     const id = record.id;
@@ -197,6 +205,15 @@ export class BuildInstance {
       ctx.observe('cancelled');
       logger.info({ instanceId: id }, reason);
       return;
+    }
+    if (isShutdown(ctx.signal)) {
+      // This builder is stopping: the job goes back to the queue (startWorkers) and another builder starts it afresh.
+      ctx.log.push('codebay: this builder is shutting down: the build goes back to the queue for another builder');
+      await ctx.log.drain();
+      await store.transition(id, ['Building'], 'Queued', { localImage: null });
+      ctx.observe('released');
+      logger.info({ instanceId: id }, 'build released: the builder is shutting down');
+      throw err;
     }
     const timedOut = ctx.signal.aborted && (ctx.signal.reason as Error | undefined)?.name === 'TimeoutError';
     // Shown to users (build-status, the instance's `error`): masked like every log line.

@@ -40,9 +40,14 @@ const workers = startWorkers(
 const ops = await startOpsServer(config.METRICS_HOST, config.METRICS_PORT, resolve(c, T.metrics), () => images.ping());
 logger.info({ dockerHost: config.DOCKER_HOST, registry: { pull: registries.pull, push: registries.push }, metrics: config.METRICS_PORT }, 'builder ready');
 
-installShutdown(logger, [
-  ...workers.map((w) => () => w.close()),
-  () => jobs.close(),
-  () => new Promise<void>((done) => ops.close(() => done())),
-  () => redis.quit(),
-]);
+installShutdown(
+  logger,
+  [
+    // Stop taking jobs; one running gets the grace period, then goes back to its queue.
+    () => workers.close(config.SHUTDOWN_GRACE_SECONDS * 1000),
+    () => jobs.close(),
+    () => new Promise<void>((done) => ops.close(() => done())),
+    () => redis.quit(),
+  ],
+  (config.SHUTDOWN_GRACE_SECONDS + 10) * 1000,
+);

@@ -71,7 +71,12 @@ export function createApp(deps: GatewayDeps): Express {
     res.json({ status: 'ok' });
   };
   app.get(['/health', '/healthz', '/api/health'], health);
+  // Ready: Redis answers and the process is not shutting down (main.ts sets `app.locals.draining`).
   app.get(['/readyz', '/api/readyz'], async (_req, res) => {
+    if (app.locals.draining === true) {
+      res.status(503).json({ status: 'shutting down' });
+      return;
+    }
     const ok = await redis.ping().then(
       (p) => p === 'PONG',
       () => false,

@@ -37,15 +37,23 @@ server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
 deps.editor.attach(server);
 
-installShutdown(logger, [
-  () =>
-    new Promise<void>((done) => {
-      server.close(() => done());
-      server.closeIdleConnections();
-      setTimeout(() => server.closeAllConnections(), 2_000).unref();
-    }),
-  async () => deps.editor.close(),
-  () => deps.followers.close(),
-  () => resolve(c, T.jobs).close(),
-  () => deps.redis.quit(),
-]);
+installShutdown(
+  logger,
+  [
+    // Not ready from now on; no new connections; requests in flight get the grace period.
+    // Long-lived streams end at once (build-log followers resume on another gateway from their
+    // last event, editors reconnect).
+    () =>
+      new Promise<void>((done) => {
+        app.locals.draining = true;
+        server.close(() => done());
+        server.closeIdleConnections();
+        void deps.followers.close();
+        deps.editor.close();
+        setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_GRACE_SECONDS * 1000).unref();
+      }),
+    () => resolve(c, T.jobs).close(),
+    () => deps.redis.quit(),
+  ],
+  (config.SHUTDOWN_GRACE_SECONDS + 10) * 1000,
+);

@@ -59,12 +59,17 @@ if (runtime.inventory && config.RECONCILE_INTERVAL_SECONDS > 0) {
 const dockerReconciler = config.CODEBAY_RUNTIME === 'docker' ? resolve(c, T.dockerReconciler) : undefined;
 await dockerReconciler?.start();
 
-installShutdown(logger, [
-  async () => clearInterval(reconcileTimer),
-  async () => dockerReconciler?.stop(),
-  ...workers.map((w) => () => w.close()),
-  async () => runtime.driver.stop?.(),
-  () => jobs.close(),
-  () => new Promise<void>((done) => ops.close(() => done())),
-  () => redis.quit(),
-]);
+installShutdown(
+  logger,
+  [
+    async () => clearInterval(reconcileTimer),
+    async () => dockerReconciler?.stop(),
+    // Stop taking jobs; one running gets the grace period, then goes back to its queue.
+    () => workers.close(config.SHUTDOWN_GRACE_SECONDS * 1000),
+    async () => runtime.driver.stop?.(),
+    () => jobs.close(),
+    () => new Promise<void>((done) => ops.close(() => done())),
+    () => redis.quit(),
+  ],
+  (config.SHUTDOWN_GRACE_SECONDS + 10) * 1000,
+);

@@ -1,5 +1,5 @@
 import { PermanentError, TransientError, type InstanceRecord, type InstanceStatus } from '@codebay/contracts';
-import { createMasker, type InstanceStore, type Logger } from '@codebay/platform';
+import { createMasker, isShutdown, type InstanceStore, type Logger } from '@codebay/platform';
 import type { Histogram } from 'prom-client';
 import type { RuntimeDriver } from './runtime/driver.ts';
 import { timeToEditor } from './time-to-editor.ts';
@@ -104,6 +104,12 @@ export class ProvisionInstance {
       }
       this.logger.info({ instanceId, seconds: (Date.now() - started) / 1000 }, 'instance running');
     } catch (err) {
+      if (isShutdown(signal)) {
+        // This provisioner is stopping: the job goes back to the queue; the next attempt claims the
+        // instance from Provisioning and replaces whatever this one created.
+        this.logger.info({ instanceId }, 'provisioning released: the provisioner is shutting down');
+        throw err;
+      }
       // Shown to the user (`error`): credential-shaped strings from the container's own log are masked.
       const reason = mask((err as Error).message);
       const willRetry = !(err instanceof PermanentError) && attempt < maxAttempts;

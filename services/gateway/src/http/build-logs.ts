@@ -60,6 +60,7 @@ export async function followBuildLogs(req: Request, res: Response, record: Insta
       subscription.close();
       clearInterval(heartbeat);
       req.off('close', onClose);
+      followers.closed.removeEventListener('abort', onClose);
       if (cutOff) res.destroy();
       else res.end();
       resolve();
@@ -68,5 +69,8 @@ export async function followBuildLogs(req: Request, res: Response, record: Insta
       finish();
     }
     req.on('close', onClose);
+    // The gateway is shutting down: the stream ends, and the client resumes from its last event on another.
+    if (followers.closed.aborted) finish();
+    else followers.closed.addEventListener('abort', onClose);
   });
 }

@@ -96,6 +96,7 @@ export interface EditorProxyDeps {
 }
 
 export class EditorProxy {
+  private readonly upgraded = new Set<Duplex>();
   // An editor's cookies stay host-only: a Domain attribute it sets would reach every instance's host.
   private readonly proxy = httpProxy.createProxyServer({ ws: true, xfwd: true, changeOrigin: false, cookieDomainRewrite: { '*': '' } });
   private readonly hostPattern: RegExp;
@@ -257,6 +258,8 @@ export class EditorProxy {
   /** WebSocket upgrades for the editor (the workbench's remote connection, terminals). */
   attach(server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.upgraded.add(socket);
+      socket.once('close', () => this.upgraded.delete(socket));
       const refuse = (status: number, text: string) => {
         socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       };
@@ -276,7 +279,9 @@ export class EditorProxy {
     });
   }
 
+  /** Ends every proxied WebSocket (the workbench reconnects, to another gateway when this one stops). */
   close(): void {
+    for (const socket of this.upgraded) socket.destroy();
     this.proxy.close();
   }
 }
