@@ -52,7 +52,10 @@ run_dir=${CODEBAY_RUN_DIR:-$state/run}
 mkdir -p "$run_dir"
 service_env() { # SERVICE: each service holds only its own secrets
   case $1 in
-    gateway) unset REGISTRY_PUSH_AUTH ;;
+    gateway)
+      export METRICS_PORT=${GATEWAY_METRICS_PORT:-9103}
+      unset REGISTRY_PUSH_AUTH
+      ;;
     builder)
       export METRICS_PORT=${BUILDER_METRICS_PORT:-9101}
       unset CODEBAY_ADMIN_TOKEN CODEBAY_SECRET_KEY
@@ -112,7 +115,7 @@ codebay is starting:
   user tokens  node services/gateway/dist/add-token.js --user NAME --file $CODEBAY_TOKENS_FILE
   editors    http://<instance id>.localhost:$GATEWAY_PORT/   (one origin per instance; the API's url field leads there)
   health     http://127.0.0.1:$GATEWAY_PORT/health
-  metrics    http://127.0.0.1:$GATEWAY_PORT/metrics, :${BUILDER_METRICS_PORT:-9101}/metrics, :${PROVISIONER_METRICS_PORT:-9102}/metrics
+  metrics    http://127.0.0.1:${GATEWAY_METRICS_PORT:-9103}/metrics, :${BUILDER_METRICS_PORT:-9101}/metrics, :${PROVISIONER_METRICS_PORT:-9102}/metrics
 Ctrl-C stops the services (\`bash deploy/local/components.sh down\` stops Redis, the daemons and the registries).
 
 MSG

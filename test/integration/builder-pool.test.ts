@@ -251,7 +251,7 @@ describe('builder pool: build once, two builders, two daemons', () => {
     expect(value(metrics, 'codebay_build_duration_seconds_count', ['outcome="success"'])).toBeGreaterThan(0);
     expect(value(metrics, 'codebay_builds_in_progress', [])).toBe(0);
     expect(value(metrics, 'codebay_build_cache_lookups_total', ['result="miss"'])).toBeGreaterThan(0);
-    const gateway = await (await fetch(`${stack.url}/metrics`)).text();
+    const gateway = await (await fetch(`http://127.0.0.1:${stack.metricsPorts.gateway}/metrics`)).text();
     expect(value(gateway, 'codebay_build_cache_lookups_total', ['result="hit"'])).toBeGreaterThan(0);
     expect(value(gateway, 'codebay_queue_jobs', ['queue="codebay-build"', 'state="completed"'])).toBeGreaterThan(0);
   });

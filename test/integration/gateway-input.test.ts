@@ -792,15 +792,18 @@ describe('gateway: bad input creates nothing', () => {
     await health.arrayBuffer();
   });
 
-  it('health, readiness and metrics need no token', async () => {
-    for (const path of ['/health', '/healthz', '/api/health', '/readyz', '/api/readyz', '/metrics', '/']) {
+  it('health and readiness need no token; metrics are not on the public port but on a port of their own', async () => {
+    for (const path of ['/health', '/healthz', '/api/health', '/readyz', '/api/readyz', '/']) {
       const res = await api(path, { token: null });
       expect(res.status, path).toBe(200);
       expect(res.headers.get('x-powered-by'), path).toBeNull();
       expect(res.headers.get('x-request-id'), path).toBeTruthy();
       await res.arrayBuffer();
     }
-    const metrics = await (await api('/metrics', { token: null })).text();
+    const exposed = await api('/metrics', { token: null });
+    expect(exposed.status).not.toBe(200);
+    expect(await exposed.text()).not.toContain('codebay_');
+    const metrics = await (await fetch(`http://127.0.0.1:${stack.metricsPorts.gateway}/metrics`)).text();
     expect(metrics).toContain('codebay_gateway_up');
     expect(metrics).toContain('codebay_http_request_duration_seconds');
   });

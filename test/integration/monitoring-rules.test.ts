@@ -146,8 +146,9 @@ describe('monitoring assets (deploy/monitoring)', () => {
     // job = the pods' app.kubernetes.io/name, the job names of the rules and prometheus.yml.
     expect(podMonitor).toMatch(/^ {2}jobLabel: app\.kubernetes\.io\/name$/m);
     for (const job of JOBS) expect(podMonitor).toContain(`- ${job}\n`);
-    expect(podMonitor).toMatch(/port: http$/m);
+    // Every service's own metrics port, never the gateway's public one.
     expect(podMonitor).toMatch(/port: metrics$/m);
+    expect(podMonitor).not.toMatch(/port: http$/m);
 
     const dir = mkdtempSync(join(tmp, 'rendered-'));
     const rendered = specOf(rule!.replace(/^\n/, ''));

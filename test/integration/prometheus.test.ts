@@ -73,7 +73,7 @@ describe('metrics on a real Prometheus during a build burst', () => {
         'global: { scrape_interval: 1s, evaluation_interval: 1s }',
         `rule_files: [${JSON.stringify(RULES)}]`,
         'scrape_configs:',
-        `  - { job_name: codebay-gateway, static_configs: [{ targets: ["${target(stack.ports.gateway!)}"] }] }`,
+        `  - { job_name: codebay-gateway, static_configs: [{ targets: ["${target(stack.metricsPorts.gateway!)}"] }] }`,
         `  - { job_name: codebay-builder, static_configs: [{ targets: ["${target(stack.ports.builder!)}"] }] }`,
         `  - { job_name: codebay-provisioner, static_configs: [{ targets: ["${target(stack.ports.provisioner!)}"] }] }`,
       ].join('\n'),

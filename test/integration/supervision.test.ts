@@ -47,6 +47,7 @@ describe('npm start supervises its services', () => {
         REDIS_URL: c.redisUrl,
         GATEWAY_PORT: String(gatewayPort),
         BUILDER_METRICS_PORT: String(builderMetrics),
+        GATEWAY_METRICS_PORT: String(await freePort()),
         PROVISIONER_METRICS_PORT: String(await freePort()),
         CODEBAY_RUN_DIR: join(work, 'run'),
         CODEBAY_ARTIFACT_DIR: join(work, 'artifacts'),

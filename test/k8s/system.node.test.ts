@@ -222,6 +222,10 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     expect(await probe('registry.container-registry.svc.cluster.local', 5000)).toBe('closed');
     expect(await probe(d.node.ingressIp, 32000)).toBe('closed');
     expect(await probe(builderIp, 9101)).toBe('closed');
+    // The gateway's metrics port: not the public one, and not open to instances.
+    const [gatewayPod] = await pods(PLATFORM_NS, 'app.kubernetes.io/name=codebay-gateway');
+    expect(await probe(gatewayPod!.status.podIP!, 8080)).toBe('open');
+    expect(await probe(gatewayPod!.status.podIP!, 9103)).toBe('closed');
     expect(await probe('kubernetes.default.svc.cluster.local', 443)).toBe('closed');
     expect(await probe(d.node.ingressIp, 16443)).toBe('closed');
     // The host's own public address (deploy.sh's INSTANCE_EGRESS_EXCEPT): a port listening there

@@ -35,6 +35,8 @@ export interface Stack {
   processes: Map<string, ChildProcess>;
   /** HTTP port of each process (the gateway's API, the workers' /metrics), by label. */
   ports: Record<string, number>;
+  /** Where each process serves /metrics, by label (the gateway on a port of its own; the workers' is `ports`). */
+  metricsPorts: Record<string, number>;
   /** Stops one process (SIGTERM, or SIGKILL to simulate a crash). */
   stopService(label: string, signal?: NodeJS.Signals): Promise<void>;
   /** Starts a service; with `as`, one more process of it under that label, with `env` on top of the stack's. */
@@ -79,14 +81,16 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
   };
   const ports: Record<string, number> = { gateway: gatewayPort, builder: builderMetrics, provisioner: provisionerMetrics };
   const processes = new Map<string, ChildProcess>();
+  const metricsPorts: Record<string, number> = {};
   mkdirSync(LOG_DIR, { recursive: true });
 
   const startService = async (name: ServiceName, extra: { as?: string; env?: NodeJS.ProcessEnv } = {}) => {
     const label = extra.as ?? name;
     ports[label] ??= await freePort();
+    metricsPorts[label] ??= name === 'gateway' ? await freePort() : ports[label];
     const log = createWriteStream(join(LOG_DIR, `${runId}-${label}.log`), { flags: 'a' });
     // One process per service, the compiled build (`pnpm build`) run by node itself, so a signal reaches the service.
-    const own: NodeJS.ProcessEnv = { ...env, ...extra.env, METRICS_PORT: String(ports[label]) };
+    const own: NodeJS.ProcessEnv = { ...env, ...extra.env, METRICS_PORT: String(metricsPorts[label]) };
     for (const k of WITHHELD[name]) delete own[k];
     const child = spawn(process.execPath, ['--enable-source-maps', join(ROOT, 'services', name, 'dist/main.js')], {
       cwd: ROOT,
@@ -129,6 +133,7 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     env,
     processes,
     ports,
+    metricsPorts,
     startService,
     stopService,
     async stop() {

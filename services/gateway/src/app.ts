@@ -92,10 +92,6 @@ export function createApp(deps: GatewayDeps): Express {
   app.get(['/docs', '/api/docs'], (_req, res) => {
     res.type('html').send(page);
   });
-  app.get('/metrics', async (_req, res) => {
-    res.setHeader('content-type', metrics.contentType);
-    res.send(await metrics.metrics());
-  });
 
   // An instance fetching its own workspace upload (Kubernetes first start), with its own seeding token.
   app.get('/seed/instances/:id', workspaceSeedHandler(deps.store, deps.config.CODEBAY_SECRET_KEY, deps.artifacts));

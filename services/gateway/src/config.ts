@@ -22,6 +22,9 @@ const schema = commonEnvSchema
   .extend({
     GATEWAY_HOST: z.string().default('127.0.0.1'),
     GATEWAY_PORT: envInt(8080),
+    /** Prometheus metrics (`/metrics`) on a port of their own, never the public one: they tell how busy the system is. */
+    METRICS_HOST: z.string().default('127.0.0.1'),
+    METRICS_PORT: envInt(9103),
     /** Where users reach codebay; instance and log URLs are built from it. */
     PUBLIC_URL: z.string().url().optional(),
     BASE_DOMAIN: z.string().default('vscode.local'),

@@ -1,4 +1,4 @@
-import { installShutdown, resolve } from '@codebay/platform';
+import { installShutdown, resolve, startOpsServer } from '@codebay/platform';
 import { createApp } from './app.ts';
 import { loadConfig } from './config.ts';
 import { T, gatewayContainer } from './container.ts';
@@ -36,6 +36,10 @@ server.listen(config.GATEWAY_PORT, config.GATEWAY_HOST, () => {
 server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
 deps.editor.attach(server);
+// Prometheus scrapes a port of its own (not exposed through the ingress).
+const ops = await startOpsServer(config.METRICS_HOST, config.METRICS_PORT, deps.metrics, () =>
+  deps.redis.ping().then((p) => p === 'PONG'),
+);
 
 installShutdown(
   logger,
@@ -53,6 +57,7 @@ installShutdown(
         setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_GRACE_SECONDS * 1000).unref();
       }),
     () => resolve(c, T.jobs).close(),
+    () => new Promise<void>((done) => ops.close(() => done())),
     () => deps.redis.quit(),
   ],
   (config.SHUTDOWN_GRACE_SECONDS + 10) * 1000,

@@ -153,13 +153,6 @@ export function openApiDocument(publicUrl: string): Json {
       '/readyz': {
         get: { ...open, summary: 'Readiness (Redis reachable)', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } },
       },
-      '/metrics': {
-        get: {
-          ...open,
-          summary: 'Prometheus metrics',
-          responses: { '200': { description: 'text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } } },
-        },
-      },
       '/openapi.json': { get: { ...open, summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
       '/docs': { get: { ...open, summary: 'This document as a page', responses: { '200': { description: 'HTML' } } } },
       '/': { get: { ...open, summary: 'Service description', responses: { '200': { description: 'name and description' } } } },
