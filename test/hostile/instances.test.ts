@@ -344,11 +344,17 @@ describe('hostile tenant: from an instance of its own', () => {
       expect(r.stdout + r.stderr).toMatch(message);
     });
 
-    it('root has neither CAP_NET_ADMIN nor CAP_SYS_ADMIN nor CAP_SYS_PTRACE', async () => {
+    it('root has neither CAP_NET_ADMIN nor CAP_SYS_ADMIN nor CAP_SYS_PTRACE nor CAP_NET_RAW', async () => {
       const r = await inAttacker('sudo -n grep CapEff /proc/self/status');
       expect(r.code).toBe(0);
       const caps = BigInt(`0x${r.stdout.trim().split(/\s+/)[1]}`);
-      for (const bit of [12n, 21n, 19n]) expect((caps >> bit) & 1n).toBe(0n);
+      for (const bit of [12n, 21n, 19n, 13n]) expect((caps >> bit) & 1n).toBe(0n);
+    });
+
+    it('root cannot open a raw socket (forged addresses on the instance network)', async () => {
+      const r = await inAttacker(`sudo -n perl -MSocket -e 'socket(my $s, PF_INET, SOCK_RAW, 6) or die "refused: $!\\n"; print "raw ok\\n"'`);
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toContain('refused: Operation not permitted');
     });
 
     it('root sees only the instance’s own processes, none of this machine’s', async () => {

@@ -340,6 +340,8 @@ export class DockerDriver implements RuntimeDriver {
         NanoCpus: Math.max(parseCpu(r.cpu_limit) ?? 1000, this.opts.startCpuMillis) * 1_000_000,
         CpuShares: Math.max(2, Math.round(((parseCpu(r.cpu_request) ?? 200) * 1024) / 1000)),
         PidsLimit: 4096,
+        // No raw sockets (forged packets on the instance's network), as on Kubernetes.
+        CapDrop: ['NET_RAW'],
         RestartPolicy: { Name: 'unless-stopped' },
         Init: true,
       },
