@@ -43,7 +43,7 @@ describe('builders stop gracefully', () => {
   it('a build still running when the grace period ends goes back to the queue, attempts unused, and another builder completes it', async () => {
     await stack.startService('builder', { as: 'builder-a', env: { BUILDER_NAME: 'builder-a', SHUTDOWN_GRACE_SECONDS: '2' } });
     const marker = `release-${salt()}`;
-    const inst = await createFromWorkspace(stack, user, await buildOf(marker, 20));
+    const inst = await createFromWorkspace(stack, user, await buildOf(marker, 10));
     await untilRunning(marker);
     const t0 = Date.now();
     await stack.stopService('builder-a', 'SIGTERM');
