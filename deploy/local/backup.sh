@@ -54,10 +54,15 @@ create() {
   REDISCLI_AUTH=$(cat "$STATE/redis.password") redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --no-auth-warning --rdb "$dir/redis.rdb" >/dev/null ||
     die "redis-cli --rdb failed: is Redis running on 127.0.0.1:$REDIS_PORT?"
   log "registry storage ($STATE/registry)"
-  tar -C "$STATE" --exclude='*/_uploads/*' -cf "$dir/registry.tar" registry
+  # A file that changes while it is read (a push, an upload) is expected: tar says so and exits 1.
+  local rc=0
+  tar -C "$STATE" --warning=no-file-changed --exclude='*/_uploads/*' -cf "$dir/registry.tar" registry || rc=$?
+  ((rc <= 1)) || die "tar of $STATE/registry failed ($rc)"
   log "workspace uploads ($STATE/artifacts)"
   mkdir -p "$STATE/artifacts"
-  tar -C "$STATE" -cf "$dir/artifacts.tar" artifacts
+  rc=0
+  tar -C "$STATE" --warning=no-file-changed -cf "$dir/artifacts.tar" artifacts || rc=$?
+  ((rc <= 1)) || die "tar of $STATE/artifacts failed ($rc)"
   mkdir -p "$dir/secrets"
   local s
   for s in "${SECRETS[@]}"; do
@@ -102,15 +107,23 @@ restore() {
   for _ in $(seq 100); do [[ $("${cli[@]}" ping 2>/dev/null) == PONG ]] && break; sleep 0.1; done
   [[ $("${cli[@]}" ping 2>/dev/null) == PONG ]] || die "the restored Redis does not answer (see $STATE/redis/restore.log)"
   "${cli[@]}" config set appendonly yes >/dev/null
-  for _ in $(seq 600); do
-    "${cli[@]}" info persistence | grep -q '^aof_rewrite_in_progress:0' && "${cli[@]}" info persistence | grep -q '^aof_enabled:1' &&
-      ! "${cli[@]}" info persistence | grep -q '^aof_rewrite_scheduled:1' && break
+  # Enabling the append-only file starts a rewrite of the whole dataset into it: done when no
+  # rewrite runs or waits, the last one succeeded, and the manifest names a base file.
+  local info finished=0
+  for _ in $(seq 1200); do
+    info=$("${cli[@]}" info persistence | tr -d '\r')
+    if grep -qx 'aof_rewrite_in_progress:0' <<<"$info" && grep -qx 'aof_rewrite_scheduled:0' <<<"$info" &&
+      grep -qx 'aof_last_bgrewrite_status:ok' <<<"$info" && grep -qsE '^file .* type b' "$STATE"/redis/appendonlydir/*.manifest; then
+      finished=1
+      break
+    fi
     sleep 0.1
   done
-  "${cli[@]}" info persistence | grep -q '^aof_enabled:1' || die "the restored Redis did not write its append-only file"
+  ((finished)) || die "the restored Redis did not finish writing its append-only file (see $STATE/redis/restore.log; the snapshot stays in $STATE/redis/dump.rdb)"
   log "restored $("${cli[@]}" info keyspace | grep -c '^db') database(s): $("${cli[@]}" info keyspace | grep '^db' | tr '\r\n' '  ')"
-  "${cli[@]}" shutdown nosave >/dev/null 2>&1 || true
-  for _ in $(seq 100); do running "$STATE/redis/restore.pid" redis-server || break; sleep 0.1; done
+  "${cli[@]}" shutdown >/dev/null 2>&1 || true
+  for _ in $(seq 300); do running "$STATE/redis/restore.pid" redis-server || break; sleep 0.1; done
+  running "$STATE/redis/restore.pid" redis-server && die "the restoring redis-server (pid $(cat "$STATE/redis/restore.pid")) did not stop"
   rm -f "$STATE/redis/dump.rdb" "$STATE/redis/restore.pid"
   log "restored into $STATE: start it with bash deploy/local/components.sh up (or npm start)"
 }

@@ -769,6 +769,16 @@ cmd_status() {
 }
 
 cmd_down() {
+  # Live restore keeps containers running without their daemon; `down` stops everything, so
+  # it stops them first: none may run without the isolation rules down_isolation removes.
+  local host ids
+  for host in "$DOCKER_SOCK" "$DOCKER2_RUN/docker.sock"; do
+    if [[ -S $host ]] && ids=$(timeout 20 "$DOCKER_BIN" -H "unix://$host" ps -q 2>/dev/null) && [[ -n $ids ]]; then
+      log "stopping $(wc -w <<<"$ids") container(s) of unix://$host"
+      # shellcheck disable=SC2086 # one id per word
+      timeout 120 "$DOCKER_BIN" -H "unix://$host" stop -t 10 $ids >/dev/null || log "some containers of unix://$host did not stop"
+    fi
+  done
   # Only what we started: our pidfiles, and only if the pid still is that program.
   stop_pidfile "$DOCKER_PIDFILE" dockerd 30
   stop_pidfile "$DOCKER2_PIDFILE" dockerd 30

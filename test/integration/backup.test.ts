@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
-import { createFromDevcontainer, uniqueDevcontainer, waitForStatus } from '../support/instances.ts';
+import { createFromDevcontainer, getInstance, uniqueDevcontainer, waitForStatus } from '../support/instances.ts';
 import { freePort } from '../support/ports.ts';
 import { forgetUsers } from '../support/records.ts';
 import { startStack, type Stack } from '../support/stack.ts';
@@ -45,7 +45,17 @@ describe('backup and restore (deploy/local/backup.sh)', () => {
 
   it('a backup taken while the system runs restores into Redis and a registry that hold the instance and its image', async () => {
     const inst = await createFromDevcontainer(stack, user, await uniqueDevcontainer(`${SAMPLES}/simple-devcontainer.json`));
-    const running = await waitForStatus(stack, inst.instance_id, ['Running'], 300_000);
+    await waitForStatus(stack, inst.instance_id, ['Running'], 300_000);
+    // The instance may run before its image's push ends (from the builder's own image): wait for it.
+    const running = await waitFor(
+      'the push to end',
+      async () => {
+        const r = await getInstance(stack, inst.instance_id);
+        return r.devcontainer_image ? r : undefined;
+      },
+      120_000,
+      200,
+    );
     const live = createRedis(c.redisUrl, 'test-backup');
     const record = await live.hgetall(redisKeys.instance(inst.instance_id));
     await live.quit();

@@ -44,14 +44,16 @@ export class ProvisionInstance {
   /**
    * The last word on a provision job that will not run again (its last attempt failed, or it
    * stalled too often): an instance still waiting for or in provisioning goes Failed with
-   * `reason`, and whatever was created for it is removed. One `run` settled is left alone.
+   * `reason`, and whatever was created for it is removed — unless it ran before (the reconciler
+   * is starting it again): its volumes hold the user's work, and only a delete removes them.
+   * One `run` settled is left alone.
    */
   async settleFinalFailure(instanceId: string, reason: string): Promise<void> {
     const record = await this.store.get(instanceId);
     if (!record) return;
     const from = record.source === 'simple' ? (['Queued', 'Provisioning'] as const) : (['Built', 'Cached', 'Provisioning'] as const);
     const failed = await this.store.transition(instanceId, from, 'Failed', { failure: { phase: 'provision', reason: mask(reason) } });
-    if (failed.ok) await this.driver.deprovision(record).catch(() => undefined);
+    if (failed.ok && !record.runningAt) await this.driver.deprovision(record).catch(() => undefined);
   }
 
   /**
@@ -118,7 +120,8 @@ export class ProvisionInstance {
         throw err instanceof TransientError ? err : new TransientError(reason);
       }
       this.duration.observe({ outcome: 'failure' }, (Date.now() - started) / 1000);
-      await this.driver.deprovision(record).catch(() => undefined);
+      // An instance that ran before keeps what it has (its /workspace above all) until it is deleted.
+      if (!record.runningAt) await this.driver.deprovision(record).catch(() => undefined);
       const failed = await this.store.transition(instanceId, ['Provisioning'], 'Failed', { failure: { phase: 'provision', reason } });
       this.logger.warn({ instanceId, reason, recorded: failed.ok }, 'provisioning failed');
       throw new PermanentError(reason);
