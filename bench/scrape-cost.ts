@@ -12,6 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createFromDevcontainer, uniqueDevcontainer, waitForStatus } from '../test/support/instances.ts';
+import { forgetUsers } from '../test/support/records.ts';
 import { startStack } from '../test/support/stack.ts';
 
 const SAMPLES = fileURLToPath(new URL('../samples', import.meta.url));
@@ -68,7 +69,10 @@ try {
     );
   }
   console.log(JSON.stringify({ bench: 'scrape-cost', instances: INSTANCES, scrapes: SCRAPES, rows }));
+  // Deleted before the stack stops: its provisioner removes the containers and volumes.
   for (const inst of made) await stack.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
+  for (const inst of made) await waitForStatus(stack, inst.instance_id, ['Deleted'], 120_000);
+  await forgetUsers(user);
 } finally {
   await stack.stop();
 }

@@ -68,7 +68,8 @@ service_env() { # SERVICE: each service holds only its own secrets
 }
 supervise() { # SERVICE
   local service=$1 delay=1 started rc how child='' restarts=0
-  trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; wait "$child" 2>/dev/null; rm -f "$run_dir/$service.pid"; exit 0' TERM INT
+  # (set -e: a killed child's status must not end the trap before it cleans up.)
+  trap '{ [ -n "$child" ] && kill -TERM "$child" 2>/dev/null; } || true; wait "$child" 2>/dev/null || true; rm -f "$run_dir/$service.pid"; exit 0' TERM INT
   while :; do
     started=$SECONDS
     (service_env "$service" && exec node --enable-source-maps "$root/services/$service/dist/main.js") \

@@ -351,7 +351,9 @@ overlay_rel=$(realpath --relative-to="$kdir" "$OVERLAY" 2>/dev/null || python3 -
 component_rel=$(realpath --relative-to="$kdir" "$ROOT/deploy/kubernetes/components/registry" 2>/dev/null || echo "$ROOT/deploy/kubernetes/components/registry")
 # Instances reach no private address, but a node's public one would lead to its host ports.
 egress_except=${INSTANCE_EGRESS_EXCEPT:-}
-for a in $(k get nodes -o jsonpath='{range .items[*].status.addresses[?(@.type=="InternalIP")]}{.address}{"\n"}{end}{range .items[*].status.addresses[?(@.type=="ExternalIP")]}{.address}{"\n"}{end}' 2>/dev/null || true); do
+node_addresses=$(k get nodes -o jsonpath='{range .items[*].status.addresses[?(@.type=="InternalIP")]}{.address}{"\n"}{end}{range .items[*].status.addresses[?(@.type=="ExternalIP")]}{.address}{"\n"}{end}' 2>"$tmp/nodes.err") ||
+  ((DRY_RUN)) || die "cannot list the nodes' addresses (instances must not reach them): $(tail -n 3 "$tmp/nodes.err")"
+for a in $node_addresses; do
   [[ $a == *:* ]] || egress_except+=${egress_except:+,}$a/32
 done
 log "instances may not reach (beside private ranges): ${egress_except:-nothing more}"

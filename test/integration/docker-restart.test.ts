@@ -91,6 +91,10 @@ describe('Docker runtime: instances after their container or daemon went away', 
   it('SIGKILL of the Docker daemon with two instances Running: both editors answer throughout and after it is back, /workspace kept, still Running', async () => {
     const a = await running();
     const b = await running();
+    const containers = new Map([
+      [a.inst.instance_id, await containerOf(a.inst.instance_id)],
+      [b.inst.instance_id, await containerOf(b.inst.instance_id)],
+    ]);
     const pid = Number(readFileSync('/run/codebay-docker/docker.pid', 'utf8'));
     process.kill(pid, 'SIGKILL');
     await waitFor(
@@ -115,6 +119,8 @@ describe('Docker runtime: instances after their container or daemon went away', 
       await waitFor(`${inst.instance_id}'s editor to answer`, async () => ((await editorAnswers(inst)) ? true : undefined), 30_000, 200);
       const record = await getInstance(stack, inst.instance_id);
       expect(record.status).toBe('Running');
+      // The same container, restored with its daemon: nothing had to start again.
+      expect(await containerOf(inst.instance_id)).toBe(containers.get(inst.instance_id));
       expect((await exec(await containerOf(inst.instance_id), ['cat', '/workspace/.kept'])).trim()).toBe(marker);
     }
     expect(restartedIn).toBeLessThan(120_000);

@@ -164,7 +164,8 @@ export class BuildInstance {
       stopWatching();
       metrics.inProgress.dec();
       await this.deps.workspace.clean(instanceId).catch(() => undefined);
-      await this.housekeeping();
+      // A builder that is stopping hands its job back first; the next start tidies the daemon.
+      if (!isShutdown(signal)) await this.housekeeping();
     }
   }
 

@@ -57,6 +57,8 @@ export function createApp(deps: GatewayDeps): Express {
   app.use((req, res, next) => {
     const id = (req.get('x-request-id') ?? '').slice(0, 64) || randomUUID();
     res.setHeader('x-request-id', id);
+    // Shutting down: every answer closes its connection, so keep-alive clients move on at once.
+    if (app.locals.draining === true) res.setHeader('connection', 'close');
     next();
   });
   app.use(httpMetrics(metrics));

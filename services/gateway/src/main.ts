@@ -37,9 +37,7 @@ server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
 deps.editor.attach(server);
 // Prometheus scrapes a port of its own (not exposed through the ingress).
-const ops = await startOpsServer(config.METRICS_HOST, config.METRICS_PORT, deps.metrics, () =>
-  deps.redis.ping().then((p) => p === 'PONG'),
-);
+const ops = await startOpsServer(config.METRICS_HOST, config.METRICS_PORT, deps.metrics, () => deps.redis.ping().then((p) => p === 'PONG'));
 
 installShutdown(
   logger,

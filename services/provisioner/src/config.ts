@@ -54,7 +54,14 @@ const schema = commonEnvSchema
      * company network); instances reach no IPv6 address at all. deploy/microk8s/deploy.sh fills
      * in the nodes' addresses. Kubernetes runtime.
      */
-    INSTANCE_EGRESS_EXCEPT: envList('').pipe(z.array(z.cidrv4({ error: (issue) => `not an IPv4 CIDR such as 192.0.2.7/32: ${String(issue.input)}` }))),
+    INSTANCE_EGRESS_EXCEPT: envList('').pipe(
+      z.array(
+        z
+          .cidrv4({ error: (issue) => `not an IPv4 CIDR such as 192.0.2.7/32: ${String(issue.input)}` })
+          // Kubernetes refuses an `except` equal to its `cidr` (0.0.0.0/0): every instance would fail.
+          .refine((cidr) => !cidr.endsWith('/0'), { error: (issue) => `${String(issue.input)} would leave instances no address at all` }),
+      ),
+    ),
     STORAGE_CLASS: z.string().optional(),
     SHARED_ACCESS_MODE: z.enum(['ReadWriteMany', 'ReadWriteOnce']).default('ReadWriteMany'),
     INSTANCE_RUN_AS_USER: envInt(1000),

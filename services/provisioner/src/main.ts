@@ -57,7 +57,7 @@ if (runtime.inventory && config.RECONCILE_INTERVAL_SECONDS > 0) {
 
 // Docker runtime: Running records follow their editor containers (events, and a sweep).
 const dockerReconciler = config.CODEBAY_RUNTIME === 'docker' ? resolve(c, T.dockerReconciler) : undefined;
-await dockerReconciler?.start();
+dockerReconciler?.start();
 
 installShutdown(
   logger,

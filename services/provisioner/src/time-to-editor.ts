@@ -24,8 +24,8 @@ export interface TimeToEditor {
  * How long an instance took to reach a working editor, from the timestamps its record gathered on
  * the way (gateway, builder, provisioner), for `codebay_time_to_editor_seconds{cache}` and
  * `codebay_instance_phase_duration_seconds{phase,cache}`. Undefined for a record that is not
- * Running with a `runningAt`. A phase whose bounds are missing or out of order is left out (a push
- * that ended after the instance started from the builder's local image is still reported).
+ * Running with a `runningAt`. A phase whose bounds are missing or out of order is left out: the
+ * push, when the instance started from its builder's own image before the push ended.
  */
 export function timeToEditor(record: InstanceRecord): TimeToEditor | undefined {
   if (record.status !== 'Running' || !record.runningAt) return undefined;

@@ -97,6 +97,7 @@ export interface EditorProxyDeps {
 
 export class EditorProxy {
   private readonly upgraded = new Set<Duplex>();
+  private closed = false;
   // An editor's cookies stay host-only: a Domain attribute it sets would reach every instance's host.
   private readonly proxy = httpProxy.createProxyServer({ ws: true, xfwd: true, changeOrigin: false, cookieDomainRewrite: { '*': '' } });
   private readonly hostPattern: RegExp;
@@ -264,6 +265,8 @@ export class EditorProxy {
         socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       };
       socket.on('error', () => socket.destroy());
+      // Shutting down: the workbench reconnects to another gateway.
+      if (this.closed) return refuse(503, 'Service Unavailable');
       const id = this.instanceOfHost(req.headers.host);
       if (id === undefined) return refuse(404, 'Not Found');
       // Browsers always send Origin on WebSockets: only the instance's own pages may open one.
@@ -281,6 +284,7 @@ export class EditorProxy {
 
   /** Ends every proxied WebSocket (the workbench reconnects, to another gateway when this one stops). */
   close(): void {
+    this.closed = true;
     for (const socket of this.upgraded) socket.destroy();
     this.proxy.close();
   }

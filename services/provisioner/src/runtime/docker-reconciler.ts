@@ -1,4 +1,5 @@
 import type { Docker, InstanceStore, JobQueues, Logger } from '@codebay/platform';
+import { StringDecoder } from 'node:string_decoder';
 
 /** What the reconciler did about one Running instance (for logs and tests). */
 export type EditorCheck = 'running' | 'endpoint-updated' | 'restarting' | 'reprovisioning' | 'vanished' | 'skipped';
@@ -21,6 +22,8 @@ export interface DockerReconcilerDeps {
 }
 
 interface ContainerState {
+  /** Its `codebay.deployment` label. */
+  deployment?: string;
   running: boolean;
   restarting: boolean;
   exitCode: number;
@@ -55,15 +58,15 @@ export class DockerReconciler {
     this.deps = deps;
   }
 
-  /** Starts following events (and sweeping); returns once the first sweep is done or failed. */
-  async start(): Promise<void> {
+  /** Starts following events (and sweeping) in the background. */
+  start(): void {
     if (this.deps.sweepIntervalMs > 0) {
       this.timer = setInterval(
         () => void this.sweep().catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'docker reconcile failed')),
         this.deps.sweepIntervalMs,
       );
     }
-    await this.follow(1_000);
+    void this.follow(1_000);
   }
 
   stop(): void {
@@ -73,11 +76,12 @@ export class DockerReconciler {
     this.events?.destroy();
   }
 
-  /** Checks every Running record of this runtime. */
+  /** Checks every Running record of this runtime (one that cannot be judged now is left for the next pass). */
   async sweep(): Promise<void> {
     const ids = await this.deps.store.allIds();
     for (const record of await this.deps.store.many(ids)) {
-      if (record.status === 'Running' && record.runtime?.driver === 'docker') await this.check(record.id);
+      if (record.status !== 'Running' || record.runtime?.driver !== 'docker') continue;
+      await this.check(record.id).catch((err: Error) => this.deps.logger.warn({ instanceId: record.id, err: err.message }, 'docker reconcile failed'));
     }
   }
 
@@ -87,6 +91,11 @@ export class DockerReconciler {
     const record = await store.get(instanceId);
     if (!record || record.status !== 'Running' || record.runtime?.driver !== 'docker' || !record.runtime.containerId) return 'skipped';
     const state = await this.inspect(record.runtime.containerId);
+    // Another deployment's container (records of several deployments may share a Redis) is not ours to judge.
+    if (state?.deployment !== undefined && state.deployment !== this.deps.deployment) return 'skipped';
+    // What was read may be old by now (a provision job may have replaced the container meanwhile).
+    const again = await store.get(instanceId);
+    if (again?.status !== 'Running' || again.runtime?.containerId !== record.runtime.containerId) return 'skipped';
     if (state === undefined) {
       const done = await store.transition(instanceId, ['Running'], 'Failed', {
         failure: { phase: 'provision', reason: 'the editor container was removed' },
@@ -122,6 +131,7 @@ export class DockerReconciler {
     try {
       const info = await this.deps.docker.getContainer(containerId).inspect();
       return {
+        deployment: info.Config?.Labels?.['codebay.deployment'],
         running: info.State.Running && !info.State.Restarting,
         restarting: info.State.Restarting,
         exitCode: info.State.ExitCode,
@@ -144,29 +154,37 @@ export class DockerReconciler {
         void this.follow(Math.min(delayMs * 2, 30_000));
       }, delayMs);
     };
+    let stream: NodeJS.ReadableStream & { destroy(): void };
     try {
-      const stream = (await this.deps.docker.getEvents({
+      stream = (await this.deps.docker.getEvents({
         filters: { type: ['container'], event: ['die', 'start', 'destroy'], label: [`codebay.deployment=${this.deps.deployment}`, 'codebay.kind=instance'] },
       })) as NodeJS.ReadableStream & { destroy(): void };
-      this.events = stream;
-      let buffered = '';
-      stream.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString();
-        let nl: number;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-          const line = buffered.slice(0, nl);
-          buffered = buffered.slice(nl + 1);
-          const id = (JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> } }).Actor?.Attributes?.['codebay.instance'];
-          if (id) void this.check(id).catch((err: Error) => this.deps.logger.warn({ instanceId: id, err: err.message }, 'docker reconcile failed'));
-        }
-      });
-      stream.on('error', (err: Error) => retry(err.message));
-      stream.on('end', () => retry('the event stream ended'));
-      // Subscribed: now catch up on whatever happened while nobody listened.
-      await this.sweep();
-      delayMs = 1_000;
     } catch (err) {
       retry((err as Error).message);
+      return;
     }
+    this.events = stream;
+    delayMs = 1_000;
+    const decoder = new StringDecoder('utf8');
+    let buffered = '';
+    stream.on('data', (chunk: Buffer) => {
+      buffered += decoder.write(chunk);
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        let id: string | undefined;
+        try {
+          id = (JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> } }).Actor?.Attributes?.['codebay.instance'];
+        } catch {
+          this.deps.logger.warn({ line: line.slice(0, 200) }, 'docker events: a line that is not JSON, skipped');
+        }
+        if (id) void this.check(id).catch((err: Error) => this.deps.logger.warn({ instanceId: id, err: err.message }, 'docker reconcile failed'));
+      }
+    });
+    stream.on('error', (err: Error) => retry(err.message));
+    stream.on('end', () => retry('the event stream ended'));
+    // Subscribed: now catch up on whatever happened while nobody listened (a failure waits for the next pass).
+    await this.sweep().catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'docker reconcile failed'));
   }
 }
