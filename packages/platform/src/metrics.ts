@@ -15,6 +15,16 @@ export function createMetricsRegistry(service: string): Registry {
 
 const JOB_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children'] as const;
 
+/** `work`, or a rejection once `ms` pass without it settling (the timer never outlives it). */
+async function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * One read of shared state per scrape for several gauges: each gauge's `collect` awaits the same
  * `load` (prom-client collects the metrics of one scrape at once), which gets `timeoutMs` — a
@@ -24,17 +34,11 @@ const JOB_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prio
 function perScrape<T>(load: () => Promise<T>, timeoutMs: number): () => Promise<T | undefined> {
   let pending: Promise<T | undefined> | undefined;
   return () =>
-    (pending ??= (async () => {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        return await Promise.race([load(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), timeoutMs)))]);
-      } catch {
-        return undefined;
-      } finally {
-        clearTimeout(timer);
+    (pending ??= within(load(), timeoutMs)
+      .catch(() => undefined)
+      .finally(() => {
         pending = undefined;
-      }
-    })());
+      }));
 }
 
 /**
@@ -132,13 +136,10 @@ export function registerDependencyProbes(registry: Registry, probes: Record<stri
     async collect() {
       const results = await Promise.all(
         Object.entries(probes).map(async ([dependency, probe]) => {
-          let timer: NodeJS.Timeout | undefined;
-          const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), timeoutMs)));
-          const up = await Promise.race([probe(), timeout]).then(
+          const up = await within(probe(), timeoutMs).then(
             () => 1,
             () => 0,
           );
-          clearTimeout(timer);
           return [dependency, up] as const;
         }),
       );

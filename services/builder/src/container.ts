@@ -59,8 +59,15 @@ export function builderContainer(config: BuilderConfig): DependencyContainer {
     const redis = get(T.redis);
     const logs = get(T.logs);
     const registry = new RegistryClient(registries.apiUrl, { auth: registries.pullAuth });
-    const docker = dockerFromHost(config.DOCKER_HOST);
-    registerDependencyProbes(metrics, { redis: () => redis.ping(), docker: () => docker.ping(), registry: () => registry.ping() });
+    const images = get(T.images);
+    registerDependencyProbes(metrics, {
+      redis: () => redis.ping(),
+      // The builder's own daemon client (ImageStore.ping answers false rather than throwing).
+      docker: async () => {
+        if (!(await images.ping())) throw new Error('the Docker daemon does not answer');
+      },
+      registry: () => registry.ping(),
+    });
     const cache = new BuildCache(redis, registry, registries.pull);
     return new BuildInstance({
       config,
@@ -68,7 +75,7 @@ export function builderContainer(config: BuilderConfig): DependencyContainer {
       store: get(T.store),
       logs,
       cli: new DevcontainerCli(),
-      images: get(T.images),
+      images,
       cache,
       cachedBuilds: new CachedBuilds({
         cache,

@@ -77,7 +77,8 @@ export function dockerNames(deployment: string) {
 export type DockerNames = ReturnType<typeof dockerNames>;
 
 /** The label every object of a deployment carries. */
-const DEPLOYMENT_LABEL = 'codebay.deployment';
+/** Labels every Docker object of a deployment (`codebay.deployment=<CODEBAY_DEPLOYMENT>`). */
+export const DEPLOYMENT_LABEL = 'codebay.deployment';
 
 /** A full image ID: the sha256 of the image's configuration. */
 const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
@@ -189,7 +190,8 @@ function statusOf(err: unknown): number | undefined {
   return (err as { statusCode?: number }).statusCode;
 }
 
-async function ignore404<T>(p: Promise<T>): Promise<T | undefined> {
+/** `p`'s value, or undefined when the daemon answers 404 (the object does not exist); other errors throw. */
+export async function ignore404<T>(p: Promise<T>): Promise<T | undefined> {
   try {
     return await p;
   } catch (err) {

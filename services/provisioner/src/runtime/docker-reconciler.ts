@@ -1,5 +1,6 @@
 import type { Docker, InstanceStore, JobQueues, Logger } from '@codebay/platform';
 import { StringDecoder } from 'node:string_decoder';
+import { DEPLOYMENT_LABEL, ignore404 } from './docker-driver.ts';
 
 /** What the reconciler did about one Running instance (for logs and tests). */
 export type EditorCheck = 'running' | 'endpoint-updated' | 'restarting' | 'reprovisioning' | 'vanished' | 'skipped';
@@ -128,19 +129,15 @@ export class DockerReconciler {
   }
 
   private async inspect(containerId: string): Promise<ContainerState | undefined> {
-    try {
-      const info = await this.deps.docker.getContainer(containerId).inspect();
-      return {
-        deployment: info.Config?.Labels?.['codebay.deployment'],
-        running: info.State.Running && !info.State.Restarting,
-        restarting: info.State.Restarting,
-        exitCode: info.State.ExitCode,
-        hostPort: info.NetworkSettings.Ports?.[`${this.deps.editorPort}/tcp`]?.[0]?.HostPort,
-      };
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
-      throw err;
-    }
+    const info = await ignore404(this.deps.docker.getContainer(containerId).inspect());
+    if (!info) return undefined;
+    return {
+      deployment: info.Config?.Labels?.[DEPLOYMENT_LABEL],
+      running: info.State.Running && !info.State.Restarting,
+      restarting: info.State.Restarting,
+      exitCode: info.State.ExitCode,
+      hostPort: info.NetworkSettings.Ports?.[`${this.deps.editorPort}/tcp`]?.[0]?.HostPort,
+    };
   }
 
   /** Subscribes to the daemon's events; on failure or end, tries again after `delayMs` (doubling to 30 s). */
@@ -157,7 +154,7 @@ export class DockerReconciler {
     let stream: NodeJS.ReadableStream & { destroy(): void };
     try {
       stream = (await this.deps.docker.getEvents({
-        filters: { type: ['container'], event: ['die', 'start', 'destroy'], label: [`codebay.deployment=${this.deps.deployment}`, 'codebay.kind=instance'] },
+        filters: { type: ['container'], event: ['die', 'start', 'destroy'], label: [`${DEPLOYMENT_LABEL}=${this.deps.deployment}`, 'codebay.kind=instance'] },
       })) as NodeJS.ReadableStream & { destroy(): void };
     } catch (err) {
       retry((err as Error).message);
