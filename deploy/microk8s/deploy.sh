@@ -40,6 +40,8 @@
 #   INGRESS_CLASS [public]                the Ingress class (MicroK8s: public)
 #   BUILDER_REPLICAS [2]                  builds in parallel (one Docker-in-Docker daemon each)
 #   GATEWAY_REPLICAS [2]
+#   JOB_LOCK_SECONDS [60], STALLED_INTERVAL_SECONDS [30]  how soon a job whose worker died (SIGKILL,
+#                                         a node lost) runs again: its lock's life and the stalled-job check
 #   CODEBAY_DEPLOY_STATE [/var/lib/codebay/deploy, or ~/.local/state/codebay/deploy if not root]
 #                                         generated secrets (mode 0600), certificate, image list
 set -euo pipefail
@@ -125,6 +127,9 @@ INGRESS_CLASS=${INGRESS_CLASS:-public}
 BUILDER_REPLICAS=${BUILDER_REPLICAS:-2}
 GATEWAY_REPLICAS=${GATEWAY_REPLICAS:-2}
 [[ $BUILDER_REPLICAS =~ ^[0-9]+$ && $GATEWAY_REPLICAS =~ ^[1-9][0-9]*$ ]] || die "BUILDER_REPLICAS and GATEWAY_REPLICAS must be numbers"
+for v in JOB_LOCK_SECONDS STALLED_INTERVAL_SECONDS; do
+  [[ -z ${!v:-} || ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v}: must be a whole number of seconds (1 or more)"
+done
 if [[ -z ${CODEBAY_DEPLOY_STATE:-} ]]; then
   if [[ $(id -u) == 0 ]]; then CODEBAY_DEPLOY_STATE=/var/lib/codebay/deploy; else CODEBAY_DEPLOY_STATE=${XDG_STATE_HOME:-$HOME/.local/state}/codebay/deploy; fi
 fi
@@ -388,6 +393,8 @@ configMapGenerator:
       - DIND_REGISTRY_MIRRORS=${DIND_REGISTRY_MIRRORS:-}
       - INSTANCE_EGRESS_EXCEPT=$egress_except
       - CODEBAY_EDITOR_IMAGE_REPO=$PULL_PREFIX/codebay-editor
+$( [[ -n ${JOB_LOCK_SECONDS:-} ]] && echo "      - JOB_LOCK_SECONDS=$JOB_LOCK_SECONDS")
+$( [[ -n ${STALLED_INTERVAL_SECONDS:-} ]] && echo "      - STALLED_INTERVAL_SECONDS=$STALLED_INTERVAL_SECONDS")
 $( [[ -n ${REGISTRY_PULL_AUTH:-} ]] && echo "      - IMAGE_PULL_SECRET=codebay-registry-pull")
 patches:
   - target: {kind: Ingress, name: codebay}

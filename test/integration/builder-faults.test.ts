@@ -1,9 +1,9 @@
 import { BUILD_IMAGE_REPOSITORY } from '@codebay/contracts';
 import { RegistryClient, dockerFromHost } from '@codebay/platform';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components, pullLogin } from '../support/components.ts';
 import { createFromWorkspace, waitForStatus } from '../support/instances.ts';
@@ -140,11 +140,20 @@ describe('builder: a registry that answers 500', () => {
   let registry: ChildProcess | undefined;
   let port: number;
   let dir: string;
+  let manifests: string;
   const user = `reg500-${salt()}`;
 
-  /** A real registry on `port`: broken (its root lies under a regular file, so every write is a 500) or healthy. */
-  async function startRegistry(broken: boolean): Promise<void> {
-    const root = broken ? join(dir, 'file', 'registry') : mkdtempSync(join(dir, 'root-'));
+  /**
+   * A real registry on `port` whose manifest store is broken: a regular file lies where the
+   * repository's `_manifests` folder goes, so layer uploads succeed and every manifest read or
+   * write is a 500 (docker push fails at once: it retries layer uploads itself, ~50 s, but not
+   * the manifest). Removing the file mends it.
+   */
+  async function startRegistry(): Promise<void> {
+    const root = mkdtempSync(join(dir, 'root-'));
+    manifests = join(root, `docker/registry/v2/repositories/${BUILD_IMAGE_REPOSITORY}/_manifests`);
+    mkdirSync(dirname(manifests), { recursive: true });
+    writeFileSync(manifests, 'not a folder');
     writeFileSync(
       join(dir, 'config.yml'),
       `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${root}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
@@ -166,10 +175,9 @@ describe('builder: a registry that answers 500', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'codebay-badreg-'));
-    writeFileSync(join(dir, 'file'), 'not a folder');
     // A registry port the daemons may reach on this machine (components.sh: 32000-32009).
     port = 32009;
-    await startRegistry(true);
+    await startRegistry();
     stack = await startStack({
       name: 'reg500',
       services: ['gateway', 'builder'],
@@ -189,6 +197,7 @@ describe('builder: a registry that answers 500', () => {
   afterAll(async () => {
     await stack?.stop();
     await stopRegistry();
+    rmSync(dir, { recursive: true, force: true });
     await forgetUsers(user);
   });
 
@@ -199,15 +208,14 @@ describe('builder: a registry that answers 500', () => {
       await workspaceTarball({ config: { build: { dockerfile: 'Dockerfile' } }, dockerfile: `FROM debian:bookworm\nRUN echo r-${salt()} > /opt/r\n` }),
     );
     expect(inst.build?.cache).toBe('miss'); // the registry's 500 on the lookup counts as a miss, not an error
-    // The first push fails (docker retries a 500 itself first, ~50 s); during the backoff the registry is fixed.
+    // The first push fails; during the backoff the registry is mended.
     await waitFor(
       'the first push to fail',
       async () => ((await logText(stack, inst.instance_id)).includes('retrying (attempt 2 of 3)') ? true : undefined),
       180_000,
       250,
     );
-    await stopRegistry();
-    await startRegistry(false);
+    rmSync(manifests);
     const built = await waitForStatus(stack, inst.instance_id, ['Built'], 180_000);
     expect(built.devcontainer_image).toMatch(new RegExp(`^localhost:${port}/codebay-devcontainer@sha256:[0-9a-f]{64}$`));
     const text = await logText(stack, inst.instance_id);

@@ -10,7 +10,6 @@ import {
   createFromDevcontainer,
   createFromWorkspace,
   getInstance,
-  newConfigWorkspace,
   packWorkspace,
   uniqueDevcontainer,
   uniqueWorkspace,
@@ -300,7 +299,7 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
         user,
         await workspaceTarball({
           config: { build: { dockerfile: 'Dockerfile' }, containerEnv: { CODEBAY_NODE_RUN: randomBytes(4).toString('hex') } },
-          dockerfile: `FROM debian:bookworm\nRUN echo ${randomBytes(4).toString('hex')} > /opt/run && sleep 25\n`,
+          dockerfile: `FROM debian:bookworm\nRUN echo ${randomBytes(4).toString('hex')} > /opt/run && sleep 15\n`,
         }),
       ),
     );
@@ -314,7 +313,18 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
   });
 
   it('the gateway pods deleted while a client follows a build log: the client resumes, no line lost or repeated', async () => {
-    const inst = await create(async () => createFromWorkspace(d, user, await packWorkspace(newConfigWorkspace(`${SAMPLES}/python`, 'CODEBAY_NODE_FOLLOW'))));
+    // The build outlasts the gateway's graceful stop (preStop 5 s, then draining ends every
+    // log stream): the client's stream is cut while lines are still coming.
+    const inst = await create(async () =>
+      createFromWorkspace(
+        d,
+        user,
+        await workspaceTarball({
+          config: { build: { dockerfile: 'Dockerfile' }, containerEnv: { CODEBAY_NODE_FOLLOW: randomBytes(4).toString('hex') } },
+          dockerfile: `FROM debian:bookworm\nRUN echo ${randomBytes(4).toString('hex')} && sleep 20 && echo slept\n`,
+        }),
+      ),
+    );
     const seen: string[] = [];
     const reconnects: string[] = [];
     let killed = false;
@@ -328,12 +338,13 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
       },
       onReconnect: (after, err) => reconnects.push(`${after}: ${err.message}`),
     });
+    // Whatever the outcome, the next test starts with a serving gateway.
+    await platformReady(d);
     expect(killed).toBe(true);
     expect(reconnects.length).toBeGreaterThan(0);
     expect(end.outcome).toBe('success');
     expect(seen).toEqual(await logLines(inst.instance_id));
     await waitForStatus(d, inst.instance_id, ['Running'], 300_000);
-    await platformReady(d);
     await d.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
   });
 

@@ -141,6 +141,9 @@ export async function deployToNode(
     CODEBAY_DEPLOY_STATE: stateDir,
     BUILDER_REPLICAS: String(opts.builders ?? 2),
     GATEWAY_REPLICAS: '2',
+    // A builder killed mid-build: its job runs again within ~20 s instead of ~90 s.
+    JOB_LOCK_SECONDS: '15',
+    STALLED_INTERVAL_SECONDS: '5',
     ...(process.env.CODEBAY_BUILD_CA_FILE !== undefined ? { CODEBAY_BUILD_CA_FILE: process.env.CODEBAY_BUILD_CA_FILE } : {}),
   };
   const started = Date.now();
@@ -220,15 +223,22 @@ export async function deployToNode(
   };
 }
 
-/** Waits until every pod of codebay's platform namespace is Ready; returns their names by app. */
+/**
+ * Waits until every pod of codebay's platform namespace is Ready and the gateway answers
+ * `/readyz` through the ingress (the ingress controller follows endpoint changes a moment
+ * after the pods); returns the pods' names by app.
+ */
 export async function platformReady(d: NodeDeployment, timeoutMs = 180_000): Promise<Record<string, string[]>> {
   const core = d.kc.makeApiClient(CoreV1Api);
   return waitFor(
-    `every pod in ${PLATFORM_NS} to be Ready`,
+    `every pod in ${PLATFORM_NS} to be Ready and the gateway to answer through the ingress`,
     async () => {
       const pods = (await core.listNamespacedPod({ namespace: PLATFORM_NS })).items.filter((p) => !p.metadata?.deletionTimestamp);
       const ready = (p: (typeof pods)[number]) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
       if (!pods.length || !pods.every(ready)) return undefined;
+      const res = await d.api('/readyz', { token: null }).catch(() => undefined);
+      await res?.body?.cancel();
+      if (res?.status !== 200) return undefined;
       const byApp: Record<string, string[]> = {};
       for (const p of pods) (byApp[p.metadata?.labels?.['app.kubernetes.io/name'] ?? '?'] ??= []).push(p.metadata!.name!);
       return byApp;
