@@ -312,40 +312,53 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     await d.api(`/api/instances/${running.instance_id}`, { method: 'DELETE' });
   });
 
-  it('the gateway pods deleted while a client follows a build log: the client resumes, no line lost or repeated', async () => {
-    // The build outlasts the gateway's graceful stop (preStop 5 s, then draining ends every
-    // log stream): the client's stream is cut while lines are still coming.
-    const inst = await create(async () =>
+  it('a rolling restart of the gateway, the builders and the provisioner during builds, a follow and provisioning: every instance ends Running, once; the follower resumes, no line lost or repeated', async () => {
+    const deployments = ['deployment/codebay-gateway', 'deployment/codebay-builder', 'deployment/codebay-provisioner'];
+    // A build that outlasts the gateway's rollout (each old pod: preStop 5 s, then draining ends
+    // its log streams) and ends within the builder's grace period (45 s), followed by a client;
+    // two more requests queued behind it or being provisioned when the restart begins.
+    const followed = await create(async () =>
       createFromWorkspace(
         d,
         user,
         await workspaceTarball({
-          config: { build: { dockerfile: 'Dockerfile' }, containerEnv: { CODEBAY_NODE_FOLLOW: randomBytes(4).toString('hex') } },
-          dockerfile: `FROM debian:bookworm\nRUN echo ${randomBytes(4).toString('hex')} && sleep 20 && echo slept\n`,
+          config: { build: { dockerfile: 'Dockerfile' }, containerEnv: { CODEBAY_NODE_ROLL: randomBytes(4).toString('hex') } },
+          dockerfile: `FROM debian:bookworm\nRUN echo ${randomBytes(4).toString('hex')} && sleep 30 && echo slept\n`,
         }),
       ),
     );
+    const others = await Promise.all(
+      [1, 2].map(() => create(async () => createFromDevcontainer(d, user, await uniqueDevcontainer(`${SAMPLES}/simple-devcontainer.json`)))),
+    );
     const seen: string[] = [];
     const reconnects: string[] = [];
-    let killed = false;
-    const end = await d.client().followLogs(inst.instance_id, {
+    let restart: Promise<string> | undefined;
+    const end = await d.client().followLogs(followed.instance_id, {
       onLine: (line) => {
         seen.push(line.text);
-        if (!killed && /building build key/.test(line.text)) {
-          killed = true;
-          void d.kubectl('-n', PLATFORM_NS, 'delete', 'pod', '-l', 'app.kubernetes.io/name=codebay-gateway', '--wait=false');
-        }
+        if (!restart && /building build key/.test(line.text)) restart = d.kubectl('-n', PLATFORM_NS, 'rollout', 'restart', ...deployments);
       },
       onReconnect: (after, err) => reconnects.push(`${after}: ${err.message}`),
     });
+    expect(restart).toBeDefined();
+    await restart;
+    for (const w of deployments) await d.kubectl('-n', PLATFORM_NS, 'rollout', 'status', w, '--timeout=300s');
     // Whatever the outcome, the next test starts with a serving gateway.
     await platformReady(d);
-    expect(killed).toBe(true);
     expect(reconnects.length).toBeGreaterThan(0);
     expect(end.outcome).toBe('success');
-    expect(seen).toEqual(await logLines(inst.instance_id));
-    await waitForStatus(d, inst.instance_id, ['Running'], 300_000);
-    await d.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
+    expect(seen).toEqual(await logLines(followed.instance_id));
+    for (const inst of [followed, ...others]) {
+      const r = await waitForStatus(d, inst.instance_id, ['Running', 'Failed'], 300_000);
+      expect(r.status, r.error ?? '').toBe('Running');
+      // Provisioned once: one Deployment, one pod.
+      const objects = (await d.kubectl('-n', INSTANCE_NS, 'get', 'deployment,pod', '-l', `codebay.dev/instance=${inst.instance_id}`, '-o', 'name'))
+        .trim()
+        .split('\n');
+      expect(objects.filter((o) => o.startsWith('deployment'))).toHaveLength(1);
+      expect(objects.filter((o) => o.startsWith('pod'))).toHaveLength(1);
+    }
+    for (const inst of [followed, ...others]) await d.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
   });
 
   it('delete garbage-collects every object of the instance but the user’s shared PVC', async () => {

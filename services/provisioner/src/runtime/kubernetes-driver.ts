@@ -14,20 +14,8 @@ import {
 } from '@kubernetes/client-node';
 import type { RuntimeInventory } from '../reconciler.ts';
 import type { Provisioned, RuntimeDriver } from './driver.ts';
+import { podVerdict, type PodVerdict } from './pod-verdict.ts';
 import { EDITOR_PORT, FIELD_MANAGER, LABELS, instanceObjects, k8sNames, rootObject, sharedVolume, type KubernetesLayout } from './kubernetes-objects.ts';
-
-/** How long a pod may stay Unschedulable (for reasons other than volume binding) before the instance fails. */
-const UNSCHEDULABLE_GRACE_MS = 20_000;
-
-/** Pod states that will not get better by waiting. */
-const HOPELESS_WAITING = new Set([
-  'ErrImagePull',
-  'ImagePullBackOff',
-  'InvalidImageName',
-  'CreateContainerConfigError',
-  'CreateContainerError',
-  'CrashLoopBackOff',
-]);
 
 function statusCode(err: unknown): number | undefined {
   const e = err as { code?: number; statusCode?: number; response?: { statusCode?: number } };
@@ -139,26 +127,6 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
     return failure ? `${failure.reason ?? 'ReplicaFailure'}: ${failure.message ?? ''}`.trim() : undefined;
   }
 
-  private podVerdict(pod: V1Pod): { ready: true } | { failed: string } | undefined {
-    const ready = pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-    if (ready && pod.status?.phase === 'Running') return { ready: true };
-    const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
-    if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
-      // Waiting for a volume to bind is normal at first; anything else must persist before it counts.
-      const message = scheduled.message ?? '';
-      const since = Date.parse(scheduled.lastTransitionTime ? String(scheduled.lastTransitionTime) : '') || Date.now();
-      if (!/unbound immediate PersistentVolumeClaims/i.test(message) && Date.now() - since >= UNSCHEDULABLE_GRACE_MS) {
-        return { failed: `Unschedulable: ${message}`.trim() };
-      }
-    }
-    for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
-      const waiting = cs.state?.waiting;
-      if (waiting?.reason && HOPELESS_WAITING.has(waiting.reason)) return { failed: `${waiting.reason}: ${waiting.message ?? cs.image}`.trim() };
-    }
-    if (pod.status?.phase === 'Failed') return { failed: `pod failed: ${pod.status.reason ?? ''} ${pod.status.message ?? ''}`.trim() };
-    return undefined;
-  }
-
   /** Watches the instance's pods until one is Ready, or the reason it never will be, or the deadline. */
   async waitReady(record: InstanceRecord, _runtime: RuntimeInfo, signal: AbortSignal): Promise<void> {
     const ns = this.layout.namespace;
@@ -169,12 +137,18 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
     let finished = false;
     try {
       await new Promise<void>((resolve, reject) => {
-        const settle = (verdict: { ready: true } | { failed: string } | undefined) => {
+        // The last reason the pod gave for waiting (the scheduler's), told if the deadline passes.
+        let pending: string | undefined;
+        const settle = (verdict: PodVerdict) => {
           if (!verdict) return;
           if ('ready' in verdict) resolve();
+          else if ('pending' in verdict) pending = verdict.pending;
           else reject(new PermanentError(verdict.failed));
         };
-        timer = setTimeout(() => reject(new PermanentError(`the instance was not ready within ${this.readyTimeoutMs / 1000} s`)), deadline - Date.now());
+        timer = setTimeout(
+          () => reject(new PermanentError(`the instance was not ready within ${this.readyTimeoutMs / 1000} s${pending ? ` (${pending})` : ''}`)),
+          deadline - Date.now(),
+        );
         signal.addEventListener('abort', () => reject(new TransientError('provisioning was interrupted')), { once: true });
         const labelSelector = `${LABELS.instance}=${record.id},${LABELS.component}=editor`;
         const startWatch = () => {
@@ -185,7 +159,7 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
               `/api/v1/namespaces/${ns}/pods`,
               { labelSelector },
               (phase, pod: V1Pod) => {
-                if (phase !== 'DELETED') settle(this.podVerdict(pod));
+                if (phase !== 'DELETED') settle(podVerdict(pod));
               },
               (err) => {
                 // The API server closes watches now and then: start again unless done.
@@ -211,7 +185,7 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
             this.requests++;
             this.core
               .listNamespacedPod({ namespace: ns, labelSelector })
-              .then((pods) => pods.items.forEach((pod) => settle(this.podVerdict(pod))))
+              .then((pods) => pods.items.forEach((pod) => settle(podVerdict(pod))))
               .catch(() => undefined);
           }
         };
