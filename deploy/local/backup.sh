@@ -13,8 +13,10 @@
 #   artifacts.tar   workspace uploads (an instance not yet started still needs its own)
 #   secrets/        redis.password, admin-token, secret-key (the platform key: without it the
 #                   access tokens sealed in Redis cannot be read), tokens.json, registry-auth/
-#   SHA256SUMS      of every file above (restore checks them)
-# restore puts them back in $CODEBAY_STATE (default /var/lib/codebay): Redis loads the snapshot
+#   SHA256SUMS      of every file above (the archives hashed as they are written: read once)
+# restore checks them (the archives while it extracts them into $CODEBAY_STATE/.restoring: read
+# once; a damaged backup is refused before anything is replaced), then puts them back in
+# $CODEBAY_STATE (default /var/lib/codebay): Redis loads the snapshot
 # and rewrites its append-only file from it (a temporary redis-server on a spare port), so the
 # next `deploy/local/components.sh up` (or `npm start`) starts from the backup. It refuses while
 # the Redis or the registry of that state run (`bash deploy/local/components.sh down` first) and
@@ -44,6 +46,49 @@ running() {
   [[ -n $pid ]] && grep -qa "$2" "/proc/$pid/cmdline" 2>/dev/null
 }
 
+# tar_hashed OUT [TAR-ARGS...]: a tar of $STATE's TAR-ARGS to OUT, its SHA-256 to OUT.sha256,
+# in one read. A file that changes while it is read (a push, an upload) is expected: tar says
+# so and exits 1.
+tar_hashed() {
+  local out=$1
+  shift
+  local st
+  set +e
+  tar -C "$STATE" --warning=no-file-changed -cf - "$@" | tee "$out" | sha256sum >"$out.sha256"
+  st=("${PIPESTATUS[@]}")
+  set -e
+  ((st[0] <= 1)) || die "tar of $STATE/${*: -1} failed (${st[0]})"
+  ((st[1] == 0 && st[2] == 0)) || die "writing $out failed"
+  sed -i 's/ .*//' "$out.sha256"
+}
+
+# untar_checked TAR SUM DEST: extracts TAR into DEST while hashing it, in one read; dies (DEST
+# then holds a partial copy the caller removes) when the hash is not SUM.
+untar_checked() {
+  local st sum hasher
+  rm -f "$3/.fifo" "$3/.sum"
+  mkfifo "$3/.fifo"
+  sha256sum <"$3/.fifo" >"$3/.sum" &
+  hasher=$!
+  set +e
+  # (tar stops at the archive's end marker: the padding after it is read too, for the hash.)
+  tee "$3/.fifo" <"$1" | (
+    tar -C "$3" -xf -
+    rc=$?
+    cat >/dev/null
+    exit "$rc"
+  )
+  st=("${PIPESTATUS[@]}")
+  wait "$hasher"
+  st+=($?)
+  set -e
+  rm -f "$3/.fifo"
+  ((st[0] == 0 && st[1] == 0 && st[2] == 0)) || die "$1: could not be read or extracted (tee ${st[0]}, tar ${st[1]}, sha256sum ${st[2]})"
+  sum=$(cut -d' ' -f1 "$3/.sum")
+  rm -f "$3/.sum"
+  [[ $sum == "$2" ]] || die "$1 does not match SHA256SUMS (the backup is damaged): nothing was replaced"
+}
+
 create() {
   local dir=$1
   command -v redis-cli >/dev/null || die "redis-cli not found (apt-get install redis-tools)"
@@ -54,34 +99,51 @@ create() {
   REDISCLI_AUTH=$(cat "$STATE/redis.password") redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --no-auth-warning --rdb "$dir/redis.rdb" >/dev/null ||
     die "redis-cli --rdb failed: is Redis running on 127.0.0.1:$REDIS_PORT?"
   log "registry storage ($STATE/registry)"
-  # A file that changes while it is read (a push, an upload) is expected: tar says so and exits 1.
-  local rc=0
-  tar -C "$STATE" --warning=no-file-changed --exclude='*/_uploads/*' -cf "$dir/registry.tar" registry || rc=$?
-  ((rc <= 1)) || die "tar of $STATE/registry failed ($rc)"
+  tar_hashed "$dir/registry.tar" --exclude='*/_uploads/*' registry
   log "workspace uploads ($STATE/artifacts)"
   mkdir -p "$STATE/artifacts"
-  rc=0
-  tar -C "$STATE" --warning=no-file-changed -cf "$dir/artifacts.tar" artifacts || rc=$?
-  ((rc <= 1)) || die "tar of $STATE/artifacts failed ($rc)"
+  tar_hashed "$dir/artifacts.tar" artifacts
   mkdir -p "$dir/secrets"
   local s
   for s in "${SECRETS[@]}"; do
     if [[ -e $STATE/$s ]]; then cp -a "$STATE/$s" "$dir/secrets/"; fi
   done
-  (cd "$dir" && find . -type f ! -name SHA256SUMS ! -name .sums -print0 | LC_ALL=C sort -z | xargs -0 sha256sum >"$dir/.sums" && mv "$dir/.sums" SHA256SUMS)
+  # The archives were hashed as they were written (read once); the rest here.
+  local sums
+  sums=$(
+    cd "$dir" && {
+      find . -type f ! -name SHA256SUMS ! -name '*.tar' ! -name '*.tar.sha256' -print0 | xargs -0 -r sha256sum
+      for t in registry.tar artifacts.tar; do printf '%s  ./%s\n' "$(cat "$t.sha256")" "$t"; done
+    } | LC_ALL=C sort -k2
+  )
+  printf '%s\n' "$sums" >"$dir/SHA256SUMS"
+  rm -f "$dir"/*.tar.sha256
   log "backup in $dir ($(du -sh "$dir" | cut -f1))"
 }
 
 restore() {
   local dir=$1
   [[ -s $dir/redis.rdb && -s $dir/SHA256SUMS ]] || die "$dir is not a backup of backup.sh create (no redis.rdb or SHA256SUMS)"
-  (cd "$dir" && sha256sum --quiet -c SHA256SUMS) || die "$dir: files do not match SHA256SUMS"
+  # The archives are checked as they are extracted (read once), the rest first.
+  grep -v -E '  \./(registry|artifacts)\.tar$' "$dir/SHA256SUMS" | (cd "$dir" && sha256sum --quiet -c -) || die "$dir: files do not match SHA256SUMS"
+  local t sums=()
+  for t in artifacts registry; do
+    sums+=("$(grep -E "  \./$t\.tar$" "$dir/SHA256SUMS" | cut -d' ' -f1)")
+    [[ -n ${sums[-1]} ]] || die "$dir/SHA256SUMS names no $t.tar"
+  done
   running "$STATE/run/redis.pid" redis-server && die "Redis of $STATE is running: stop it first (bash deploy/local/components.sh down)"
   local r
   for r in registry-pull registry-push; do
     running "$STATE/run/$r.pid" docker-registry && die "the registry of $STATE is running: stop it first (bash deploy/local/components.sh down)"
   done
   mkdir -p "$STATE"
+  local stage=$STATE/.restoring
+  rm -rf "$stage"
+  mkdir -p "$stage"
+  # shellcheck disable=SC2064 # the path now: $stage is local
+  trap "rm -rf '$stage'" EXIT
+  untar_checked "$dir/artifacts.tar" "${sums[0]}" "$stage"
+  untar_checked "$dir/registry.tar" "${sums[1]}" "$stage"
   local kept
   kept=$STATE/replaced-$(date -u +%Y%m%dT%H%M%SZ)
   mkdir -p "$kept"
@@ -89,8 +151,9 @@ restore() {
     if [[ -e $STATE/$r ]]; then mv "$STATE/$r" "$kept/"; fi
   done
   log "what was there is in $kept"
-  tar -C "$STATE" -xf "$dir/registry.tar"
-  tar -C "$STATE" -xf "$dir/artifacts.tar"
+  mv "$stage/registry" "$stage/artifacts" "$STATE/"
+  rm -rf "$stage"
+  trap - EXIT
   cp -a "$dir/secrets/." "$STATE/"
   # Redis loads an RDB only without an append-only file: load it, then have Redis write the
   # append-only file from it (the mode components.sh runs Redis in), then stop.

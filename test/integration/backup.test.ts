@@ -1,7 +1,7 @@
 import { redisKeys } from '@codebay/contracts';
 import { createRedis } from '@codebay/platform';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,7 @@ const BACKUP = join(ROOT, 'deploy/local/backup.sh');
  */
 describe('backup and restore (deploy/local/backup.sh)', () => {
   let stack: Stack;
+  let dir: string | undefined;
   const c = components();
   const user = `backup-${salt()}`;
   const work = mkdtempSync(join(tmpdir(), 'codebay-backup-'));
@@ -60,7 +61,7 @@ describe('backup and restore (deploy/local/backup.sh)', () => {
     const record = await live.hgetall(redisKeys.instance(inst.instance_id));
     await live.quit();
 
-    const dir = join(work, 'backup');
+    dir = join(work, 'backup');
     await run('bash', [BACKUP, 'create', dir], { env: process.env });
     const state = join(work, 'state');
     await run('bash', [BACKUP, 'restore', dir], { env: { ...process.env, CODEBAY_STATE: state } });
@@ -111,5 +112,21 @@ describe('backup and restore (deploy/local/backup.sh)', () => {
       }).catch(() => undefined);
     const head = await waitFor('the restored registry', async () => (await manifest()) ?? undefined, 15_000, 100);
     expect(head.status).toBe(200);
+  });
+
+  it('a damaged backup is refused before anything is replaced', async () => {
+    expect(dir).toBeDefined();
+    const state = join(work, 'state-kept');
+    mkdirSync(join(state, 'registry'), { recursive: true });
+    writeFileSync(join(state, 'registry', 'mine'), 'still here');
+    appendFileSync(join(dir!, 'artifacts.tar'), 'damage');
+    const refused = await run('bash', [BACKUP, 'restore', dir!], { env: { ...process.env, CODEBAY_STATE: state } }).then(
+      () => 'restored',
+      (err: { stderr?: string }) => err.stderr ?? '',
+    );
+    expect(refused).toMatch(/artifacts\.tar does not match SHA256SUMS \(the backup is damaged\): nothing was replaced/);
+    expect(readFileSync(join(state, 'registry', 'mine'), 'utf8')).toBe('still here');
+    expect(readdirSync(state).sort()).toEqual(['registry']);
+    expect(existsSync(join(state, '.restoring'))).toBe(false);
   });
 });
