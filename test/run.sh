@@ -15,10 +15,6 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "preparing dependencies and components"
 bash deploy/local/bootstrap.sh || { echo "0 passed, 1 failed"; exit 1; }
-# The builder suites run two builders, each with a daemon of its own.
-export CODEBAY_SECOND_DOCKERD=1
-bash deploy/local/components.sh up || { echo "0 passed, 1 failed"; exit 1; }
-eval "$(bash deploy/local/components.sh env)"
 
 # A check counts as one test: passed or failed.
 check() {
@@ -37,6 +33,26 @@ suite() {
   [ -s "$results/suite-$name.json" ] || echo '{"numPassedTests":0,"numFailedTests":1,"numPendingTests":0}' > "$results/suite-$name.json"
 }
 
+# The checks and the unit suite need no component: they run while the components and the
+# control plane start, their output kept and printed once they are done.
+early_log=.tmp/early-checks.log
+early_pid=
+if [ "$mode" = all ]; then
+  (
+    check typecheck node_modules/.bin/tsc -p tsconfig.json
+    check lint node_modules/.bin/eslint --max-warnings 0 .
+    check format node_modules/.bin/prettier --check --log-level warn .
+    check circular node_modules/.bin/madge --circular --extensions ts --ts-config tsconfig.json packages services
+    suite unit
+  ) > "$early_log" 2>&1 &
+  early_pid=$!
+fi
+
+# The builder suites run two builders, each with a daemon of its own.
+export CODEBAY_SECOND_DOCKERD=1
+bash deploy/local/components.sh up || { echo "0 passed, 1 failed"; exit 1; }
+eval "$(bash deploy/local/components.sh env)"
+
 # The Kubernetes suites need the control plane (built from Go modules once, cached).
 if [ "$mode" = all ] || [ "$mode" = k8s ]; then
   step "Kubernetes control plane"
@@ -47,12 +63,11 @@ if [ "$mode" = all ] || [ "$mode" = k8s ]; then
   if [ $rc -ne 0 ]; then echo fail > "$results/check-k8s-cluster"; fi
 fi
 
+if [ -n "$early_pid" ]; then
+  wait "$early_pid"
+  cat "$early_log"
+fi
 if [ "$mode" = all ]; then
-  check typecheck node_modules/.bin/tsc -p tsconfig.json
-  check lint node_modules/.bin/eslint --max-warnings 0 .
-  check format node_modules/.bin/prettier --check --log-level warn .
-  check circular node_modules/.bin/madge --circular --extensions ts --ts-config tsconfig.json packages services
-  suite unit
   suite integration --config test/vitest.config.ts test/integration
   # A hostile tenant's attempts, one test each: every one must end in a refusal, never in access.
   suite hostile --config test/vitest.config.ts test/hostile

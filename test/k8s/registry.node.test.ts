@@ -53,19 +53,7 @@ describe('codebay with its own registry on a real node (deploy.sh --with-registr
     for (const id of created) await d.api(`/api/instances/${id}`, { method: 'DELETE' }).catch(() => undefined);
     for (const id of created) await waitForStatus(d, id, ['Deleted'], 60_000).catch(() => undefined);
     await d.kubectl('-n', INSTANCE_NS, 'delete', 'pvc', `codebay-shared-${user}`, '--ignore-not-found', '--wait=false').catch(() => undefined);
-    // Back to the default deployment (the cluster's registry): the component's objects go.
-    await d.kubectl(
-      '-n',
-      PLATFORM_NS,
-      'delete',
-      'deployment,service,pvc,networkpolicy,configmap',
-      '-l',
-      'app.kubernetes.io/name=codebay-registry',
-      '--ignore-not-found',
-    );
-    await d.kubectl('-n', PLATFORM_NS, 'delete', 'secret', 'codebay-registry-htpasswd', 'codebay-registry-pull', 'codebay-registry-push', '--ignore-not-found');
-    await d.kubectl('-n', INSTANCE_NS, 'delete', 'secret', 'codebay-registry-pull', '--ignore-not-found');
-    await deployToNode({ logFile: join(LOG_DIR, 'node-deploy-restore.log'), builders: 1 });
+    // The next default deployToNode() removes the component (every node suite deploys first).
   }, 10 * 60_000);
 
   it('the pull endpoint refuses anonymous requests and unknown users, lets the pull user read, and is read-only', async () => {

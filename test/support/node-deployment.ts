@@ -113,7 +113,8 @@ export function hostPublicAddresses(): string[] {
  * `library/debian:bookworm` (the node and the builders' daemons use it as their Docker Hub mirror:
  * nothing can be pulled from the internet here). Builds and pushes the images on the tests'
  * Docker daemon (cached by content: a warm run builds nothing). `withRegistry`: `--with-registry`
- * (instance images in codebay's own registry, with users).
+ * (instance images in codebay's own registry, with users); without it, the objects such a
+ * deployment left (its registry, users, pull Secret) are deleted first.
  * @throws Error with the tail of deploy.sh's log when it fails
  */
 export async function deployToNode(
@@ -124,6 +125,22 @@ export async function deployToNode(
   const stateDir = opts.stateDir ?? '/var/lib/codebay-k8s-node/deploy';
   mkdirSync(stateDir, { recursive: true });
   const dockerEnv = { ...process.env, DOCKER_HOST: docker };
+  if (!opts.withRegistry) {
+    // A --with-registry deployment before this one (registry.node.test.ts): its component goes
+    // (deploy.sh never deletes a registry and its images by itself).
+    const kubectl = (...args: string[]) => run(node.kubectl, ['--kubeconfig', node.kubeconfig, ...args], { maxBuffer: 16 << 20 });
+    await kubectl(
+      '-n',
+      PLATFORM_NS,
+      'delete',
+      'deployment,service,pvc,networkpolicy,configmap',
+      '-l',
+      'app.kubernetes.io/name=codebay-registry',
+      '--ignore-not-found',
+    );
+    await kubectl('-n', PLATFORM_NS, 'delete', 'secret', 'codebay-registry-htpasswd', 'codebay-registry-pull', 'codebay-registry-push', '--ignore-not-found');
+    await kubectl('-n', INSTANCE_NS, 'delete', 'secret', 'codebay-registry-pull', '--ignore-not-found');
+  }
   await run('docker', ['tag', 'debian:bookworm', `${node.registryPush}/library/debian:bookworm`], { env: dockerEnv });
   await run('docker', ['push', '-q', `${node.registryPush}/library/debian:bookworm`], { env: dockerEnv, maxBuffer: 16 << 20 });
 

@@ -122,7 +122,8 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     processes.delete(name);
   };
 
-  for (const name of services) await startService(name);
+  // Side by side: nothing in a service's start waits for another (each retries what it needs).
+  await Promise.all(services.map((name) => startService(name)));
   const url = `http://127.0.0.1:${gatewayPort}`;
   return {
     url,
@@ -137,7 +138,7 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     startService,
     stopService,
     async stop() {
-      for (const name of [...processes.keys()].reverse()) await stopService(name);
+      await Promise.all([...processes.keys()].map((name) => stopService(name)));
       await rm(work, { recursive: true, force: true });
       // This run's spare networks, should a provisioner have been killed before it removed them.
       const docker = dockerFromHost(c.dockerHost);
