@@ -312,54 +312,69 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     await d.api(`/api/instances/${running.instance_id}`, { method: 'DELETE' });
   });
 
-  it('a rolling restart of the gateway, the builders and the provisioner during builds, a follow and provisioning: every instance ends Running, once; the follower resumes, no line lost or repeated', async () => {
-    const deployments = ['deployment/codebay-gateway', 'deployment/codebay-builder', 'deployment/codebay-provisioner'];
-    // A build that outlasts the gateway's rollout (each old pod: preStop 5 s, then draining ends
-    // its log streams) and ends within the builder's grace period (45 s), followed by a client;
-    // two more requests queued behind it or being provisioned when the restart begins.
-    const followed = await create(async () =>
-      createFromWorkspace(
-        d,
-        user,
-        await workspaceTarball({
-          config: { build: { dockerfile: 'Dockerfile' }, containerEnv: { CODEBAY_NODE_ROLL: randomBytes(4).toString('hex') } },
-          dockerfile: `FROM debian:bookworm\nRUN echo ${randomBytes(4).toString('hex')} && sleep 30 && echo slept\n`,
-        }),
-      ),
-    );
-    const others = await Promise.all(
-      [1, 2].map(() => create(async () => createFromDevcontainer(d, user, await uniqueDevcontainer(`${SAMPLES}/simple-devcontainer.json`)))),
-    );
-    const seen: string[] = [];
-    const reconnects: string[] = [];
-    let restart: Promise<string> | undefined;
-    const end = await d.client().followLogs(followed.instance_id, {
-      onLine: (line) => {
-        seen.push(line.text);
-        if (!restart && /building build key/.test(line.text)) restart = d.kubectl('-n', PLATFORM_NS, 'rollout', 'restart', ...deployments);
-      },
-      onReconnect: (after, err) => reconnects.push(`${after}: ${err.message}`),
-    });
-    expect(restart).toBeDefined();
-    await restart;
-    for (const w of deployments) await d.kubectl('-n', PLATFORM_NS, 'rollout', 'status', w, '--timeout=300s');
-    // Whatever the outcome, the next test starts with a serving gateway.
-    await platformReady(d);
-    expect(reconnects.length).toBeGreaterThan(0);
-    expect(end.outcome).toBe('success');
-    expect(seen).toEqual(await logLines(followed.instance_id));
-    for (const inst of [followed, ...others]) {
-      const r = await waitForStatus(d, inst.instance_id, ['Running', 'Failed'], 300_000);
-      expect(r.status, r.error ?? '').toBe('Running');
-      // Provisioned once: one Deployment, one pod.
-      const objects = (await d.kubectl('-n', INSTANCE_NS, 'get', 'deployment,pod', '-l', `codebay.dev/instance=${inst.instance_id}`, '-o', 'name'))
-        .trim()
-        .split('\n');
-      expect(objects.filter((o) => o.startsWith('deployment'))).toHaveLength(1);
-      expect(objects.filter((o) => o.startsWith('pod'))).toHaveLength(1);
-    }
-    for (const inst of [followed, ...others]) await d.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
-  });
+  it(
+    'a rolling restart of the gateway, then the builders and the provisioner, during builds, a follow and provisioning: every instance ends Running with one pod; the follower resumes, no line lost or repeated',
+    async () => {
+      const platform = ['deployment/codebay-gateway', 'deployment/codebay-builder', 'deployment/codebay-provisioner'];
+      // A build that outlasts the gateway's rollout (each old pod: preStop 5 s, then draining ends
+      // its log streams) and ends within the builder's grace period (45 s), followed by a client;
+      // two more requests queued behind it or being provisioned meanwhile. The gateway restarts
+      // when the build starts, the builders and the provisioner once the follower has resumed.
+      const followed = await create(async () =>
+        createFromWorkspace(
+          d,
+          user,
+          await workspaceTarball({
+            config: { build: { dockerfile: 'Dockerfile' }, containerEnv: { CODEBAY_NODE_ROLL: randomBytes(4).toString('hex') } },
+            dockerfile: `FROM debian:bookworm\nRUN echo ${randomBytes(4).toString('hex')} && sleep 40 && echo slept\n`,
+          }),
+        ),
+      );
+      const others = await Promise.all(
+        [1, 2].map(() => create(async () => createFromDevcontainer(d, user, await uniqueDevcontainer(`${SAMPLES}/simple-devcontainer.json`)))),
+      );
+      const seen: string[] = [];
+      const reconnects: string[] = [];
+      const restarts: Array<Promise<unknown>> = [];
+      const restart = (...deployments: string[]) =>
+        restarts.push(d.kubectl('-n', PLATFORM_NS, 'rollout', 'restart', ...deployments).catch((err: Error) => err));
+      let end: Awaited<ReturnType<ReturnType<NodeDeployment['client']>['followLogs']>>;
+      try {
+        end = await d.client().followLogs(followed.instance_id, {
+          onLine: (line) => {
+            seen.push(line.text);
+            if (!restarts.length && /building build key/.test(line.text)) restart(platform[0]!);
+          },
+          onReconnect: (after, err) => {
+            if (!reconnects.length) restart(platform[1]!, platform[2]!);
+            reconnects.push(`${after}: ${err.message}`);
+          },
+        });
+      } finally {
+        // Whatever the outcome, the next test starts with every deployment rolled out and serving.
+        await Promise.all(restarts);
+        for (const w of platform) await d.kubectl('-n', PLATFORM_NS, 'rollout', 'status', w, '--timeout=300s');
+        await platformReady(d);
+      }
+      expect(restarts).toHaveLength(2);
+      for (const r of await Promise.all(restarts)) expect(r).not.toBeInstanceOf(Error);
+      expect(reconnects.length).toBeGreaterThan(0);
+      expect(end.outcome).toBe('success');
+      expect(seen).toEqual(await logLines(followed.instance_id));
+      for (const inst of [followed, ...others]) {
+        const r = await waitForStatus(d, inst.instance_id, ['Running', 'Failed'], 300_000);
+        expect(r.status, r.error ?? '').toBe('Running');
+        // One Deployment, one pod: nothing provisioned twice over.
+        const objects = (await d.kubectl('-n', INSTANCE_NS, 'get', 'deployment,pod', '-l', `codebay.dev/instance=${inst.instance_id}`, '-o', 'name'))
+          .trim()
+          .split('\n');
+        expect(objects.filter((o) => o.startsWith('deployment'))).toHaveLength(1);
+        expect(objects.filter((o) => o.startsWith('pod'))).toHaveLength(1);
+      }
+      for (const inst of [followed, ...others]) await d.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
+    },
+    15 * 60_000,
+  );
 
   it('delete garbage-collects every object of the instance but the user’s shared PVC', async () => {
     const id = simple.instance_id;

@@ -140,7 +140,10 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
         // The last reason the pod gave for waiting (the scheduler's), told if the deadline passes.
         let pending: string | undefined;
         const settle = (verdict: PodVerdict) => {
-          if (!verdict) return;
+          if (!verdict) {
+            pending = undefined; // scheduled since
+            return;
+          }
           if ('ready' in verdict) resolve();
           else if ('pending' in verdict) pending = verdict.pending;
           else reject(new PermanentError(verdict.failed));
