@@ -66,6 +66,7 @@ tar_hashed() {
 # then holds a partial copy the caller removes) when the hash is not SUM.
 untar_checked() {
   local st sum hasher
+  [[ -f $1 && -r $1 ]] || die "$1: no such readable file"
   rm -f "$3/.fifo" "$3/.sum"
   mkfifo "$3/.fifo"
   sha256sum <"$3/.fifo" >"$3/.sum" &
@@ -89,6 +90,16 @@ untar_checked() {
   [[ $sum == "$2" ]] || die "$1 does not match SHA256SUMS (the backup is damaged): nothing was replaced"
 }
 
+# stopped: dies unless the Redis and the registry of $STATE are stopped.
+stopped() {
+  running "$STATE/run/redis.pid" redis-server && die "Redis of $STATE is running: stop it first (bash deploy/local/components.sh down)"
+  local r
+  for r in registry-pull registry-push; do
+    running "$STATE/run/$r.pid" docker-registry && die "the registry of $STATE is running: stop it first (bash deploy/local/components.sh down)"
+  done
+  return 0
+}
+
 create() {
   local dir=$1
   command -v redis-cli >/dev/null || die "redis-cli not found (apt-get install redis-tools)"
@@ -109,14 +120,13 @@ create() {
     if [[ -e $STATE/$s ]]; then cp -a "$STATE/$s" "$dir/secrets/"; fi
   done
   # The archives were hashed as they were written (read once); the rest here.
-  local sums
-  sums=$(
-    cd "$dir" && {
-      find . -type f ! -name SHA256SUMS ! -name '*.tar' ! -name '*.tar.sha256' -print0 | xargs -0 -r sha256sum
-      for t in registry.tar artifacts.tar; do printf '%s  ./%s\n' "$(cat "$t.sha256")" "$t"; done
-    } | LC_ALL=C sort -k2
-  )
-  printf '%s\n' "$sums" >"$dir/SHA256SUMS"
+  local others t
+  others=$(cd "$dir" && find . -type f ! -name SHA256SUMS ! -name '*.tar' ! -name '*.tar.sha256' -print0 | xargs -0 -r sha256sum) ||
+    die "hashing the files of $dir failed"
+  {
+    printf '%s\n' "$others"
+    for t in registry.tar artifacts.tar; do printf '%s  ./%s\n' "$(cat "$dir/$t.sha256")" "$t"; done
+  } | grep -v '^$' | LC_ALL=C sort -k2 >"$dir/SHA256SUMS"
   rm -f "$dir"/*.tar.sha256
   log "backup in $dir ($(du -sh "$dir" | cut -f1))"
 }
@@ -128,23 +138,21 @@ restore() {
   grep -v -E '  \./(registry|artifacts)\.tar$' "$dir/SHA256SUMS" | (cd "$dir" && sha256sum --quiet -c -) || die "$dir: files do not match SHA256SUMS"
   local t sums=()
   for t in artifacts registry; do
-    sums+=("$(grep -E "  \./$t\.tar$" "$dir/SHA256SUMS" | cut -d' ' -f1)")
+    sums+=("$(grep -E "  \./$t\.tar$" "$dir/SHA256SUMS" | cut -d' ' -f1 || true)")
     [[ -n ${sums[-1]} ]] || die "$dir/SHA256SUMS names no $t.tar"
   done
-  running "$STATE/run/redis.pid" redis-server && die "Redis of $STATE is running: stop it first (bash deploy/local/components.sh down)"
-  local r
-  for r in registry-pull registry-push; do
-    running "$STATE/run/$r.pid" docker-registry && die "the registry of $STATE is running: stop it first (bash deploy/local/components.sh down)"
-  done
+  stopped
   mkdir -p "$STATE"
   local stage=$STATE/.restoring
   rm -rf "$stage"
   mkdir -p "$stage"
   # shellcheck disable=SC2064 # the path now: $stage is local
-  trap "rm -rf '$stage'" EXIT
+  trap "rm -rf $(printf %q "$stage")" EXIT
   untar_checked "$dir/artifacts.tar" "${sums[0]}" "$stage"
   untar_checked "$dir/registry.tar" "${sums[1]}" "$stage"
-  local kept
+  # (Extracting takes a while: nothing may have started meanwhile.)
+  stopped
+  local r kept
   kept=$STATE/replaced-$(date -u +%Y%m%dT%H%M%SZ)
   mkdir -p "$kept"
   for r in redis registry artifacts "${SECRETS[@]}"; do
