@@ -46,12 +46,15 @@ if [ "$mode" = all ]; then
     suite unit
   ) > "$early_log" 2>&1 &
   early_pid=$!
+  # An early exit (a component that does not start, Ctrl-C) takes them along.
+  trap 'if [ -n "$early_pid" ]; then pkill -P "$early_pid" 2>/dev/null; kill "$early_pid" 2>/dev/null; fi' EXIT
 fi
 
 # The builder suites run two builders, each with a daemon of its own.
 export CODEBAY_SECOND_DOCKERD=1
 bash deploy/local/components.sh up || { echo "0 passed, 1 failed"; exit 1; }
 eval "$(bash deploy/local/components.sh env)"
+bash test/support/leftovers.sh
 
 # The Kubernetes suites need the control plane (built from Go modules once, cached).
 if [ "$mode" = all ] || [ "$mode" = k8s ]; then
@@ -64,7 +67,8 @@ if [ "$mode" = all ] || [ "$mode" = k8s ]; then
 fi
 
 if [ -n "$early_pid" ]; then
-  wait "$early_pid"
+  wait "$early_pid" || echo fail > "$results/check-early"
+  early_pid=
   cat "$early_log"
 fi
 if [ "$mode" = all ]; then

@@ -9,7 +9,7 @@ import { components } from '../support/components.ts';
 import { createFromWorkspace, waitForStatus, type ApiTarget } from '../support/instances.ts';
 import { forgetUsers } from '../support/records.ts';
 import { freePort } from '../support/ports.ts';
-import { LOG_DIR } from '../support/stack.ts';
+import { LOG_DIR, removeDeployment } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 import { salt, workspaceTarball } from '../support/workspaces.ts';
 
@@ -23,6 +23,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 describe('npm start supervises its services', () => {
   const c = components();
   const user = `supervise-${salt()}`;
+  const deployment = `codebay-t${randomBytes(4).toString('hex')}`;
   const work = mkdtempSync(join(tmpdir(), 'codebay-supervise-'));
   const adminToken = randomBytes(24).toString('hex');
   const output: string[] = [];
@@ -56,7 +57,7 @@ describe('npm start supervises its services', () => {
         CODEBAY_ADMIN_TOKEN: adminToken,
         CODEBAY_SECRET_KEY: randomBytes(32).toString('base64'),
         CODEBAY_QUEUE_PREFIX: `codebay-test:supervise-${salt()}`,
-        CODEBAY_DEPLOYMENT: `codebay-t${randomBytes(4).toString('hex')}`,
+        CODEBAY_DEPLOYMENT: deployment,
         // A killed builder's job goes to the next one after its lock runs out.
         JOB_LOCK_SECONDS: '10',
         STALLED_INTERVAL_SECONDS: '5',
@@ -83,6 +84,7 @@ describe('npm start supervises its services', () => {
       process.kill(start.pid!, 'SIGINT');
       await exited;
     }
+    await removeDeployment(components().dockerHost, deployment);
     await forgetUsers(user);
   });
 

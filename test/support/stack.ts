@@ -46,6 +46,44 @@ export interface Stack {
 }
 
 /**
+ * Removes every Docker object labelled `codebay.deployment=<deployment>` (containers first, with
+ * force, then networks and volumes): what a test's deployment made, whatever state its instances
+ * were left in. Running containers left behind would pile up run after run (a daemon restart
+ * then re-attaches to all of them).
+ */
+export async function removeDeployment(dockerHost: string, deployment: string): Promise<void> {
+  const docker = dockerFromHost(dockerHost);
+  const filters = JSON.stringify({ label: [`codebay.deployment=${deployment}`] });
+  const containers = await docker.listContainers({ all: true, filters });
+  await Promise.all(
+    containers.map((ct) =>
+      docker
+        .getContainer(ct.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
+  const networks = await docker.listNetworks({ filters });
+  await Promise.all(
+    networks.map((n) =>
+      docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined),
+    ),
+  );
+  const { Volumes: volumes } = await docker.listVolumes({ filters });
+  await Promise.all(
+    (volumes ?? []).map((v) =>
+      docker
+        .getVolume(v.Name)
+        .remove()
+        .catch(() => undefined),
+    ),
+  );
+}
+
+/**
  * Starts the real gateway, builder and provisioner as child processes against
  * the real Redis, dockerd and registry, each run with its own queue prefix and
  * folders so runs never see each other's jobs.
@@ -123,7 +161,13 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
   };
 
   // Side by side: nothing in a service's start waits for another (each retries what it needs).
-  await Promise.all(services.map((name) => startService(name)));
+  const starts = await Promise.allSettled(services.map((name) => startService(name)));
+  const failed = starts.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    // None of them outlives a stack that is never returned.
+    await Promise.all([...processes.keys()].map((name) => stopService(name)));
+    throw failed.reason;
+  }
   const url = `http://127.0.0.1:${gatewayPort}`;
   return {
     url,
@@ -140,19 +184,8 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
     async stop() {
       await Promise.all([...processes.keys()].map((name) => stopService(name)));
       await rm(work, { recursive: true, force: true });
-      // This run's spare networks, should a provisioner have been killed before it removed them.
-      const docker = dockerFromHost(c.dockerHost);
-      const spares = await docker.listNetworks({
-        filters: JSON.stringify({ label: [`codebay.deployment=${env.CODEBAY_DEPLOYMENT}`, 'codebay.kind=network-spare'] }),
-      });
-      await Promise.all(
-        spares.map((n) =>
-          docker
-            .getNetwork(n.Id)
-            .remove()
-            .catch(() => undefined),
-        ),
-      );
+      // Nothing of this run stays on the daemon: its instances' containers, networks and volumes.
+      await removeDeployment(c.dockerHost, env.CODEBAY_DEPLOYMENT!);
       // This run's queues go with it.
       const redis = createRedis(c.redisUrl, 'test-stack-cleanup');
       const queues = new JobQueues(redis, queuePrefix);
