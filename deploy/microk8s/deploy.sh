@@ -11,6 +11,9 @@
 #   --with-registry    instance images in codebay's own registry (components/registry: pull and push
 #                      users, node port 32001) instead of REGISTRY's; codebay's own images stay
 #                      where the nodes already pull (IMAGE_REGISTRY; MicroK8s: the registry addon)
+#   --autoscaling      builders scale with the build queue (components/autoscaling: a KEDA
+#                      ScaledObject on Prometheus' codebay_queue_jobs, 1 to 6 builders; MicroK8s:
+#                      enables the observability and keda addons; elsewhere KEDA must be there)
 #   -h, --help
 #
 # Steps: check MicroK8s and enable its addons dns, hostpath-storage, ingress, registry (and wait
@@ -38,7 +41,11 @@
 #   INSTANCE_EGRESS_EXCEPT                more IPv4 CIDRs instances may not reach (comma-separated); the
 #                                         nodes' own addresses are always added (re-run after adding nodes)
 #   INGRESS_CLASS [public]                the Ingress class (MicroK8s: public)
-#   BUILDER_REPLICAS [2]                  builds in parallel (one Docker-in-Docker daemon each)
+#   BUILDER_REPLICAS [2]                  builds in parallel (one Docker-in-Docker daemon each;
+#                                         with --autoscaling, KEDA decides)
+#   PROMETHEUS_URL [http://kube-prom-stack-kube-prome-prometheus.observability.svc.cluster.local:9090]
+#                                         the Prometheus KEDA asks for the queue's depth (--autoscaling;
+#                                         the default is MicroK8s' observability addon)
 #   GATEWAY_REPLICAS [2]
 #   JOB_LOCK_SECONDS [60], STALLED_INTERVAL_SECONDS [30]  how soon a job whose worker died (SIGKILL,
 #                                         a node lost) runs again: its lock's life and the stalled-job check
@@ -66,6 +73,7 @@ DRY_RUN=0
 HOSTS=1
 BUILD=1
 WITH_REGISTRY=0
+AUTOSCALING=0
 while (($#)); do
   case $1 in
     --kubeconfig)
@@ -91,6 +99,10 @@ while (($#)); do
       ;;
     --with-registry)
       WITH_REGISTRY=1
+      shift
+      ;;
+    --autoscaling)
+      AUTOSCALING=1
       shift
       ;;
     -h | --help) usage ;;
@@ -210,8 +222,11 @@ run chmod 700 "$STATE/secrets"
 
 # --- 2. MicroK8s addons ---------------------------------------------------------------------
 if ((MICROK8S)); then
-  step "MicroK8s addons: dns hostpath-storage ingress registry"
-  for addon in dns hostpath-storage ingress registry; do
+  addons=(dns hostpath-storage ingress registry)
+  # keda lives in MicroK8s' community repository.
+  ((AUTOSCALING == 0)) || addons+=(observability community keda)
+  step "MicroK8s addons: ${addons[*]}"
+  for addon in "${addons[@]}"; do
     if ((!DRY_RUN)) && microk8s status -a "$addon" 2>/dev/null | grep -qx enabled; then
       log "addon $addon: enabled"
     else
@@ -353,7 +368,17 @@ log "secrets in $PLATFORM_NS: codebay-redis, codebay-admin, codebay-platform-key
 step "manifests (overlay microk8s, tag $TAG)"
 kdir=$STATE/kustomize
 overlay_rel=$(realpath --relative-to="$kdir" "$OVERLAY" 2>/dev/null || python3 -c 'import os,sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "$OVERLAY" "$kdir")
-component_rel=$(realpath --relative-to="$kdir" "$ROOT/deploy/kubernetes/components/registry" 2>/dev/null || echo "$ROOT/deploy/kubernetes/components/registry")
+relative() { realpath --relative-to="$kdir" "$1" 2>/dev/null || echo "$1"; }
+components=()
+((WITH_REGISTRY == 0)) || components+=("$(relative "$ROOT/deploy/kubernetes/components/registry")")
+((AUTOSCALING == 0)) || components+=("$(relative "$ROOT/deploy/kubernetes/components/autoscaling")")
+PROMETHEUS_URL=${PROMETHEUS_URL:-http://kube-prom-stack-kube-prome-prometheus.observability.svc.cluster.local:9090}
+if ((AUTOSCALING && !DRY_RUN)); then
+  # Without KEDA the ScaledObject cannot even be applied: say so before anything changes.
+  k get crd scaledobjects.keda.sh >/dev/null 2>&1 ||
+    die "--autoscaling: KEDA is not installed (no CustomResourceDefinition scaledobjects.keda.sh); install KEDA v2, or deploy without --autoscaling (docs/deployment.md: Autoscaling builders)"
+  log "builders scale with the queue: KEDA asks $PROMETHEUS_URL"
+fi
 # Instances reach no private address, but a node's public one would lead to its host ports.
 egress_except=${INSTANCE_EGRESS_EXCEPT:-}
 node_addresses=$(k get nodes -o jsonpath='{range .items[*].status.addresses[?(@.type=="InternalIP")]}{.address}{"\n"}{end}{range .items[*].status.addresses[?(@.type=="ExternalIP")]}{.address}{"\n"}{end}' 2>"$tmp/nodes.err") ||
@@ -369,7 +394,7 @@ apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
   - $overlay_rel
-$( ((WITH_REGISTRY)) && printf 'components:\n  - %s\n' "$component_rel")
+$( ((${#components[@]})) && printf 'components:\n' && printf '  - %s\n' "${components[@]}")
 # Matched by the names the overlay gives them (localhost:32000/…; the registry component's is bare).
 images:
   - {name: localhost:32000/codebay, newName: $PULL_PREFIX/codebay, newTag: "$TAG"}
@@ -378,7 +403,7 @@ images:
   - {name: localhost:32000/codebay-redis, newName: $PULL_PREFIX/codebay-redis, newTag: "$TAG"}
   - {name: codebay-registry, newName: $PULL_PREFIX/codebay-registry, newTag: "$TAG"}
 replicas:
-  - {name: codebay-builder, count: $BUILDER_REPLICAS}
+$( ((AUTOSCALING)) || echo "  - {name: codebay-builder, count: $BUILDER_REPLICAS}")
   - {name: codebay-gateway, count: $GATEWAY_REPLICAS}
 configMapGenerator:
   - name: codebay-config
@@ -405,6 +430,8 @@ patches:
       - {op: replace, path: /spec/rules/0/host, value: "$BASE_DOMAIN"}
       - {op: replace, path: /spec/rules/1/host, value: "*.$BASE_DOMAIN"}
       - {op: replace, path: /spec/tls/0/hosts, value: ["$BASE_DOMAIN", "*.$BASE_DOMAIN"]}
+$( ((AUTOSCALING)) && printf '%s\n' "  - target: {kind: ScaledObject, name: codebay-builder}" "    patch: |-" \
+  "      - {op: replace, path: /spec/triggers/0/metadata/serverAddress, value: \"$PROMETHEUS_URL\"}")
 EOF
 )
 if ((DRY_RUN)); then
@@ -415,6 +442,21 @@ else
   printf '%s\n' "$kustomization" >"$kdir/kustomization.yaml"
   k kustomize "$kdir" >"$kdir/rendered.yaml" 2>"$tmp/kustomize.err" || die "kustomize of $kdir failed: $(tail -n 5 "$tmp/kustomize.err")"
   k apply -f "$kdir/rendered.yaml" >&2 || die "kubectl apply of $kdir/rendered.yaml failed (above)"
+fi
+
+if ((AUTOSCALING)); then
+  # KEDA reads the queue's depth from Prometheus: it must scrape the gateways.
+  step "queue metrics for KEDA: deploy/monitoring/kubernetes (PodMonitor, PrometheusRule)"
+  if ((DRY_RUN)) || k get crd podmonitors.monitoring.coreos.com >/dev/null 2>&1; then
+    kr apply -k "$ROOT/deploy/monitoring/kubernetes" >&2 || die "kubectl apply -k deploy/monitoring/kubernetes failed (above)"
+    if ((MICROK8S)); then
+      kr label namespace observability codebay.dev/metrics=true --overwrite >&2 || die "cannot label namespace observability (its Prometheus scrapes codebay's metrics ports)"
+    else
+      log "label the namespace your Prometheus runs in with codebay.dev/metrics=true (codebay's NetworkPolicies admit scrapes from there)"
+    fi
+  else
+    log "WARNING: no Prometheus Operator here (no CRD podmonitors.monitoring.coreos.com): make the Prometheus at $PROMETHEUS_URL scrape codebay (deploy/monitoring/README.md), or KEDA sees an empty queue"
+  fi
 fi
 
 # --- 7. rollout ----------------------------------------------------------------------------------

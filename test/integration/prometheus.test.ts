@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis } from '@codebay/platform';
+import { loadYaml } from '@kubernetes/client-node';
 import { launchChromium } from '../support/browser.ts';
 import { createFromDevcontainer, uniqueDevcontainer, waitForStatus } from '../support/instances.ts';
 import { freePort } from '../support/ports.ts';
@@ -18,6 +19,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SAMPLES = fileURLToPath(new URL('../../samples', import.meta.url));
 const RULES = join(ROOT, 'deploy/monitoring/prometheus/rules.yml');
 const DASHBOARD = join(ROOT, 'deploy/monitoring/grafana/codebay.json');
+const SCALED_OBJECT = join(ROOT, 'deploy/kubernetes/components/autoscaling/scaled-object.yaml');
 
 interface PromResult {
   metric: Record<string, string>;
@@ -134,6 +136,27 @@ describe('metrics on a real Prometheus during a build burst', () => {
     expect(await scalar('max(codebay_builds_in_progress)')).toBe(0);
     const inProgressPeak = await queryRange('max(codebay_builds_in_progress)');
     expect(Math.max(...inProgressPeak[0]!.values!.map(([, v]) => Number(v)))).toBe(1);
+  });
+
+  it('the autoscaling component’s KEDA trigger, replayed on the burst: one builder per build waiting or running, back to the minimum once the queue drains', async () => {
+    // KEDA's prometheus scaler with metricType AverageValue feeds the HPA an external metric;
+    // the HPA's replicas are ceil(value / threshold) within min and max (Kubernetes docs,
+    // "Horizontal Pod Autoscaling: algorithm details"), before its behavior's rate limits.
+    const so = loadYaml<{
+      spec: { minReplicaCount: number; maxReplicaCount: number; triggers: Array<{ type: string; metricType: string; metadata: Record<string, string> }> };
+    }>(readFileSync(SCALED_OBJECT, 'utf8'));
+    const [trigger] = so.spec.triggers;
+    expect(trigger).toMatchObject({ type: 'prometheus', metricType: 'AverageValue' });
+    const threshold = Number(trigger!.metadata.threshold);
+    const replicas = (value: number) => Math.min(so.spec.maxReplicaCount, Math.max(so.spec.minReplicaCount, Math.ceil(value / threshold)));
+    const series = await queryRange(trigger!.metadata.query!);
+    expect(series).toHaveLength(1);
+    const decisions = series[0]!.values!.map(([, v]) => replicas(Number(v)));
+    // 4 builds on one builder: while some wait, more builders are wanted (up to one per build).
+    expect(Math.max(...decisions)).toBeGreaterThanOrEqual(2);
+    expect(Math.max(...decisions)).toBeLessThanOrEqual(created.length);
+    expect(decisions.at(-1)).toBe(so.spec.minReplicaCount);
+    expect(replicas(Number((await query(trigger!.metadata.query!))[0]?.value?.[1]))).toBe(so.spec.minReplicaCount);
   });
 
   it('instances by status match the API’s list, and every dependency is up', async () => {

@@ -1,6 +1,16 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { PlatformKey, instanceSecrets } from '@codebay/platform';
-import { ApiException, AppsV1Api, CoreV1Api, KubernetesObjectApi, NetworkingV1Api, Watch, loadAllYaml, type KubeConfig } from '@kubernetes/client-node';
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  KubernetesObjectApi,
+  NetworkingV1Api,
+  Watch,
+  loadAllYaml,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -451,6 +461,29 @@ describe('Kubernetes runtime on a real API server', () => {
     const failed = await getInstance(stack, inst.instance_id);
     expect(failed.status).toBe('Failed');
     expect(failed.error).toMatch(/vanished/);
+  });
+
+  it('the autoscaling component’s ScaledObject is valid for KEDA v2.21’s CustomResourceDefinition (server-side dry run)', async () => {
+    // KEDA's CRD as KEDA ships it: the API server checks the ScaledObject against its schema.
+    const [crd] = loadAllYaml(readFileSync(`${ROOT}/test/k8s/crds/keda.sh_scaledobjects.yaml`, 'utf8')) as KubernetesObject[];
+    await applyAll(admin, [crd!]);
+    await waitFor(
+      'the ScaledObject CRD to be Established',
+      async () => {
+        const got = (await KubernetesObjectApi.makeApiClient(admin).read(crd as { metadata: { name: string } } & KubernetesObject)) as {
+          status?: { conditions?: Array<{ type: string; status: string }> };
+        };
+        return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+      },
+      30_000,
+      250,
+    );
+    const [so] = loadAllYaml(readFileSync(`${ROOT}/deploy/kubernetes/components/autoscaling/scaled-object.yaml`, 'utf8')) as KubernetesObject[];
+    so!.metadata!.namespace = ns;
+    await applyAll(admin, [so!], 'All');
+    // A field KEDA does not know is refused: the check is a real one.
+    const wrong = { ...so!, spec: { ...(so as { spec: object }).spec, maxReplicas: 6 } } as KubernetesObject;
+    await expect(applyAll(admin, [wrong], 'All')).rejects.toThrow(/maxReplicas|unknown field/i);
   });
 
   it('every manifest in deploy/ applies with a server-side dry run', async () => {
