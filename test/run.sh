@@ -77,7 +77,17 @@ if [ "$mode" = all ]; then
   suite hostile --config test/vitest.config.ts test/hostile
 fi
 if [ "$mode" = hostile ]; then suite hostile --config test/vitest.config.ts test/hostile; fi
-if [ "$mode" = all ] || [ "$mode" = e2e ]; then suite e2e --config test/vitest.config.ts test/e2e; fi
-if [ "$mode" = all ] || [ "$mode" = k8s ]; then suite k8s --config test/vitest.config.ts test/k8s; fi
+if [ "$mode" = all ]; then
+  # The end-to-end suite (the local stack) runs beside the Kubernetes suites (the node, whose
+  # builds run on its own daemons); its output follows theirs.
+  e2e_log=.tmp/e2e-suite.log
+  suite e2e --config test/vitest.config.ts test/e2e > "$e2e_log" 2>&1 &
+  e2e_pid=$!
+  suite k8s --config test/vitest.config.ts test/k8s
+  wait "$e2e_pid"
+  cat "$e2e_log"
+fi
+if [ "$mode" = e2e ]; then suite e2e --config test/vitest.config.ts test/e2e; fi
+if [ "$mode" = k8s ]; then suite k8s --config test/vitest.config.ts test/k8s; fi
 
 node test/summary.mjs "$results"
