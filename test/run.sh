@@ -37,6 +37,7 @@ suite() {
 # control plane start, their output kept and printed once they are done.
 early_log=.tmp/early-checks.log
 early_pid=
+e2e_pid=
 if [ "$mode" = all ]; then
   (
     check typecheck node_modules/.bin/tsc -p tsconfig.json
@@ -47,7 +48,14 @@ if [ "$mode" = all ]; then
   ) > "$early_log" 2>&1 &
   early_pid=$!
   # An early exit (a component that does not start, Ctrl-C) takes them along.
-  trap 'if [ -n "$early_pid" ]; then pkill -P "$early_pid" 2>/dev/null; kill "$early_pid" 2>/dev/null; fi' EXIT
+  stop_jobs() {
+    local p
+    for p in $early_pid ${e2e_pid:-}; do
+      pkill -P "$p" 2>/dev/null
+      kill "$p" 2>/dev/null
+    done
+  }
+  trap stop_jobs EXIT
 fi
 
 # The builder suites run two builders, each with a daemon of its own.
@@ -84,7 +92,9 @@ if [ "$mode" = all ]; then
   suite e2e --config test/vitest.config.ts test/e2e > "$e2e_log" 2>&1 &
   e2e_pid=$!
   suite k8s --config test/vitest.config.ts test/k8s
-  wait "$e2e_pid"
+  # A job that died before its suite wrote its counts is a failure, not a suite left out.
+  wait "$e2e_pid" || [ -s "$results/suite-e2e.json" ] || echo fail > "$results/check-e2e"
+  e2e_pid=
   cat "$e2e_log"
 fi
 if [ "$mode" = e2e ]; then suite e2e --config test/vitest.config.ts test/e2e; fi

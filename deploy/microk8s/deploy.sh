@@ -212,7 +212,13 @@ if ((MICROK8S)); then
 elif ((!DRY_RUN)); then
   k version --request-timeout=10s >/dev/null 2>&1 || die "the cluster of $KUBECONFIG_FILE does not answer (kubectl --kubeconfig $KUBECONFIG_FILE version)"
   log "cluster of $KUBECONFIG_FILE answers"
+  # Without KEDA the ScaledObject cannot even be applied: say so before anything changes.
+  if ((AUTOSCALING)); then
+    k get crd scaledobjects.keda.sh >/dev/null 2>&1 ||
+      die "--autoscaling: KEDA is not installed (no CustomResourceDefinition scaledobjects.keda.sh); install KEDA v2, or deploy without --autoscaling (docs/deployment.md: Autoscaling builders)"
+  fi
 fi
+PROMETHEUS_URL=${PROMETHEUS_URL:-http://kube-prom-stack-kube-prome-prometheus.observability.svc.cluster.local:9090}
 if ((BUILD)); then
   docker_bin=${DOCKER:-$(command -v /usr/bin/docker docker 2>/dev/null | head -n 1 || true)}
   [[ -n $docker_bin ]] || die "docker not found: it builds the images (apt-get install docker.io), or pass --skip-build to reuse the last ones"
@@ -372,12 +378,11 @@ relative() { realpath --relative-to="$kdir" "$1" 2>/dev/null || echo "$1"; }
 components=()
 ((WITH_REGISTRY == 0)) || components+=("$(relative "$ROOT/deploy/kubernetes/components/registry")")
 ((AUTOSCALING == 0)) || components+=("$(relative "$ROOT/deploy/kubernetes/components/autoscaling")")
-PROMETHEUS_URL=${PROMETHEUS_URL:-http://kube-prom-stack-kube-prome-prometheus.observability.svc.cluster.local:9090}
-if ((AUTOSCALING && !DRY_RUN)); then
-  # Without KEDA the ScaledObject cannot even be applied: say so before anything changes.
-  k get crd scaledobjects.keda.sh >/dev/null 2>&1 ||
-    die "--autoscaling: KEDA is not installed (no CustomResourceDefinition scaledobjects.keda.sh); install KEDA v2, or deploy without --autoscaling (docs/deployment.md: Autoscaling builders)"
+if ((AUTOSCALING)); then
   log "builders scale with the queue: KEDA asks $PROMETHEUS_URL"
+elif ((!DRY_RUN)) && k get crd scaledobjects.keda.sh >/dev/null 2>&1; then
+  # An earlier --autoscaling run's ScaledObject would fight BUILDER_REPLICAS.
+  k -n "$PLATFORM_NS" delete scaledobject codebay-builder --ignore-not-found >&2 || die "cannot delete the ScaledObject of an earlier --autoscaling run"
 fi
 # Instances reach no private address, but a node's public one would lead to its host ports.
 egress_except=${INSTANCE_EGRESS_EXCEPT:-}

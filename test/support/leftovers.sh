@@ -13,33 +13,35 @@ stale() {
   case $1 in
     container)
       ids=$(docker ps -aq --filter label=codebay.deployment)
-      format='{{index .Config.Labels "codebay.deployment"}} {{.Created}} {{.Id}}'
+      format='{{index .Config.Labels "codebay.deployment"}} {{.Id}} {{.Created}}'
       ;;
     network)
+      # (A network's Created reads "2026-12-01 14:08:18.2 +0000 UTC": last, spaces and all.)
       ids=$(docker network ls -q --filter label=codebay.deployment)
-      format='{{index .Labels "codebay.deployment"}} {{.Created}} {{.Id}}'
+      format='{{index .Labels "codebay.deployment"}} {{.Id}} {{.Created}}'
       ;;
     volume)
       ids=$(docker volume ls -q --filter label=codebay.deployment)
-      format='{{index .Labels "codebay.deployment"}} {{.CreatedAt}} {{.Name}}'
+      format='{{index .Labels "codebay.deployment"}} {{.Name}} {{.CreatedAt}}'
       ;;
   esac
   [[ -n $ids ]] || return 0
   # shellcheck disable=SC2086 # one ID per word
   docker "$1" inspect --format "$format" $ids 2>/dev/null |
-    while read -r deployment created id; do
+    while read -r deployment id created; do
       [[ $deployment =~ ^codebay-t[0-9a-f]{8}$ ]] || continue
-      (($(date -d "$created" +%s 2>/dev/null || echo "$cutoff") < cutoff)) && echo "$id"
+      created=$(date -d "${created% UTC}" +%s 2>/dev/null || echo "$cutoff")
+      ((created < cutoff)) && echo "$id"
     done
 }
 
 removed=0
 for kind in container network volume; do
-  args=()
-  [[ $kind == container ]] && args=(-f)
+  force=()
+  [[ $kind == container ]] && force=(-f)
   while read -r id; do
     [[ -n $id ]] || continue
-    docker "$kind" rm "${args[@]}" "$id" >/dev/null 2>&1 && removed=$((removed + 1))
+    docker "$kind" rm ${force[@]+"${force[@]}"} "$id" >/dev/null 2>&1 && removed=$((removed + 1))
   done < <(stale "$kind")
 done
 echo "removed $removed objects that earlier test runs left on $DOCKER_HOST"
