@@ -125,10 +125,18 @@ export async function deployToNode(
   const stateDir = opts.stateDir ?? '/var/lib/codebay-k8s-node/deploy';
   mkdirSync(stateDir, { recursive: true });
   const dockerEnv = { ...process.env, DOCKER_HOST: docker };
+  const kubectlRun = (args: string[], limits: { maxBuffer: number; timeout?: number }) => run(node.kubectl, ['--kubeconfig', node.kubeconfig, ...args], limits);
+  const kubectl = async (...args: string[]) => {
+    try {
+      return (await kubectlRun(args, { maxBuffer: 64 << 20 })).stdout;
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(`kubectl ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
+    }
+  };
   if (!opts.withRegistry) {
     // A --with-registry deployment before this one (registry.node.test.ts): its component goes
     // (deploy.sh never deletes a registry and its images by itself).
-    const kubectl = (...args: string[]) => run(node.kubectl, ['--kubeconfig', node.kubeconfig, ...args], { maxBuffer: 16 << 20 });
     await kubectl(
       '-n',
       PLATFORM_NS,
@@ -199,15 +207,6 @@ export async function deployToNode(
   const dispatcher = new Agent({ connect: { ca, lookup: toIngress as never } });
   const url = `https://${NODE_DOMAIN}`;
   const fetchVia = (target: string, init: RequestInit = {}) => fetch(target, { ...init, dispatcher } as RequestInit);
-  const kubectlRun = (args: string[], limits: { maxBuffer: number; timeout?: number }) => run(node.kubectl, ['--kubeconfig', node.kubeconfig, ...args], limits);
-  const kubectl = async (...args: string[]) => {
-    try {
-      return (await kubectlRun(args, { maxBuffer: 64 << 20 })).stdout;
-    } catch (err) {
-      const e = err as { stderr?: string; message: string };
-      throw new Error(`kubectl ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
-    }
-  };
   return {
     node,
     kc,
