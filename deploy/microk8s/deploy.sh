@@ -46,6 +46,10 @@
 #   PROMETHEUS_URL [http://kube-prom-stack-kube-prome-prometheus.observability.svc.cluster.local:9090]
 #                                         the Prometheus KEDA asks for the queue's depth (--autoscaling;
 #                                         the default is MicroK8s' observability addon)
+#   BUILDER_MAX_REPLICAS [6]              --autoscaling: at most this many builders (at least 1)
+#   BUILDER_SCALE_DOWN_SECONDS [120]      --autoscaling: builders go once the queue has been short this
+#                                         long, one at a time, one a minute at most (or one per this
+#                                         many seconds when shorter)
 #   GATEWAY_REPLICAS [2]
 #   JOB_LOCK_SECONDS [60], STALLED_INTERVAL_SECONDS [30]  how soon a job whose worker died (SIGKILL,
 #                                         a node lost) runs again: its lock's life and the stalled-job check
@@ -139,7 +143,9 @@ INGRESS_CLASS=${INGRESS_CLASS:-public}
 BUILDER_REPLICAS=${BUILDER_REPLICAS:-2}
 GATEWAY_REPLICAS=${GATEWAY_REPLICAS:-2}
 [[ $BUILDER_REPLICAS =~ ^[0-9]+$ && $GATEWAY_REPLICAS =~ ^[1-9][0-9]*$ ]] || die "BUILDER_REPLICAS and GATEWAY_REPLICAS must be numbers"
-for v in JOB_LOCK_SECONDS STALLED_INTERVAL_SECONDS; do
+BUILDER_MAX_REPLICAS=${BUILDER_MAX_REPLICAS:-6}
+BUILDER_SCALE_DOWN_SECONDS=${BUILDER_SCALE_DOWN_SECONDS:-120}
+for v in JOB_LOCK_SECONDS STALLED_INTERVAL_SECONDS BUILDER_MAX_REPLICAS BUILDER_SCALE_DOWN_SECONDS; do
   [[ -z ${!v:-} || ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v}: must be a whole number of seconds (1 or more)"
 done
 if [[ -z ${CODEBAY_DEPLOY_STATE:-} ]]; then
@@ -436,7 +442,10 @@ patches:
       - {op: replace, path: /spec/rules/1/host, value: "*.$BASE_DOMAIN"}
       - {op: replace, path: /spec/tls/0/hosts, value: ["$BASE_DOMAIN", "*.$BASE_DOMAIN"]}
 $( ((AUTOSCALING)) && printf '%s\n' "  - target: {kind: ScaledObject, name: codebay-builder}" "    patch: |-" \
-  "      - {op: replace, path: /spec/triggers/0/metadata/serverAddress, value: \"$PROMETHEUS_URL\"}")
+  "      - {op: replace, path: /spec/triggers/0/metadata/serverAddress, value: \"$PROMETHEUS_URL\"}" \
+  "      - {op: replace, path: /spec/maxReplicaCount, value: $BUILDER_MAX_REPLICAS}" \
+  "      - {op: replace, path: /spec/advanced/horizontalPodAutoscalerConfig/behavior/scaleDown/stabilizationWindowSeconds, value: $BUILDER_SCALE_DOWN_SECONDS}" \
+  "      - {op: replace, path: /spec/advanced/horizontalPodAutoscalerConfig/behavior/scaleDown/policies/0/periodSeconds, value: $((BUILDER_SCALE_DOWN_SECONDS < 60 ? BUILDER_SCALE_DOWN_SECONDS : 60))}")
 EOF
 )
 if ((DRY_RUN)); then

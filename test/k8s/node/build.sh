@@ -10,6 +10,9 @@
 #   coredns      coredns
 #   kube-router  kube-router (run as NetworkPolicy firewall only)
 #   traefik      traefik (ingress controller, IngressClass `public`)
+#   keda         keda-operator, keda-adapter (KEDA: builders that scale with the queue)
+#   prometheus   prometheus (v0.3xx module = Prometheus 3.x; Kubernetes service discovery,
+#                which Debian's package leaves out; no web UI assets: the API only)
 #   tools        pause, hostpath-provisioner (our own Go code in tools/)
 #
 # Versions come from mod/*/go.mod (regenerate with gen-modules.sh) and
@@ -89,6 +92,22 @@ build_piece() { # NAME TMPDIR
     (cd "$HERE/mod/traefik" && CGO_ENABLED=0 gobuild \
       -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$ver" \
       -o "$out/traefik" github.com/traefik/traefik/v3/cmd/traefik)
+    ;;
+  keda)
+    # As KEDA's Makefile builds them (its version package, no cgo); -s -w: 430 MB unstripped.
+    local kf="-s -w -X github.com/kedacore/keda/v2/version.Version=${ver#v}"
+    (cd "$HERE/mod/keda" && CGO_ENABLED=0 gobuild -ldflags "$kf" -o "$out/keda-operator" github.com/kedacore/keda/v2/cmd/operator)
+    (cd "$HERE/mod/keda" && CGO_ENABLED=0 gobuild -ldflags "$kf" -o "$out/keda-adapter" github.com/kedacore/keda/v2/cmd/adapter)
+    # KEDA's own manifests (node.sh applies config/minimal with these images).
+    cp -r "$GOMODCACHE/github.com/kedacore/keda/v2@$ver/config" "$2/config"
+    chmod -R u+w "$2/config"
+    ;;
+  prometheus)
+    # Prometheus 3.x is module v0.3xx.y: v0.316.0 is 3.16.0.
+    local pv=${ver#v0.} pf
+    pf="-s -w -X github.com/prometheus/common/version.Version=3.$((${pv%%.*} - 300)).${pv#*.}"
+    (cd "$HERE/mod/prometheus" && CGO_ENABLED=0 gobuild -tags netgo -ldflags "$pf" -o "$out/prometheus" \
+      github.com/prometheus/prometheus/cmd/prometheus)
     ;;
   tools)
     (cd "$HERE/tools" && CGO_ENABLED=0 gobuild -ldflags "-s -w" -o "$out/" ./cmd/pause ./cmd/hostpath-provisioner)

@@ -7,6 +7,8 @@
 #   mod/coredns/      github.com/coredns/coredns
 #   mod/kube-router/  github.com/cloudnativelabs/kube-router/v2 (NetworkPolicy)
 #   mod/traefik/      github.com/traefik/traefik/v3 (ingress controller)
+#   mod/keda/         github.com/kedacore/keda/v2 (operator, metrics adapter: autoscaling)
+#   mod/prometheus/   github.com/prometheus/prometheus (Debian's leaves Kubernetes discovery out)
 #
 # Each wrapper requires one upstream module at one version and copies that
 # module's own replace (non-local) and exclude directives: replaces are not
@@ -29,6 +31,8 @@ MODULES=(
   "coredns|github.com/coredns/coredns@v1.15.0|."
   "kube-router|github.com/cloudnativelabs/kube-router/v2@v2.1.0|cmd/kube-router"
   "traefik|github.com/traefik/traefik/v3@v3.6.12|cmd/traefik"
+  "keda|github.com/kedacore/keda/v2@v2.21.0|cmd/operator cmd/adapter"
+  "prometheus|github.com/prometheus/prometheus@v0.316.0|cmd/prometheus"
 )
 
 gen() { # name module@version packages

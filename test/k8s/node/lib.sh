@@ -21,6 +21,8 @@ piece_version() {
   coredns) modversion "$NODE_HERE/mod/coredns/go.mod" github.com/coredns/coredns ;;
   kube-router) modversion "$NODE_HERE/mod/kube-router/go.mod" github.com/cloudnativelabs/kube-router/v2 ;;
   traefik) modversion "$NODE_HERE/mod/traefik/go.mod" github.com/traefik/traefik/v3 ;;
+  keda) modversion "$NODE_HERE/mod/keda/go.mod" github.com/kedacore/keda/v2 ;;
+  prometheus) modversion "$NODE_HERE/mod/prometheus/go.mod" github.com/prometheus/prometheus ;;
   # Our own code: keyed by the hash of its sources.
   tools) (cd "$NODE_HERE/tools" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 |
     LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12) ;;
@@ -37,12 +39,14 @@ piece_bins() {
   coredns) echo coredns ;;
   kube-router) echo kube-router ;;
   traefik) echo traefik ;;
+  keda) echo keda-operator keda-adapter ;;
+  prometheus) echo prometheus ;;
   tools) echo pause hostpath-provisioner ;;
   esac
 }
 
 # shellcheck disable=SC2034 # used by build.sh
-NODE_PIECES=(kube-node containerd runc coredns kube-router traefik tools)
+NODE_PIECES=(kube-node containerd runc coredns kube-router traefik keda prometheus tools)
 
 piece_dir() { echo "$NODE_CACHE/$1-$(piece_version "$1")"; }
 

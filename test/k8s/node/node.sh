@@ -71,6 +71,10 @@ bins() {
   TRAEFIK_BIN=$(piece_dir traefik)/bin
   KUBE_ROUTER_BIN=$(piece_dir kube-router)/bin
   TOOLS_BIN=$(piece_dir tools)/bin
+  KEDA_VERSION=$(piece_version keda)
+  KEDA_DIR=$(piece_dir keda)
+  PROMETHEUS_VERSION=$(piece_version prometheus)
+  PROMETHEUS_BIN=$(piece_dir prometheus)/bin
 }
 
 kube() { "$CP_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" --request-timeout=10s "$@"; }
@@ -292,6 +296,45 @@ EOF
   done
   touch "$K/done"
 }
+# The aggregation layer (APIServices such as KEDA's external metrics): the API server proxies
+# to an extension server with this client certificate, which the extension checks against
+# the front-proxy CA the API server publishes (configmap extension-apiserver-authentication).
+front_proxy_pki() {
+  local K=$P/pki
+  [[ -f $K/front-proxy-client.crt ]] && return 0
+  (
+    cd "$K"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout front-proxy-ca.key -out front-proxy-ca.crt -days 3650 \
+      -subj "/CN=codebay-node-front-proxy-ca" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout front-proxy-client.key -out front-proxy-client.csr \
+      -subj "/CN=front-proxy-client" 2>/dev/null
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' >front-proxy-client.ext
+    openssl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key -CAcreateserial \
+      -out front-proxy-client.crt.tmp -days 3650 -extfile front-proxy-client.ext 2>/dev/null
+    rm -f front-proxy-client.csr front-proxy-client.ext
+    mv front-proxy-client.crt.tmp front-proxy-client.crt
+  )
+}
+# The API server's flags, one per line: start_all runs it with them and records them, and a
+# node whose API server runs with other flags (an older node.sh) is restarted by `up`.
+apiserver_args() {
+  local K=$P/pki
+  printf '%s\n' --etcd-servers=http://127.0.0.1:12379 \
+    --bind-address="$NODE_IP" --advertise-address="$NODE_IP" --secure-port="$API_PORT" \
+    --allow-privileged=true --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+    --client-ca-file="$K/ca.crt" --tls-cert-file="$K/apiserver.crt" --tls-private-key-file="$K/apiserver.key" \
+    --kubelet-client-certificate="$K/apiserver-kubelet-client.crt" --kubelet-client-key="$K/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority="$K/ca.crt" --kubelet-preferred-address-types=InternalIP \
+    --service-account-key-file="$K/sa.pub" --service-account-signing-key-file="$K/sa.key" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-cluster-ip-range="$SERVICE_CIDR" --service-node-port-range=30000-32767 \
+    --endpoint-reconciler-type=lease --profiling=false \
+    --requestheader-client-ca-file="$K/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$K/front-proxy-client.crt" --proxy-client-key-file="$K/front-proxy-client.key" \
+    --enable-aggregator-routing=true
+}
 
 # --- configuration files -------------------------------------------------------
 
@@ -502,6 +545,16 @@ images() {
   done
   chmod 1777 "$r/registry/tmp"
   mkimage "$REGISTRY_IMAGE" "$r/registry" '["/usr/bin/docker-registry","serve","/etc/registry/config.yml"]' 0:0
+  # KEDA: both binaries where KEDA's manifests run them (/keda, /keda-adapter).
+  mkdir -p "$r/keda/tmp"
+  cp "$KEDA_DIR/bin/keda-operator" "$r/keda/keda"
+  cp "$KEDA_DIR/bin/keda-adapter" "$r/keda/keda-adapter"
+  chmod 1777 "$r/keda/tmp"
+  mkimage "$KEDA_IMAGE" "$r/keda" '["/keda"]' 65532:65532
+  mkdir -p "$r/prometheus/bin" "$r/prometheus/tmp"
+  cp "$PROMETHEUS_BIN/prometheus" "$r/prometheus/bin/prometheus"
+  chmod 1777 "$r/prometheus/tmp"
+  mkimage "$PROMETHEUS_IMAGE" "$r/prometheus" '["/bin/prometheus"]' 65534:65534
   rm -rf "$r"
 }
 
@@ -510,6 +563,8 @@ image_names() {
   COREDNS_IMAGE=codebay.test/node/coredns:$COREDNS_VERSION
   TRAEFIK_IMAGE=codebay.test/node/traefik:$TRAEFIK_VERSION
   REGISTRY_IMAGE=codebay.test/node/registry:$(dpkg-query -W -f='${Version}' docker-registry 2>/dev/null | tr -c 'A-Za-z0-9_.\n-' '_')
+  KEDA_IMAGE=codebay.test/node/keda:$KEDA_VERSION
+  PROMETHEUS_IMAGE=codebay.test/node/prometheus:$PROMETHEUS_VERSION
   BUSYBOX_IMAGE=codebay.test/node/busybox:$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null | tr -c 'A-Za-z0-9_.\n-' '_')
 }
 
@@ -520,6 +575,29 @@ addons() {
     -e "s#@TRAEFIK_IMAGE@#$TRAEFIK_IMAGE#g" -e "s#@NODE_IP@#$NODE_IP#g" \
     -e "s#@REGISTRY_IMAGE@#$REGISTRY_IMAGE#g" -e "s#@REGISTRY_DATA@#$P/registry/data#g" \
     "$HERE/addons.yaml" | kube apply -f - >/dev/null
+  observability
+}
+# Prometheus with codebay's in-cluster scrape config (every 5 s here, not 15 s: the
+# autoscaling test waits on it) and KEDA from its own manifests (config/minimal: no admission
+# webhooks), as MicroK8s' observability and keda addons provide them.
+observability() {
+  local mon=$HERE/../../../deploy/monitoring/prometheus w hash
+  [[ -f $KEDA_DIR/config/minimal/kustomization.yaml ]] || die "$KEDA_DIR has no KEDA manifests (config/): remove it and run node/build.sh keda"
+  w=$(mktemp -d "$P/tmp/prometheus.XXXXXX")
+  sed 's/^  scrape_interval: 15s$/  scrape_interval: 5s/' "$mon/kubernetes.yml" >"$w/prometheus.yml"
+  cp "$mon/rules.yml" "$w/rules.yml"
+  hash=$(cat "$w/prometheus.yml" "$w/rules.yml" | sha256sum | cut -c1-12)
+  sed -e "s#@PROMETHEUS_IMAGE@#$PROMETHEUS_IMAGE#g" -e "s#@PROMETHEUS_CONFIG_HASH@#$hash#g" \
+    "$HERE/observability.yaml" | kube apply -f - >/dev/null
+  kube -n observability create configmap prometheus-config --from-file="$w/prometheus.yml" \
+    --from-file="$w/rules.yml" --dry-run=client -o yaml | kube apply -f - >/dev/null
+  rm -rf "$w"
+  # KEDA's images named as imported; its 100m CPU requests would crowd a 2-core test node.
+  kube kustomize "$KEDA_DIR/config/minimal" |
+    sed -e "s#ghcr.io/kedacore/keda:[^\"' ]*#$KEDA_IMAGE#" \
+      -e "s#ghcr.io/kedacore/keda-metrics-apiserver:[^\"' ]*#$KEDA_IMAGE#" \
+      -e 's#imagePullPolicy: Always#imagePullPolicy: IfNotPresent#' -e 's#cpu: 100m#cpu: 20m#' |
+    kube apply --server-side --force-conflicts -f - >/dev/null
 }
 
 # --- up / down ---------------------------------------------------------------
@@ -530,6 +608,7 @@ healthy() {
     alive "$n" || return 1
   done
   has_node_ip || return 1
+  [[ -f $P/pki/front-proxy-client.crt && "$(cat "$P/apiserver.args" 2>/dev/null)" == "$(apiserver_args)" ]] || return 1
   kube get --raw /readyz >/dev/null 2>&1 || return 1
   kube get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -qx True
 }
@@ -566,6 +645,7 @@ start_all() {
   record_host_state
   ensure_node_ip
   pki
+  front_proxy_pki
   configs
   start_registry
 
@@ -586,16 +666,10 @@ start_all() {
   wait_for 30 "etcd up" curl -sf http://127.0.0.1:12379/health || die "etcd did not start (see $L/etcd.log)"
 
   local K=$P/pki
-  run apiserver "$CP_BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:12379 \
-    --bind-address="$NODE_IP" --advertise-address="$NODE_IP" --secure-port="$API_PORT" \
-    --allow-privileged=true --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-    --client-ca-file="$K/ca.crt" --tls-cert-file="$K/apiserver.crt" --tls-private-key-file="$K/apiserver.key" \
-    --kubelet-client-certificate="$K/apiserver-kubelet-client.crt" --kubelet-client-key="$K/apiserver-kubelet-client.key" \
-    --kubelet-certificate-authority="$K/ca.crt" --kubelet-preferred-address-types=InternalIP \
-    --service-account-key-file="$K/sa.pub" --service-account-signing-key-file="$K/sa.key" \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-cluster-ip-range="$SERVICE_CIDR" --service-node-port-range=30000-32767 \
-    --endpoint-reconciler-type=lease --profiling=false
+  local args
+  mapfile -t args < <(apiserver_args)
+  run apiserver "$CP_BIN/kube-apiserver" "${args[@]}"
+  apiserver_args >"$P/apiserver.args"
   wait_for 90 "kube-apiserver up at https://$NODE_IP:$API_PORT" apiserver_ready ||
     die "kube-apiserver did not become ready (see $L/apiserver.log)"
   run kcm "$CP_BIN/kube-controller-manager" --kubeconfig="$P/kcm.kubeconfig" \
@@ -637,6 +711,10 @@ wait_addons() {
   alive provisioner || die "the hostpath provisioner is not running (see $L/provisioner.log)"
   kube -n container-registry rollout status deployment/registry --timeout=120s >&2 ||
     die "the registry pod did not become ready (kubectl -n container-registry describe pod -l app=registry)"
+  kube -n observability rollout status deployment/prometheus --timeout=120s >&2 ||
+    die "Prometheus did not become ready (kubectl -n observability describe pod -l app=prometheus)"
+  # KEDA's external metrics API becomes Available once the operator has made its certificates
+  # and the kubelet has mounted them (a minute or more): the autoscaling test waits for that.
   wait_for 30 "the registry answers at $NODE_IP:$REGISTRY_PORT (node port)" \
     curl -sf -m 2 "http://$NODE_IP:$REGISTRY_PORT/v2/" || die "the registry does not answer on $NODE_IP:$REGISTRY_PORT"
   wait_for 60 "Traefik answers at http://$NODE_IP:80" \
