@@ -114,11 +114,20 @@ export function hostPublicAddresses(): string[] {
  * nothing can be pulled from the internet here). Builds and pushes the images on the tests'
  * Docker daemon (cached by content: a warm run builds nothing). `withRegistry`: `--with-registry`
  * (instance images in codebay's own registry, with users); without it, the objects such a
- * deployment left (its registry, users, pull Secret) are deleted first.
+ * deployment left (its registry, users, pull Secret) are deleted first. `autoscaling`:
+ * `--autoscaling` with these PROMETHEUS_URL, BUILDER_MAX_REPLICAS and BUILDER_SCALE_DOWN_SECONDS
+ * (the node's KEDA asks the node's Prometheus); without it, deploy.sh removes an earlier
+ * ScaledObject.
  * @throws Error with the tail of deploy.sh's log when it fails
  */
 export async function deployToNode(
-  opts: { logFile: string; stateDir?: string; builders?: number; withRegistry?: boolean } = { logFile: '/tmp/codebay-node-deploy.log' },
+  opts: {
+    logFile: string;
+    stateDir?: string;
+    builders?: number;
+    withRegistry?: boolean;
+    autoscaling?: { prometheusUrl: string; maxReplicas: number; scaleDownSeconds: number };
+  } = { logFile: '/tmp/codebay-node-deploy.log' },
 ): Promise<NodeDeployment> {
   const node = nodeEnv();
   const docker = components().dockerHost;
@@ -169,11 +178,24 @@ export async function deployToNode(
     // A builder killed mid-build: its job runs again within ~20 s instead of ~90 s.
     JOB_LOCK_SECONDS: '15',
     STALLED_INTERVAL_SECONDS: '5',
+    ...(opts.autoscaling
+      ? {
+          PROMETHEUS_URL: opts.autoscaling.prometheusUrl,
+          BUILDER_MAX_REPLICAS: String(opts.autoscaling.maxReplicas),
+          BUILDER_SCALE_DOWN_SECONDS: String(opts.autoscaling.scaleDownSeconds),
+        }
+      : {}),
     ...(process.env.CODEBAY_BUILD_CA_FILE !== undefined ? { CODEBAY_BUILD_CA_FILE: process.env.CODEBAY_BUILD_CA_FILE } : {}),
   };
   const started = Date.now();
   try {
-    const flags = ['--kubeconfig', node.kubeconfig, '--no-hosts', ...(opts.withRegistry ? ['--with-registry'] : [])];
+    const flags = [
+      '--kubeconfig',
+      node.kubeconfig,
+      '--no-hosts',
+      ...(opts.withRegistry ? ['--with-registry'] : []),
+      ...(opts.autoscaling ? ['--autoscaling'] : []),
+    ];
     const out = await run('bash', [join(ROOT, 'deploy/microk8s/deploy.sh'), ...flags], {
       env,
       maxBuffer: 64 << 20,
