@@ -47,7 +47,7 @@
 #                                         the Prometheus KEDA asks for the queue's depth (--autoscaling;
 #                                         the default is MicroK8s' observability addon)
 #   BUILDER_MAX_REPLICAS [6]              --autoscaling: at most this many builders (at least 1)
-#   BUILDER_SCALE_DOWN_SECONDS [120]      --autoscaling: builders go once the queue has been short this
+#   BUILDER_SCALE_DOWN_SECONDS [120]      --autoscaling (1-3600): builders go once the queue has been short this
 #                                         long, one at a time, one a minute at most (or one per this
 #                                         many seconds when shorter)
 #   GATEWAY_REPLICAS [2]
@@ -145,7 +145,12 @@ GATEWAY_REPLICAS=${GATEWAY_REPLICAS:-2}
 [[ $BUILDER_REPLICAS =~ ^[0-9]+$ && $GATEWAY_REPLICAS =~ ^[1-9][0-9]*$ ]] || die "BUILDER_REPLICAS and GATEWAY_REPLICAS must be numbers"
 BUILDER_MAX_REPLICAS=${BUILDER_MAX_REPLICAS:-6}
 BUILDER_SCALE_DOWN_SECONDS=${BUILDER_SCALE_DOWN_SECONDS:-120}
-for v in JOB_LOCK_SECONDS STALLED_INTERVAL_SECONDS BUILDER_MAX_REPLICAS BUILDER_SCALE_DOWN_SECONDS; do
+[[ $BUILDER_MAX_REPLICAS =~ ^[1-9][0-9]*$ ]] || die "BUILDER_MAX_REPLICAS=$BUILDER_MAX_REPLICAS: must be a whole number of builders (1 or more)"
+# The HPA's stabilization window is at most an hour (autoscaling/v2 validation).
+if ! [[ $BUILDER_SCALE_DOWN_SECONDS =~ ^[1-9][0-9]*$ ]] || ((BUILDER_SCALE_DOWN_SECONDS > 3600)); then
+  die "BUILDER_SCALE_DOWN_SECONDS=$BUILDER_SCALE_DOWN_SECONDS: must be a whole number of seconds from 1 to 3600 (the HPA's limit)"
+fi
+for v in JOB_LOCK_SECONDS STALLED_INTERVAL_SECONDS; do
   [[ -z ${!v:-} || ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v}: must be a whole number of seconds (1 or more)"
 done
 if [[ -z ${CODEBAY_DEPLOY_STATE:-} ]]; then

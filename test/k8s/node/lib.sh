@@ -53,6 +53,8 @@ piece_dir() { echo "$NODE_CACHE/$1-$(piece_version "$1")"; }
 piece_complete() { # NAME [DIR]
   local d=${2:-$(piece_dir "$1")} b
   for b in $(piece_bins "$1"); do [[ -x $d/bin/$b ]] || return 1; done
+  # KEDA's own manifests come with its binaries (node.sh applies them).
+  [[ $1 != keda || -f $d/config/minimal/kustomization.yaml ]]
 }
 
 # Debian packages the node needs at run time (and libseccomp-dev to build runc).

@@ -577,20 +577,24 @@ addons() {
     "$HERE/addons.yaml" | kube apply -f - >/dev/null
   observability
 }
-# Prometheus with codebay's in-cluster scrape config (every 5 s here, not 15 s: the
-# autoscaling test waits on it) and KEDA from its own manifests (config/minimal: no admission
-# webhooks), as MicroK8s' observability and keda addons provide them.
+# Prometheus with codebay's in-cluster scrape config for a Prometheus without the Operator
+# (every 5 s here, not 15 s: the autoscaling test waits on it) and KEDA from its own manifests
+# (config/minimal: no admission webhooks). MicroK8s' addons differ: its observability addon is
+# kube-prometheus-stack (the Operator; codebay's PodMonitor), its keda addon KEDA's Helm chart.
 observability() {
   local mon=$HERE/../../../deploy/monitoring/prometheus w hash
-  [[ -f $KEDA_DIR/config/minimal/kustomization.yaml ]] || die "$KEDA_DIR has no KEDA manifests (config/): remove it and run node/build.sh keda"
   w=$(mktemp -d "$P/tmp/prometheus.XXXXXX")
   sed 's/^  scrape_interval: 15s$/  scrape_interval: 5s/' "$mon/kubernetes.yml" >"$w/prometheus.yml"
+  grep -qx '  scrape_interval: 5s' "$w/prometheus.yml" || die "$mon/kubernetes.yml has no '  scrape_interval: 15s' line to shorten"
   cp "$mon/rules.yml" "$w/rules.yml"
   hash=$(cat "$w/prometheus.yml" "$w/rules.yml" | sha256sum | cut -c1-12)
   sed -e "s#@PROMETHEUS_IMAGE@#$PROMETHEUS_IMAGE#g" -e "s#@PROMETHEUS_CONFIG_HASH@#$hash#g" \
-    "$HERE/observability.yaml" | kube apply -f - >/dev/null
+    "$HERE/observability.yaml" >"$w/observability.yaml"
+  # The namespace first, then the ConfigMap, then the Deployment that mounts it.
+  kube get namespace observability >/dev/null 2>&1 || kube create namespace observability >/dev/null
   kube -n observability create configmap prometheus-config --from-file="$w/prometheus.yml" \
     --from-file="$w/rules.yml" --dry-run=client -o yaml | kube apply -f - >/dev/null
+  kube apply -f "$w/observability.yaml" >/dev/null
   rm -rf "$w"
   # KEDA's images named as imported; its 100m CPU requests would crowd a 2-core test node.
   kube kustomize "$KEDA_DIR/config/minimal" |
