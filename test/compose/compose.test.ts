@@ -145,6 +145,32 @@ describe('docker compose: the whole system on one Docker host', () => {
     }
   });
 
+  it('a gateway and a builder that crash are started again by their restart policy, healthy', async () => {
+    const [gateway] = await d.containers('gateway');
+    const [builder] = await d.containers('builder');
+    const restarts = async (name: string) => (await d.docker.getContainer(name).inspect()).RestartCount;
+    const before = { gateway: await restarts(gateway!), builder: await restarts(builder!) };
+    // SIGKILL, as a crash: the gateway's node (tini's child), the builder's node (its dockerd
+    // then stops with it, and the container exits).
+    expect((await execIn(d.docker, gateway!, ['sh', '-c', 'kill -KILL $(cat /proc/1/task/1/children)'])).code).toBe(0);
+    expect((await execIn(d.docker, builder!, ['pkill', '-KILL', '-f', '/app/services/builder/dist/main.js'])).code).toBe(0);
+    for (const [name, was] of [
+      [gateway!, before.gateway],
+      [builder!, before.builder],
+    ] as const) {
+      await waitFor(
+        `${name} to be restarted and healthy`,
+        async () => {
+          const info = await d.docker.getContainer(name).inspect();
+          return info.RestartCount > was && info.State.Health?.Status === 'healthy' ? true : undefined;
+        },
+        90_000,
+        500,
+      );
+    }
+    expect((await fetch(`${d.url}/readyz`)).ok).toBe(true);
+  });
+
   it('Redis keeps its data across a restart (append-only file on its volume)', async () => {
     const key = `codebay-compose-test:${randomBytes(4).toString('hex')}`;
     const connectRedis = async () => {
