@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm test` (all suites), `npm run test:e2e` (end-to-end only), `npm run test:k8s`
 # (the Kubernetes runtime against a real control plane only), `npm run test:hostile`
-# (the hostile-tenant suite only).
+# (the hostile-tenant suite only), `npm run test:compose` (docker-compose.yml only).
 # Prepares every real component the suites need (pnpm and dependencies, Redis,
 # dockerd, registry, base image, editor bundle, Chromium), runs the checks and
 # suites, and ends with one line: "N passed, N failed".
@@ -15,6 +15,13 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "preparing dependencies and components"
 bash deploy/local/bootstrap.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+# The compose v2 CLI plugin for the compose suite (built once from Go modules, cached; a warm
+# run builds nothing): in the background, the suite waits for it (install.sh holds a lock).
+if [ "$mode" = all ] || [ "$mode" = compose ]; then
+  mkdir -p .tmp
+  bash deploy/compose/install.sh > .tmp/compose-install.log 2>&1 &
+fi
 
 # A check counts as one test: passed or failed.
 check() {
@@ -86,18 +93,24 @@ if [ "$mode" = all ]; then
 fi
 if [ "$mode" = hostile ]; then suite hostile --config test/vitest.config.ts test/hostile; fi
 if [ "$mode" = all ]; then
-  # The end-to-end suite (the local stack) runs beside the Kubernetes suites (the node, whose
-  # builds run on its own daemons); its output follows theirs.
+  # The end-to-end suite (the local stack), then the compose suite (docker-compose.yml as a
+  # project of its own, with builders on daemons of their own) run beside the Kubernetes suites
+  # (the node, whose builds run on its own daemons); their output follows theirs.
   e2e_log=.tmp/e2e-suite.log
-  suite e2e --config test/vitest.config.ts test/e2e > "$e2e_log" 2>&1 &
+  (
+    suite e2e --config test/vitest.config.ts test/e2e
+    suite compose --config test/vitest.config.ts test/compose
+  ) > "$e2e_log" 2>&1 &
   e2e_pid=$!
   suite k8s --config test/vitest.config.ts test/k8s
-  # A job that died before its suite wrote its counts is a failure, not a suite left out.
-  wait "$e2e_pid" || [ -s "$results/suite-e2e.json" ] || echo fail > "$results/check-e2e"
+  wait "$e2e_pid"
   e2e_pid=
+  # A job that died before its suite wrote its counts is a failure, not a suite left out.
+  for s in e2e compose; do [ -s "$results/suite-$s.json" ] || echo fail > "$results/check-$s"; done
   cat "$e2e_log"
 fi
 if [ "$mode" = e2e ]; then suite e2e --config test/vitest.config.ts test/e2e; fi
+if [ "$mode" = compose ]; then suite compose --config test/vitest.config.ts test/compose; fi
 if [ "$mode" = k8s ]; then suite k8s --config test/vitest.config.ts test/k8s; fi
 
 node test/summary.mjs "$results"

@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // (they share one Docker daemon), long timeouts for builds.
 export default defineConfig({
   test: {
-    include: ['test/integration/**/*.test.ts', 'test/hostile/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/k8s/**/*.test.ts'],
+    include: ['test/integration/**/*.test.ts', 'test/hostile/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/compose/**/*.test.ts', 'test/k8s/**/*.test.ts'],
     exclude: ['**/node_modules/**'],
     // The services the suites start run from dist/: compiled first.
     globalSetup: ['test/support/build.ts'],

@@ -15,7 +15,10 @@
 #   DIND_USERNS_REMAP (default; empty: off), DIND_INSECURE_REGISTRIES (comma-separated, plain
 #   HTTP registries such as the in-cluster push endpoint), DIND_REGISTRY_MIRRORS
 #   (comma-separated URLs), DIND_BIP (docker0 address, default 172.18.0.1/16),
-#   DIND_PRIVATE_RANGES (what builds may not reach), DIND_EXTRA_ARGS (more dockerd flags).
+#   DIND_PRIVATE_RANGES (what builds may not reach), DIND_DNS (comma-separated resolvers for
+#   build containers, reachable on port 53 even in a private range; default: dockerd's choice,
+#   the non-loopback resolvers of /etc/resolv.conf, else public ones), DIND_EXTRA_ARGS (more
+#   dockerd flags).
 set -euo pipefail
 log() { printf 'dind: %s\n' "$*" >&2; }
 die() {
@@ -65,10 +68,14 @@ iptables -C INPUT -j CODEBAY-INPUT 2>/dev/null || iptables -I INPUT 1 -j CODEBAY
 iptables -N DOCKER-USER 2>/dev/null || true
 iptables -N CODEBAY-FORWARD 2>/dev/null || iptables -F CODEBAY-FORWARD
 iptables -A CODEBAY-FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+IFS=, read -ra dns <<<"${DIND_DNS:-}"
 while read -r ns; do
   iptables -A CODEBAY-FORWARD -i "$bridge" -d "$ns" -p udp --dport 53 -j RETURN
   iptables -A CODEBAY-FORWARD -i "$bridge" -d "$ns" -p tcp --dport 53 -j RETURN
-done < <(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ { print $2 }' /etc/resolv.conf)
+done < <(
+  awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ { print $2 }' /etc/resolv.conf
+  for d in "${dns[@]}"; do [[ -z $d ]] || echo "$d"; done
+)
 IFS=, read -ra ranges <<<"$PRIVATE_RANGES"
 for r in "${ranges[@]}"; do reject CODEBAY-FORWARD -i "$bridge" -d "$r"; done
 iptables -C DOCKER-USER -j CODEBAY-FORWARD 2>/dev/null || iptables -I DOCKER-USER 1 -j CODEBAY-FORWARD
@@ -92,6 +99,7 @@ args=(
 [[ -z ${DIND_USERNS_REMAP-default} ]] || args+=(--userns-remap "${DIND_USERNS_REMAP-default}")
 IFS=, read -ra regs <<<"${DIND_INSECURE_REGISTRIES:-}"
 for r in "${regs[@]}"; do [[ -z $r ]] || args+=(--insecure-registry "$r"); done
+for d in "${dns[@]}"; do [[ -z $d ]] || args+=(--dns "$d"); done
 IFS=, read -ra mirrors <<<"${DIND_REGISTRY_MIRRORS:-}"
 for m in "${mirrors[@]}"; do [[ -z $m ]] || args+=(--registry-mirror "$m"); done
 # shellcheck disable=SC2206 # word splitting of extra flags is the point

@@ -6,7 +6,8 @@
 #   --push REGISTRY  tag the images REGISTRY/<name>:<tag> and push them (e.g. localhost:32000);
 #                    without it the images stay on the daemon as codebay/<name>:<tag>
 #   --dry-run        print every step (and the tag) without building or pushing anything
-#   --only LIST      comma-separated subset of: codebay,builder,dind,redis,registry,editor
+#   --only LIST      comma-separated subset of: codebay,builder,dind,builder-dind,redis,registry,editor
+#                    (default: all but builder-dind, which only docker-compose.yml uses)
 #   --env-file FILE  also write the image references there (KEY=VALUE lines, see below)
 #
 # Tag: <version of package.json>-<first 12 hex digits of a sha256 over the build context>
@@ -15,7 +16,7 @@
 # provisioner asks for <repo>/codebay-editor:<vscode version>), and is only built with --push.
 #
 # On stdout (last lines), one per image: IMAGE_CODEBAY=<ref>, IMAGE_BUILDER=…, IMAGE_DIND=…,
-# IMAGE_REDIS=…, IMAGE_REGISTRY=…, IMAGE_EDITOR_REPO=<repo> and IMAGE_TAG=<tag>.
+# IMAGE_BUILDER_DIND=… (docker-compose.yml's builder), IMAGE_REDIS=…, IMAGE_REGISTRY=…, IMAGE_EDITOR_REPO=<repo> and IMAGE_TAG=<tag>.
 #
 # Env:
 #   DOCKER_HOST            the daemon that builds (it must have DEBIAN_IMAGE, default debian:bookworm)
@@ -29,7 +30,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DOCKERFILE=deploy/docker/Dockerfile
-ALL=(codebay builder dind redis registry editor)
+ALL=(codebay builder dind builder-dind redis registry editor)
+# What a run without --only builds: the Kubernetes images (builder-dind is docker-compose.yml's).
+DEFAULT=(codebay builder dind redis registry editor)
 
 log() { printf '[build %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -74,7 +77,7 @@ while (($#)); do
   esac
 done
 
-WANT=("${ALL[@]}")
+WANT=("${DEFAULT[@]}")
 if [[ -n $ONLY ]]; then
   IFS=, read -ra WANT <<<"$ONLY"
   for w in "${WANT[@]}"; do [[ " ${ALL[*]} " == *" $w "* ]] || die "--only: unknown image '$w' (one of: ${ALL[*]})"; done
@@ -115,7 +118,7 @@ TAG=$version-$hash
 log "context: $(tr -cd '\0' <"$ctx_list" | wc -c) files, tag $TAG"
 
 repo_of() { if [[ -n $PUSH ]]; then echo "$PUSH/$1"; else echo "codebay/$1"; fi; }
-declare -A IMAGE_NAME=([codebay]=codebay [builder]=codebay-builder [dind]=codebay-dind [redis]=codebay-redis [registry]=codebay-registry)
+declare -A IMAGE_NAME=([codebay]=codebay [builder]=codebay-builder [dind]=codebay-dind [builder-dind]=codebay-builder-dind [redis]=codebay-redis [registry]=codebay-registry)
 
 if ((!DRY_RUN)); then
   "$DOCKER" version >/dev/null 2>&1 || die "the Docker daemon at ${DOCKER_HOST:-the default socket} does not answer ($DOCKER version); set DOCKER_HOST"
@@ -162,7 +165,7 @@ if ((!DRY_RUN)); then
 fi
 
 declare -A REF=()
-for target in codebay builder dind redis registry; do
+for target in codebay builder dind builder-dind redis registry; do
   want "$target" || continue
   ref=$(repo_of "${IMAGE_NAME[$target]}"):$TAG
   REF[$target]=$ref
@@ -212,8 +215,10 @@ if want editor; then
 fi
 
 {
-  for target in codebay builder dind redis registry; do
-    [[ -z ${REF[$target]:-} ]] || printf 'IMAGE_%s=%s\n' "${target^^}" "${REF[$target]}"
+  for target in codebay builder dind builder-dind redis registry; do
+    [[ -n ${REF[$target]:-} ]] || continue
+    t=${target^^}
+    printf 'IMAGE_%s=%s\n' "${t//-/_}" "${REF[$target]}"
   done
   [[ -z $EDITOR_REPO ]] || printf 'IMAGE_EDITOR_REPO=%s\n' "$EDITOR_REPO"
   printf 'IMAGE_TAG=%s\n' "$TAG"

@@ -1,201 +1,23 @@
-import type { InstanceResponse } from '@codebay/contracts';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, openTerminal, typeInTerminal } from '../support/browser.ts';
-import { containerExists, execIn, testDocker, volumeExists } from '../support/docker.ts';
-import { editorRequest } from '../support/editor.ts';
-import {
-  createFromDevcontainer,
-  createFromWorkspace,
-  getInstance,
-  packWorkspace,
-  uniqueDevcontainer,
-  uniqueWorkspace,
-  waitForStatus,
-} from '../support/instances.ts';
-import { readSse } from '../support/sse.ts';
-import { LOG_DIR, startStack, type Stack } from '../support/stack.ts';
-
-const SAMPLES = fileURLToPath(new URL('../../samples', import.meta.url));
-const docker = testDocker();
-let stack: Stack;
-const container = (id: string) => stack.names.container(id);
-const cat = async (id: string, path: string) => {
-  const r = await execIn(docker, container(id), ['cat', path]);
-  return r.code === 0 ? r.stdout : undefined;
-};
+import { afterAll, beforeAll, describe } from 'vitest';
+import { editorEndToEnd } from '../support/editor-e2e.ts';
+import { startStack, type Stack } from '../support/stack.ts';
 
 /**
  * From an upload to VS Code in a browser, on the real components: gateway, builder
  * and provisioner processes, Redis, dockerd, the registry, the Dev Containers CLI,
- * code-server and Chromium.
+ * code-server and Chromium. The same tests run against the compose deployment in
+ * test/compose/compose.test.ts.
  */
 describe('devcontainer.json in, VS Code in the browser out', () => {
-  let browser: Browser;
-  const user = `e2e-${randomBytes(3).toString('hex')}`;
-  let simple: InstanceResponse;
-  let python: InstanceResponse;
+  let stack: Stack;
 
   beforeAll(async () => {
     stack = await startStack({ name: 'e2e' });
-    browser = await launchChromium();
   });
 
   afterAll(async () => {
-    await browser?.close();
-    for (const inst of [simple, python]) if (inst) await stack.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' }).catch(() => undefined);
-    for (const inst of [simple, python]) if (inst) await waitForStatus(stack, inst.instance_id, ['Deleted'], 60_000).catch(() => undefined);
     await stack?.stop();
-    // The product never deletes a user's shared volume; the test removes its own test user's.
-    await docker
-      .getVolume(stack.names.sharedVolume(user))
-      .remove()
-      .catch(() => undefined);
   });
 
-  it('builds samples/simple-devcontainer.json, streaming its log over SSE to the end marker', async () => {
-    simple = await createFromDevcontainer(stack, user, await uniqueDevcontainer(`${SAMPLES}/simple-devcontainer.json`));
-    expect(simple.status).toBe('Queued');
-    expect(simple.build).toMatchObject({ key: expect.stringMatching(/^[0-9a-f]{64}$/), cache: 'miss' });
-    expect(simple.instance_id).toMatch(new RegExp(`^${user}-[a-z0-9]{8}$`));
-    expect(simple.access_token).toMatch(/^[A-Za-z0-9]+$/);
-    expect(simple.url).toBe(`${stack.url}/instances/${simple.instance_id}?tkn=${simple.access_token}`);
-    // Every editor has an origin of its own.
-    expect(simple.editor_url).toBe(`http://${simple.instance_id}.localhost:${new URL(stack.url).port}/`);
-    expect(simple.base_image).toBe('debian:bookworm');
-
-    const res = await stack.api(`/api/instances/${simple.instance_id}/build-logs?follow=1`);
-    expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toContain('text/event-stream');
-    const events = await readSse(res, (e) => e.event === 'end', 240_000);
-    const end = events.at(-1)!;
-    expect(end.event).toBe('end');
-    expect(JSON.parse(end.data)).toMatchObject({ outcome: 'success' });
-    const lines = events.filter((e) => e.event === 'line').map((e) => (JSON.parse(e.data) as { text: string }).text);
-    expect(lines.some((l) => l.includes('pushed'))).toBe(true);
-    // ANSI escape codes never reach users.
-    expect(lines.join('\n')).not.toMatch(/\x1b\[/);
-    // The same log as one text, the seed's shape.
-    const logs = (await (await stack.api(`/api/instances/${simple.instance_id}/build-logs`)).json()) as { logs: string; status: string };
-    expect(logs.logs).toContain('pushed');
-  });
-
-  it('runs it: Running only once the editor answers, with the merged config applied', async () => {
-    const running = await waitForStatus(stack, simple.instance_id, ['Running'], 180_000);
-    // The image the builder recorded at push, pulled by digest.
-    expect(running.devcontainer_image).toMatch(/^localhost:32000\/codebay-devcontainer@sha256:[0-9a-f]{64}$/);
-    expect(await cat(simple.instance_id, '/workspace/.sample-post-create')).toMatch(/^created .* as root/);
-    const env = await execIn(docker, container(simple.instance_id), ['printenv', 'CODEBAY_SAMPLE']);
-    expect(env.stdout.trim()).toBe('simple');
-    // Limits from the seed's defaults.
-    const info = await docker.getContainer(container(simple.instance_id)).inspect();
-    expect(info.HostConfig.Memory).toBe(2 * 1024 ** 3);
-    expect(info.HostConfig.NanoCpus).toBe(1e9);
-    const bindings = info.NetworkSettings.Ports['8080/tcp'] ?? [];
-    expect(bindings.every((b) => b.HostIp === '127.0.0.1')).toBe(true);
-  });
-
-  it('refuses the editor without the instance token', async () => {
-    const base = simple.editor_url;
-    expect((await editorRequest(base)).status).toBe(401);
-    expect((await editorRequest(`${base}?tkn=wrong${simple.access_token}`)).status).toBe(401);
-    expect((await editorRequest(`${base}static/x`, { headers: { cookie: 'codebay_tkn=nope' } })).status).toBe(401);
-    // The path form of the API origin leads to the instance's own origin, never to the editor itself.
-    const old = await fetch(`${stack.url}/instances/${simple.instance_id}/static/x`, { redirect: 'manual' });
-    expect(old.status).toBe(302);
-    expect(old.headers.get('location')).toBe(`${simple.editor_url}static/x`);
-  });
-
-  it('opens VS Code in Chromium and a terminal there writes to /workspace and /shared', async () => {
-    const page = await browser.newPage();
-    try {
-      // The seed's URL form redirects to the instance's own origin, which swaps the token for a cookie.
-      await page.goto(simple.url);
-      await page.waitForSelector('.monaco-workbench', { timeout: 90_000 });
-      // The token has left the address bar (code-server may add its own ?folder=).
-      expect(page.url().startsWith(simple.editor_url)).toBe(true);
-      expect(page.url()).not.toContain('tkn=');
-      const cookies = await page.context().cookies();
-      const session = cookies.find((c) => c.name === 'codebay_tkn');
-      // Host-only (no Domain attribute: the browser records the exact host), HttpOnly, SameSite=Lax.
-      expect(session).toMatchObject({ domain: new URL(simple.editor_url).hostname, path: '/', httpOnly: true, sameSite: 'Lax' });
-
-      // The explorer lists the workspace once the remote connection is up: then the workbench takes commands.
-      await page.locator('.explorer-folders-view', { hasText: '.sample-post-create' }).waitFor({ timeout: 60_000 });
-      await openTerminal(page, join(LOG_DIR, `e2e-no-terminal-${simple.instance_id}.png`));
-      const marker = randomBytes(4).toString('hex');
-      await typeInTerminal(
-        page,
-        `echo ${marker} > /workspace/from-terminal.txt; echo shared-${marker} > /shared/from-first.txt`,
-        async () => (await cat(simple.instance_id, '/workspace/from-terminal.txt'))?.trim() === marker,
-        60_000,
-      );
-      expect((await cat(simple.instance_id, '/shared/from-first.txt'))?.trim()).toBe(`shared-${marker}`);
-    } finally {
-      await page.close();
-    }
-  });
-
-  it('builds samples/python as a workspace: Dockerfile, local feature, files and lifecycle all take effect', async () => {
-    const tarball = await packWorkspace(await uniqueWorkspace(`${SAMPLES}/python`));
-    python = await createFromWorkspace(stack, user, tarball);
-    await waitForStatus(stack, python.instance_id, ['Running'], 400_000);
-    const id = python.instance_id;
-    // The workspace's files are in /workspace.
-    expect(await cat(id, '/workspace/hello.py')).toContain('python');
-    // The Dockerfile ran, with the uploaded folder as its build context.
-    expect(await cat(id, '/opt/sample/requirements.txt')).toContain('No third-party packages');
-    // The postCreateCommand ran once, as the remoteUser, with the Dockerfile's python.
-    expect(await cat(id, '/workspace/.sample-post-create')).toMatch(/^python 3\.\d+\.\d+ ok/);
-    const owner = await execIn(docker, container(id), ['stat', '-c', '%U', '/workspace/.sample-post-create']);
-    expect(owner.stdout.trim()).toBe('dev');
-    // The local feature's command exists and the postStartCommand ran it.
-    expect(await cat(id, '/workspace/.sample-post-start')).toContain('Hello from the local feature');
-    // The editor runs as the unprivileged remoteUser.
-    const ps = await execIn(docker, container(id), [
-      'sh',
-      '-c',
-      'for p in /proc/[0-9]*; do if grep -q code-server "$p/cmdline" 2>/dev/null; then stat -c %U "$p"; fi; done',
-    ]);
-    expect(ps.stdout.split('\n').filter(Boolean)).toContain('dev');
-    // Same user, second instance: /shared carries what the first instance wrote, and the
-    // unprivileged remoteUser can write there too.
-    expect((await cat(id, '/shared/from-first.txt'))?.trim()).toMatch(/^shared-[0-9a-f]{8}$/);
-    expect((await execIn(docker, container(id), ['sh', '-c', 'echo from-dev > /shared/from-dev.txt'], 'dev')).code).toBe(0);
-  });
-
-  it("refuses one instance's token on another instance", async () => {
-    const res = await editorRequest(`${python.editor_url}?tkn=${simple.access_token}`);
-    expect(res.status).toBe(401);
-    const ok = await editorRequest(`${python.editor_url}?tkn=${python.access_token}`);
-    expect(ok.status).toBe(302);
-  });
-
-  it('delete removes the container, its network and the workspace volume and keeps the shared volume', async () => {
-    const id = simple.instance_id;
-    const network = (await docker.getContainer(container(id)).inspect()).Config.Labels['codebay.network']!;
-    expect(stack.names.isNetwork(network!)).toBe(true);
-    const res = await stack.api(`/api/instances/${id}`, { method: 'DELETE' });
-    expect(res.status).toBe(202);
-    expect(['Deleting', 'Deleted']).toContain(((await res.json()) as InstanceResponse).status);
-    await waitForStatus(stack, id, ['Deleted'], 60_000);
-    expect(await containerExists(docker, container(id))).toBe(false);
-    expect(await volumeExists(docker, stack.names.workspaceVolume(id))).toBe(false);
-    expect(
-      await docker
-        .getNetwork(network)
-        .inspect()
-        .then(
-          () => true,
-          () => false,
-        ),
-    ).toBe(false);
-    expect(await volumeExists(docker, stack.names.sharedVolume(user))).toBe(true);
-    // The editor route is closed for a deleted instance.
-    expect((await editorRequest(`${simple.editor_url}?tkn=${simple.access_token}`)).status).toBe(401);
-    expect((await getInstance(stack, id)).status).toBe('Deleted');
-  });
+  editorEndToEnd(() => ({ url: stack.url, names: stack.names, registry: stack.env.REGISTRY!, api: stack.api }), { workspace: true });
 });

@@ -1,0 +1,201 @@
+import type { InstanceResponse } from '@codebay/contracts';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCompose, type ComposeDeployment } from '../support/compose.ts';
+import { execIn } from '../support/docker.ts';
+import { editorEndToEnd } from '../support/editor-e2e.ts';
+import { createFromDevcontainer, uniqueDevcontainer, waitForStatus } from '../support/instances.ts';
+import { waitFor } from '../support/wait.ts';
+
+const SAMPLES = fileURLToPath(new URL('../../samples', import.meta.url));
+
+/** The first line Redis answers to one inline command sent without authentication. */
+function redisAnswer(port: number, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(`${command}\r\n`));
+    let data = '';
+    socket.on('data', (chunk: Buffer) => {
+      data += chunk.toString('utf8');
+      if (data.includes('\r\n')) {
+        socket.destroy();
+        resolve(data.split('\r\n')[0]!);
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
+/**
+ * docker-compose.yml, for real: `docker compose up` brings the whole system up from locally
+ * built images in a project of its own (its own ports and secrets) on the suites' Docker
+ * daemon; the end-to-end tests run against it; `--scale builder=2` gives two builders, each
+ * with its own Docker daemon, and two builds run at once; `down -v` leaves nothing behind.
+ */
+describe('docker compose: the whole system on one Docker host', () => {
+  let d: ComposeDeployment;
+
+  beforeAll(async () => {
+    d = await startCompose();
+  }, 900_000);
+
+  afterAll(async () => {
+    if (!d) return;
+    // Every volume the project's containers use, anonymous ones (the builders' dockerd storage) too.
+    const projectFilter = (label: string) => JSON.stringify({ label: [`${label}=${d.project}`] });
+    const containers = await d.docker.listContainers({ all: true, filters: projectFilter('com.docker.compose.project') });
+    const used = containers.flatMap((ct) => ct.Mounts.filter((m) => m.Type === 'volume').map((m) => m.Name!));
+    await d.down();
+    // Nothing of the project nor of its instances is left on the daemon.
+    for (const label of ['com.docker.compose.project', 'codebay.deployment']) {
+      expect(await d.docker.listContainers({ all: true, filters: projectFilter(label) }), label).toEqual([]);
+      expect((await d.docker.listVolumes({ filters: projectFilter(label) })).Volumes ?? [], label).toEqual([]);
+      expect(await d.docker.listNetworks({ filters: projectFilter(label) }), label).toEqual([]);
+    }
+    const names = new Set(((await d.docker.listVolumes()).Volumes ?? []).map((v) => v.Name));
+    expect(used.filter((v) => names.has(v))).toEqual([]);
+  }, 180_000);
+
+  it('runs every service with a restart policy, Redis with a password and AOF, the registry with users, the builder without the host’s socket', async () => {
+    const services = ['redis', 'registry', 'registry-push', 'mirror', 'gateway', 'provisioner', 'builder'];
+    for (const service of services) {
+      const [name] = await d.containers(service);
+      expect(name, service).toBeDefined();
+      const info = await d.docker.getContainer(name!).inspect();
+      expect(info.HostConfig.RestartPolicy?.Name, service).toBe('unless-stopped');
+      expect(info.State.Health?.Status, service).toBe('healthy');
+    }
+    // Redis: nothing without the password; append-only file on.
+    expect(await redisAnswer(d.settings.REDIS_PORT, 'PING')).toMatch(/^-NOAUTH/);
+    const redis = new Redis({ host: '127.0.0.1', port: d.settings.REDIS_PORT, password: d.settings.REDIS_PASSWORD, lazyConnect: true });
+    try {
+      await redis.connect();
+      expect(await redis.config('GET', 'appendonly')).toEqual(['appendonly', 'yes']);
+      expect(await redis.config('GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'noeviction']);
+    } finally {
+      redis.disconnect();
+    }
+    // The registry: the pull user only (and read-only); the push endpoint is not on the host.
+    const v2 = `http://127.0.0.1:${d.settings.REGISTRY_PORT}/v2/`;
+    const basic = (auth: string) => ({ authorization: `Basic ${Buffer.from(auth).toString('base64')}` });
+    expect((await fetch(v2)).status).toBe(401);
+    expect((await fetch(v2, { headers: basic(d.settings.REGISTRY_PULL_AUTH) })).status).toBe(200);
+    expect((await fetch(v2, { headers: basic(d.settings.REGISTRY_PUSH_AUTH) })).status).toBe(401);
+    const [push] = await d.containers('registry-push');
+    expect(Object.values((await d.docker.getContainer(push!).inspect()).HostConfig.PortBindings ?? {}).flat()).toEqual([]);
+    // The builder talks to a daemon of its own; no mount brings the host's socket in.
+    const [builder] = await d.containers('builder');
+    const mounts = (await d.docker.getContainer(builder!).inspect()).Mounts;
+    expect(mounts.map((m) => m.Destination)).not.toContain('/var/run/docker.sock');
+    expect(mounts.filter((m) => m.Type === 'bind')).toEqual([]);
+    const inner = await execIn(d.docker, builder!, ['docker', 'info', '--format', '{{.ID}}']);
+    expect(inner.code).toBe(0);
+    const outer = await d.docker.info();
+    expect(inner.stdout.trim()).not.toBe(outer.ID);
+  });
+
+  describe('end to end: create, build log, editor in Chromium, a workspace upload, delete', () => {
+    editorEndToEnd(() => d, { workspace: true });
+  });
+
+  it('--scale builder=2: two builders, each with its own Docker daemon, run two builds at once', async () => {
+    await d.up(['--scale', 'builder=2']);
+    const builders = await d.containers('builder');
+    expect(builders).toHaveLength(2);
+    const daemonIds = await Promise.all(builders.map(async (b) => (await execIn(d.docker, b, ['docker', 'info', '--format', '{{.ID}}'])).stdout.trim()));
+    expect(new Set(daemonIds).size).toBe(2);
+
+    const user = `cmp-${randomBytes(3).toString('hex')}`;
+    const created: InstanceResponse[] = [];
+    try {
+      created.push(
+        ...(await Promise.all([0, 1].map(async () => createFromDevcontainer(d, user, await uniqueDevcontainer(`${SAMPLES}/simple-devcontainer.json`))))),
+      );
+      const [ra, rb] = await Promise.all(created.map((i) => waitForStatus(d, i.instance_id, ['Running'], 300_000)));
+      // Built on two builders …
+      const builderOf = async (id: string) => {
+        const res = (await (await d.api(`/api/instances/${id}/build-logs`)).json()) as { logs: string };
+        return /on builder (\S+)/.exec(res.logs)?.[1];
+      };
+      const [ba, bb] = await Promise.all([builderOf(ra!.instance_id), builderOf(rb!.instance_id)]);
+      expect(ba).toBeDefined();
+      expect(bb).toBeDefined();
+      expect(ba).not.toBe(bb);
+      // … whose build windows overlap …
+      const t = (s: string | null | undefined) => Date.parse(s ?? '');
+      expect(t(ra!.timings.build_started_at)).toBeLessThan(t(rb!.timings.build_ended_at));
+      expect(t(rb!.timings.build_started_at)).toBeLessThan(t(ra!.timings.build_ended_at));
+      // … each image on exactly one of the two daemons: the builder's own.
+      for (const inst of created) {
+        const ref = `registry-push:5000/codebay-devcontainer:${inst.build!.key}`;
+        const holders = await Promise.all(
+          builders.map(async (b) => (await execIn(d.docker, b, ['docker', 'image', 'inspect', '--format', '{{.Id}}', ref])).code === 0),
+        );
+        expect(holders.filter(Boolean)).toHaveLength(1);
+      }
+    } finally {
+      for (const inst of created) await d.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
+      await Promise.all(created.map((i) => waitForStatus(d, i.instance_id, ['Deleted'], 60_000)));
+      await d.docker
+        .getVolume(d.names.sharedVolume(user))
+        .remove()
+        .catch(() => undefined);
+    }
+  });
+
+  it('a gateway and a builder that crash are started again by their restart policy, healthy', async () => {
+    const [gateway] = await d.containers('gateway');
+    const [builder] = await d.containers('builder');
+    const restarts = async (name: string) => (await d.docker.getContainer(name).inspect()).RestartCount;
+    const before = { gateway: await restarts(gateway!), builder: await restarts(builder!) };
+    // SIGKILL, as a crash: the gateway's node (tini's child), the builder's node (its dockerd
+    // then stops with it, and the container exits).
+    expect((await execIn(d.docker, gateway!, ['sh', '-c', 'kill -KILL $(cat /proc/1/task/1/children)'])).code).toBe(0);
+    expect((await execIn(d.docker, builder!, ['pkill', '-KILL', '-f', '/app/services/builder/dist/main.js'])).code).toBe(0);
+    for (const [name, was] of [
+      [gateway!, before.gateway],
+      [builder!, before.builder],
+    ] as const) {
+      await waitFor(
+        `${name} to be restarted and healthy`,
+        async () => {
+          const info = await d.docker.getContainer(name).inspect();
+          return info.RestartCount > was && info.State.Health?.Status === 'healthy' ? true : undefined;
+        },
+        90_000,
+        500,
+      );
+    }
+    expect((await fetch(`${d.url}/readyz`)).ok).toBe(true);
+  });
+
+  it('Redis keeps its data across a restart (append-only file on its volume)', async () => {
+    const key = `codebay-compose-test:${randomBytes(4).toString('hex')}`;
+    const connectRedis = async () => {
+      const r = new Redis({ host: '127.0.0.1', port: d.settings.REDIS_PORT, password: d.settings.REDIS_PASSWORD, lazyConnect: true, maxRetriesPerRequest: 1 });
+      await r.connect();
+      return r;
+    };
+    const before = await connectRedis();
+    await before.set(key, 'kept');
+    before.disconnect();
+    // A hard stop: no shutdown save, only what the append-only file holds (fsync every second).
+    await waitFor(
+      'the write to reach the append-only file',
+      async () => ((await execIn(d.docker, (await d.containers('redis'))[0]!, ['grep', '-rq', key, '/data'])).code === 0 ? true : undefined),
+      10_000,
+    );
+    await d.compose(['kill', 'redis']);
+    // Redis alone (a plain `up` would also take the builders back to one replica).
+    await d.up(['redis']);
+    const after = await connectRedis();
+    try {
+      expect(await after.get(key)).toBe('kept');
+      await after.del(key);
+    } finally {
+      after.disconnect();
+    }
+  });
+});
