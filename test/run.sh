@@ -21,6 +21,7 @@ bash deploy/local/bootstrap.sh || { echo "0 passed, 1 failed"; exit 1; }
 if [ "$mode" = all ] || [ "$mode" = compose ]; then
   mkdir -p .tmp
   bash deploy/compose/install.sh > .tmp/compose-install.log 2>&1 &
+  compose_install_pid=$!
 fi
 
 # A check counts as one test: passed or failed.
@@ -57,7 +58,7 @@ if [ "$mode" = all ]; then
   # An early exit (a component that does not start, Ctrl-C) takes them along.
   stop_jobs() {
     local p
-    for p in $early_pid ${e2e_pid:-}; do
+    for p in $early_pid ${e2e_pid:-} ${compose_install_pid:-}; do
       pkill -P "$p" 2>/dev/null
       kill "$p" 2>/dev/null
     done

@@ -18,7 +18,11 @@
 #   DIND_PRIVATE_RANGES (what builds may not reach), DIND_DNS (comma-separated resolvers for
 #   build containers, reachable on port 53 even in a private range; default: dockerd's choice,
 #   the non-loopback resolvers of /etc/resolv.conf, else public ones), DIND_EXTRA_ARGS (more
-#   dockerd flags).
+#   dockerd flags), DIND_DAEMON_EGRESS (where no NetworkPolicy governs the daemon's own
+#   traffic, e.g. docker-compose.yml: comma-separated host:port the daemon may reach in the
+#   private ranges — its registries and mirror —; when set, the daemon's own connections
+#   (FROM, ADD <url>, push: root's traffic from this container) reach loopback, the resolvers,
+#   those and public addresses only, never another private or link-local address).
 set -euo pipefail
 log() { printf 'dind: %s\n' "$*" >&2; }
 die() {
@@ -37,6 +41,9 @@ PRIVATE_RANGES=${DIND_PRIVATE_RANGES:-10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,10
 # cgroup v2: dockerd needs a cgroup of its own to delegate controllers from (the pod's root
 # cgroup cannot hold processes and enable subtree controllers at once).
 if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+  # Without `privileged` (compose spells it out) Docker may mount cgroupfs read-only.
+  [[ -w /sys/fs/cgroup ]] || mount -o remount,rw /sys/fs/cgroup ||
+    die "/sys/fs/cgroup is read-only and cannot be remounted: the container needs CAP_SYS_ADMIN and a writable cgroup (privileged)"
   mkdir -p /sys/fs/cgroup/init
   until xargs -rn1 </sys/fs/cgroup/cgroup.procs >/sys/fs/cgroup/init/cgroup.procs 2>/dev/null; do :; done
   sed -e 's/ / +/g' -e 's/^/+/' </sys/fs/cgroup/cgroup.controllers >/sys/fs/cgroup/cgroup.subtree_control || log "some cgroup controllers could not be delegated"
@@ -76,9 +83,35 @@ done < <(
   awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ { print $2 }' /etc/resolv.conf
   for d in "${dns[@]}"; do [[ -z $d ]] || echo "$d"; done
 )
+for d in "${dns[@]}"; do
+  [[ -z $d || $d =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "DIND_DNS: '$d' is not an IPv4 address (comma-separated resolver addresses, no spaces)"
+done
 IFS=, read -ra ranges <<<"$PRIVATE_RANGES"
 for r in "${ranges[@]}"; do reject CODEBAY-FORWARD -i "$bridge" -d "$r"; done
 iptables -C DOCKER-USER -j CODEBAY-FORWARD 2>/dev/null || iptables -I DOCKER-USER 1 -j CODEBAY-FORWARD
+# The daemon's own connections (root's traffic: dockerd fetches FROM images and ADD URLs and
+# pushes; the builder and the build containers are not root here). Only where asked: on
+# Kubernetes the pod's NetworkPolicy governs them.
+if [[ -n ${DIND_DAEMON_EGRESS:-} ]]; then
+  iptables -N CODEBAY-DAEMON-OUT 2>/dev/null || iptables -F CODEBAY-DAEMON-OUT
+  iptables -A CODEBAY-DAEMON-OUT -o lo -j RETURN
+  iptables -A CODEBAY-DAEMON-OUT -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+  while read -r ns; do
+    iptables -A CODEBAY-DAEMON-OUT -d "$ns" -p udp --dport 53 -j RETURN
+    iptables -A CODEBAY-DAEMON-OUT -d "$ns" -p tcp --dport 53 -j RETURN
+  done < <(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ { print $2 }' /etc/resolv.conf)
+  IFS=, read -ra allowed <<<"$DIND_DAEMON_EGRESS"
+  for hp in "${allowed[@]}"; do
+    [[ $hp =~ ^([A-Za-z0-9.-]+):([0-9]+)$ ]] || die "DIND_DAEMON_EGRESS: '$hp' is not host:port"
+    addrs=$(getent ahostsv4 "${BASH_REMATCH[1]}" | awk '{ print $1 }' | sort -u)
+    [[ -n $addrs ]] || die "DIND_DAEMON_EGRESS: ${BASH_REMATCH[1]} does not resolve"
+    for a in $addrs; do iptables -A CODEBAY-DAEMON-OUT -d "$a" -p tcp --dport "${BASH_REMATCH[2]}" -j RETURN; done
+  done
+  for r in "${ranges[@]}"; do reject CODEBAY-DAEMON-OUT -d "$r"; done
+  iptables -C OUTPUT -m owner --uid-owner 0 -j CODEBAY-DAEMON-OUT 2>/dev/null ||
+    iptables -I OUTPUT 1 -m owner --uid-owner 0 -j CODEBAY-DAEMON-OUT
+  log "the daemon's own connections: loopback, resolvers, $DIND_DAEMON_EGRESS and public addresses only"
+fi
 if ip6tables -nL >/dev/null 2>&1; then
   # No IPv6 for builds at all (the bridge has none; this keeps it that way).
   ip6tables -N CODEBAY-INPUT 2>/dev/null || ip6tables -F CODEBAY-INPUT
@@ -106,6 +139,8 @@ for m in "${mirrors[@]}"; do [[ -z $m ]] || args+=(--registry-mirror "$m"); done
 [[ -z ${DIND_EXTRA_ARGS:-} ]] || args+=(${DIND_EXTRA_ARGS})
 
 mkdir -p "$(dirname "$SOCKET")" "$DATA_ROOT"
-rm -f "$SOCKET" /run/codebay-dind.pid
+# A restarted container (compose's restart policy) keeps /run: a stale containerd pid file
+# could name a live process of the new run.
+rm -rf "$SOCKET" /run/codebay-dind.pid /run/codebay-dind
 log "dockerd ${args[*]}"
 exec dockerd "${args[@]}"

@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCompose, type ComposeDeployment } from '../support/compose.ts';
 import { execIn } from '../support/docker.ts';
 import { editorEndToEnd } from '../support/editor-e2e.ts';
-import { createFromDevcontainer, uniqueDevcontainer, waitForStatus } from '../support/instances.ts';
+import { createFromDevcontainer, createFromWorkspace, uniqueDevcontainer, waitForStatus } from '../support/instances.ts';
 import { waitFor } from '../support/wait.ts';
+import { workspaceTarball } from '../support/workspaces.ts';
 
 const SAMPLES = fileURLToPath(new URL('../../samples', import.meta.url));
 
@@ -47,7 +48,11 @@ describe('docker compose: the whole system on one Docker host', () => {
     const projectFilter = (label: string) => JSON.stringify({ label: [`${label}=${d.project}`] });
     const containers = await d.docker.listContainers({ all: true, filters: projectFilter('com.docker.compose.project') });
     const used = containers.flatMap((ct) => ct.Mounts.filter((m) => m.Type === 'volume').map((m) => m.Name!));
+    // The instances the tests deleted through the API left no container (checked before down(),
+    // whose clean-up would hide one).
+    const instanceLeft = await d.docker.listContainers({ all: true, filters: projectFilter('codebay.deployment') });
     await d.down();
+    expect(instanceLeft.map((c) => c.Names[0])).toEqual([]);
     // Nothing of the project nor of its instances is left on the daemon.
     for (const label of ['com.docker.compose.project', 'codebay.deployment']) {
       expect(await d.docker.listContainers({ all: true, filters: projectFilter(label) }), label).toEqual([]);
@@ -94,6 +99,66 @@ describe('docker compose: the whole system on one Docker host', () => {
     expect(inner.code).toBe(0);
     const outer = await d.docker.info();
     expect(inner.stdout.trim()).not.toBe(outer.ID);
+  });
+
+  it('a hostile Dockerfile cannot make the builder’s daemon fetch from the project’s private network (ADD http://<service>/ is refused)', async () => {
+    // A service on the project's network that answers HTTP: what Redis, a metadata endpoint or
+    // the host would be to a Dockerfile's ADD, were the daemon's own connections not limited.
+    const network = `${d.project}_default`;
+    const [gateway] = await d.containers('gateway');
+    const probe = await d.docker.createContainer({
+      // Node from codebay's own image: an HTTP server that answers every request with "secret".
+      Image: (await d.docker.getContainer(gateway!).inspect()).Config.Image,
+      Entrypoint: ['node'],
+      Cmd: ['-e', "require('node:http').createServer((req, res) => res.end('secret')).listen(8000)"],
+      User: '10001:10001',
+      HostConfig: { NetworkMode: network },
+      NetworkingConfig: { EndpointsConfig: { [network]: { Aliases: ['probe'] } } },
+    });
+    const user = `cmp-${randomBytes(3).toString('hex')}`;
+    let id: string | undefined;
+    try {
+      await probe.start();
+      const [builder] = await d.containers('builder');
+      const get = `fetch('http://probe:8000/').then(async (r) => console.log(await r.text()), (e) => { console.log(String(e.cause?.code ?? e)); process.exit(1); })`;
+      // The builder process (uid 10001) reaches it: the target is real …
+      const asBuilder = await waitFor(
+        'the probe to answer the builder process',
+        async () => {
+          const r = await execIn(d.docker, builder!, ['node', '-e', get], '10001:10001');
+          if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stdout.trim()} ${r.stderr.trim()}`);
+          return r;
+        },
+        30_000,
+        500,
+      );
+      expect(asBuilder.stdout.trim()).toBe('secret');
+      // … root's connections (the daemon's) are refused …
+      const asRoot = await execIn(d.docker, builder!, ['node', '-e', get], '0:0');
+      expect(asRoot.code).toBe(1);
+      expect(asRoot.stdout).toMatch(/ECONNREFUSED/);
+      // … so a build's ADD of it fails, saying so, and nothing of it lands in an image.
+      const inst = await createFromWorkspace(
+        d,
+        user,
+        await workspaceTarball({
+          config: { build: { dockerfile: 'Dockerfile' } },
+          dockerfile: `FROM debian:bookworm\nADD http://probe:8000/${randomBytes(4).toString('hex')} /probe\n`,
+        }),
+      );
+      id = inst.instance_id;
+      const failed = await waitForStatus(d, inst.instance_id, ['Failed', 'Running'], 300_000);
+      expect(failed.status).toBe('Failed');
+      const logs = ((await (await d.api(`/api/instances/${inst.instance_id}/build-logs`)).json()) as { logs: string }).logs;
+      expect(logs).toMatch(/probe:8000[^\n]*(connection refused|connect)/i);
+    } finally {
+      await probe.remove({ force: true }).catch(() => undefined);
+      if (id) await d.api(`/api/instances/${id}`, { method: 'DELETE' }).catch(() => undefined);
+      await d.docker
+        .getVolume(d.names.sharedVolume(user))
+        .remove()
+        .catch(() => undefined);
+    }
   });
 
   describe('end to end: create, build log, editor in Chromium, a workspace upload, delete', () => {
