@@ -316,6 +316,12 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     'a rolling restart of the gateway, then the builders and the provisioner, during builds, a follow and provisioning: every instance ends Running with one pod; the follower resumes, no line lost or repeated',
     async () => {
       const platform = ['deployment/codebay-gateway', 'deployment/codebay-builder', 'deployment/codebay-provisioner'];
+      // The test node has 2 cores: the instances of earlier tests (but `simple` and `python`,
+      // which the last test uses) go first, so that the rollouts' pods and this test's three
+      // instances fit.
+      const earlier = created.filter((id) => id !== simple.instance_id && id !== python.instance_id);
+      for (const id of earlier) await d.api(`/api/instances/${id}`, { method: 'DELETE' });
+      await Promise.all(earlier.map((id) => waitForStatus(d, id, ['Deleted'], 120_000)));
       // A build that outlasts the gateway's rollout (each old pod: preStop 5 s, then draining ends
       // its log streams) and ends within the builder's grace period (45 s), followed by a client;
       // two more requests queued behind it or being provisioned meanwhile. The gateway restarts
