@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, openTerminal, typeInTerminal } from '../support/browser.ts';
+import { launchChromium, writeFromTerminal } from '../support/browser.ts';
 import {
   createFromDevcontainer,
   createFromWorkspace,
@@ -146,13 +146,10 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
       // Under https the cookie is `__Host-` (host-only, Secure, path /: browsers enforce it).
       const session = (await context.cookies()).find((c) => c.name === '__Host-codebay_tkn');
       expect(session).toMatchObject({ domain: new URL(simple.editor_url).hostname, path: '/', httpOnly: true, secure: true });
-      await page.locator('.explorer-folders-view', { hasText: '.sample-post-create' }).waitFor({ timeout: 90_000 });
-      await openTerminal(page, join(LOG_DIR, `node-no-terminal-${simple.instance_id}.png`));
-      const marker = randomBytes(4).toString('hex');
-      await typeInTerminal(
+      const marker = await writeFromTerminal(
         page,
-        `echo ${marker} > /workspace/from-terminal.txt; echo shared-${marker} > /shared/from-first.txt`,
-        async () => (await cat(simple.instance_id, '/workspace/from-terminal.txt'))?.trim() === marker,
+        (path) => cat(simple.instance_id, path),
+        join(LOG_DIR, `node-no-terminal-${simple.instance_id}.png`),
         90_000,
       );
       expect((await cat(simple.instance_id, '/shared/from-first.txt'))?.trim()).toBe(`shared-${marker}`);

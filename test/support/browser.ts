@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { waitFor } from './wait.ts';
 
@@ -77,4 +78,29 @@ export async function typeInTerminal(page: Page, line: string, done: () => Promi
     timeoutMs,
     3_000,
   );
+}
+
+/**
+ * In an open workbench: waits for the explorer to list `.sample-post-create` (the remote
+ * connection is up), opens a terminal (a screenshot at `screenshot` if none opens) and writes a
+ * random marker to /workspace/from-terminal.txt and `shared-<marker>` to /shared/from-first.txt,
+ * waiting (up to `timeoutMs` for each step) until `cat` reads the workspace file back. Returns
+ * the marker; the caller asserts on the files.
+ */
+export async function writeFromTerminal(
+  page: Page,
+  cat: (path: string) => Promise<string | undefined>,
+  screenshot: string,
+  timeoutMs: number,
+): Promise<string> {
+  await page.locator('.explorer-folders-view', { hasText: '.sample-post-create' }).waitFor({ timeout: timeoutMs });
+  await openTerminal(page, screenshot);
+  const marker = randomBytes(4).toString('hex');
+  await typeInTerminal(
+    page,
+    `echo ${marker} > /workspace/from-terminal.txt; echo shared-${marker} > /shared/from-first.txt`,
+    async () => (await cat('/workspace/from-terminal.txt'))?.trim() === marker,
+    timeoutMs,
+  );
+  return marker;
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { DockerNames } from '../../services/provisioner/src/runtime/docker-driver.ts';
-import { launchChromium, openTerminal, typeInTerminal } from './browser.ts';
+import { launchChromium, writeFromTerminal } from './browser.ts';
 import { containerExists, execIn, testDocker, volumeExists } from './docker.ts';
 import { editorRequest } from './editor.ts';
 import {
@@ -147,15 +147,7 @@ export function editorEndToEnd(target: () => EditorTarget, opts: { workspace: bo
       expect(session).toMatchObject({ domain: new URL(simple.editor_url).hostname, path: '/', httpOnly: true, sameSite: 'Lax' });
 
       // The explorer lists the workspace once the remote connection is up: then the workbench takes commands.
-      await page.locator('.explorer-folders-view', { hasText: '.sample-post-create' }).waitFor({ timeout: 60_000 });
-      await openTerminal(page, join(LOG_DIR, `e2e-no-terminal-${simple.instance_id}.png`));
-      const marker = randomBytes(4).toString('hex');
-      await typeInTerminal(
-        page,
-        `echo ${marker} > /workspace/from-terminal.txt; echo shared-${marker} > /shared/from-first.txt`,
-        async () => (await cat(simple.instance_id, '/workspace/from-terminal.txt'))?.trim() === marker,
-        60_000,
-      );
+      const marker = await writeFromTerminal(page, (path) => cat(simple.instance_id, path), join(LOG_DIR, `e2e-no-terminal-${simple.instance_id}.png`), 60_000);
       expect((await cat(simple.instance_id, '/shared/from-first.txt'))?.trim()).toBe(`shared-${marker}`);
     } finally {
       await page.close();
