@@ -3,6 +3,9 @@ import type { Redis } from 'ioredis';
 
 export type LogEntry = { kind: 'line'; line: BuildLogLine } | { kind: 'end'; end: BuildLogEnd };
 
+/** Lines an instance log keeps (its newest; each at most 2 KiB as the provisioner mirrors them). */
+const MAX_INSTANCE_LOG_ENTRIES = 10_000;
+
 /** How long a finished build's log stays readable. */
 const LOG_TTL_SECONDS = 7 * 86_400;
 
@@ -32,10 +35,15 @@ function clip(text: string): string {
  * outcome. Capped with MAXLEN ~, expired after the end.
  */
 export class BuildLogStream {
+  /** Approximate cap on one stream's entries (XADD MAXLEN ~): an instance log keeps its last 10,000 lines. */
+  private readonly maxEntries: string;
+
   constructor(
     private readonly redis: Redis,
     readonly kind: LogKind = 'build',
-  ) {}
+  ) {
+    this.maxEntries = String(kind === 'build' ? MAX_LOG_ENTRIES : MAX_INSTANCE_LOG_ENTRIES);
+  }
 
   private key(instanceId: string): string {
     return logKey(this.kind, instanceId);
@@ -51,7 +59,7 @@ export class BuildLogStream {
     const pipeline = this.redis.pipeline();
     lines.forEach((line, i) => {
       const fields = at?.[i] ? ['line', clip(line), 'at', at[i]!] : ['line', clip(line)];
-      pipeline.xadd(key, 'MAXLEN', '~', String(MAX_LOG_ENTRIES), '*', ...fields);
+      pipeline.xadd(key, 'MAXLEN', '~', this.maxEntries, '*', ...fields);
     });
     await pipeline.exec();
   }
@@ -70,7 +78,7 @@ export class BuildLogStream {
     const fields = reason ? ['end', outcome, 'reason', clip(reason)] : ['end', outcome];
     await this.redis
       .multi()
-      .xadd(key, 'MAXLEN', '~', String(MAX_LOG_ENTRIES), '*', ...fields)
+      .xadd(key, 'MAXLEN', '~', this.maxEntries, '*', ...fields)
       .expire(key, LOG_TTL_SECONDS)
       .exec();
   }

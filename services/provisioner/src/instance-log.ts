@@ -1,20 +1,24 @@
 import type { InstanceRecord, LifecycleStatus, PropertyWarning, RuntimeInfo } from '@codebay/contracts';
 import type { BuildLogStream, InstanceStore, Logger } from '@codebay/platform';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RuntimeDriver } from './runtime/driver.ts';
 
 /** The launcher's lifecycle lines (packages/editor/launcher/launcher.mjs `Lifecycle`): `[codebay-launcher] <ISO time> lifecycle {json}`. */
 const LIFECYCLE_LINE = /^\[codebay-launcher\] \S+ lifecycle (\{.*\})$/;
+/** A log that ended is followed again after this long, ms, until REFOLLOW_QUIET_ROUNDS rounds in a row bring nothing new. */
+const REFOLLOW_DELAY_MS = 1_000;
+const REFOLLOW_QUIET_ROUNDS = 2;
 /** Lines written to Redis at once. */
 const BATCH_LINES = 200;
 /** How long lines wait for more before they are written, milliseconds. */
 const BATCH_MS = 100;
 /**
- * Lines per second an instance's log may average into Redis (a bucket of LINE_BURST): the
+ * Bytes per second an instance's log may average into Redis (a bucket of BURST_BYTES): the
  * log is the tenant's output, and `yes` in a postStartCommand must not become the platform's
  * load. Lines beyond are counted and said once the rate allows (the container log has them).
  */
-const LINES_PER_SECOND = 200;
-const LINE_BURST = 2_000;
+const BYTES_PER_SECOND = 64 * 1024;
+const BURST_BYTES = 1024 * 1024;
 /** Lines of a failed command's output repeated in its warning (the launcher sends at most 5). */
 const WARNING_TAIL_LINES = 5;
 /** Warnings an instance's log may add to its record (the log is the tenant's: it can write such lines itself). */
@@ -107,12 +111,21 @@ export class InstanceLogMirror {
     if (this.stopped || !driver.followLog || this.following.has(record.id)) return;
     const controller = new AbortController();
     const done = (async () => {
-      const since = await logs.lastAt(record.id).catch(() => undefined);
       const writer = new LineWriter(this.deps, record, logger);
+      let last: string | undefined = await logs.lastAt(record.id).catch(() => undefined);
       try {
-        await driver.followLog!(record, runtime, since, (at, text) => writer.push(at, text), controller.signal);
-      } catch (err) {
-        if (!controller.signal.aborted) logger.warn({ instanceId: record.id, err: (err as Error).message }, 'instance log: cannot follow it');
+        // A log that ends while its container still runs (the runtime cut the stream) is followed
+        // again after its last line; one that ends with nothing new means the container stopped.
+        for (let quiet = 0; quiet < REFOLLOW_QUIET_ROUNDS && !controller.signal.aborted;) {
+          const before = last;
+          try {
+            await driver.followLog!(record, runtime, last, (at, text) => ((last = at), writer.push(at, text)), controller.signal);
+          } catch (err) {
+            if (!controller.signal.aborted) logger.warn({ instanceId: record.id, err: (err as Error).message }, 'instance log: cannot follow it');
+          }
+          quiet = last === before ? quiet + 1 : 0;
+          if (!controller.signal.aborted) await sleep(REFOLLOW_DELAY_MS, undefined, { signal: controller.signal }).catch(() => undefined);
+        }
       } finally {
         await writer.close();
         if (this.following.get(record.id)?.controller === controller) this.following.delete(record.id);
@@ -165,7 +178,7 @@ class LineWriter {
   private ats: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
-  private tokens = LINE_BURST;
+  private tokens = BURST_BYTES;
   private refilledAt = Date.now();
   private dropped = 0;
   private lifecycle: LifecycleStatus | undefined;
@@ -180,16 +193,18 @@ class LineWriter {
     const lifecycleLine = parseLifecycleLine(text);
     if (lifecycleLine) this.enqueue(() => this.apply(lifecycleLine, at));
     const now = Date.now();
-    this.tokens = Math.min(LINE_BURST, this.tokens + ((now - this.refilledAt) / 1000) * LINES_PER_SECOND);
+    this.tokens = Math.min(BURST_BYTES, this.tokens + ((now - this.refilledAt) / 1000) * BYTES_PER_SECOND);
     this.refilledAt = now;
     // Lifecycle lines always go through: they are what the user looks for.
-    if (this.tokens < 1 && !lifecycleLine) {
+    if (this.tokens < text.length && !lifecycleLine) {
       this.dropped += 1;
       return;
     }
-    this.tokens -= 1;
+    this.tokens -= text.length + 1;
     if (this.dropped > 0) {
-      this.lines.push(`[codebay] ${this.dropped} line(s) left out here: more than ${LINES_PER_SECOND} lines/s (the container's own log has them)`);
+      this.lines.push(
+        `[codebay] ${this.dropped} line(s) left out here: the instance wrote more than ${BYTES_PER_SECOND / 1024} KiB/s (the container's own log has them)`,
+      );
       this.ats.push(at);
       this.dropped = 0;
     }

@@ -4,7 +4,7 @@ import type { PassThrough, Readable } from 'node:stream';
 const TIMESTAMPED = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) ?(.*)$/s;
 
 /** Longest line passed on (a tenant's output may have no newline at all); the rest is cut. */
-export const MAX_FOLLOWED_LINE = 8_192;
+export const MAX_FOLLOWED_LINE = 2_048;
 
 /**
  * Nanoseconds since the epoch of an RFC 3339 timestamp with up to 9 fraction digits (as Docker
