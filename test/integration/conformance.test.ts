@@ -24,7 +24,8 @@ const user = `conf-${randomBytes(3).toString('hex')}`;
 /** A devcontainer.json of its own for the test (a containerEnv entry of its own: a build nobody made before). */
 async function config(body: Record<string, unknown>): Promise<string> {
   const file = join(await mkdtemp(join(tmpdir(), 'codebay-conf-')), 'devcontainer.json');
-  await writeFile(file, JSON.stringify({ image: 'debian:bookworm', containerEnv: { CODEBAY_TEST_RUN: randomBytes(6).toString('hex') }, ...body }, null, 2));
+  const containerEnv = { CODEBAY_TEST_RUN: randomBytes(6).toString('hex'), ...(body.containerEnv as Record<string, string> | undefined) };
+  await writeFile(file, JSON.stringify({ image: 'debian:bookworm', ...body, containerEnv }, null, 2));
   return file;
 }
 
@@ -186,6 +187,54 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
     expect(log.logs).toContain('[postStart] serving in the foreground');
     expect(log.finished?.outcome).toBe('failure');
   }, 300_000);
+
+  it('gives each variable form one value in the container’s environment, the lifecycle commands and the editor’s environment', async () => {
+    const file = await config({
+      containerEnv: {
+        V_CWF: '${containerWorkspaceFolder}',
+        V_CWFB: '${containerWorkspaceFolderBasename}',
+        V_LWF: '${localWorkspaceFolder}',
+        V_LWFB: '${localWorkspaceFolderBasename}',
+        V_ID: '${devcontainerId}',
+      },
+      remoteEnv: { R_FROM_CONTAINER: '${containerEnv:V_CWF}/bin' },
+      postCreateCommand:
+        'env | grep -E "^(V|R)_" | sort > /workspace/.env-of-postcreate; echo "${containerWorkspaceFolder} ${devcontainerId}" > /workspace/.subst',
+    });
+    const created = await createFromDevcontainer(stack, user, file);
+    const id = created.instance_id;
+    await waitForStatus(stack, id, ['Running'], 180_000);
+    await lifecycleWhen(id, 'the lifecycle to end', (l) => l.ended);
+    const container = stack.names.container(id);
+    const expected = {
+      V_CWF: '/workspace',
+      V_CWFB: 'workspace',
+      V_LWF: '/workspace',
+      V_LWFB: 'workspace',
+      V_ID: id,
+    };
+    // The container's own environment (docker exec, as a user's tool sees it).
+    const own = (await execIn(docker(), container, ['env'])).stdout;
+    const vars = (text: string) =>
+      Object.fromEntries(
+        text
+          .split('\n')
+          .filter((l) => /^(V|R)_/.test(l))
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
+    expect(vars(own)).toEqual(expected);
+    // The lifecycle commands' environment, and variables in the command itself.
+    const ofPostCreate = (await execIn(docker(), container, ['cat', '/workspace/.env-of-postcreate'])).stdout;
+    expect(vars(ofPostCreate)).toEqual({ ...expected, R_FROM_CONTAINER: '/workspace/bin' });
+    expect((await execIn(docker(), container, ['cat', '/workspace/.subst'])).stdout.trim()).toBe(`/workspace ${id}`);
+    // The editor's environment: code-server's process.
+    const editorEnv = await execIn(docker(), container, [
+      'sh',
+      '-c',
+      'for p in /proc/[0-9]*; do if grep -q code-server "$p/cmdline" 2>/dev/null; then tr "\\0" "\\n" < "$p/environ"; break; fi; done',
+    ]);
+    expect(vars(editorEnv.stdout)).toEqual({ ...expected, R_FROM_CONTAINER: '/workspace/bin' });
+  }, 240_000);
 
   it('accepts the extension opt-out form -publisher.name', async () => {
     const file = await config({ customizations: { vscode: { extensions: ['-ms-python.python', 'dbaeumer.vscode-eslint'] } } });

@@ -16,6 +16,7 @@ export interface LaunchConfig {
   settings: Record<string, unknown>;
   extensions: string[];
   waitFor: WaitFor;
+  devcontainerId?: string;
   commands: Record<Phase, Cmd[]>;
 }
 
@@ -40,13 +41,18 @@ export const LAUNCHER_ONLY_ENV: string[];
 export function parseLaunchConfig(text: string | undefined): LaunchConfig;
 export function normalizeCommand(cmd: unknown, where?: string): ProcessSpec[];
 export function shellQuote(s: string): string;
-export function substituteVariables(value: string, containerEnv: Record<string, string | undefined>, vars?: { workspaceFolder?: string }): string;
+export function substituteVariables(
+  value: string,
+  containerEnv: Record<string, string | undefined>,
+  vars?: { workspaceFolder?: string; devcontainerId?: string },
+): string;
 export function buildEnv(opts: {
   base: Record<string, string | undefined>;
   containerEnv?: Record<string, string | null>;
   remoteEnv?: Record<string, string | null>;
   user?: PasswdUser;
   workspaceFolder?: string;
+  devcontainerId?: string;
 }): Record<string, string>;
 export function parsePasswd(text: string): PasswdUser[];
 export function findUser(users: PasswdUser[], nameOrUid: string): PasswdUser | undefined;
@@ -76,3 +82,8 @@ export declare const WAIT_FOR_PHASES: Record<WaitFor, Phase | null>;
 export declare const DEFAULT_WAIT_FOR: WaitFor;
 export declare function donePhases(marker: unknown): Set<Phase>;
 export declare function startPlan(waitFor: WaitFor, done?: Set<Phase>): { phase: Phase; beforeEditor: boolean }[];
+export declare function substituteDeep<T>(
+  value: T,
+  containerEnv: Record<string, string | undefined>,
+  vars?: { workspaceFolder?: string; devcontainerId?: string },
+): T;

@@ -63,6 +63,7 @@ export function parseLaunchConfig(text) {
     settings: raw.settings ?? {},
     extensions: raw.extensions ?? [],
     waitFor: raw.waitFor ?? DEFAULT_WAIT_FOR,
+    devcontainerId: typeof raw.devcontainerId === 'string' ? raw.devcontainerId : undefined,
     commands: {},
   };
   if (!Object.hasOwn(WAIT_FOR_PHASES, cfg.waitFor)) {
@@ -139,11 +140,13 @@ export function shellQuote(s) {
 }
 
 /**
- * Replace ${containerEnv:VAR}, ${containerEnv:VAR:default}, ${localEnv:VAR[:default]}
- * and its legacy alias ${env:VAR[:default]} (the host's env is not known inside
- * the container → default or ""),
- * ${containerWorkspaceFolder} and ${containerWorkspaceFolderBasename}.
- * Unknown ${...} expressions are left as they are.
+ * Substitutes the spec's variables (containers.dev/implementors/json_reference, "Variables in
+ * devcontainer.json") as they are inside an instance: ${containerEnv:VAR[:default]} from the
+ * container's environment; ${localEnv:VAR[:default]} and its alias ${env:…} as their default or ""
+ * (an instance has no local machine); ${containerWorkspaceFolder}, ${localWorkspaceFolder} and their
+ * Basename forms as the instance's workspace folder; ${devcontainerId} as the instance's id.
+ * Unknown ${...} expressions are left as they are. The provisioner gives the container's own
+ * environment the same values (packages/contracts/src/launch.ts substituteInstanceVariables).
  */
 export function substituteVariables(value, containerEnv, vars = {}) {
   if (typeof value !== 'string') return value;
@@ -157,13 +160,25 @@ export function substituteVariables(value, containerEnv, vars = {}) {
         if (name === undefined) return match;
         return dflt ?? '';
       case 'containerWorkspaceFolder':
+      case 'localWorkspaceFolder':
         return name === undefined && vars.workspaceFolder !== undefined ? vars.workspaceFolder : match;
       case 'containerWorkspaceFolderBasename':
+      case 'localWorkspaceFolderBasename':
         return name === undefined && vars.workspaceFolder !== undefined ? vars.workspaceFolder.replace(/\/+$/, '').split('/').pop() || '' : match;
+      case 'devcontainerId':
+        return name === undefined && vars.devcontainerId !== undefined ? vars.devcontainerId : match;
       default:
         return match;
     }
   });
+}
+
+/** `substituteVariables` over every string of a value (lifecycle commands in each form, settings). */
+export function substituteDeep(value, containerEnv, vars = {}) {
+  if (typeof value === 'string') return substituteVariables(value, containerEnv, vars);
+  if (Array.isArray(value)) return value.map((v) => substituteDeep(v, containerEnv, vars));
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteDeep(v, containerEnv, vars)]));
+  return value;
 }
 
 /**
@@ -173,10 +188,10 @@ export function substituteVariables(value, containerEnv, vars = {}) {
  *   remoteEnv values against base + containerEnv. A null remoteEnv value removes
  *   the variable. PATH stays unless containerEnv/remoteEnv set it.
  */
-export function buildEnv({ base, containerEnv = {}, remoteEnv = {}, user, workspaceFolder }) {
+export function buildEnv({ base, containerEnv = {}, remoteEnv = {}, user, workspaceFolder, devcontainerId }) {
   const env = { ...base };
   for (const k of LAUNCHER_ONLY_ENV) delete env[k];
-  const vars = { workspaceFolder };
+  const vars = { workspaceFolder, devcontainerId };
   const baseSnapshot = { ...env };
   for (const [k, v] of Object.entries(containerEnv)) {
     if (v === null) continue;

@@ -43,6 +43,7 @@ import {
   parseLaunchConfig,
   parsePasswd,
   startPlan,
+  substituteDeep,
 } from './helpers.mjs';
 
 const TAG = '[codebay-launcher]';
@@ -781,7 +782,13 @@ async function main() {
     remoteEnv: cfg.remoteEnv,
     user,
     workspaceFolder: cfg.workspaceFolder,
+    devcontainerId: cfg.devcontainerId,
   });
+  // The spec's variables in the lifecycle commands and the settings, with the values the
+  // container's environment got (${containerEnv:…} from it).
+  const vars = { workspaceFolder: cfg.workspaceFolder, devcontainerId: cfg.devcontainerId };
+  cfg.commands = substituteDeep(cfg.commands, env, vars);
+  cfg.settings = substituteDeep(cfg.settings, env, vars);
   log(`env: containerEnv keys [${envKeys(cfg.containerEnv).join(', ')}], remoteEnv keys [${envKeys(cfg.remoteEnv).join(', ')}]`);
 
   // 3. workspace

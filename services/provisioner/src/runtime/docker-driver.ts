@@ -1,6 +1,7 @@
 import {
   PermanentError,
   TransientError,
+  instanceLaunch,
   launchConfigSchema,
   namesRegistry,
   parseCpu,
@@ -309,10 +310,10 @@ export class DockerDriver implements RuntimeDriver {
     const network = Object.keys(earlier?.NetworkSettings.Networks ?? {}).find((n) => this.names.isNetwork(n)) ?? (await this.networks.take());
     if (earlier) await ignore404(this.docker.getContainer(name).remove({ force: true }));
 
-    const launch = record.launch ?? launchConfigSchema.parse({});
-    const env = Object.entries(launch.containerEnv).map(([k, v]) => `${k}=${v}`);
+    const { containerEnv, launchJson } = instanceLaunch(record.launch ?? launchConfigSchema.parse({}), record.id, EDITOR_PORT);
+    const env = Object.entries(containerEnv).map(([k, v]) => `${k}=${v}`);
     env.push(
-      `CODEBAY_LAUNCH=${JSON.stringify({ ...launch, workspaceFolder: '/workspace', port: EDITOR_PORT })}`,
+      `CODEBAY_LAUNCH=${launchJson}`,
       `CODEBAY_EDITOR_DIR=${EDITOR_DIR}`,
       // The launcher hands it to the editor only (and drops it from its own environment).
       `CODEBAY_EDITOR_SECRET=${instanceSecrets.editor(this.opts.key, record.id)}`,

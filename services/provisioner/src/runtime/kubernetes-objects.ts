@@ -1,6 +1,6 @@
 import type { InstanceRecord, LaunchConfig } from '@codebay/contracts';
 import type { KubernetesObject, V1Deployment, V1NetworkPolicy, V1PersistentVolumeClaim, V1Secret, V1Service } from '@kubernetes/client-node';
-import { launchConfigSchema } from '@codebay/contracts';
+import { instanceLaunch, launchConfigSchema } from '@codebay/contracts';
 
 /** Settings that shape every instance's objects. */
 export interface KubernetesLayout {
@@ -95,6 +95,7 @@ export function instanceObjects(
   const meta = (name: string, component: string) => ({ name, namespace: ns, labels: instanceLabels(record, component), ownerReferences: owner });
   const r = record.resources;
   const launch: LaunchConfig = record.launch ?? launchConfigSchema.parse({});
+  const started = instanceLaunch(launch, id, EDITOR_PORT);
   const image = record.devcontainerImage ?? record.baseImage ?? '';
   const restricted = {
     allowPrivilegeEscalation: false,
@@ -160,8 +161,8 @@ export function instanceObjects(
               command: ['/opt/codebay/editor/bin/node', '/opt/codebay/launcher/launcher.mjs'],
               workingDir: '/workspace',
               env: [
-                ...Object.entries(launch.containerEnv).map(([name, value]) => ({ name, value })),
-                { name: 'CODEBAY_LAUNCH', value: JSON.stringify({ ...launch, workspaceFolder: '/workspace', port: EDITOR_PORT }) },
+                ...Object.entries(started.containerEnv).map(([name, value]) => ({ name, value })),
+                { name: 'CODEBAY_LAUNCH', value: started.launchJson },
                 { name: 'CODEBAY_EDITOR_DIR', value: '/opt/codebay/editor' },
                 // The launcher hands it to the editor only and drops it from its own environment.
                 { name: 'CODEBAY_EDITOR_SECRET', valueFrom: { secretKeyRef: { name: k8sNames.secret(id), key: 'editor-secret' } } },

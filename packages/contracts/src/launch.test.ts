@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { substituteDeep, substituteVariables } from '../../editor/launcher/helpers.mjs';
+import { instanceLaunch, substituteInstanceVariables } from './launch.ts';
+
+describe('variables: the launcher and the provisioner agree', () => {
+  const vars = { workspaceFolder: '/workspace', devcontainerId: 'alice-abc123' };
+  const forms = [
+    '${containerWorkspaceFolder}',
+    '${containerWorkspaceFolderBasename}',
+    '${localWorkspaceFolder}/src',
+    '${localWorkspaceFolderBasename}',
+    '${devcontainerId}',
+    '${localEnv:HOME}',
+    '${localEnv:NOPE:fallback}',
+    '${env:NOPE:legacy}',
+    '${unknownVariable}',
+    'plain text',
+  ];
+
+  it('gives every form the same value as substituteInstanceVariables (the container’s own environment)', () => {
+    for (const form of forms) expect(substituteVariables(form, {}, vars), form).toBe(substituteInstanceVariables(form, vars));
+    expect(substituteVariables('${localWorkspaceFolder}/src:${devcontainerId}', {}, vars)).toBe('/workspace/src:alice-abc123');
+  });
+
+  it('leaves ${containerEnv:…} to the container (the provisioner) and resolves it in the launcher', () => {
+    expect(substituteInstanceVariables('${containerEnv:PATH}', vars)).toBe('${containerEnv:PATH}');
+    expect(substituteVariables('${containerEnv:PATH}', { PATH: '/bin' }, vars)).toBe('/bin');
+  });
+
+  it('substitutes lifecycle commands in every form and settings', () => {
+    const commands = { postCreate: ['echo ${containerWorkspaceFolder}', ['ls', '${devcontainerId}'], { a: 'cd ${localWorkspaceFolder}' }] };
+    expect(substituteDeep(commands, {}, vars)).toEqual({ postCreate: ['echo /workspace', ['ls', 'alice-abc123'], { a: 'cd /workspace' }] });
+    expect(substituteDeep({ 'python.defaultInterpreterPath': '${containerWorkspaceFolder}/.venv/bin/python', n: 3 }, {}, vars)).toEqual({
+      'python.defaultInterpreterPath': '/workspace/.venv/bin/python',
+      n: 3,
+    });
+  });
+});
+
+describe('instanceLaunch', () => {
+  it('starts the container with containerEnv substituted, and tells the launcher the same values and the instance id', () => {
+    const launch = {
+      containerEnv: { WS: '${containerWorkspaceFolder}', ID: '${devcontainerId}', P: '${containerEnv:PATH}' },
+      remoteEnv: {},
+      onCreateCommands: [],
+      updateContentCommands: [],
+      postCreateCommands: [],
+      postStartCommands: [],
+      postAttachCommands: [],
+      settings: {},
+      extensions: [],
+    };
+    const started = instanceLaunch(launch, 'bob-x1', 8080);
+    expect(started.containerEnv).toEqual({ WS: '/workspace', ID: 'bob-x1', P: '${containerEnv:PATH}' });
+    expect(JSON.parse(started.launchJson)).toMatchObject({
+      containerEnv: started.containerEnv,
+      workspaceFolder: '/workspace',
+      devcontainerId: 'bob-x1',
+      port: 8080,
+    });
+  });
+});
