@@ -243,6 +243,17 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
     await stack.api(`/api/instances/${created.instance_id}`, { method: 'DELETE' });
   });
 
+  it('accepts a devcontainer.json saved with a byte-order mark, CRLF line endings and comments', async () => {
+    const text = `\uFEFF// saved on Windows\r\n{\r\n  "image": "debian:bookworm", /* the base */\r\n  "containerEnv": { "RUN": "${randomBytes(4).toString('hex')}" },\r\n}\r\n`;
+    const form = new FormData();
+    form.set('user_id', user);
+    form.set('devcontainer_json', new Blob([text]), 'devcontainer.json');
+    const res = await stack.api('/api/instances/devcontainer', { method: 'POST', body: form });
+    expect(res.status).toBe(202);
+    const created = (await res.json()) as InstanceResponse;
+    expect((await waitForStatus(stack, created.instance_id, ['Running'], 180_000)).status).toBe('Running');
+  }, 240_000);
+
   it('a remoteUser the image does not have fails the instance naming it', async () => {
     const file = await config({ remoteUser: 'devuser-that-is-not-there' });
     const created = await createFromDevcontainer(stack, user, file);

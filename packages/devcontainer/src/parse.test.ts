@@ -192,3 +192,14 @@ describe('checkFeatureRefs', () => {
     expect(ok({ './hello-feature': {} }, false)).toThrow(/needs its folder/);
   });
 });
+
+describe('files as editors save them', () => {
+  it('reads a UTF-8 byte-order mark, CRLF line endings and comments as the reference CLI does', () => {
+    expect(parseDevcontainerJson('\uFEFF// saved by an editor\r\n{\r\n  "image": "debian:bookworm", /* why */\r\n}\r\n')).toEqual({ image: 'debian:bookworm' });
+  });
+
+  it('names UTF-16 instead of failing on an invalid symbol', () => {
+    const utf16 = Buffer.from('\uFEFF{"image":"debian:bookworm"}', 'utf16le').toString('utf8');
+    expect(() => parseDevcontainerJson(utf16)).toThrow(/not UTF-8 \(it looks like UTF-16\)/);
+  });
+});

@@ -44,10 +44,15 @@ function nestingDepth(text: string): { depth: number; offset: number } {
 
 /**
  * Parses devcontainer.json as JSONC (comments and trailing commas allowed, as the
- * spec says). The Dev Containers CLI silently accepts broken JSON, so codebay
+ * spec says; CRLF line endings and a UTF-8 byte-order mark as editors save them). The Dev Containers CLI silently accepts broken JSON, so codebay
  * refuses it here, with line and column, before anything is queued.
  */
-export function parseDevcontainerJson(text: string, name = 'devcontainer.json'): DevcontainerConfig {
+export function parseDevcontainerJson(raw: string, name = 'devcontainer.json'): DevcontainerConfig {
+  // Saved as editors save it: a UTF-8 byte-order mark is read past (the reference CLI reads such files too);
+  // UTF-16 (which the CLI cannot read either) is named instead of failing as "InvalidSymbol".
+  if (/^(\uFFFD\uFFFD|\uFEFF?\u0000|[^\u0000]\u0000)/.test(raw) || raw.startsWith('\u00FF\u00FE') || raw.startsWith('\u00FE\u00FF'))
+    throw new InputError('invalid_jsonc', `${name}: the file is not UTF-8 (it looks like UTF-16); save it as UTF-8`);
+  const text = raw.startsWith('\uFEFF') ? raw.slice(1) : raw;
   const nesting = nestingDepth(text);
   if (nesting.depth > MAX_NESTING) {
     const at = lineColumn(text, nesting.offset);
