@@ -6,3 +6,4 @@ export * from './logs.ts';
 export * from './quantity.ts';
 export * from './image-ref.ts';
 export * from './instance-record.ts';
+export * from './editor-versions.ts';
