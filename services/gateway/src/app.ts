@@ -13,6 +13,7 @@ import { apiRouter } from './http/routes.ts';
 import { workspaceSeedHandler } from './http/workspace-seed.ts';
 import type { TokenDirectory } from './identity.ts';
 import type { InstanceService } from './instances.ts';
+import type { EditorVersions } from './editor-versions.ts';
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -23,6 +24,7 @@ export interface GatewayDeps {
   followers: LogFollowers;
   artifacts: ArtifactStore;
   instances: InstanceService;
+  editorVersions: EditorVersions;
   editor: EditorProxy;
   metrics: Registry;
   tokens: TokenDirectory;
@@ -106,7 +108,14 @@ export function createApp(deps: GatewayDeps): Express {
     });
     app.use(['/api', '/instances'], allowCors);
   }
-  const api = apiRouter({ config: deps.config, uploadDir: deps.artifacts.incomingDir, instances: deps.instances, logs: deps.logs, followers: deps.followers });
+  const api = apiRouter({
+    config: deps.config,
+    uploadDir: deps.artifacts.incomingDir,
+    instances: deps.instances,
+    editorVersions: deps.editorVersions,
+    logs: deps.logs,
+    followers: deps.followers,
+  });
   const auth = requireApiToken(deps.tokens);
   app.use('/api', auth, api);
   app.use('/', auth, api);
