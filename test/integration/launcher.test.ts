@@ -7,7 +7,7 @@
 // free port on 127.0.0.1. remoteUser is unset, so it runs as the current user.
 //
 // Bundle location: $CODEBAY_EDITOR_BUNDLE, else
-// ${CODEBAY_CACHE:-/var/cache/codebay}/editor/code-server-4.100.3. The suite
+// ${CODEBAY_CACHE:-/var/cache/codebay}/editor/code-server-4.139.1 (the default). The suite
 // fails (does not skip) when it is missing.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -25,7 +25,7 @@ import { pidAlive, waitFor } from '../support/wait.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const LAUNCHER = path.join(REPO, 'packages', 'editor', 'launcher', 'launcher.mjs');
-const BUNDLE = process.env.CODEBAY_EDITOR_BUNDLE ?? path.join(process.env.CODEBAY_CACHE ?? '/var/cache/codebay', 'editor', 'code-server-4.100.3');
+const BUNDLE = process.env.CODEBAY_EDITOR_BUNDLE ?? path.join(process.env.CODEBAY_CACHE ?? '/var/cache/codebay', 'editor', 'code-server-4.139.1');
 const NODE = path.join(BUNDLE, 'bin', 'node');
 const ENTRY = path.join(BUNDLE, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
 
