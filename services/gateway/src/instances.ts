@@ -58,7 +58,7 @@ export function resolveVscodeVersion(requested: string | undefined, available: s
   const newest = (versions: string[]) => versions.reduce<string | undefined>((a, v) => (a === undefined || compareVersions(v, a) > 0 ? v : a), undefined);
   const match = requested === undefined ? available[0] : newest(available.filter((v) => v === requested || v.startsWith(`${requested}.`)));
   if (match === undefined) {
-    const list = available.length > 0 ? available.join(', ') : 'none (no editor bundle is published yet)';
+    const list = available.length > 0 ? available.join(', ') : 'none (this deployment has no editor bundle)';
     throw new InputError('unsupported_vscode_version', `vscode_version ${requested ?? '(default)'} is not available; available: ${list}`, {
       available,
     });
