@@ -1,18 +1,19 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { dockerFromHost } from '@codebay/platform';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
 import { editorRequest } from '../support/editor.ts';
-import { getInstance, waitForStatus } from '../support/instances.ts';
+import { createFromDevcontainer, getInstance, waitForStatus } from '../support/instances.ts';
 import { forgetUsers } from '../support/records.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 import { salt } from '../support/workspaces.ts';
 
 /**
- * The editor versions on the Docker runtime, with the real gateway and provisioner, the editor
+ * The editor versions on the Docker runtime, with the real gateway, builder and provisioner, the editor
  * bundles deploy/local/components.sh builds (code-server 4.139.1, the default, and 4.100.3) and
  * the real dockerd: the provisioner publishes what its bundles provide, the API lists it, and an
  * instance runs the code-server its `vscode_version` asks for.
@@ -29,7 +30,7 @@ describe('editor versions (Docker runtime, real bundles)', () => {
   beforeAll(async () => {
     const missing = [CURRENT, OLDER].map((v) => join(c.editorRoot, `code-server-${v.code_server_version}`, 'bundle.json')).filter((f) => !existsSync(f));
     if (missing.length > 0) throw new Error(`editor bundles missing (deploy/local/components.sh up builds them): ${missing.join(', ')}`);
-    stack = await startStack({ services: ['gateway', 'provisioner'], name: 'editors' });
+    stack = await startStack({ name: 'editors' });
   }, 120_000);
 
   afterAll(async () => {
@@ -123,6 +124,30 @@ describe('editor versions (Docker runtime, real bundles)', () => {
       );
     }
   }, 600_000);
+
+  it('code-server 4.139.1 ignores a CODE_SERVER_COOKIE_SUFFIX in the container environment (it would rename the cookie the gateway adds)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'codebay-editors-'));
+    try {
+      const file = join(dir, 'devcontainer.json');
+      writeFileSync(file, JSON.stringify({ image: 'debian:bookworm', containerEnv: { CODE_SERVER_COOKIE_SUFFIX: 'mine', CODEBAY_RUN: salt() } }));
+      const inst = await createFromDevcontainer(stack, user, file);
+      const running = await waitForStatus(stack, inst.instance_id, ['Running'], 240_000);
+      expect(running.vscode_version).toBe(CURRENT.vscode_version);
+      // Through the gateway with the instance's cookie: the editor's own start redirect, not its login page.
+      const page = await editorRequest(running.editor_url, { headers: { cookie: `codebay_tkn=${running.access_token}` }, timeoutMs: 10_000 });
+      expect(page.status).toBe(302);
+      expect(String(page.headers.location)).not.toMatch(/login/);
+      const workbench = await editorRequest(new URL(String(page.headers.location), running.editor_url).href, {
+        headers: { cookie: `codebay_tkn=${running.access_token}` },
+        timeoutMs: 30_000,
+      });
+      expect(workbench.status).toBe(200);
+      expect(workbench.body).toMatch(/workbench/);
+      expect(await containerLog(inst.instance_id)).toContain('not passed to code-server (codebay sets what they would change): CODE_SERVER_COOKIE_SUFFIX');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 
   it('the bundle metadata matches what the API lists', () => {
     for (const v of [CURRENT, OLDER]) {
