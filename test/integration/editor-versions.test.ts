@@ -2,6 +2,8 @@ import type { InstanceResponse } from '@codebay/contracts';
 import { dockerFromHost } from '@codebay/platform';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
@@ -10,6 +12,7 @@ import { createFromDevcontainer, getInstance, waitForStatus } from '../support/i
 import { forgetUsers } from '../support/records.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
+import { makeVsix } from '../support/vsix.ts';
 import { salt } from '../support/workspaces.ts';
 
 /**
@@ -18,6 +21,7 @@ import { salt } from '../support/workspaces.ts';
  * the real dockerd: the provisioner publishes what its bundles provide, the API lists it, and an
  * instance runs the code-server its `vscode_version` asks for.
  */
+const run = promisify(execFile);
 const CURRENT = { vscode_version: '1.139.1', code_server_version: '4.139.1' };
 const OLDER = { vscode_version: '1.100.3', code_server_version: '4.100.3' };
 
@@ -144,6 +148,43 @@ describe('editor versions (Docker runtime, real bundles)', () => {
       expect(workbench.status).toBe(200);
       expect(workbench.body).toMatch(/workbench/);
       expect(await containerLog(inst.instance_id)).toContain('not passed to code-server (codebay sets what they would change): CODE_SERVER_COOKIE_SUFFIX');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+
+  it('an extension that needs VS Code ^1.120 installs with the default editor and is refused by 1.100 (why 4.139.1 is the default)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'codebay-editors-vsix-'));
+    try {
+      const vsix = join(dir, 'codebay-test.modern-0.0.1.vsix');
+      makeVsix(vsix, { publisher: 'codebay-test', name: 'modern', version: '0.0.1' }, '^1.120.0');
+      // As the launcher installs extensions: the bundle's node running code-server's CLI.
+      const install = async (v: typeof CURRENT) => {
+        const bundle = join(c.editorRoot, `code-server-${v.code_server_version}`);
+        const home = join(dir, v.code_server_version);
+        const r = await run(
+          join(bundle, 'bin/node'),
+          [
+            join(bundle, 'node_modules/code-server/out/node/entry.js'),
+            '--install-extension',
+            vsix,
+            '--extensions-dir',
+            join(home, 'extensions'),
+            '--user-data-dir',
+            join(home, 'data'),
+          ],
+          { env: { PATH: process.env.PATH, HOME: home }, timeout: 120_000 },
+        ).then(
+          ({ stdout, stderr }) => ({ code: 0, out: stdout + stderr }),
+          (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: err.code ?? -1, out: `${err.stdout ?? ''}${err.stderr ?? ''}` }),
+        );
+        return { ...r, installed: existsSync(join(home, 'extensions', 'codebay-test.modern-0.0.1', 'package.json')) };
+      };
+      const current = await install(CURRENT);
+      expect(current.installed, current.out).toBe(true);
+      const older = await install(OLDER);
+      expect(older.installed).toBe(false);
+      expect(older.out).toMatch(/not compatible with VS Code '1\.100\.3'/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
