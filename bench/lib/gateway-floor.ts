@@ -72,7 +72,7 @@ async function createSimple(req: http.IncomingMessage, res: http.ServerResponse)
       baseImage,
       artifact: null,
       resources,
-      vscodeVersion: '1.100.3',
+      vscodeVersion: '1.139.1',
     },
     new Date().toISOString(),
   );

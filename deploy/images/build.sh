@@ -16,11 +16,14 @@
 # provisioner asks for <repo>/codebay-editor:<vscode version>), and is only built with --push.
 #
 # On stdout (last lines), one per image: IMAGE_CODEBAY=<ref>, IMAGE_BUILDER=…, IMAGE_DIND=…,
-# IMAGE_BUILDER_DIND=… (docker-compose.yml's builder), IMAGE_REDIS=…, IMAGE_REGISTRY=…, IMAGE_EDITOR_REPO=<repo> and IMAGE_TAG=<tag>.
+# IMAGE_BUILDER_DIND=… (docker-compose.yml's builder), IMAGE_REDIS=…, IMAGE_REGISTRY=…, IMAGE_EDITOR_REPO=<repo>,
+# IMAGE_EDITOR_VSCODE_VERSIONS=<the editor images' VS Code versions, comma-separated, the default first> and IMAGE_TAG=<tag>.
 #
 # Env:
 #   DOCKER_HOST            the daemon that builds (it must have DEBIAN_IMAGE, default debian:bookworm)
 #   DOCKER                 docker client (default /usr/bin/docker when present, else docker)
+#   CODEBAY_EDITOR_VERSIONS code-server releases to make editor images of (default "4.139.1 4.100.3",
+#                          the first the default)
 #   DEBIAN_IMAGE           base of every stage (default debian:bookworm; never pulled from the internet)
 #   REGISTRY_AUTH          user:password for --push (a temporary docker login; else the client's own)
 #   CODEBAY_BUILD_CA_FILE  PEM file of a TLS-intercepting proxy's CA for the npm downloads during the
@@ -197,20 +200,25 @@ for target in codebay builder dind builder-dind redis registry; do
 done
 
 EDITOR_REPO=
+EDITOR_VSCODE_VERSIONS=
 if want editor; then
   if [[ -z $PUSH ]]; then
     log "editor image skipped: packages/editor/scripts/build-image.sh builds and pushes it, so it needs --push"
   else
     EDITOR_REPO=$PUSH/codebay-editor
-    log "editor image: packages/editor/scripts/build-image.sh (bundle cached by build-bundle.sh; the first build takes minutes)"
-    if ((DRY_RUN)); then
-      run env "CODEBAY_EDITOR_IMAGE_REPO=$EDITOR_REPO" "DOCKER_CLI=$DOCKER" bash packages/editor/scripts/build-image.sh
-    else
-      t0=$SECONDS
-      editor_ref=$(CODEBAY_EDITOR_IMAGE_REPO=$EDITOR_REPO DOCKER_CLI=$DOCKER bash packages/editor/scripts/build-image.sh | tail -n 1) ||
-        die "packages/editor/scripts/build-image.sh failed"
-      log "editor image $editor_ref in $((SECONDS - t0))s"
-    fi
+    # One image per code-server release (tag: its VS Code version), the first the default.
+    for cs_version in ${CODEBAY_EDITOR_VERSIONS:-4.139.1 4.100.3}; do
+      log "editor image of code-server $cs_version: packages/editor/scripts/build-image.sh (bundle cached by build-bundle.sh; the first build takes minutes)"
+      if ((DRY_RUN)); then
+        run env "CODE_SERVER_VERSION=$cs_version" "CODEBAY_EDITOR_IMAGE_REPO=$EDITOR_REPO" "DOCKER_CLI=$DOCKER" bash packages/editor/scripts/build-image.sh
+      else
+        t0=$SECONDS
+        editor_ref=$(CODE_SERVER_VERSION=$cs_version CODEBAY_EDITOR_IMAGE_REPO=$EDITOR_REPO DOCKER_CLI=$DOCKER bash packages/editor/scripts/build-image.sh | tail -n 1) ||
+          die "packages/editor/scripts/build-image.sh failed for code-server $cs_version"
+        log "editor image $editor_ref in $((SECONDS - t0))s"
+        EDITOR_VSCODE_VERSIONS+=${EDITOR_VSCODE_VERSIONS:+,}${editor_ref##*:}
+      fi
+    done
   fi
 fi
 
@@ -221,6 +229,7 @@ fi
     printf 'IMAGE_%s=%s\n' "${t//-/_}" "${REF[$target]}"
   done
   [[ -z $EDITOR_REPO ]] || printf 'IMAGE_EDITOR_REPO=%s\n' "$EDITOR_REPO"
+  [[ -z $EDITOR_VSCODE_VERSIONS ]] || printf 'IMAGE_EDITOR_VSCODE_VERSIONS=%s\n' "$EDITOR_VSCODE_VERSIONS"
   printf 'IMAGE_TAG=%s\n' "$TAG"
 } >"$work/images.env"
 if [[ -n $ENV_FILE ]]; then cp "$work/images.env" "$ENV_FILE"; fi

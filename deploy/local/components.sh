@@ -5,7 +5,8 @@
 #   credentials), a base-image mirror standing in for Docker Hub (localhost:5000,
 #   anonymous), a private dockerd (user namespaces remapped, inter-container traffic off,
 #   the mirror as its Docker Hub mirror), host isolation rules for containers, a locally
-#   built debian:bookworm base image, and (if the editor package provides one) the editor bundle.
+#   built debian:bookworm base image, and (if the editor package provides one) the editor
+#   bundles: one per code-server release in CODEBAY_EDITOR_VERSIONS, the first the default.
 #
 # Usage: components.sh up | env | status | down
 #   up      install missing apt packages, start everything, write $STATE/local.env
@@ -26,6 +27,9 @@
 #                       REGISTRY_PUSH, REGISTRY_PULL_AUTH, REGISTRY_PUSH_AUTH are yours to set)
 #   DOCKER_HOST         if set (to anything but the managed socket), use that daemon instead
 #   CODEBAY_DEBIAN_MIRROR  override the Debian mirror (default: read from apt sources)
+#   CODEBAY_EDITOR_VERSIONS  code-server releases to build editor bundles of, space-separated
+#                       (default "4.139.1 4.100.3": the current one, the default, and the
+#                       newest for Node 20, for instances asking for vscode_version 1.100)
 #   CODEBAY_SECOND_DOCKERD=1  also run a second daemon (unix:///run/codebay-docker-2/docker.sock,
 #                       own bridge, no NAT) for a second builder; the test suites use it
 set -euo pipefail
@@ -596,18 +600,24 @@ up_base_image() {
 }
 
 EDITOR_BUNDLE=
+EDITOR_VERSIONS=${CODEBAY_EDITOR_VERSIONS:-4.139.1 4.100.3}
 up_editor_bundle() {
-  local script=$ROOT/packages/editor/scripts/build-bundle.sh out
-  step "editor bundle"
+  local script=$ROOT/packages/editor/scripts/build-bundle.sh out version built=()
+  step "editor bundles ($EDITOR_VERSIONS)"
   if [[ ! -f $script ]]; then
     step_done "editor bundle: skipped ($script not present)"
     return
   fi
-  # The script caches itself and prints the bundle path on stdout.
-  out=$(bash "$script" </dev/null 9>&-) || die "$script failed"
-  out=$(printf '%s\n' "$out" | awk 'NF { last = $0 } END { print last }')
-  [[ -n $out && -e $out ]] && EDITOR_BUNDLE=$out
-  step_done "editor bundle: ${out:-(no path printed)}"
+  # One bundle per release (the script caches each under $CACHE/editor and prints its path
+  # on stdout); the provisioner offers every bundle it finds there. The first is the default.
+  for version in $EDITOR_VERSIONS; do
+    out=$(CODE_SERVER_VERSION=$version bash "$script" </dev/null 9>&-) || die "$script failed for code-server $version"
+    out=$(printf '%s\n' "$out" | awk 'NF { last = $0 } END { print last }')
+    [[ -n $out && -e $out ]] || die "$script printed no bundle path for code-server $version"
+    [[ -n $EDITOR_BUNDLE ]] || EDITOR_BUNDLE=$out
+    built+=("$out")
+  done
+  step_done "editor bundles: ${built[*]}"
 }
 
 # Host isolation for containers of our daemons (builds on docker0 and codebay-br2, instances

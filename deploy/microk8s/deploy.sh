@@ -310,6 +310,8 @@ else
   tag_line=$(grep '^IMAGE_TAG=' "$images_env")
 fi
 TAG=${tag_line#IMAGE_TAG=}
+# The editor images' VS Code versions (the default first): what the gateway offers as vscode_version.
+editor_versions=$(sed -n 's/^IMAGE_EDITOR_VSCODE_VERSIONS=//p' "$images_env" 2>/dev/null || true)
 [[ -n $TAG ]] || die "no image tag (deploy/images/build.sh printed none)"
 # The nodes pull what this machine pushed, at the address they use.
 PULL_PREFIX=$IMAGE_REGISTRY_PULL
@@ -434,6 +436,7 @@ configMapGenerator:
       - DIND_REGISTRY_MIRRORS=${DIND_REGISTRY_MIRRORS:-}
       - INSTANCE_EGRESS_EXCEPT=$egress_except
       - CODEBAY_EDITOR_IMAGE_REPO=$PULL_PREFIX/codebay-editor
+$( [[ -n $editor_versions ]] && echo "      - CODEBAY_VSCODE_VERSIONS=$editor_versions")
 $( [[ -n ${JOB_LOCK_SECONDS:-} ]] && echo "      - JOB_LOCK_SECONDS=$JOB_LOCK_SECONDS")
 $( [[ -n ${STALLED_INTERVAL_SECONDS:-} ]] && echo "      - STALLED_INTERVAL_SECONDS=$STALLED_INTERVAL_SECONDS")
 $( [[ -n ${REGISTRY_PULL_AUTH:-} ]] && echo "      - IMAGE_PULL_SECRET=codebay-registry-pull")

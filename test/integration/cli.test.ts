@@ -102,6 +102,18 @@ describe('the codebay CLI', () => {
     expect(await schemaFromDocument(served)).toBe(readFileSync(join(ROOT, 'packages/api-client/src/schema.ts'), 'utf8'));
   });
 
+  it('editor-versions lists what --vscode-version may name, the default first', async () => {
+    const plain = await cli(['editor-versions']);
+    expect(plain.code, plain.stderr).toBe(0);
+    const rows = plain.stdout.trim().split('\n');
+    expect(rows[0]).toBe('VSCODE\tCODE-SERVER\tDEFAULT');
+    expect(rows[1]).toBe('1.139.1\t4.139.1\tyes');
+    expect(rows).toContain('1.100.3\t4.100.3\tno');
+    const list = json<{ versions: Array<{ vscode_version: string; default: boolean }>; source: string }>(await cli(['--json', 'editor-versions']));
+    expect(list.source).toBe('provisioner');
+    expect(list.versions.filter((v) => v.default).map((v) => v.vscode_version)).toEqual(['1.139.1']);
+  });
+
   it('create-simple waits until Running by default and prints the URL; --json gives the instance', async () => {
     const plain = await cli(['create-simple', '--user-id', user, '--base-image', 'debian:bookworm']);
     expect(plain.code, plain.stderr).toBe(0);

@@ -160,7 +160,7 @@ const BAD_USER_IDS: Array<[string, string]> = [
 ];
 
 const VSCODE_VERSIONS = () =>
-  (stack.env.CODEBAY_VSCODE_VERSIONS ?? '1.100.3')
+  (stack.env.CODEBAY_VSCODE_VERSIONS ?? '1.139.1,1.100.3')
     .split(',')
     .map((v) => v.trim())
     .filter(Boolean);

@@ -75,7 +75,7 @@ describe('workspace seeding from the gateway', () => {
         UsernsMode: 'host',
         Mounts: [
           { Type: 'bind', Source: ws, Target: '/workspace' },
-          { Type: 'bind', Source: join(components().editorRoot, 'code-server-4.100.3'), Target: EDITOR_DIR, ReadOnly: true },
+          { Type: 'bind', Source: join(components().editorRoot, 'code-server-4.139.1'), Target: EDITOR_DIR, ReadOnly: true },
           { Type: 'bind', Source: join(ROOT, 'packages/editor/launcher'), Target: '/opt/codebay/launcher', ReadOnly: true },
         ],
         SecurityOpt: ['no-new-privileges'],

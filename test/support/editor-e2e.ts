@@ -115,6 +115,10 @@ export function editorEndToEnd(target: () => EditorTarget, opts: { workspace: bo
     expect(settled.lifecycle?.commands.postCreateCommand?.state).toBe('succeeded');
     // The image the builder recorded at push, pulled by digest.
     expect(running.devcontainer_image).toMatch(new RegExp(`^${t.registry}/codebay-devcontainer@sha256:[0-9a-f]{64}$`));
+    // The default editor: the one the deployment lists as default, code-server 4.139.1 (VS Code 1.139.1) as set up.
+    const editors = (await (await t.api('/api/editor-versions')).json()) as { versions: Array<{ vscode_version: string; default: boolean }> };
+    expect(running.vscode_version).toBe(editors.versions.find((v) => v.default)?.vscode_version);
+    expect(running.vscode_version).toBe('1.139.1');
     expect(await cat(simple.instance_id, '/workspace/.sample-post-create')).toMatch(/^created .* as root/);
     const env = await execIn(docker, container(simple.instance_id), ['printenv', 'CODEBAY_SAMPLE']);
     expect(env.stdout.trim()).toBe('simple');

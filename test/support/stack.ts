@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { redisKeys } from '@codebay/contracts';
 import { JobQueues, createRedis, dockerFromHost } from '@codebay/platform';
 import { dockerNames, type DockerNames } from '../../services/provisioner/src/runtime/docker-driver.ts';
 import { components } from './components.ts';
@@ -191,6 +192,8 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
       const queues = new JobQueues(redis, queuePrefix);
       await Promise.all(queues.entries().map(([, q]) => q.obliterate({ force: true }).catch(() => undefined)));
       await queues.close();
+      // And the editor versions its provisioners published.
+      await redis.del(redisKeys.editorVersions(queuePrefix));
       await redis.quit();
     },
     api(path, init = {}) {

@@ -161,6 +161,11 @@ export class CodebayClient {
     return this.json(await this.send(`/instances${userId ? `?user_id=${encodeURIComponent(userId)}` : ''}`));
   }
 
+  /** The editor (VS Code) versions instances can run (`vscode_version`), the default first. */
+  async editorVersions(): Promise<Json<'/editor-versions', 'get', 200>> {
+    return this.json(await this.send('/editor-versions'));
+  }
+
   async delete(id: string): Promise<Json<'/instances/{id}', 'delete', 202>> {
     return this.json(await this.send(`/instances/${encodeURIComponent(id)}`, { method: 'DELETE' }));
   }

@@ -740,6 +740,51 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/editor-versions': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The editor (VS Code) versions instances can run: what `vscode_version` may name (`1.100` picks the newest 1.100.x), the default first */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description The versions */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['EditorVersions'];
+          };
+        };
+        /** @description No or wrong API token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/seed/instances/{id}': {
     parameters: {
       query?: never;
@@ -1077,6 +1122,23 @@ export interface components {
       timings?: {
         [key: string]: string | null;
       };
+    };
+    EditorVersions: {
+      versions: {
+        /** @example 1.100.3 */
+        vscode_version: string;
+        /** @description The code-server release serving it (null when only configured) */
+        code_server_version: string | null;
+        /** @description What an instance runs when its request names no vscode_version */
+        default: boolean;
+      }[];
+      /**
+       * @description provisioner: the editor bundles the provisioners found and published; configuration: CODEBAY_VSCODE_VERSIONS
+       * @enum {string}
+       */
+      source: 'provisioner' | 'configuration';
+      /** Format: date-time */
+      published_at?: string | null;
     };
     InstanceList: {
       instances: components['schemas']['Instance'][];

@@ -84,7 +84,7 @@ function buildProgram(): Command {
       .option('--memory-limit <q>', 'default 2Gi')
       .option('--cpu-request <q>', 'default 200m')
       .option('--cpu-limit <q>', 'default 1000m')
-      .option('--vscode-version <v>', 'VS Code version to run')
+      .option('--vscode-version <v>', 'VS Code version to run (see editor-versions; default: the deployment’s default, 1.139.1 as set up)')
       .option('--idempotency-key <key>', 'a retry with the same key returns the same instance')
       .option('--wait', 'wait until the instance is Running, showing the build live (the default)')
       .option('--no-wait', 'return as soon as the instance is queued')
@@ -206,6 +206,16 @@ function buildProgram(): Command {
       if (instances.length === 0) return out('no instances');
       out(['INSTANCE', 'STATUS', 'CREATED', 'URL'].join('\t'));
       for (const i of instances) out([i.instance_id, i.status, i.created_at ?? '', i.url].join('\t'));
+    });
+
+  program
+    .command('editor-versions')
+    .description('the editor (VS Code) versions instances can run, for --vscode-version; the default first')
+    .action(async () => {
+      const list = await (await client()).editorVersions();
+      if (globals().json) return out(JSON.stringify(list, null, 2));
+      out(['VSCODE', 'CODE-SERVER', 'DEFAULT'].join('\t'));
+      for (const v of list.versions) out([v.vscode_version, v.code_server_version ?? '-', v.default ? 'yes' : 'no'].join('\t'));
     });
 
   program

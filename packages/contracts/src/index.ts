@@ -7,3 +7,4 @@ export * from './quantity.ts';
 export * from './image-ref.ts';
 export * from './instance-record.ts';
 export * from './launch.ts';
+export * from './editor-versions.ts';

@@ -14,6 +14,11 @@ export const redisKeys = {
   idempotency: (caller: string, key: string) => `codebay:idempotency:${caller}:${key}`,
   /** A gateway process's own stream that wakes its build-log reader when a follower joins. */
   logFollowersWake: (processId: string) => `codebay:sse-wake:${processId}`,
+  /**
+   * The editor versions the provisioners of one deployment (its queue prefix) can start
+   * instances with (JSON, `publishedEditorVersionsSchema`), published by them and read by the gateway.
+   */
+  editorVersions: (queuePrefix: string) => `codebay:editor-versions:${queuePrefix}`,
 } as const;
 
 /** BullMQ key prefix; tests give each run its own. */

@@ -19,7 +19,11 @@
 // otherwise come with the user's first page.
 //
 // If the bundle's code-server does not offer what this relies on, code-server starts as
-// it always did. Dependency-free (node builtins only).
+// it always did. Dependency-free (node builtins only). What it relies on — out/node/cli.js
+// exporting parse/readConfigFile/setDefaults and requiring only ./vscodeSocket and argon2
+// beyond light modules, wrapper.js's handshake, the "HTTP server listening on" line — is the
+// same in code-server 4.100.3 (Node 20) and 4.139.1 (Node 24); test/integration/
+// editor-versions.test.ts checks that instances of both start through this parent.
 
 import { fork } from 'node:child_process';
 import http from 'node:http';

@@ -61,6 +61,7 @@ export function parseJsonc(text: string): unknown;
 export function mergeSettings(existing: unknown, overrides: Record<string, unknown>): Record<string, unknown>;
 export function normalizeExtensions(list: string[]): string[];
 export function isVsixPath(ext: string): boolean;
+export function editorEnv(env: Record<string, string | undefined>, secret?: string): { env: Record<string, string | undefined>; dropped: string[] };
 export function editorArgs(opts: {
   host: string;
   port: number;

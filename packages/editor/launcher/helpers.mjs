@@ -340,6 +340,25 @@ export function isVsixPath(ext) {
 }
 
 /**
+ * Variables code-server reads that would move it away from what codebay relies on:
+ * CODE_SERVER_COOKIE_SUFFIX (code-server 4.10x+) renames the session cookie the gateway adds,
+ * which would leave the editor unreachable. They take precedence over flags, so they go.
+ */
+const EDITOR_ENV_DROPPED = ['CODE_SERVER_COOKIE_SUFFIX'];
+
+/**
+ * The environment code-server starts with: the instance's, without EDITOR_ENV_DROPPED, and with
+ * the editor's secret as $HASHED_PASSWORD when there is one. `dropped` names what was left out.
+ */
+export function editorEnv(env, secret = '') {
+  const out = { ...env };
+  const dropped = EDITOR_ENV_DROPPED.filter((k) => k in out);
+  for (const k of dropped) delete out[k];
+  if (secret) out.HASHED_PASSWORD = secret;
+  return { env: out, dropped };
+}
+
+/**
  * Arguments for code-server (after `<node> <entry.js>`). With `guarded`, code-server runs
  * with `--auth password` and its secret comes in $HASHED_PASSWORD (set by the caller): it
  * then answers only requests carrying that secret as its session cookie, which only the

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   buildEnv,
   editorArgs,
+  editorEnv,
   exitCodeOf,
   findUser,
   isValidUserName,
@@ -242,6 +243,18 @@ describe('extensions', () => {
     expect(isVsixPath('/tmp/x.vsix')).toBe(true);
     expect(isVsixPath('./x.VSIX')).toBe(true);
     expect(isVsixPath('ms-python.python')).toBe(false);
+  });
+});
+
+describe('editorEnv', () => {
+  it('adds the secret as HASHED_PASSWORD and leaves out what would rename the session cookie the gateway adds', () => {
+    const env = { PATH: '/usr/bin', CODE_SERVER_COOKIE_SUFFIX: 'mine' };
+    expect(editorEnv(env, 'f'.repeat(64))).toEqual({ env: { PATH: '/usr/bin', HASHED_PASSWORD: 'f'.repeat(64) }, dropped: ['CODE_SERVER_COOKIE_SUFFIX'] });
+    expect(env).toEqual({ PATH: '/usr/bin', CODE_SERVER_COOKIE_SUFFIX: 'mine' });
+  });
+
+  it('without a secret: the environment as it is', () => {
+    expect(editorEnv({ PATH: '/usr/bin' })).toEqual({ env: { PATH: '/usr/bin' }, dropped: [] });
   });
 });
 

@@ -32,6 +32,7 @@ import {
   createPhasesDone,
   donePhases,
   editorArgs,
+  editorEnv,
   envKeys,
   exitCodeOf,
   findUser,
@@ -898,9 +899,11 @@ async function main() {
   log(`starting code-server on ${cfg.socket ? `socket ${cfg.socket}` : `${cfg.host}:${cfg.port}`} for ${ws}`);
   // Through codebay's parent process for code-server (code-server-parent.mjs): a faster start, and
   // the editor's first page is prepared as soon as it listens.
+  const editorStart = editorEnv(env, EDITOR_SECRET);
+  if (editorStart.dropped.length > 0) log(`not passed to code-server (codebay sets what they would change): ${editorStart.dropped.join(', ')}`);
   editor = spawnAsUser([nodeBin, CODE_SERVER_PARENT, entry, ...args], {
     cwd: ws,
-    env: EDITOR_SECRET ? { ...env, HASHED_PASSWORD: EDITOR_SECRET } : env,
+    env: editorStart.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // The editor's output is the container's (relayed as it comes); a session attaching is

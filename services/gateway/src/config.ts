@@ -41,8 +41,12 @@ const schema = commonEnvSchema
     CODEBAY_ADMIN_TOKEN: z.string().min(16, 'CODEBAY_ADMIN_TOKEN must be at least 16 characters').optional(),
     /** Per-user API tokens, stored hashed (see identity.ts); a mounted Secret works. */
     CODEBAY_TOKENS_FILE: z.string().optional(),
-    /** Editor (VS Code) versions the editor bundles provide; the first is the default. */
-    CODEBAY_VSCODE_VERSIONS: envList('1.100.3'),
+    /**
+     * Editor (VS Code) versions the editor bundles provide, the first the default: used until a
+     * provisioner publishes what its bundles provide (Docker runtime), and on Kubernetes, where
+     * they are the editor images the deployment built.
+     */
+    CODEBAY_VSCODE_VERSIONS: envList('1.139.1,1.100.3'),
     MAX_DEVCONTAINER_BYTES: envInt(256 * 1024),
     MAX_WORKSPACE_BYTES: envInt(100 * 1024 * 1024),
     MAX_WORKSPACE_UNPACKED_BYTES: envInt(1024 * 1024 * 1024),

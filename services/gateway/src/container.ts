@@ -3,6 +3,7 @@ import {
   ArtifactStore,
   BuildCache,
   CachedBuilds,
+  EditorVersionsBoard,
   LogFollowers,
   PLATFORM,
   RegistryClient,
@@ -22,6 +23,7 @@ import {
 import { Counter, Gauge } from 'prom-client';
 import type { GatewayDeps } from './app.ts';
 import type { GatewayConfig } from './config.ts';
+import { EditorVersions } from './editor-versions.ts';
 import { EditorProxy } from './http/editor-proxy.ts';
 import { IdempotencyKeys } from './idempotency.ts';
 import { TokenDirectory } from './identity.ts';
@@ -37,6 +39,7 @@ const OWN = {
   tokens: token<TokenDirectory>('token directory'),
   instances: token<InstanceService>('instance service'),
   editor: token<EditorProxy>('editor proxy'),
+  editorVersions: token<EditorVersions>('editor versions'),
   /** The system-wide gauges (queues, instances, dependencies, followers) and the delete counter. */
   stateMetrics: token<{ deletes: Counter }>('state metrics'),
   app: token<GatewayDeps>('gateway app dependencies'),
@@ -95,6 +98,7 @@ export function gatewayContainer(config: GatewayConfig): DependencyContainer {
     return { deletes: new Counter({ name: 'codebay_instance_deletes_total', help: 'Instance delete requests accepted', registers: [metrics] }) };
   });
   provide(c, T.tokens, () => new TokenDirectory(config.adminToken, config.CODEBAY_TOKENS_FILE, get(T.logger)));
+  provide(c, T.editorVersions, () => new EditorVersions(new EditorVersionsBoard(get(T.redis), config.CODEBAY_QUEUE_PREFIX), config.CODEBAY_VSCODE_VERSIONS));
   provide(
     c,
     T.instances,
@@ -106,6 +110,7 @@ export function gatewayContainer(config: GatewayConfig): DependencyContainer {
         cachedBuilds: get(T.cachedBuilds),
         artifacts: get(T.artifacts),
         idempotency: get(T.idempotency),
+        editorVersions: get(T.editorVersions),
         logger: get(T.logger),
         deletes: get(T.stateMetrics).deletes,
       }),
@@ -121,6 +126,7 @@ export function gatewayContainer(config: GatewayConfig): DependencyContainer {
     followers: get(T.followers),
     artifacts: get(T.artifacts),
     instances: get(T.instances),
+    editorVersions: get(T.editorVersions),
     editor: get(T.editor),
     metrics: get(T.metrics),
     tokens: get(T.tokens),

@@ -21,6 +21,14 @@ describe('resolveVscodeVersion', () => {
     expect(resolveVscodeVersion('1.100', available)).toBe('1.100.3');
   });
 
+  it('picks the newest patch release for major.minor, whatever the order', () => {
+    expect(resolveVscodeVersion('1.100', ['1.139.1', '1.100.2', '1.100.10', '1.100.3'])).toBe('1.100.10');
+  });
+
+  it('refuses everything when no version is available, and says so', () => {
+    expect(() => resolveVscodeVersion(undefined, [])).toThrow('vscode_version (default) is not available; available: none');
+  });
+
   it.each(['1.10', '1.100.4', '2.0', '1.99.20', '0.1'])('refuses %s, naming the available versions', (requested) => {
     let err: unknown;
     try {

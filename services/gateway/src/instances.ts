@@ -3,6 +3,7 @@ import {
   NotFoundError,
   TooManyRequestsError,
   UnprocessableError,
+  compareVersions,
   newInstanceRecord,
   parseCpu,
   parseMemory,
@@ -16,6 +17,7 @@ import { baseImageOf, configWarnings, imageRefProblem, planBuild } from '@codeba
 import { hashToken, inspectWorkspaceArchive, type ArtifactStore, type CachedBuilds, type InstanceStore, type JobQueues, type Logger } from '@codebay/platform';
 import { readFile, rm } from 'node:fs/promises';
 import type { GatewayConfig } from './config.ts';
+import type { EditorVersions } from './editor-versions.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
 import { mustSee, ownerFor, type Caller } from './identity.ts';
 import { newAccessToken, newInstanceId } from './tokens.ts';
@@ -50,12 +52,17 @@ interface NewInstance {
   warnings?: PropertyWarning[];
 }
 
-/** Picks the editor version for a request, or says which ones exist. */
+/**
+ * Picks the editor version for a request from `available` (default first): none asked → the
+ * default; `1.100.3` → exactly that; `1.100` → the newest 1.100.x. Otherwise a 400 naming the
+ * available versions (as the seed answered).
+ */
 export function resolveVscodeVersion(requested: string | undefined, available: string[]): string {
-  if (requested === undefined) return available[0]!;
-  const match = available.find((v) => v === requested || v.startsWith(`${requested}.`));
-  if (!match) {
-    throw new InputError('unsupported_vscode_version', `vscode_version ${requested} is not available; available: ${available.join(', ')}`, {
+  const newest = (versions: string[]) => versions.reduce<string | undefined>((a, v) => (a === undefined || compareVersions(v, a) > 0 ? v : a), undefined);
+  const match = requested === undefined ? available[0] : newest(available.filter((v) => v === requested || v.startsWith(`${requested}.`)));
+  if (match === undefined) {
+    const list = available.length > 0 ? available.join(', ') : 'none (this deployment has no editor bundle)';
+    throw new InputError('unsupported_vscode_version', `vscode_version ${requested ?? '(default)'} is not available; available: ${list}`, {
       available,
     });
   }
@@ -85,6 +92,8 @@ export interface InstanceServiceDeps {
   cachedBuilds: CachedBuilds;
   artifacts: ArtifactStore;
   idempotency: IdempotencyKeys;
+  /** The editor versions `vscode_version` may name (the provisioners' bundles). */
+  editorVersions: Pick<EditorVersions, 'available'>;
   logger: Logger;
   /** `codebay_instance_deletes_total` (optional: tests of other use-cases leave it out). */
   deletes?: { inc(): void };
@@ -128,7 +137,7 @@ export class InstanceService {
   /** Validates what is left to validate and checks the user's quotas; before anything is stored. */
   private async prepare(fields: CreateFields, userId: string, source: SourceKind): Promise<{ vscodeVersion: string }> {
     checkResources(fields, this.config);
-    const vscodeVersion = resolveVscodeVersion(fields.vscode_version, this.config.CODEBAY_VSCODE_VERSIONS);
+    const vscodeVersion = resolveVscodeVersion(fields.vscode_version, await this.deps.editorVersions.available());
     const ids = await this.store.idsOfUser(userId);
     const records = await this.store.many(ids);
     const live = records.filter((r) => !['Failed', 'Deleting', 'Deleted'].includes(r.status));

@@ -22,6 +22,8 @@ const schema = commonEnvSchema
     DOCKER_HOST: z.string().default('unix:///run/codebay-docker/docker.sock'),
     /** Folder of editor bundles (`<root>/<name>/bundle.json` says which VS Code each holds). */
     CODEBAY_EDITOR_ROOT: z.string().default('/var/cache/codebay/editor'),
+    /** How often the provisioner republishes its editor bundles' versions in Redis (Docker runtime). */
+    EDITOR_VERSIONS_PUBLISH_SECONDS: envInt(30),
     /** The in-instance launcher (mounted read-only beside the bundle). */
     CODEBAY_LAUNCHER_DIR: z.string().default(defaultLauncherDir),
     /** Address the editor port is published on (never 0.0.0.0: only the gateway may reach it). */

@@ -1,5 +1,6 @@
-import { installShutdown, resolve, startOpsServer, startWorkers } from '@codebay/platform';
+import { EditorVersionsBoard, installShutdown, resolve, startOpsServer, startWorkers } from '@codebay/platform';
 import { loadConfig } from './config.ts';
+import { EditorVersionsPublisher } from './editor-bundles.ts';
 import { T, provisionerContainer } from './container.ts';
 
 // Composition root: parse config, resolve the use-cases, start the workers, install shutdown.
@@ -10,6 +11,16 @@ const redis = resolve(c, T.redis);
 const jobs = resolve(c, T.jobs);
 const runtime = resolve(c, T.runtime);
 await runtime.driver.start?.();
+// Docker runtime: the editor versions its bundles provide, for the gateway (API list, vscode_version checks).
+const editorVersions = runtime.bundles
+  ? new EditorVersionsPublisher({
+      bundles: runtime.bundles,
+      board: new EditorVersionsBoard(redis, config.CODEBAY_QUEUE_PREFIX),
+      logger,
+      intervalMs: config.EDITOR_VERSIONS_PUBLISH_SECONDS * 1000,
+    })
+  : undefined;
+const published = await editorVersions?.start();
 const provision = resolve(c, T.provision);
 // The Running instances' logs, followed again from where this deployment's last provisioner left them.
 const instanceLogs = resolve(c, T.instanceLogs);
@@ -50,7 +61,15 @@ const ops = await startOpsServer(config.METRICS_HOST, config.METRICS_PORT, resol
         .then(() => true)
     : Promise.resolve(true),
 );
-logger.info({ runtime: config.CODEBAY_RUNTIME, dockerHost: config.DOCKER_HOST, metrics: config.METRICS_PORT }, 'provisioner ready');
+logger.info(
+  {
+    runtime: config.CODEBAY_RUNTIME,
+    dockerHost: config.DOCKER_HOST,
+    metrics: config.METRICS_PORT,
+    editorVersions: published?.map((v) => `${v.vscode_version} (code-server ${v.code_server_version})`),
+  },
+  'provisioner ready',
+);
 
 // The reconciler settles orphans and vanished instances now and then (Kubernetes runtime).
 let reconcileTimer: NodeJS.Timeout | undefined;
@@ -69,6 +88,7 @@ installShutdown(
   logger,
   [
     async () => clearInterval(reconcileTimer),
+    async () => editorVersions?.stop(),
     async () => dockerReconciler?.stop(),
     // Stop taking jobs; one running gets the grace period, then goes back to its queue.
     () => workers.close(config.SHUTDOWN_GRACE_SECONDS * 1000),

@@ -150,6 +150,15 @@ export function openApiDocument(publicUrl: string): Json {
           },
         },
       },
+      '/editor-versions': {
+        get: {
+          summary: 'The editor (VS Code) versions instances can run: what `vscode_version` may name (`1.100` picks the newest 1.100.x), the default first',
+          responses: {
+            '200': { description: 'The versions', content: { 'application/json': { schema: ref('EditorVersions') } } },
+            '401': ERRORS['401'],
+          },
+        },
+      },
       '/seed/instances/{id}': {
         get: {
           ...open,
@@ -249,6 +258,30 @@ export function openApiDocument(publicUrl: string): Json {
             vscode_version: { type: 'string' },
             created_at: { type: 'string', format: 'date-time' },
             timings: { type: 'object', additionalProperties: { type: ['string', 'null'] } },
+          },
+        },
+        EditorVersions: {
+          type: 'object',
+          required: ['versions', 'source'],
+          properties: {
+            versions: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['vscode_version', 'code_server_version', 'default'],
+                properties: {
+                  vscode_version: { type: 'string', examples: ['1.100.3'] },
+                  code_server_version: { type: ['string', 'null'], description: 'The code-server release serving it (null when only configured)' },
+                  default: { type: 'boolean', description: 'What an instance runs when its request names no vscode_version' },
+                },
+              },
+            },
+            source: {
+              type: 'string',
+              enum: ['provisioner', 'configuration'],
+              description: 'provisioner: the editor bundles the provisioners found and published; configuration: CODEBAY_VSCODE_VERSIONS',
+            },
+            published_at: { type: ['string', 'null'], format: 'date-time' },
           },
         },
         InstanceList: { type: 'object', required: ['instances'], properties: { instances: { type: 'array', items: ref('Instance') } } },

@@ -3,6 +3,7 @@ import type { BuildLogStream, LogFollowers } from '@codebay/platform';
 import express, { Router, type Request, type Response } from 'express';
 import type { GatewayConfig } from '../config.ts';
 import { callerOf } from '../identity.ts';
+import type { EditorVersions } from '../editor-versions.ts';
 import type { Created, InstanceService } from '../instances.ts';
 import { followBuildLogs } from './build-logs.ts';
 import { singleFileUpload, type HashedUpload } from './uploads.ts';
@@ -12,6 +13,7 @@ export interface ApiDeps {
   /** Where uploads stream to before the service adopts them (the artifact store's incoming folder). */
   uploadDir: string;
   instances: InstanceService;
+  editorVersions: EditorVersions;
   logs: BuildLogStream;
   /** The instances' own logs (BuildLogStream of kind `instance`). */
   instanceLogs: BuildLogStream;
@@ -62,7 +64,7 @@ function idParam(req: Request): string {
 
 /** The REST API (mounted at `/` and at `/api`). Each route parses, calls one service method and maps the result. */
 export function apiRouter(deps: ApiDeps): Router {
-  const { config, uploadDir, instances, logs, instanceLogs, followers } = deps;
+  const { config, uploadDir, instances, editorVersions, logs, instanceLogs, followers } = deps;
   const router = Router();
   const respond = (r: InstanceRecord) => toInstanceResponse(r, config.publicUrl, config.origins, instances.accessToken(r));
   const created = (res: Response, { record, replayed }: Created) => {
@@ -116,6 +118,11 @@ export function apiRouter(deps: ApiDeps): Router {
     const record = await instances.get(idParam(req), callerOf(res.locals));
     if (wantsFollow(req)) return followBuildLogs(req, res, record, followers);
     res.json(await logBody(record, logs));
+  });
+
+  // What `vscode_version` may name: the editor bundles this deployment has, the default first.
+  router.get('/editor-versions', async (_req, res) => {
+    res.json(await editorVersions.list());
   });
 
   router.delete('/instances/:id', async (req, res) => {

@@ -13,6 +13,8 @@ export interface Runtime {
   /** Present where the runtime can list what it holds (Kubernetes). */
   inventory?: RuntimeInventory;
   kubernetes?: KubernetesDriver;
+  /** The editor bundles instances start with, where the runtime sees them (Docker: a folder). */
+  bundles?: EditorBundles;
 }
 
 /** Builds the configured runtime driver (for the provisioner and the reconcile command). */
@@ -39,9 +41,10 @@ export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger;
     });
     return { driver, inventory: driver, kubernetes: driver };
   }
+  const bundles = new EditorBundles(config.CODEBAY_EDITOR_ROOT);
   const driver = new DockerDriver({
     docker: deps.docker,
-    bundles: new EditorBundles(config.CODEBAY_EDITOR_ROOT),
+    bundles,
     artifacts: new ArtifactStore(config.CODEBAY_ARTIFACT_DIR),
     logger: deps.logger,
     options: {
@@ -54,5 +57,5 @@ export function createRuntime(config: ProvisionerConfig, deps: { logger: Logger;
       registry: { address: config.REGISTRY, auth: config.REGISTRY_PULL_AUTH },
     },
   });
-  return { driver };
+  return { driver, bundles };
 }
