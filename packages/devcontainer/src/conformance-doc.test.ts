@@ -15,10 +15,10 @@ const schema = JSON.parse(readFileSync(new URL('../schemas/devContainer.base.sch
 /** The table's rows: the property cell and the test cell. */
 const rows = doc
   .split('\n')
-  .filter((l) => l.startsWith('| ') && !l.startsWith('| Property') && !l.startsWith('| Variable') && !l.startsWith('|---'))
-  .map((l) => l.split(' | '))
+  .filter((l) => l.startsWith('| ') && !/^\|\s*-+\s*\|/.test(l) && !/^\| (Property|Variable) /.test(l))
+  .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()))
   .filter((cells) => cells.length >= 5)
-  .map((cells) => ({ property: cells[0]!.replace(/^\| /, ''), test: cells.at(-1)!.replace(/ \|$/, '') }));
+  .map((cells) => ({ property: cells[0]!, test: cells.at(-1)! }));
 
 describe('docs/conformance.md', () => {
   it('has a row for every property of the spec’s base schema', () => {

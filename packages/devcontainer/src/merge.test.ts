@@ -10,6 +10,7 @@ describe('mergeMetadata', () => {
       updateContentCommands: [],
       postCreateCommands: [],
       postStartCommands: [],
+      postAttachCommands: [],
       settings: {},
       extensions: [],
     });
