@@ -11,9 +11,9 @@ import {
 } from '@codebay/contracts';
 import { launchFromImageLabels } from '@codebay/devcontainer';
 import {
-  buildArgValues,
   createMasker,
   isShutdown,
+  secretBuildArgValues,
   type BuildCache,
   type CachedBuilds,
   type BuildLogStream,
@@ -327,13 +327,13 @@ export class BuildInstance {
       const pushRef = buildImageRef(registries.push, key);
       log.push(`codebay: building build key ${key} on builder ${config.BUILDER_NAME}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
       const folders = await workspace.materialise(id, record.source, record.artifact!);
-      // Users see neither the builder's folders nor (once the config is read) their build args' values.
+      // Users never see the builder's folders, nor (once the config is read) its secret build args' values.
       const paths = { [folders.workspace]: '<workspace>', [folders.tmp]: '<tmp>', [folders.root]: '<job>' };
       log.mask = createMasker({ paths });
       // The second check, on what the CLI will really read: the same policy, every path with
       // symlinks followed on disk, and the build key recomputed from the unpacked files.
       const checked = await workspace.verify(folders, record);
-      log.mask = createMasker({ values: buildArgValues(checked.config), paths });
+      log.mask = createMasker({ values: secretBuildArgValues(checked.config), paths });
       await mkdir(join(folders.tmp, 'home'), { recursive: true });
 
       // The last build of this configuration, from where builders push it (see ImageStore.pull).
