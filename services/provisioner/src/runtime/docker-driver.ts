@@ -9,6 +9,7 @@ import {
   type RuntimeInfo,
 } from '@codebay/contracts';
 import {
+  demuxDockerLog,
   followProgress,
   instanceSecrets,
   registryAuthConfig,
@@ -469,12 +470,24 @@ export class DockerDriver implements RuntimeDriver {
     });
   }
 
+  /**
+   * The container's last lines for a failure reason: at most 8 non-empty ones of its last 15,
+   * joined with ` | `. The log is demultiplexed (demuxDockerLog: a container without a TTY sends
+   * 8-byte frame headers, whose length bytes must not end up in the reason); ANSI escapes and
+   * other control characters the instance printed are dropped.
+   */
   private async tail(container: Docker.Container): Promise<string> {
-    const buf = (await container.logs({ stdout: true, stderr: true, tail: 15 }).catch(() => Buffer.alloc(0))) as Buffer;
-    // Multiplexed stream frames carry an 8-byte header each; drop non-printable bytes for a readable reason.
-    return buf
-      .toString('utf8')
-      .replace(/[\x00-\x08\x0b-\x1f]/g, '')
+    const [buf, tty] = await Promise.all([
+      container.logs({ stdout: true, stderr: true, tail: 15 }).catch(() => Buffer.alloc(0)) as Promise<Buffer>,
+      container.inspect().then(
+        (i) => i.Config.Tty === true,
+        () => false,
+      ),
+    ]);
+    return demuxDockerLog(buf, tty)
+      .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, '')
+      .replace(/\r/g, '\n')
+      .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '')
       .split('\n')
       .map((l) => l.trim())
       .filter(Boolean)
