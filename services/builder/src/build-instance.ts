@@ -26,9 +26,10 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Gauge, Histogram } from 'prom-client';
+import { explainBuildFailure } from './build-failure.ts';
 import type { BuildLocks } from './build-lock.ts';
 import type { BuilderConfig } from './config.ts';
-import { cliEnvironment, type DevcontainerCli } from './devcontainer-cli.ts';
+import { cliEnvironment, failedBuildOf, type DevcontainerCli } from './devcontainer-cli.ts';
 import { EgressProxy, type EgressEvent } from './egress-proxy.ts';
 import type { ImageStore } from './images.ts';
 import { LogBatcher } from './log-batcher.ts';
@@ -295,15 +296,19 @@ export class BuildInstance {
    * is kept for the reason. Fetches that merely fail (a name that does not resolve: the CLI
    * asks Docker Hub for image details it can do without) show in the CLI's own lines.
    */
-  private fetchWatcher(log: LogBatcher): { onEvent: (e: EgressEvent) => void; last: () => EgressEvent | undefined } {
+  private fetchWatcher(log: LogBatcher): { onEvent: (e: EgressEvent) => void; last: () => EgressEvent | undefined; all: () => EgressEvent[] } {
     let last: EgressEvent | undefined;
+    // Every event, failed lookups and connects too: explainBuildFailure names a feature whose source was among them.
+    const all: EgressEvent[] = [];
     return {
       onEvent: (e) => {
+        if (all.length < 1_000) all.push(e);
         if (e.kind === 'error') return;
         last = e;
         log.push(`codebay: fetch of ${e.target} ${e.kind === 'refused' ? 'refused' : 'timed out'}: ${e.reason}`);
       },
       last: () => last,
+      all: () => all,
     };
   }
 
@@ -358,9 +363,14 @@ export class BuildInstance {
           labels: { [BUILD_KEY_LABEL]: key, 'codebay.family': family },
         });
       } catch (err) {
-        // A refused or cut-off fetch says more than the CLI's summary of it, and is not retried:
-        // a source that never answers would hold the builder for every attempt.
+        // A refused or cut-off fetch is not retried: a source that never answers would hold the builder for every attempt.
         const fetch = fetches.last();
+        // The failing part named (a feature as written and its step, a source this deployment cannot reach), with its last lines.
+        const failed = failedBuildOf(err);
+        const features = Object.keys((checked.config.features as Record<string, unknown> | undefined) ?? {});
+        const explained = failed && !signal.aborted ? explainBuildFailure(failed, { features, fetches: fetches.all() }) : undefined;
+        if (explained) throw err instanceof TransientError && !fetch ? new TransientError(explained) : new PermanentError(explained);
+        // Otherwise a refused or cut-off fetch says more than the CLI's summary of it.
         if (fetch && !signal.aborted)
           throw new PermanentError(
             `fetch of ${fetch.target} ${fetch.kind === 'refused' ? 'refused' : 'timed out'}: ${fetch.reason} — ${(err as Error).message}`,

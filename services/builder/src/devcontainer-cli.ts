@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import stripAnsi from 'strip-ansi';
+import type { FailedBuild } from './build-failure.ts';
 
 const require = createRequire(import.meta.url);
 const CLI_JS = join(dirname(require.resolve('@devcontainers/cli/package.json')), 'devcontainer.js');
@@ -68,6 +69,16 @@ const DOCKER_FAILURE =
 /** The build printed nothing for too long. */
 class StalledError extends PermanentError {}
 
+/** Lines of the CLI's output kept for the failure reason (the build log has them all). */
+const TAIL_LINES = 200;
+
+const FAILED_BUILD = Symbol('failedBuild');
+
+/** What a failed build left (its last lines, the CLI's result) on the error `DevcontainerCli.build` threw; undefined for other errors. */
+export function failedBuildOf(err: unknown): FailedBuild | undefined {
+  return (err as { [FAILED_BUILD]?: FailedBuild } | null)?.[FAILED_BUILD];
+}
+
 /** Faults of the machinery, not of the user's config: worth retrying. */
 const TRANSIENT = [/Cannot connect to the Docker daemon/i, /ECONNREFUSED/, /ECONNRESET/, /error during connect/i, /i\/o timeout/i, /TLS handshake timeout/i];
 
@@ -96,6 +107,9 @@ export function cliLogLines(raw: string): string[] {
 /**
  * The Dev Containers CLI (`@devcontainers/cli`), run under cli-guard.mjs: its own process
  * group, killed as a whole on abort, and taken down with the builder if the builder dies.
+ * A failed build throws a TransientError (a machinery fault) or a PermanentError whose
+ * message is the CLI's summary and Docker's own failure line; `failedBuildOf(err)` gives its
+ * last lines and the CLI's result, from which explainBuildFailure names the failing part.
  */
 export class DevcontainerCli {
   readonly path = CLI_JS;
@@ -159,7 +173,7 @@ export class DevcontainerCli {
       lastOutput = Date.now();
       for (const line of cliLogLines(raw)) {
         tail.push(line);
-        if (tail.length > 20) tail.shift();
+        if (tail.length > TAIL_LINES) tail.shift();
         opts.onLine(line);
       }
     });
@@ -192,7 +206,8 @@ export class DevcontainerCli {
       `devcontainer build exited with ${code}`;
     const context = `${message}\n${tail.join('\n')}`;
     // A machinery fault says more in its own words (e.g. the daemon's address) than in the CLI's summary.
-    if (isTransientBuildFailure(context)) throw new TransientError(tail.find(isTransientBuildFailure) ?? message);
-    throw new PermanentError(message);
+    const err = isTransientBuildFailure(context) ? new TransientError(tail.find(isTransientBuildFailure) ?? message) : new PermanentError(message);
+    // For explainBuildFailure: the failing part is named from these.
+    throw Object.assign(err, { [FAILED_BUILD]: { lines: [...tail], outcome: { message: outcome.message, description: outcome.description } } });
   }
 }
