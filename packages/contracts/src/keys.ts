@@ -12,6 +12,11 @@ export const redisKeys = {
   idempotency: (caller: string, key: string) => `codebay:idempotency:${caller}:${key}`,
   /** A gateway process's own stream that wakes its build-log reader when a follower joins. */
   logFollowersWake: (processId: string) => `codebay:sse-wake:${processId}`,
+  /**
+   * How long the last build jobs held a builder, seconds (a list, newest first, capped): what
+   * a queued instance's estimated start is computed from. Per BullMQ prefix, as the queues.
+   */
+  recentBuildSeconds: (queuePrefix: string) => `codebay:recent-build-seconds:${queuePrefix}`,
 } as const;
 
 /** BullMQ key prefix; tests give each run its own. */

@@ -164,6 +164,9 @@ export class BuildInstance {
     } finally {
       stopWatching();
       metrics.inProgress.dec();
+      // How long this job held the builder: queued instances' estimates come from these (not from builds cut short).
+      if (!cancel.signal.aborted && !isShutdown(signal))
+        await this.deps.jobs.recordBuildDuration(Number(process.hrtime.bigint() - started) / 1e9).catch(() => undefined);
       await this.deps.workspace.clean(instanceId).catch(() => undefined);
       // A builder that is stopping hands its job back first; the next start tidies the daemon.
       if (!isShutdown(signal)) await this.housekeeping();
