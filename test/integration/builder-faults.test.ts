@@ -110,7 +110,8 @@ describe('builder: cancellation, time limit, permanent failures', () => {
       user,
       await workspaceTarball({
         config: { image: 'debian:bookworm', features: { [`./${name}`]: {} } },
-        features: { [name]: 'echo installing the thing\necho "E: Unable to locate package nosuchpkg" >&2\nexit 7' },
+        // Both on stderr: Docker does not keep the order of lines across stdout and stderr.
+        features: { [name]: 'echo installing the thing >&2\necho "E: Unable to locate package nosuchpkg" >&2\nexit 7' },
       }),
     );
     const failed = await waitForStatus(stack, inst.instance_id, ['Failed'], 180_000);
@@ -125,6 +126,8 @@ describe('builder: cancellation, time limit, permanent failures', () => {
     // The full log stays in the build log.
     const text = await logText(stack, inst.instance_id);
     expect(text).toContain(`ERROR: Feature "${name}" (Unknown) failed to install!`);
+    // The log's own last word is one line: the sentences, not the lines quoted from just above.
+    expect(text).toMatch(new RegExp(`\\ncodebay: build failed: Feature "\\./${name}" failed to install: .*\\. The whole output is in the build log\\.$`));
     expect(text).not.toContain('retrying');
   });
 

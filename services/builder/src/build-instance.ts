@@ -230,7 +230,9 @@ export class BuildInstance {
           : (err as Error).message,
     );
     const willRetry = err instanceof TransientError && ctx.attempt < ctx.maxAttempts && !ctx.signal.aborted;
-    ctx.log.push(willRetry ? `codebay: ${reason} — retrying (attempt ${ctx.attempt + 1} of ${ctx.maxAttempts})` : `codebay: build failed: ${reason}`);
+    // One log line: the reason's sentences (the lines it quotes are just above in the log).
+    const said = reason.split('\n')[0]!;
+    ctx.log.push(willRetry ? `codebay: ${said} — retrying (attempt ${ctx.attempt + 1} of ${ctx.maxAttempts})` : `codebay: build failed: ${said}`);
     await ctx.log.drain();
     if (willRetry) {
       await store.transition(id, ['Building'], 'Queued', { localImage: null });
