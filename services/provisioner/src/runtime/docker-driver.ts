@@ -25,6 +25,7 @@ import { get as httpGet } from 'node:http';
 import { PassThrough } from 'node:stream';
 import type { EditorBundles } from '../editor-bundles.ts';
 import type { Provisioned, RuntimeDriver } from './driver.ts';
+import { lastLogLines } from './log-tail.ts';
 
 export interface DockerDriverDeps {
   docker: Docker;
@@ -472,9 +473,8 @@ export class DockerDriver implements RuntimeDriver {
 
   /**
    * The container's last lines for a failure reason: at most 8 non-empty ones of its last 15,
-   * joined with ` | `. The log is demultiplexed (demuxDockerLog: a container without a TTY sends
-   * 8-byte frame headers, whose length bytes must not end up in the reason); ANSI escapes and
-   * other control characters the instance printed are dropped.
+   * joined with ` | ` (lastLogLines). The log is demultiplexed first (demuxDockerLog: a container
+   * without a TTY sends 8-byte frame headers, whose length bytes must not end up in the reason).
    */
   private async tail(container: Docker.Container): Promise<string> {
     const [buf, tty] = await Promise.all([
@@ -484,15 +484,7 @@ export class DockerDriver implements RuntimeDriver {
         () => false,
       ),
     ]);
-    return demuxDockerLog(buf, tty)
-      .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, '')
-      .replace(/\r/g, '\n')
-      .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '')
-      .split('\n')
-      .map((l) => l.trim())
-      .filter(Boolean)
-      .slice(-8)
-      .join(' | ');
+    return lastLogLines(demuxDockerLog(buf, tty));
   }
 
   /** Creates the container on `network`; a network taken for a container that could not be made goes back to nobody (it is removed). */
