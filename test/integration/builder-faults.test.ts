@@ -99,7 +99,11 @@ describe('builder: cancellation, time limit, permanent failures', () => {
     );
     const failed = await waitForStatus(stack, inst.instance_id, ['Failed'], 120_000);
     expect(failed.phase).toBe('build');
-    expect(failed.error).toMatch(new RegExp(`^Feature "${c.mirror}/codebay-test/no-such-feature-[0-9a-f]+:1" could not be fetched`));
+    expect(failed.error).toMatch(
+      new RegExp(
+        `^Feature "${c.mirror}/codebay-test/no-such-feature-[0-9a-f]+:1" could not be fetched: ${c.mirror} has no such feature or version \\(manifest unknown\\)`,
+      ),
+    );
     expect(await logText(stack, inst.instance_id)).not.toContain('retrying');
   });
 

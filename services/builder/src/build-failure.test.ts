@@ -135,6 +135,33 @@ describe('explainBuildFailure', () => {
     );
   });
 
+  it('says a registry has no such feature (a real CLI run against a registry without it)', () => {
+    const ref = 'localhost:5000/codebay-test/nope:1';
+    const lines = [
+      `manifest url: http://localhost:5000/v2/codebay-test/nope/manifests/1`,
+      '[httpOci] 404 (NoAuth): http://localhost:5000/v2/codebay-test/nope/manifests/1',
+      `Did not fetch target with expected mimetype 'application/vnd.oci.image.manifest.v1+json': {"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"1"}}]}`,
+      `Could not resolve Feature manifest for '${ref}'.  If necessary, provide registry credentials with 'docker login <registry>'.`,
+      `Could not resolve Feature '${ref}'.  Ensure the Feature is published and accessible from your current environment.`,
+      `Error: ERR: Feature '${ref}' could not be processed.  You may not have permission to access this Feature, or may not be logged in.  If the issue persists, report this to the Feature author.`,
+    ];
+    expect(
+      explainBuildFailure(
+        { lines, outcome: { message: OCI_OUTCOME.message.replace('ghcr.io/devcontainers/features/node:1', ref) } },
+        { features: [ref], fetches: [] },
+      ),
+    ).toBe(
+      `Feature "${ref}" could not be fetched: localhost:5000 has no such feature or version (manifest unknown); check the reference and its tag. The whole output is in the build log.`,
+    );
+    const denied = lines
+      .slice(0, 2)
+      .map((l) => l.replace('404', '401'))
+      .concat(lines.slice(3));
+    expect(explainBuildFailure({ lines: denied, outcome: {} }, { features: [ref], fetches: [] })).toMatch(
+      /^Feature "localhost:5000\/codebay-test\/nope:1" could not be fetched: localhost:5000 refused access \(HTTP 401\); the feature may be private/,
+    );
+  });
+
   it('names a failing RUN step of the user’s Dockerfile with its exit code and output', () => {
     const lines = [
       'Step 2/2 : RUN echo broken-x && exit 3',

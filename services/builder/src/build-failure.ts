@@ -140,7 +140,8 @@ function runStepFailure(failed: FailedBuild): string | undefined {
  * A feature the CLI could not fetch: named as written, and why — the egress proxy refused its
  * source (the policy's reason names FEATURE_SOURCES), or its registry or host could not be
  * reached from this deployment (a name that does not resolve, a connection refused or timed
- * out), or what the CLI said about it.
+ * out), or the registry has no such feature (404, manifest unknown) or refused access (401,
+ * 403), or else what the CLI said about it.
  */
 function featureFetchFailure(failed: FailedBuild, ctx: BuildContext): string | undefined {
   const text = [failed.outcome.message ?? '', ...failed.lines].join('\n');
@@ -170,6 +171,17 @@ function featureFetchFailure(failed: FailedBuild, ctx: BuildContext): string | u
       `${named}: ${what} cannot be reached from this deployment (${why}). ` +
       `Use a copy of the feature from a source this deployment reaches (an operator lists allowed sources in ${FEATURE_SOURCES_SETTING}), or ask an operator to let the builders reach ${where}.`
     );
+  }
+  // The registry answered: the reference names nothing there, or it wants credentials.
+  const status = failed.lines
+    .map((l) => /^\[httpOci\] (\d{3})\b/.exec(l)?.[1])
+    .filter(Boolean)
+    .at(-1);
+  if (status === '404' || failed.lines.some((l) => /MANIFEST_UNKNOWN|NAME_UNKNOWN|manifest unknown/.test(l))) {
+    return `${named}: ${where} has no such feature or version (manifest unknown); check the reference and its tag. The whole output is in the build log.`;
+  }
+  if (status === '401' || status === '403') {
+    return `${named}: ${where} refused access (HTTP ${status}); the feature may be private, and this deployment holds no credentials for it. The whole output is in the build log.`;
   }
   return `${named} from ${where}. The whole output is in the build log.${quote(failed.lines)}`;
 }
