@@ -221,6 +221,11 @@ interface LifecycleMarker {
   postStart: PhaseRecord;
 }
 
+/** The launcher's `lifecycle {json}` lines, parsed (what the provisioner reads into the instance). */
+function lifecycleLines(output: string): Record<string, unknown>[] {
+  return [...output.matchAll(/^\[codebay-launcher\] \S+ lifecycle (\{.*\})$/gm)].map((m) => JSON.parse(m[1]!) as Record<string, unknown>);
+}
+
 function lifecycleMarker(ws: string): LifecycleMarker {
   return JSON.parse(fs.readFileSync(path.join(ws, '.codebay', 'lifecycle.json'), 'utf8'));
 }
@@ -316,6 +321,8 @@ describe('editor launcher (real code-server bundle)', () => {
     const first = launch(config, { home });
     await waitHealthy(first, port);
     expect(await healthz(port)).toBe(200);
+    // postCreate and postStart run with the editor up (waitFor: updateContentCommand by default).
+    await until("the start's lifecycle to end", () => first.output().includes('lifecycle {"event":"started","ok":true}'), 30_000);
 
     expect(readLines(path.join(marks, 'onCreate'))).toEqual(['once']);
     expect(readLines(path.join(marks, 'updateContent'))).toEqual(['once']);
@@ -365,6 +372,7 @@ describe('editor launcher (real code-server bundle)', () => {
     const port2 = await freePort();
     const second = launch({ ...config, port: port2 }, { home });
     await waitHealthy(second, port2);
+    await until("the start's lifecycle to end", () => second.output().includes('lifecycle {"event":"started","ok":true}'), 30_000);
     expect(readLines(path.join(marks, 'onCreate'))).toEqual(['once']);
     expect(readLines(path.join(marks, 'updateContent'))).toEqual(['once']);
     expect(readLines(path.join(marks, 'postCreate')).sort()).toEqual(['a', 'b']);
@@ -397,8 +405,13 @@ describe('editor launcher (real code-server bundle)', () => {
       { home },
     );
     await waitHealthy(l, port);
+    // postCreate runs with the editor up (waitFor's default is updateContentCommand): its end is the 'started' line.
+    await until("the start's lifecycle to end", () => l.output().includes('lifecycle {"event":"started","ok":false}'), 30_000);
     expect(l.output()).toMatch(/postCreate: FAILED with exit code 7/);
     expect(l.output()).toContain('[postCreate] about to fail');
+    const failed = lifecycleLines(l.output()).find((x) => x.phase === 'postCreateCommand' && x.state === 'failed');
+    expect(failed).toMatchObject({ exitCode: 7, tail: ['about to fail'] });
+    expect(lifecycleLines(l.output())).toContainEqual({ phase: 'postStartCommand', state: 'skipped', reason: 'an earlier lifecycle command failed' });
 
     const marker = lifecycleMarker(ws);
     expect(marker.ok).toBe(false);
@@ -412,6 +425,83 @@ describe('editor launcher (real code-server bundle)', () => {
     const exit = await l.stop();
     expect(exit.code === 143 || exit.code === 0 || exit.signal === 'SIGTERM').toBe(true);
   }, 120_000);
+
+  it('waitFor: the editor answers while postCreateCommand still runs, then postCreate and postStart finish with it up', async () => {
+    dumpOutputOnFailure();
+    const root = tempDir('waitfor');
+    const home = path.join(root, 'home');
+    const ws = path.join(root, 'ws');
+    fs.mkdirSync(home, { recursive: true });
+    const port = await freePort();
+    const gate = path.join(root, 'release-postcreate');
+    const l = launch(
+      {
+        workspaceFolder: ws,
+        host: '127.0.0.1',
+        port,
+        onCreateCommands: [`echo on-create > "${root}/on-create"`],
+        // Holds until the test lets it go: a long npm install, in effect.
+        postCreateCommands: [`while [ ! -f "${gate}" ]; do sleep 0.1; done; echo post-create-done`],
+        postStartCommands: [`echo post-start > "${root}/post-start"`],
+      },
+      { home },
+    );
+    await waitHealthy(l, port);
+    // The editor answers: onCreate ran before it, postCreate runs now, postStart waits for it.
+    expect(fs.existsSync(path.join(root, 'on-create'))).toBe(true);
+    expect(lifecycleLines(l.output())).toContainEqual({ phase: 'postCreateCommand', state: 'running', commands: 1 });
+    expect(fs.existsSync(path.join(root, 'post-start'))).toBe(false);
+    expect(l.output()).toContain('lifecycle: the editor waits for updateContentCommand');
+
+    fs.writeFileSync(gate, '');
+    await until("the start's lifecycle to end", () => l.output().includes('lifecycle {"event":"started","ok":true}'), 30_000);
+    expect(l.output()).toContain('[postCreate] post-create-done');
+    expect(fs.readFileSync(path.join(root, 'post-start'), 'utf8').trim()).toBe('post-start');
+    expect(
+      lifecycleLines(l.output())
+        .filter((x) => x.state === 'succeeded')
+        .map((x) => x.phase),
+    ).toEqual(['onCreateCommand', 'postCreateCommand', 'postStartCommand']);
+    await l.stop();
+  }, 120_000);
+
+  it('waitFor postCreateCommand: the editor starts only once postCreate ended', async () => {
+    dumpOutputOnFailure();
+    const root = tempDir('waitfor-pc');
+    const home = path.join(root, 'home');
+    const ws = path.join(root, 'ws');
+    fs.mkdirSync(home, { recursive: true });
+    const port = await freePort();
+    const gate = path.join(root, 'release-postcreate');
+    const l = launch(
+      {
+        workspaceFolder: ws,
+        host: '127.0.0.1',
+        port,
+        waitFor: 'postCreateCommand',
+        postCreateCommands: [`while [ ! -f "${gate}" ]; do sleep 0.1; done`],
+      },
+      { home },
+    );
+    await until('postCreate to run', () => lifecycleLines(l.output()).some((x) => x.phase === 'postCreateCommand' && x.state === 'running'), 30_000);
+    // Nothing listens while the editor waits for postCreate.
+    expect(await portClosed(port)).toBe(true);
+    expect(l.output()).not.toContain('starting code-server');
+    fs.writeFileSync(gate, '');
+    await waitHealthy(l, port);
+    const lines = l.output();
+    expect(lines.indexOf('"phase":"postCreateCommand","state":"succeeded"')).toBeLessThan(lines.indexOf('starting code-server'));
+    await l.stop();
+  }, 120_000);
+
+  it('refuses a remoteUser the image does not have, naming it', async () => {
+    dumpOutputOnFailure();
+    const home = tempDir('nouser');
+    const l = launch({ workspaceFolder: path.join(home, 'ws'), remoteUser: 'no-such-user-here' }, { home });
+    const exit = await l.exited;
+    expect(exit.code).toBe(2);
+    expect(l.output()).toMatch(/remoteUser "no-such-user-here" does not exist in the image/);
+  }, 30_000);
 
   it('exits with a clear message on an invalid configuration', async () => {
     dumpOutputOnFailure();

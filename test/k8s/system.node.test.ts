@@ -13,6 +13,7 @@ import {
   packWorkspace,
   uniqueDevcontainer,
   uniqueWorkspace,
+  waitForLifecycle,
   waitForStatus,
 } from '../support/instances.ts';
 import { INSTANCE_NS, NODE_DOMAIN, PLATFORM_NS, deployToNode, hostPublicAddresses, platformReady, type NodeDeployment } from '../support/node-deployment.ts';
@@ -154,6 +155,10 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
       );
       expect((await cat(simple.instance_id, '/shared/from-first.txt'))?.trim()).toBe(`shared-${marker}`);
       expect(await cat(simple.instance_id, '/workspace/.sample-post-create')).toMatch(/^created \S+ as /);
+      // The window attached: postAttachCommand ran (the provisioner read its state from the pod's log).
+      const attached = await waitForLifecycle(d, simple.instance_id, 60_000, (l) => l.commands.postAttachCommand?.state === 'succeeded');
+      expect(attached.lifecycle?.ok).toBe(true);
+      expect(await cat(simple.instance_id, '/workspace/.sample-post-attach')).toMatch(/^attached /);
     } finally {
       await context.close();
     }
@@ -165,6 +170,8 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
   it('builds samples/python from a workspace upload: seeded /workspace, Dockerfile, local feature, lifecycle as the remoteUser; /shared is the user’s', async () => {
     python = await create(async () => createFromWorkspace(d, user, await packWorkspace(await uniqueWorkspace(`${SAMPLES}/python`))));
     await waitForStatus(d, python.instance_id, ['Running'], 480_000);
+    // postCreate and postStart run with the editor up: their files are there once the lifecycle ended.
+    expect((await waitForLifecycle(d, python.instance_id, 120_000)).lifecycle?.ok).toBe(true);
     const id = python.instance_id;
     expect(await cat(id, '/workspace/hello.py')).toContain('python');
     expect(await cat(id, '/opt/sample/requirements.txt')).toContain('No third-party packages');
@@ -195,6 +202,7 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
       ),
     );
     await waitForStatus(d, inst.instance_id, ['Running'], 480_000);
+    await waitForLifecycle(d, inst.instance_id, 120_000);
     expect((await cat(inst.instance_id, '/workspace/.sudo-uid'))?.trim()).toBe('0');
     expect((await d.execInstance(inst.instance_id, ['stat', '-c', '%U', '/workspace/.sudo-uid'])).stdout.trim()).toBe('dev');
     expect((await instancePod(inst.instance_id)).spec.hostUsers).toBe(false);

@@ -15,6 +15,7 @@ import {
   packWorkspace,
   uniqueDevcontainer,
   uniqueWorkspace,
+  waitForLifecycle,
   waitForStatus,
   type ApiTarget,
 } from './instances.ts';
@@ -108,6 +109,10 @@ export function editorEndToEnd(target: () => EditorTarget, opts: { workspace: bo
   it('runs it: Running only once the editor answers, with the merged config applied', async () => {
     const t = target();
     const running = await waitForStatus(t, simple.instance_id, ['Running'], 180_000);
+    // postCreateCommand runs with the editor up (waitFor: updateContentCommand, the spec's default).
+    const settled = await waitForLifecycle(t, simple.instance_id, 60_000);
+    expect(settled.lifecycle).toMatchObject({ wait_for: 'updateContentCommand', ok: true });
+    expect(settled.lifecycle?.commands.postCreateCommand?.state).toBe('succeeded');
     // The image the builder recorded at push, pulled by digest.
     expect(running.devcontainer_image).toMatch(new RegExp(`^${t.registry}/codebay-devcontainer@sha256:[0-9a-f]{64}$`));
     expect(await cat(simple.instance_id, '/workspace/.sample-post-create')).toMatch(/^created .* as root/);
@@ -149,6 +154,10 @@ export function editorEndToEnd(target: () => EditorTarget, opts: { workspace: bo
       // The explorer lists the workspace once the remote connection is up: then the workbench takes commands.
       const marker = await writeFromTerminal(page, (path) => cat(simple.instance_id, path), join(LOG_DIR, `e2e-no-terminal-${simple.instance_id}.png`), 60_000);
       expect((await cat(simple.instance_id, '/shared/from-first.txt'))?.trim()).toBe(`shared-${marker}`);
+      // The window attached to VS Code's server: postAttachCommand ran, and the API says so.
+      const attached = await waitForLifecycle(target(), simple.instance_id, 60_000, (l) => l.commands.postAttachCommand?.state === 'succeeded');
+      expect(attached.lifecycle?.ok).toBe(true);
+      expect(await cat(simple.instance_id, '/workspace/.sample-post-attach')).toMatch(/^attached /);
     } finally {
       await page.close();
     }
@@ -160,6 +169,7 @@ export function editorEndToEnd(target: () => EditorTarget, opts: { workspace: bo
       const tarball = await packWorkspace(await uniqueWorkspace(`${SAMPLES}/python`));
       python = await createFromWorkspace(t, user, tarball);
       await waitForStatus(t, python.instance_id, ['Running'], 400_000);
+      expect((await waitForLifecycle(t, python.instance_id, 120_000)).lifecycle?.ok).toBe(true);
       const id = python.instance_id;
       // The workspace's files are in /workspace.
       expect(await cat(id, '/workspace/hello.py')).toContain('python');

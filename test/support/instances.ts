@@ -104,3 +104,24 @@ export async function waitForStatus(stack: ApiTarget, id: string, statuses: stri
     500,
   );
 }
+
+/**
+ * Waits until the instance's lifecycle (as the API reports it) satisfies `done` — by default,
+ * until every command of its start ran (`ended`): postCreate and postStart run with the editor up.
+ */
+export async function waitForLifecycle(
+  stack: ApiTarget,
+  id: string,
+  timeoutMs: number,
+  done: (l: NonNullable<InstanceResponse['lifecycle']>) => boolean = (l) => l.ended,
+): Promise<InstanceResponse> {
+  return waitFor(
+    `${id}'s lifecycle commands`,
+    async () => {
+      const inst = await getInstance(stack, id);
+      return inst.lifecycle && done(inst.lifecycle) ? inst : undefined;
+    },
+    timeoutMs,
+    250,
+  );
+}

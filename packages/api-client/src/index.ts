@@ -173,8 +173,13 @@ export class CodebayClient {
     return this.json(await this.send(`/instances/${encodeURIComponent(id)}/build-logs`));
   }
 
+  /** The instance's own log so far: launcher, lifecycle commands, editor. */
+  async instanceLogs(id: string): Promise<Json<'/instances/{id}/logs', 'get', 200>> {
+    return this.json(await this.send(`/instances/${encodeURIComponent(id)}/logs`));
+  }
+
   /**
-   * Follows a build log (Server-Sent Events) to its end event, reconnecting after a dropped
+   * Follows a build log (or, with `opts.log: 'instance'`, the instance's own log) (Server-Sent Events) to its end event, reconnecting after a dropped
    * connection or a 502/503/504 or a proxy's own 404 (an ingress with no gateway to send to, during
    * a rollout) with
    * `Last-Event-ID`, so no line is lost or repeated. Resolves with the end.
@@ -182,15 +187,16 @@ export class CodebayClient {
   async followLogs(
     id: string,
     handlers: { onLine: (line: LogLine) => void; onReconnect?: (after: string | undefined, err: Error) => void },
-    opts: { after?: string; signal?: AbortSignal; maxReconnects?: number } = {},
+    opts: { after?: string; signal?: AbortSignal; maxReconnects?: number; log?: 'build' | 'instance' } = {},
   ): Promise<LogEnd> {
+    const route = opts.log === 'instance' ? 'logs' : 'build-logs';
     let lastId = opts.after;
     let retryMs = 2_000;
     let failures = 0;
     for (;;) {
       let end: LogEnd | undefined;
       try {
-        const res = await this.send(`/instances/${encodeURIComponent(id)}/build-logs?follow=1`, {
+        const res = await this.send(`/instances/${encodeURIComponent(id)}/${route}?follow=1`, {
           headers: { accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) },
           signal: opts.signal,
         });

@@ -679,6 +679,67 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/instances/{id}/logs': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The instance’s own log: the launcher, the lifecycle commands (onCreateCommand … postAttachCommand) and the editor, from its container; kept after a failure or a delete (7 days). `follow=1` (or Accept: text/event-stream) streams it as Server-Sent Events */
+    get: {
+      parameters: {
+        query?: {
+          follow?: '1' | 'true';
+          /** @description Resume after this event id (or Last-Event-ID) */
+          after?: string;
+        };
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description The log so far, or a live stream (ends with an `end` event when the instance failed or was deleted) */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['BuildLogs'];
+            'text/event-stream': string;
+          };
+        };
+        /** @description No or wrong API token */
+        401: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description No such instance (or not the caller’s) */
+        404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/seed/instances/{id}': {
     parameters: {
       query?: never;
@@ -984,6 +1045,32 @@ export interface components {
       phase?: string | null;
       /** @description Something that went wrong without stopping the instance: its image’s push failed after it started from the image its builder built (the image is not in the build cache) */
       warning?: string | null;
+      /** @description devcontainer.json properties accepted but not applied as written (docs/conformance.md), and lifecycle commands that failed; shown in the build log too */
+      warnings?: {
+        property: string;
+        message: string;
+      }[];
+      /** @description The lifecycle commands of the instance’s last start, as its launcher reported them (null until one ran) */
+      lifecycle?: {
+        /** @description The command the editor waited for (waitFor; default updateContentCommand) */
+        wait_for?: string;
+        commands?: {
+          [key: string]: {
+            /** @enum {string} */
+            state?: 'running' | 'succeeded' | 'failed' | 'skipped';
+            exit_code?: number | null;
+            duration_ms?: number | null;
+            /** Format: date-time */
+            at?: string;
+          };
+        };
+        /** @description postStartCommand ended: every command of the start ran (postAttachCommand runs per session) */
+        ended?: boolean;
+        /** @description false once a command failed; the ones after it were skipped */
+        ok?: boolean;
+      } | null;
+      /** @description The instance’s own log (GET /api/instances/{id}/logs) */
+      logs_url?: string;
       vscode_version?: string;
       /** Format: date-time */
       created_at?: string;

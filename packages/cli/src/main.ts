@@ -240,6 +240,30 @@ function buildProgram(): Command {
     });
 
   program
+    .command('logs')
+    .description('an instance’s own log: the launcher, its lifecycle commands (postCreateCommand …) and the editor (--follow: live)')
+    .requiredOption('--instance-id <id>')
+    .option('--follow', 'stream the log as it is written, until the instance is deleted or fails (reconnects without losing lines)')
+    .action(async (o: { instanceId: string; follow?: boolean }) => {
+      const c = await client();
+      if (!o.follow) {
+        const logs = await c.instanceLogs(o.instanceId);
+        return out(globals().json ? JSON.stringify(logs, null, 2) : (logs.logs ?? ''));
+      }
+      const json = globals().json;
+      const end = await c.followLogs(
+        o.instanceId,
+        {
+          onLine: (l) => out(json ? JSON.stringify({ id: l.id, line: l.text }) : l.text),
+          onReconnect: (after) => process.stderr.write(`codebay: log stream dropped; resuming after ${after ?? 'the start'}\n`),
+        },
+        { log: 'instance' },
+      );
+      if (json) out(JSON.stringify({ end }));
+      else process.stderr.write(`codebay: instance log ended (${end.outcome}${end.reason ? `: ${end.reason}` : ''})\n`);
+    });
+
+  program
     .command('wait')
     .description('wait until an instance is Running (exit 0) or Failed (exit 5)')
     .requiredOption('--instance-id <id>')

@@ -30,6 +30,24 @@ const shape = {
   failure: z.object({ phase: z.enum(['build', 'push', 'provision', 'deprovision']), reason: z.string() }).nullable(),
   localImage: z.object({ id: z.string(), builder: z.string() }).nullable().optional(),
   warning: z.string().nullable().optional(),
+  warnings: z.array(z.object({ property: z.string(), message: z.string() })).optional(),
+  lifecycle: z
+    .object({
+      waitFor: z.string(),
+      commands: z.record(
+        z.string(),
+        z.object({
+          state: z.enum(['running', 'succeeded', 'failed', 'skipped']),
+          exitCode: z.number().nullable().optional(),
+          durationMs: z.number().optional(),
+          at: z.string(),
+        }),
+      ),
+      ended: z.boolean(),
+      ok: z.boolean(),
+    })
+    .nullable()
+    .optional(),
   workspaceSeeded: z.boolean().default(false),
   createdAt: z.string(),
   updatedAt: z.string(),

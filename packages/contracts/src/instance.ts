@@ -74,6 +74,13 @@ export const launchConfigSchema = z.object({
   updateContentCommands: z.array(lifecycleCommand).default([]),
   postCreateCommands: z.array(lifecycleCommand).default([]),
   postStartCommands: z.array(lifecycleCommand).default([]),
+  /** Run each time an editor session attaches (the spec's postAttachCommand). */
+  postAttachCommands: z.array(lifecycleCommand).default([]),
+  /**
+   * The lifecycle command the editor waits for (the spec's default: updateContentCommand); the
+   * commands after it run with the editor up.
+   */
+  waitFor: z.enum(['initializeCommand', 'onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand']).optional(),
   settings: z.record(z.string(), z.unknown()).default({}),
   extensions: z.array(z.string()).default([]),
 });
@@ -124,6 +131,47 @@ export interface LocalImage {
   builder: string;
 }
 
+/**
+ * A devcontainer.json property codebay accepted but does not apply as written (or a lifecycle
+ * command that failed), said on the instance (`warnings`) and in its build log.
+ */
+export interface PropertyWarning {
+  /** The property as devcontainer.json spells it (`runArgs`, `features["…"].privileged`, `postCreateCommand`). */
+  property: string;
+  /** One or two sentences: what codebay does instead, and what that means for the user. */
+  message: string;
+}
+
+/** `warnings` then `more`, one per property (the first kept). */
+export function mergeWarnings(warnings: readonly PropertyWarning[], more: readonly PropertyWarning[]): PropertyWarning[] {
+  const out = [...warnings];
+  for (const w of more) if (!out.some((o) => o.property === w.property)) out.push(w);
+  return out;
+}
+
+/** Where one lifecycle command is: the launcher's `lifecycle {json}` lines, as the provisioner read them. */
+export interface LifecycleCommandStatus {
+  state: 'running' | 'succeeded' | 'failed' | 'skipped';
+  /** The failed command's exit code (128 + signal number when a signal ended it). */
+  exitCode?: number | null;
+  /** How long it ran, milliseconds (when it ended). */
+  durationMs?: number;
+  /** When the provisioner saw this state (ISO 8601). */
+  at: string;
+}
+
+/** The lifecycle of the instance's last container start (the spec's lifecycle commands, containers.dev). */
+export interface LifecycleStatus {
+  /** The command the editor waited for (`waitFor`; the spec's default updateContentCommand). */
+  waitFor: string;
+  /** By property name (`postCreateCommand`, …): its last state; commands the config does not have are absent. */
+  commands: Record<string, LifecycleCommandStatus>;
+  /** True once postStartCommand ended (or was skipped): every command of the start has run. */
+  ended: boolean;
+  /** False once a command failed (the ones after it are skipped, as the reference CLI does). */
+  ok: boolean;
+}
+
 /** The instance record as stored in Redis (a hash; each field JSON-encoded). */
 export interface InstanceRecord {
   id: string;
@@ -154,6 +202,10 @@ export interface InstanceRecord {
   localImage?: LocalImage | null;
   /** Something went wrong that did not stop the instance (an image push that failed after the instance started from it). */
   warning?: string | null;
+  /** Properties of the config accepted but not applied as written; lifecycle commands that failed. */
+  warnings?: PropertyWarning[];
+  /** The lifecycle commands of the last container start, from its log (null until one ran). */
+  lifecycle?: LifecycleStatus | null;
   workspaceSeeded: boolean;
   createdAt: string;
   updatedAt: string;
@@ -244,6 +296,17 @@ export interface InstanceResponse {
   phase: FailurePhase | null;
   /** Something that went wrong without stopping the instance (its image's push failed after it started: the image is not in the build cache). */
   warning: string | null;
+  /** Properties of the devcontainer.json accepted but not applied as written, and lifecycle commands that failed: `[{property, message}]`. */
+  warnings: PropertyWarning[];
+  /** The lifecycle commands of the instance's last start: `{wait_for, commands: {postCreateCommand: {state, exit_code, duration_ms, at}}, ended, ok}`. */
+  lifecycle: {
+    wait_for: string;
+    commands: Record<string, { state: LifecycleCommandStatus['state']; exit_code: number | null; duration_ms: number | null; at: string }>;
+    ended: boolean;
+    ok: boolean;
+  } | null;
+  /** The instance's own log (launcher, lifecycle commands, editor): JSON, or Server-Sent Events with `?follow=1`. */
+  logs_url: string;
   vscode_version: string;
   created_at: string;
   timings: Record<string, string | null>;
@@ -299,6 +362,21 @@ export function toInstanceResponse(
     error: record.failure ? record.failure.reason : null,
     phase: record.failure ? record.failure.phase : null,
     warning: record.warning ?? null,
+    warnings: record.warnings ?? [],
+    lifecycle: record.lifecycle
+      ? {
+          wait_for: record.lifecycle.waitFor,
+          commands: Object.fromEntries(
+            Object.entries(record.lifecycle.commands).map(([k, v]) => [
+              k,
+              { state: v.state, exit_code: v.exitCode ?? null, duration_ms: v.durationMs ?? null, at: v.at },
+            ]),
+          ),
+          ended: record.lifecycle.ended,
+          ok: record.lifecycle.ok,
+        }
+      : null,
+    logs_url: `${publicUrl}/api/instances/${record.id}/logs`,
     vscode_version: record.vscodeVersion,
     created_at: record.createdAt,
     timings: {

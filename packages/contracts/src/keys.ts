@@ -4,6 +4,8 @@ export const redisKeys = {
   userInstances: (userId: string) => `codebay:user:${userId}:instances`,
   allInstances: () => 'codebay:instances',
   buildLogs: (instanceId: string) => `codebay:build:${instanceId}:logs`,
+  /** The instance's own log (launcher, lifecycle commands, editor), mirrored from its container by the provisioner. */
+  instanceLogs: (instanceId: string) => `codebay:instance:${instanceId}:logs`,
   /** Held by the instance whose builder is building a build key right now. */
   buildLock: (key: string) => `codebay:build-lock:${key}`,
   /** The image a builder built and pushed for a build key: its digest and launch configuration (JSON). */

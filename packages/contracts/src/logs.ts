@@ -5,8 +5,14 @@ export interface BuildLogLine {
   text: string;
 }
 
-/** `cached`: the image was already in the registry, nothing was built. */
-export type BuildOutcome = 'success' | 'failure' | 'cancelled' | 'skipped' | 'cached';
+/**
+ * `cached`: the image was already in the registry, nothing was built. An instance log ends
+ * `deleted` (the instance was deleted) or `failure` (it failed).
+ */
+export type BuildOutcome = 'success' | 'failure' | 'cancelled' | 'skipped' | 'cached' | 'deleted';
+
+/** The two logs of an instance: its build's (`build`), and its container's (`instance`: launcher, lifecycle commands, editor). */
+export type LogKind = 'build' | 'instance';
 
 export interface BuildLogEnd {
   id: string;

@@ -8,3 +8,4 @@ export * from './build-paths.ts';
 export * from './workspace-tree.ts';
 export * from './policy.ts';
 export * from './build-plan.ts';
+export * from './conformance.ts';

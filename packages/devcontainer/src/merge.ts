@@ -8,7 +8,11 @@ const LIFECYCLE = [
   ['updateContentCommand', 'updateContentCommands'],
   ['postCreateCommand', 'postCreateCommands'],
   ['postStartCommand', 'postStartCommands'],
+  ['postAttachCommand', 'postAttachCommands'],
 ] as const;
+
+/** The spec's `waitFor` values (the lifecycle command the editor waits for). */
+const WAIT_FOR = new Set(['initializeCommand', 'onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand']);
 
 function isCommand(v: unknown): v is LifecycleCommand {
   if (typeof v === 'string') return v.length > 0;
@@ -26,8 +30,8 @@ function stringRecord(v: unknown): Record<string, string> {
 }
 
 /**
- * Merges the image's metadata entries the way the devcontainer spec does: users
- * and scalars last-wins, env maps merged key by key, lifecycle commands
+ * Merges the image's metadata entries the way the devcontainer spec does: users,
+ * `waitFor` and scalars last-wins, env maps merged key by key, lifecycle commands
  * collected in order, extensions unioned, settings merged.
  */
 export function mergeMetadata(entries: MetadataEntry[]): LaunchConfig {
@@ -36,6 +40,7 @@ export function mergeMetadata(entries: MetadataEntry[]): LaunchConfig {
   for (const entry of entries) {
     if (typeof entry.remoteUser === 'string') merged.remoteUser = entry.remoteUser;
     if (typeof entry.containerUser === 'string') merged.containerUser = entry.containerUser;
+    if (typeof entry.waitFor === 'string' && WAIT_FOR.has(entry.waitFor)) merged.waitFor = entry.waitFor as LaunchConfig['waitFor'];
     Object.assign(merged.containerEnv, stringRecord(entry.containerEnv));
     Object.assign(merged.remoteEnv, stringRecord(entry.remoteEnv));
     for (const [single, plural] of LIFECYCLE) {

@@ -13,7 +13,11 @@ const schema = JSON.parse(readFileSync(new URL('../schemas/devContainer.base.sch
 const ajv = new Ajv2019({ allErrors: true, strict: false, validateFormats: false });
 const validate = ajv.compile(schema);
 
-const EXTENSION_ID = /^[a-z0-9][a-z0-9-]*\.[a-z0-9][a-z0-9-]*(@[0-9A-Za-z.+-]+)?$/i;
+/**
+ * An extension id, `publisher.name[@version]`; a leading `-` opts out of one a feature or the image
+ * added (the spec's form, containers.dev/implementors/json_reference: customizations.vscode.extensions).
+ */
+const EXTENSION_ID = /^-?[a-z0-9][a-z0-9-]*\.[a-z0-9][a-z0-9-]*(@[0-9A-Za-z.+-]+)?$/i;
 
 export interface SchemaProblem {
   path: string;
@@ -30,7 +34,10 @@ function vscodeProblems(config: DevcontainerConfig): SchemaProblem[] {
     else
       vscode.extensions.forEach((e, i) => {
         if (typeof e !== 'string' || !EXTENSION_ID.test(e))
-          problems.push({ path: `/customizations/vscode/extensions/${i}`, message: 'must be an extension id like publisher.name or publisher.name@1.2.3' });
+          problems.push({
+            path: `/customizations/vscode/extensions/${i}`,
+            message: 'must be an extension id like publisher.name, publisher.name@1.2.3 or -publisher.name (opt out)',
+          });
       });
   }
   if (vscode.settings !== undefined && (vscode.settings === null || typeof vscode.settings !== 'object' || Array.isArray(vscode.settings))) {

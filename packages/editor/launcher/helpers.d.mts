@@ -1,7 +1,8 @@
 // Types for helpers.mjs (plain JS so that it runs unbuilt inside instance containers).
 
 export type Cmd = string | string[] | Record<string, string | string[]>;
-export type Phase = 'onCreate' | 'updateContent' | 'postCreate' | 'postStart';
+export type Phase = 'onCreate' | 'updateContent' | 'postCreate' | 'postStart' | 'postAttach';
+export type WaitFor = 'initializeCommand' | 'onCreateCommand' | 'updateContentCommand' | 'postCreateCommand' | 'postStartCommand';
 
 export interface LaunchConfig {
   workspaceFolder: string;
@@ -14,6 +15,7 @@ export interface LaunchConfig {
   remoteEnv: Record<string, string | null>;
   settings: Record<string, unknown>;
   extensions: string[];
+  waitFor: WaitFor;
   commands: Record<Phase, Cmd[]>;
 }
 
@@ -68,3 +70,9 @@ export function editorArgs(opts: {
 export function exitCodeOf(code: number | null, signal: string | null, signals?: Record<string, number>): number;
 export function createPhasesDone(marker: unknown): boolean;
 export function envKeys(obj: Record<string, unknown> | undefined): string[];
+
+export declare const START_PHASES: Phase[];
+export declare const WAIT_FOR_PHASES: Record<WaitFor, Phase | null>;
+export declare const DEFAULT_WAIT_FOR: WaitFor;
+export declare function donePhases(marker: unknown): Set<Phase>;
+export declare function startPlan(waitFor: WaitFor, done?: Set<Phase>): { phase: Phase; beforeEditor: boolean }[];

@@ -4,8 +4,23 @@
 
 /** Lifecycle phases that run once per workspace, in order. */
 export const CREATE_PHASES = ['onCreate', 'updateContent', 'postCreate'];
-/** All lifecycle phases, in order. */
-export const ALL_PHASES = [...CREATE_PHASES, 'postStart'];
+/** Lifecycle phases that run on every start of the container, after the create phases. */
+export const START_PHASES = ['postStart'];
+/** All lifecycle phases, in order; postAttach runs each time an editor session attaches. */
+export const ALL_PHASES = [...CREATE_PHASES, ...START_PHASES, 'postAttach'];
+/**
+ * The spec's `waitFor` values and the phase each names (containers.dev/implementors/json_reference:
+ * "waitFor": the command the tool waits for before connecting; default updateContentCommand).
+ * `initializeCommand` runs on the user's machine in the reference tools: nothing to wait for here.
+ */
+export const WAIT_FOR_PHASES = {
+  initializeCommand: null,
+  onCreateCommand: 'onCreate',
+  updateContentCommand: 'updateContent',
+  postCreateCommand: 'postCreate',
+  postStartCommand: 'postStart',
+};
+export const DEFAULT_WAIT_FOR = 'updateContentCommand';
 
 /** Environment keys the launcher never passes on to the editor or commands. */
 export const LAUNCHER_ONLY_ENV = [
@@ -47,8 +62,12 @@ export function parseLaunchConfig(text) {
     remoteEnv: raw.remoteEnv ?? {},
     settings: raw.settings ?? {},
     extensions: raw.extensions ?? [],
+    waitFor: raw.waitFor ?? DEFAULT_WAIT_FOR,
     commands: {},
   };
+  if (!Object.hasOwn(WAIT_FOR_PHASES, cfg.waitFor)) {
+    throw new Error(`waitFor must be one of ${Object.keys(WAIT_FOR_PHASES).join(', ')}`);
+  }
   if (typeof cfg.workspaceFolder !== 'string' || !cfg.workspaceFolder.startsWith('/')) {
     throw new Error('workspaceFolder must be an absolute path');
   }
@@ -347,9 +366,29 @@ export function exitCodeOf(code, signal, signals = {}) {
   return 1;
 }
 
-/** Whether the marker says the once-per-workspace phases already ran. */
+/** Whether the marker says the once-per-workspace phases already ran (all of them, in an older marker). */
 export function createPhasesDone(marker) {
   return isPlainObject(marker) && marker.createCompleted === true;
+}
+
+/** The create phases an earlier start finished (`phases.<name>.ok` in the marker): a restart does not run them again. */
+export function donePhases(marker) {
+  const phases = isPlainObject(marker) && isPlainObject(marker.phases) ? marker.phases : {};
+  return new Set(CREATE_PHASES.filter((p) => isPlainObject(phases[p]) && phases[p].ok === true));
+}
+
+/**
+ * The phases of one container start in order, each with whether the editor waits for it:
+ * the create phases not in `done` (a Set of phase names), then postStart. `waitFor` (the spec's
+ * value, e.g. `updateContentCommand`) names the last phase the editor waits for; every phase
+ * after it runs with the editor up. Returns [{ phase, beforeEditor }].
+ */
+export function startPlan(waitFor, done = new Set()) {
+  const phases = [...CREATE_PHASES.filter((p) => !done.has(p)), ...START_PHASES];
+  const waitPhase = WAIT_FOR_PHASES[waitFor] ?? null;
+  const order = [...CREATE_PHASES, ...START_PHASES];
+  const last = waitPhase === null ? -1 : order.indexOf(waitPhase);
+  return phases.map((phase) => ({ phase, beforeEditor: order.indexOf(phase) <= last }));
 }
 
 /** Keys only, sorted — the launcher never logs env values. */

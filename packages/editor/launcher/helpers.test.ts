@@ -13,6 +13,8 @@ import {
   parseJsonc,
   parseLaunchConfig,
   parsePasswd,
+  startPlan,
+  donePhases,
   substituteVariables,
 } from './helpers.mjs';
 
@@ -31,8 +33,14 @@ describe('parseLaunchConfig', () => {
       updateContent: [],
       postCreate: [],
       postStart: [],
+      postAttach: [],
     });
+    expect(cfg.waitFor).toBe('updateContentCommand');
     expect(cfg.remoteUser).toBeUndefined();
+  });
+
+  it('refuses a waitFor the spec does not define', () => {
+    expect(() => parseLaunchConfig(JSON.stringify({ waitFor: 'postAttachCommand' }))).toThrow(/waitFor must be one of/);
   });
 
   it('collects the lifecycle arrays', () => {
@@ -284,5 +292,28 @@ describe('exitCodeOf', () => {
     expect(exitCodeOf(3, null)).toBe(3);
     expect(exitCodeOf(null, 'SIGTERM', { SIGTERM: 15 })).toBe(143);
     expect(exitCodeOf(null, null)).toBe(1);
+  });
+});
+
+describe('startPlan (waitFor)', () => {
+  const before = (plan: { phase: string; beforeEditor: boolean }[]) => plan.filter((p) => p.beforeEditor).map((p) => p.phase);
+  const after = (plan: { phase: string; beforeEditor: boolean }[]) => plan.filter((p) => !p.beforeEditor).map((p) => p.phase);
+
+  it('waits for updateContent by default: postCreate and postStart run with the editor up', () => {
+    const plan = startPlan('updateContentCommand');
+    expect(before(plan)).toEqual(['onCreate', 'updateContent']);
+    expect(after(plan)).toEqual(['postCreate', 'postStart']);
+  });
+
+  it('waits for every phase up to the one named, none for initializeCommand', () => {
+    expect(after(startPlan('postStartCommand'))).toEqual([]);
+    expect(before(startPlan('onCreateCommand'))).toEqual(['onCreate']);
+    expect(before(startPlan('initializeCommand'))).toEqual([]);
+  });
+
+  it('leaves out the create phases an earlier start finished', () => {
+    const marker = { phases: { onCreate: { ok: true }, updateContent: { ok: true }, postCreate: { ok: false } } };
+    expect(donePhases(marker)).toEqual(new Set(['onCreate', 'updateContent']));
+    expect(startPlan('updateContentCommand', donePhases(marker)).map((p) => p.phase)).toEqual(['postCreate', 'postStart']);
   });
 });

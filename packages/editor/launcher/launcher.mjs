@@ -14,7 +14,7 @@
 //
 // Dependency-free (node builtins only). Never logs env values, only key names.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -30,11 +30,11 @@ import {
   CREATE_PHASES,
   buildEnv,
   createPhasesDone,
+  donePhases,
   editorArgs,
   envKeys,
   exitCodeOf,
   findUser,
-  isValidUserName,
   isVsixPath,
   mergeSettings,
   normalizeCommand,
@@ -42,6 +42,7 @@ import {
   parseJsonc,
   parseLaunchConfig,
   parsePasswd,
+  startPlan,
 } from './helpers.mjs';
 
 const TAG = '[codebay-launcher]';
@@ -158,36 +159,6 @@ function currentUser() {
   };
 }
 
-function run(argv) {
-  const r = spawnSync(argv[0], argv.slice(1), {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return {
-    ok: r.status === 0 && !r.error,
-    status: r.status,
-    error: r.error,
-    output: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim(),
-  };
-}
-
-function createUser(name) {
-  const attempts = [];
-  if (fs.existsSync('/bin/bash')) attempts.push(['useradd', '-m', '-s', '/bin/bash', name]);
-  attempts.push(['useradd', '-m', '-s', '/bin/sh', name]);
-  attempts.push(['adduser', '-D', '-s', '/bin/sh', name]); // busybox (Alpine)
-  for (const argv of attempts) {
-    const r = run(argv);
-    if (r.ok) {
-      log(`created user ${name} (${argv[0]} -s ${argv[argv.indexOf('-s') + 1]})`);
-      return true;
-    }
-    const why = r.error ? r.error.code || r.error.message : `exit ${r.status}`;
-    log(`${argv.join(' ')} failed (${why})${r.output ? `: ${truncate(r.output.replace(/\s+/g, ' '))}` : ''}`);
-  }
-  return false;
-}
-
 function resolveUser(cfg) {
   const r = resolveUserFromPasswd(cfg);
   // Running as that user already (no switch): keep the HOME we were given.
@@ -198,30 +169,40 @@ function resolveUser(cfg) {
   return r;
 }
 
+/**
+ * Says on the instance (through the provisioner, which reads this line) that a property was
+ * not applied as written: `lifecycle {"warning":{"property","message"}}`.
+ */
+function warnProperty(property, message) {
+  log(`${property}: ${message}`);
+  log(`lifecycle ${JSON.stringify({ warning: { property, message: `${property}: ${message}` } })}`);
+}
+
+/**
+ * The user the editor and the lifecycle commands run as: remoteUser, else containerUser, else
+ * the container's own. A user the image does not have is an error naming the property (the
+ * reference tools fail the same way: `docker exec -u <user>` finds no such user); a numeric
+ * UID without a passwd entry runs as that UID. Throws Error with the message for the log.
+ */
 function resolveUserFromPasswd(cfg) {
   const me = currentUser();
   const wanted = cfg.remoteUser ?? cfg.containerUser;
   const source = cfg.remoteUser ? 'remoteUser' : cfg.containerUser ? 'containerUser' : 'current user';
   if (!wanted) return { user: me, source };
   let user = findUser(readPasswd(), wanted);
+  if (!user && /^\d+$/.test(wanted)) user = { name: wanted, uid: Number(wanted), gid: Number(wanted), home: '/' };
   if (!user) {
-    if (!isRoot) {
-      log(`user ${wanted} (${source}) does not exist and the launcher is not root; running as ${me.name}`);
-      return { user: me, source: 'current user' };
-    }
-    if (!isValidUserName(wanted)) {
-      log(`user ${wanted} (${source}) does not exist and is not a valid user name; running as ${me.name}`);
-      return { user: me, source: 'current user' };
-    }
-    log(`user ${wanted} (${source}) does not exist, creating it`);
-    if (createUser(wanted)) user = findUser(readPasswd(), wanted);
-    if (!user) {
-      log(`could not create user ${wanted}; running as ${me.name}`);
-      return { user: me, source: 'current user' };
-    }
+    const err = new Error(
+      `${source} "${wanted}" does not exist in the image (no such user in /etc/passwd); create it in the Dockerfile or with a feature (e.g. ghcr.io/devcontainers/features/common-utils), or remove ${source}`,
+    );
+    err.userError = true;
+    throw err;
   }
   if (!isRoot && user.uid !== me.uid) {
-    log(`cannot switch to ${user.name} (uid ${user.uid}) without root; running as ${me.name}`);
+    warnProperty(
+      source,
+      `cannot switch to ${user.name} (uid ${user.uid}): the container runs as ${me.name} (uid ${me.uid}), not root; everything runs as ${me.name}`,
+    );
     return { user: me, source: 'current user' };
   }
   return { user, source };
@@ -328,10 +309,20 @@ function readJson(file) {
 // ---------------------------------------------------------------------------
 // lifecycle commands
 
-function pipeLines(stream, prefix) {
+/** Lines of a failed command's output said again in its failure (the whole output is in the log above it). */
+const FAILURE_TAIL_LINES = 5;
+
+/** Relays a child's output line by line with `prefix`; `tail` (an array) keeps the last FAILURE_TAIL_LINES lines. */
+function pipeLines(stream, prefix, tail) {
   if (!stream) return;
   const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
-  rl.on('line', (line) => process.stdout.write(`${prefix} ${line}\n`));
+  rl.on('line', (line) => {
+    process.stdout.write(`${prefix} ${line}\n`);
+    if (tail) {
+      tail.push(truncate(line, 300));
+      if (tail.length > FAILURE_TAIL_LINES) tail.shift();
+    }
+  });
 }
 
 /** Run one process of a lifecycle command; resolves { exitCode, durationMs }. */
@@ -353,14 +344,15 @@ function runProcess(entry, label, ctx) {
     }
     tracked.add(child);
     const prefix = `[${label}]`;
-    pipeLines(child.stdout, prefix);
-    pipeLines(child.stderr, prefix);
+    const tail = [];
+    pipeLines(child.stdout, prefix, tail);
+    pipeLines(child.stderr, prefix, tail);
     let settled = false;
     const finish = (result) => {
       if (settled) return;
       settled = true;
       tracked.delete(child);
-      resolve({ ...result, durationMs: Date.now() - started });
+      resolve({ ...result, durationMs: Date.now() - started, ...(result.exitCode !== 0 ? { tail: [...tail] } : {}) });
     };
     child.on('error', (err) => {
       log(`${label}: cannot start ${entry.argv[0]}: ${err.code || err.message}`);
@@ -425,6 +417,120 @@ async function runPhase(phase, commands, ctx) {
     }
   }
   return { ok, startedAt, finishedAt: new Date().toISOString(), results };
+}
+
+/** VS Code's server says this when an editor window connects to it (a session attaches). */
+const EDITOR_ATTACHED = /\[ManagementConnection\] New connection established/;
+
+/**
+ * The lifecycle of one container start, as the spec orders it (containers.dev/implementors/json_reference,
+ * "Lifecycle scripts"): onCreate, updateContent, postCreate (once per workspace), postStart (every
+ * start), postAttach (each time an editor session attaches). A failed command stops the ones after
+ * it, as the reference CLI does. Each phase's state is one `lifecycle {json}` line in the container
+ * log — `{"phase":"postCreateCommand","state":"running|succeeded|failed|skipped",…}`, then
+ * `{"event":"started","ok":…}` once postStart ended — which the provisioner reads into the instance.
+ */
+class Lifecycle {
+  constructor(cfg, ctx, state, save) {
+    this.cfg = cfg;
+    this.ctx = ctx;
+    this.state = state;
+    this.save = save;
+    this.ok = true;
+    this.startEnded_ = false;
+    this.attachPending = false;
+    this.attaching = false;
+  }
+
+  status(phase, state, extra = {}) {
+    log(`lifecycle ${JSON.stringify({ phase: `${phase}Command`, state, ...extra })}`);
+  }
+
+  record(phase, result) {
+    if (CREATE_PHASES.includes(phase)) {
+      this.state.phases ??= {};
+      this.state.phases[phase] = result;
+      if (CREATE_PHASES.every((p) => this.state.phases[p])) {
+        this.state.createCompleted = true;
+        this.state.ok = CREATE_PHASES.every((p) => this.state.phases[p].ok !== false);
+      }
+    } else if (phase === 'postStart') {
+      this.state.postStart = { ...result, runs: (this.state.postStart?.runs ?? 0) + (result.skipped ? 0 : 1) };
+    }
+    this.save();
+  }
+
+  /** Runs `phases` (names) in order; after a failure the rest are skipped. */
+  async run(phases) {
+    for (const phase of phases) {
+      const cmds = this.cfg.commands[phase];
+      if (!this.ok) {
+        const reason = 'an earlier lifecycle command failed';
+        if (cmds.length) {
+          log(`${phase}: skipped (${reason})`);
+          this.status(phase, 'skipped', { reason });
+        }
+        this.record(phase, { skipped: true, reason, at: new Date().toISOString(), results: [] });
+        continue;
+      }
+      if (cmds.length === 0) {
+        this.record(phase, { ok: true, results: [] });
+        continue;
+      }
+      log(`${phase}: ${cmds.length} command(s)`);
+      this.status(phase, 'running', { commands: cmds.length });
+      const r = await runPhase(phase, cmds, this.ctx);
+      this.record(phase, r);
+      if (stopSignal) return;
+      if (!r.ok) {
+        this.ok = false;
+        const failed = r.results.find((x) => x.exitCode !== 0) ?? {};
+        this.status(phase, 'failed', {
+          exitCode: failed.exitCode ?? null,
+          command: failed.command ?? null,
+          durationMs: Date.parse(r.finishedAt) - Date.parse(r.startedAt),
+          tail: failed.tail ?? [],
+        });
+      } else this.status(phase, 'succeeded', { durationMs: Date.parse(r.finishedAt) - Date.parse(r.startedAt) });
+    }
+  }
+
+  /** postStart has ended (or was skipped): the start's lifecycle is over; an attach that came meanwhile runs postAttach now. */
+  startEnded() {
+    this.startEnded_ = true;
+    if (!this.ok) log('lifecycle commands failed (see above and .codebay/lifecycle.json)');
+    log(`lifecycle ${JSON.stringify({ event: 'started', ok: this.ok })}`);
+    if (this.attachPending) this.attached();
+  }
+
+  /** An editor session attached: postAttachCommand runs (after postStart; one run at a time, once more if others attached meanwhile). */
+  attached() {
+    if (!this.startEnded_ || this.attaching) {
+      this.attachPending = true;
+      return;
+    }
+    this.attachPending = false;
+    const cmds = this.cfg.commands.postAttach;
+    if (cmds.length === 0) return;
+    if (!this.ok) {
+      this.status('postAttach', 'skipped', { reason: 'an earlier lifecycle command failed' });
+      return;
+    }
+    this.attaching = true;
+    this.status('postAttach', 'running', { commands: cmds.length });
+    runPhase('postAttach', cmds, this.ctx)
+      .then((r) => {
+        const failed = r.results.find((x) => x.exitCode !== 0);
+        const durationMs = Date.parse(r.finishedAt) - Date.parse(r.startedAt);
+        if (r.ok) this.status('postAttach', 'succeeded', { durationMs });
+        else
+          this.status('postAttach', 'failed', { exitCode: failed?.exitCode ?? null, command: failed?.command ?? null, durationMs, tail: failed?.tail ?? [] });
+      })
+      .finally(() => {
+        this.attaching = false;
+        if (this.attachPending) this.attached();
+      });
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -650,7 +756,15 @@ async function main() {
   if (bundleInfo) log(`editor bundle: code-server ${bundleInfo.codeServer}, VS Code ${bundleInfo.vscode}, node ${bundleInfo.node}`);
 
   // 1. user
-  const { user, source } = resolveUser(cfg);
+  let resolved;
+  try {
+    resolved = resolveUser(cfg);
+  } catch (err) {
+    if (!err.userError) throw err;
+    log(err.message);
+    process.exit(2);
+  }
+  const { user, source } = resolved;
   const me = process.getuid();
   if (isRoot && user.uid !== me) {
     const setpriv = findExecutable('setpriv');
@@ -702,7 +816,8 @@ async function main() {
     chownQuiet(gitignore, user);
   }
 
-  // 4. lifecycle
+  // 4. lifecycle: the phases the editor waits for (`waitFor`, default updateContentCommand) run
+  // now; the rest run once the editor is up (step 8).
   const ctx = { cwd: ws, env };
   const state = marker && typeof marker === 'object' ? marker : { version: 1, workspaceFolder: ws };
   const saveMarker = () => {
@@ -712,59 +827,17 @@ async function main() {
       log(`cannot write ${markerFile}: ${err.message}`);
     }
   };
-  let lifecycleOk = true;
-  if (createPhasesDone(marker)) {
-    log(`onCreate/updateContent/postCreate already ran on ${marker.createdAt ?? 'an earlier start'}; skipping`);
-  } else {
-    state.createdAt = new Date().toISOString();
+  const lifecycle = new Lifecycle(cfg, ctx, state, saveMarker);
+  const plan = startPlan(cfg.waitFor, createPhasesDone(marker) ? new Set(CREATE_PHASES) : donePhases(marker));
+  if (createPhasesDone(marker)) log(`onCreate/updateContent/postCreate already ran on ${marker.createdAt ?? 'an earlier start'}; skipping`);
+  else {
+    state.createdAt ??= new Date().toISOString();
     state.user = user.name;
-    state.phases = {};
-    for (const phase of CREATE_PHASES) {
-      const cmds = cfg.commands[phase];
-      if (!lifecycleOk) {
-        if (cmds.length) log(`${phase}: skipped (an earlier lifecycle command failed)`);
-        state.phases[phase] = {
-          skipped: true,
-          reason: 'an earlier lifecycle command failed',
-          results: [],
-        };
-        continue;
-      }
-      if (cmds.length === 0) {
-        state.phases[phase] = { ok: true, results: [] };
-        continue;
-      }
-      log(`${phase}: ${cmds.length} command(s)`);
-      const r = await runPhase(phase, cmds, ctx);
-      exitIfStopping();
-      state.phases[phase] = r;
-      if (!r.ok) lifecycleOk = false;
-    }
-    state.createCompleted = true;
-    state.ok = lifecycleOk;
-    saveMarker();
+    state.phases ??= {};
   }
-
-  const postStartCmds = cfg.commands.postStart;
-  if (!lifecycleOk) {
-    if (postStartCmds.length) log('postStart: skipped (an earlier lifecycle command failed)');
-    state.postStart = {
-      skipped: true,
-      reason: 'an earlier lifecycle command failed',
-      at: new Date().toISOString(),
-      results: [],
-    };
-    saveMarker();
-  } else if (postStartCmds.length) {
-    log(`postStart: ${postStartCmds.length} command(s)`);
-    const r = await runPhase('postStart', postStartCmds, ctx);
-    exitIfStopping();
-    state.postStart = { ...r, runs: (state.postStart?.runs ?? 0) + 1 };
-    saveMarker();
-  }
-  if (!lifecycleOk || state.postStart?.ok === false) {
-    log('lifecycle commands failed (see above and .codebay/lifecycle.json); starting the editor anyway');
-  }
+  log(`lifecycle: the editor waits for ${cfg.waitFor}`);
+  await lifecycle.run(plan.filter((p) => p.beforeEditor).map((p) => p.phase));
+  exitIfStopping();
 
   // 5. settings
   const userDataDir = path.join(user.home, '.local', 'share', 'code-server');
@@ -821,8 +894,16 @@ async function main() {
   editor = spawnAsUser([nodeBin, CODE_SERVER_PARENT, entry, ...args], {
     cwd: ws,
     env: EDITOR_SECRET ? { ...env, HASHED_PASSWORD: EDITOR_SECRET } : env,
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // The editor's output is the container's (relayed as it comes); a session attaching is
+  // VS Code's server saying so ("[ManagementConnection] New connection established.").
+  for (const stream of [editor.stdout, editor.stderr]) {
+    stream.pipe(stream === editor.stdout ? process.stdout : process.stderr, { end: false });
+    readline.createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+      if (EDITOR_ATTACHED.test(line)) lifecycle.attached();
+    });
+  }
   editor.on('error', (err) => {
     log(`cannot start the editor: ${err.message}`);
     process.exit(127);
@@ -842,6 +923,13 @@ async function main() {
   });
 
   // 7. extensions (background, never fatal)
+  // 8. the lifecycle phases after `waitFor`, with the editor up
+  const after = plan.filter((p) => !p.beforeEditor).map((p) => p.phase);
+  lifecycle
+    .run(after)
+    .then(() => lifecycle.startEnded())
+    .catch((err) => log(`lifecycle failed: ${err.message}`));
+
   installExtensions(cfg.extensions, {
     ...ctx,
     bind,

@@ -1,4 +1,4 @@
-import { BUILD_IMAGE_REPOSITORY, launchConfigSchema, redisKeys, type LaunchConfig } from '@codebay/contracts';
+import { BUILD_IMAGE_REPOSITORY, launchConfigSchema, redisKeys, type LaunchConfig, type PropertyWarning } from '@codebay/contracts';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { RegistryClient } from './registry.ts';
@@ -8,6 +8,8 @@ export const builtImageSchema = z.object({
   /** Manifest digest the registry answered at push (`sha256:…`). */
   digest: z.string().regex(/^sha256:[a-f0-9]{64}$/),
   launch: launchConfigSchema,
+  /** What the image's metadata (its features') asks of the container that codebay does not grant (`metadataWarnings`). */
+  warnings: z.array(z.object({ property: z.string(), message: z.string() })).default([]),
   builtAt: z.string(),
   builder: z.string(),
 });
@@ -19,6 +21,8 @@ export interface CacheHit {
   image: string;
   digest: string;
   launch: LaunchConfig;
+  /** The image's own warnings (its features'), as its builder recorded them. */
+  warnings: PropertyWarning[];
 }
 
 /** How long a record outlives its last use (the registry keeps the image; nothing else points at it). */
@@ -42,7 +46,7 @@ export class BuildCache {
   ) {}
 
   /** Records the image a builder pushed for `key`. */
-  async record(key: string, image: BuiltImage): Promise<void> {
+  async record(key: string, image: z.input<typeof builtImageSchema>): Promise<void> {
     await this.redis.set(redisKeys.builtImage(key), JSON.stringify(builtImageSchema.parse(image)), 'EX', RECORD_TTL_SECONDS);
   }
 
@@ -60,14 +64,14 @@ export class BuildCache {
       await this.redis.del(redisKey);
       return undefined;
     }
-    const { digest, launch } = parsed.data;
+    const { digest, launch, warnings } = parsed.data;
     if (!(await this.registry.hasManifest(BUILD_IMAGE_REPOSITORY, digest))) {
       // Only if nobody re-recorded it meanwhile.
       await this.redis.eval(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, 1, redisKey, raw);
       return undefined;
     }
     await this.redis.expire(redisKey, RECORD_TTL_SECONDS);
-    return { image: `${this.pullRegistry}/${BUILD_IMAGE_REPOSITORY}@${digest}`, digest, launch };
+    return { image: `${this.pullRegistry}/${BUILD_IMAGE_REPOSITORY}@${digest}`, digest, launch, warnings };
   }
 }
 

@@ -1,7 +1,10 @@
-import { MAX_LOG_ENTRIES, MAX_LOG_LINE, redisKeys, type BuildLogEnd, type BuildLogLine, type BuildOutcome } from '@codebay/contracts';
+import { MAX_LOG_ENTRIES, MAX_LOG_LINE, redisKeys, type BuildLogEnd, type BuildLogLine, type BuildOutcome, type LogKind } from '@codebay/contracts';
 import type { Redis } from 'ioredis';
 
 export type LogEntry = { kind: 'line'; line: BuildLogLine } | { kind: 'end'; end: BuildLogEnd };
+
+/** Lines an instance log keeps (its newest; each at most 2 KiB as the provisioner mirrors them). */
+const MAX_INSTANCE_LOG_ENTRIES = 10_000;
 
 /** How long a finished build's log stays readable. */
 const LOG_TTL_SECONDS = 7 * 86_400;
@@ -17,31 +20,65 @@ export function toLogEntry(id: string, fields: string[]): LogEntry {
   return { kind: 'line', line: { id, text: map.line ?? '' } };
 }
 
+/** The Redis stream of an instance's log of `kind`. */
+export function logKey(kind: LogKind, instanceId: string): string {
+  return kind === 'build' ? redisKeys.buildLogs(instanceId) : redisKeys.instanceLogs(instanceId);
+}
+
 function clip(text: string): string {
   return text.length > MAX_LOG_LINE ? `${text.slice(0, MAX_LOG_LINE)} …[line cut at ${MAX_LOG_LINE} characters]` : text;
 }
 
 /**
- * One Redis stream per build (`codebay:build:<id>:logs`): line entries, then one
- * end entry with the outcome. Capped with MAXLEN ~, expired after the end.
+ * One Redis stream per build (`codebay:build:<id>:logs`), or per instance's container
+ * (`kind` `instance`: `codebay:instance:<id>:logs`): line entries, then one end entry with the
+ * outcome. Capped with MAXLEN ~, expired after the end.
  */
 export class BuildLogStream {
-  constructor(private readonly redis: Redis) {}
+  /** Approximate cap on one stream's entries (XADD MAXLEN ~): an instance log keeps its last 10,000 lines. */
+  private readonly maxEntries: string;
 
-  async append(instanceId: string, lines: string[]): Promise<void> {
+  constructor(
+    private readonly redis: Redis,
+    readonly kind: LogKind = 'build',
+  ) {
+    this.maxEntries = String(kind === 'build' ? MAX_LOG_ENTRIES : MAX_INSTANCE_LOG_ENTRIES);
+  }
+
+  private key(instanceId: string): string {
+    return logKey(this.kind, instanceId);
+  }
+
+  /**
+   * Appends lines; `at` (optional, one per line) is where each line came from in its source
+   * (the container log's RFC 3339 timestamp), kept so a reader that resumes knows where it was.
+   */
+  async append(instanceId: string, lines: string[], at?: string[]): Promise<void> {
     if (lines.length === 0) return;
-    const key = redisKeys.buildLogs(instanceId);
+    const key = this.key(instanceId);
     const pipeline = this.redis.pipeline();
-    for (const line of lines) pipeline.xadd(key, 'MAXLEN', '~', String(MAX_LOG_ENTRIES), '*', 'line', clip(line));
+    lines.forEach((line, i) => {
+      const fields = at?.[i] ? ['line', clip(line), 'at', at[i]!] : ['line', clip(line)];
+      pipeline.xadd(key, 'MAXLEN', '~', this.maxEntries, '*', ...fields);
+    });
     await pipeline.exec();
   }
 
+  /** The `at` of the last line appended with one (undefined when none was, or the log ended). */
+  async lastAt(instanceId: string): Promise<string | undefined> {
+    const [last] = await this.redis.xrevrange(this.key(instanceId), '+', '-', 'COUNT', 1);
+    if (!last) return undefined;
+    const fields = last[1];
+    const i = fields.indexOf('at');
+    return i >= 0 && i % 2 === 0 ? fields[i + 1] : undefined;
+  }
+
   async end(instanceId: string, outcome: BuildOutcome, reason?: string): Promise<void> {
-    const key = redisKeys.buildLogs(instanceId);
+    const key = this.key(instanceId);
     const fields = reason ? ['end', outcome, 'reason', clip(reason)] : ['end', outcome];
     await this.redis
       .multi()
-      .xadd(key, 'MAXLEN', '~', String(MAX_LOG_ENTRIES), '*', ...fields)
+      .xadd(key, 'MAXLEN', '~', this.maxEntries, '*', ...fields)
       .expire(key, LOG_TTL_SECONDS)
       .exec();
   }
@@ -49,11 +86,11 @@ export class BuildLogStream {
   /** Entries after `afterId` (exclusive); '0' reads from the start. */
   async read(instanceId: string, afterId = '0', count = 10_000): Promise<LogEntry[]> {
     const start = afterId === '0' ? '-' : `(${afterId}`;
-    const rows = await this.redis.xrange(redisKeys.buildLogs(instanceId), start, '+', 'COUNT', count);
+    const rows = await this.redis.xrange(this.key(instanceId), start, '+', 'COUNT', count);
     return rows.map(([id, fields]) => toLogEntry(id, fields));
   }
 
   async exists(instanceId: string): Promise<boolean> {
-    return (await this.redis.exists(redisKeys.buildLogs(instanceId))) === 1;
+    return (await this.redis.exists(this.key(instanceId))) === 1;
   }
 }

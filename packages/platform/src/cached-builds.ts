@@ -1,4 +1,4 @@
-import type { InstanceRecord } from '@codebay/contracts';
+import { mergeWarnings, type InstanceRecord, type PropertyWarning } from '@codebay/contracts';
 import type { Counter } from 'prom-client';
 import type { BuildCache, CacheHit } from './build-cache.ts';
 import type { BuildLogStream } from './build-log.ts';
@@ -37,14 +37,27 @@ export class CachedBuilds {
     return hit;
   }
 
-  /** The fields an instance with build `build` takes on a hit (its status becomes `Cached`). */
-  fields(hit: CacheHit, build: NonNullable<InstanceRecord['build']>): Pick<InstanceRecord, 'devcontainerImage' | 'launch' | 'build'> {
-    return { devcontainerImage: hit.image, launch: hit.launch, build: { ...build, cache: 'hit' } };
+  /**
+   * The fields an instance with build `build` takes on a hit (its status becomes `Cached`):
+   * `warnings` are the instance's own (its config's) then the image's.
+   */
+  fields(
+    hit: CacheHit,
+    build: NonNullable<InstanceRecord['build']>,
+    warnings: readonly PropertyWarning[] = [],
+  ): Pick<InstanceRecord, 'devcontainerImage' | 'launch' | 'build' | 'warnings'> {
+    return { devcontainerImage: hit.image, launch: hit.launch, build: { ...build, cache: 'hit' }, warnings: mergeWarnings(warnings, hit.warnings) };
   }
 
-  /** After the instance went `Cached` with `fields(hit, …)`: its build log says so and ends `cached`, and provisioning is queued. */
-  async settle(instanceId: string, key: string, hit: CacheHit): Promise<void> {
-    await this.deps.logs.append(instanceId, [`codebay: build key ${key}: already built as ${hit.image}; nothing to build`]);
+  /**
+   * After the instance went `Cached` with `fields(hit, …)`: its build log says so (with the
+   * instance's `warnings`, the image's own by default) and ends `cached`, and provisioning is queued.
+   */
+  async settle(instanceId: string, key: string, hit: CacheHit, warnings: readonly PropertyWarning[] = hit.warnings): Promise<void> {
+    await this.deps.logs.append(instanceId, [
+      `codebay: build key ${key}: already built as ${hit.image}; nothing to build`,
+      ...warnings.map((w) => `codebay: warning: ${w.message}`),
+    ]);
     await this.deps.logs.end(instanceId, 'cached');
     await this.deps.jobs.enqueue('provision', { instanceId });
     this.deps.logger.info({ instanceId, key, image: hit.image }, 'build key already built: cached, provisioning queued');

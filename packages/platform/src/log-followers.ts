@@ -1,7 +1,7 @@
-import { redisKeys } from '@codebay/contracts';
+import { redisKeys, type LogKind } from '@codebay/contracts';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { toLogEntry, type LogEntry } from './build-log.ts';
+import { logKey, toLogEntry, type LogEntry } from './build-log.ts';
 
 /** A follower's handle: `close()` stops delivery (idempotent). */
 export interface LogSubscription {
@@ -61,23 +61,23 @@ export class LogFollowers {
     return this.closing.signal;
   }
 
-  /** Followers of one instance's log right now. */
-  count(instanceId: string): number {
-    const key = redisKeys.buildLogs(instanceId);
+  /** Followers of one instance's log (of `kind`) right now. */
+  count(instanceId: string, kind: LogKind = 'build'): number {
+    const key = logKey(kind, instanceId);
     let n = 0;
     for (const f of this.followers) if (f.key === key) n++;
     return n;
   }
 
   /**
-   * Delivers the entries of `instanceId`'s log after `afterId` (exclusive; '0' = from the start),
+   * Delivers the entries of `instanceId`'s log (its build's, or its container's: `kind`) after `afterId` (exclusive; '0' = from the start),
    * in order, each once, in batches as they are read, until the end entry (the last of its
    * batch; the subscription then closes itself) or `close()`. Followers of one stream get
    * the same entry objects: a caller may cache what it derives from them.
    */
-  subscribe(instanceId: string, afterId: string, deliver: (entries: LogEntry[]) => void): LogSubscription {
+  subscribe(instanceId: string, afterId: string, deliver: (entries: LogEntry[]) => void, kind: LogKind = 'build'): LogSubscription {
     if (this.stopped) throw new Error('log followers are closed');
-    const follower: Follower = { key: redisKeys.buildLogs(instanceId), cursor: afterId, deliver };
+    const follower: Follower = { key: logKey(kind, instanceId), cursor: afterId, deliver };
     this.followers.add(follower);
     this.start();
     this.wake();

@@ -4,12 +4,14 @@ import {
   TransientError,
   buildImageRef,
   familyImageRef,
+  mergeWarnings,
   type BuildOutcome,
   type InstanceRecord,
   type InstanceStatus,
   type LaunchConfig,
+  type PropertyWarning,
 } from '@codebay/contracts';
-import { launchFromImageLabels } from '@codebay/devcontainer';
+import { configWarnings, launchFromImageLabels, metadataWarnings, parseMetadataLabel } from '@codebay/devcontainer';
 import {
   createMasker,
   isShutdown,
@@ -94,6 +96,8 @@ interface PushTarget {
   pushRef: string;
   buildEndedAt: string;
   launch: LaunchConfig;
+  /** What the image's features ask of the container that codebay does not grant (`metadataWarnings`). */
+  warnings: PropertyWarning[];
   log: LogBatcher;
   signal: AbortSignal;
 }
@@ -273,10 +277,11 @@ export class BuildInstance {
     const key = record.build!.key;
     const hit = await cachedBuilds.lookup(key, { count, instanceId: record.id });
     if (!hit) return false;
-    const moved = await store.transition(record.id, ['Queued', 'Building'], 'Cached', cachedBuilds.fields(hit, record.build!));
+    const fields = cachedBuilds.fields(hit, record.build!, record.warnings);
+    const moved = await store.transition(record.id, ['Queued', 'Building'], 'Cached', fields);
     if (!moved.ok) return true;
     await log.drain();
-    await cachedBuilds.settle(record.id, key, hit);
+    await cachedBuilds.settle(record.id, key, hit, fields.warnings);
     return true;
   }
 
@@ -344,6 +349,7 @@ export class BuildInstance {
       // symlinks followed on disk, and the build key recomputed from the unpacked files.
       const checked = await workspace.verify(folders, record);
       log.mask = createMasker({ values: secretBuildArgValues(checked.config), paths });
+      for (const w of configWarnings(checked.config)) log.push(`codebay: warning: ${w.message}`);
       await mkdir(join(folders.tmp, 'home'), { recursive: true });
 
       // The last build of this configuration, from where builders push it (see ImageStore.pull).
@@ -389,8 +395,12 @@ export class BuildInstance {
       // What the CLI just built, by ID (the name is this builder's own tag, set by the CLI a moment ago).
       const built = await images.image(pushRef);
       const launch = launchFromImageLabels(built.labels);
+      // What the features ask of the container that codebay does not grant: on the instance and in the log.
+      const warnings = metadataWarnings(parseMetadataLabel(built.labels['devcontainer.metadata']));
+      for (const w of warnings) log.push(`codebay: warning: ${w.message}`);
+      if (warnings.length) await store.patch(id, { warnings: mergeWarnings(record.warnings ?? [], warnings) });
       const offered = await this.offer(record, built.id, launch, log);
-      const target = { record, pushRef, buildEndedAt, launch, log, signal };
+      const target = { record, pushRef, buildEndedAt, launch, warnings, log, signal };
       let pushed: Pushed | undefined;
       try {
         pushed = await this.publish(target);
@@ -435,7 +445,7 @@ export class BuildInstance {
    * Pushes the built image under its key and its family's tag and records key → digest: the
    * build cache only ever names an image the registry holds (docs/security.md).
    */
-  private async publish({ record, pushRef, buildEndedAt, launch, log }: PushTarget): Promise<Pushed> {
+  private async publish({ record, pushRef, buildEndedAt, launch, warnings, log }: PushTarget): Promise<Pushed> {
     const { registries, images, cache, config } = this.deps;
     const { key, family } = record.build!;
     log.push(`codebay: pushing ${pushRef}`);
@@ -445,7 +455,7 @@ export class BuildInstance {
     await images.tag(pushRef, familyPush);
     await images.push(familyPush, () => undefined);
     await images.forgetDigests(pushRef);
-    await cache.record(key, { digest, launch, builtAt: buildEndedAt, builder: config.BUILDER_NAME });
+    await cache.record(key, { digest, launch, warnings, builtAt: buildEndedAt, builder: config.BUILDER_NAME });
     const image = `${registries.pull}/${BUILD_IMAGE_REPOSITORY}@${digest}`;
     log.push(`codebay: pushed ${image}`);
     await log.drain();
@@ -550,6 +560,8 @@ export class BuildInstance {
       pushRef: buildImageRef(registries.push, record.build!.key),
       buildEndedAt: record.buildEndedAt ?? new Date().toISOString(),
       launch: record.launch ?? launchFromImageLabels({}),
+      // The image's own (its features') warnings, as its builder recorded them on the instance.
+      warnings: (record.warnings ?? []).filter((w) => w.property.startsWith('features[')),
       log,
       signal,
     };

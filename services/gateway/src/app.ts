@@ -20,6 +20,8 @@ export interface GatewayDeps {
   redis: Redis;
   store: InstanceStore;
   logs: BuildLogStream;
+  /** The instances' own logs (kind `instance`). */
+  instanceLogs: BuildLogStream;
   followers: LogFollowers;
   artifacts: ArtifactStore;
   instances: InstanceService;
@@ -106,7 +108,14 @@ export function createApp(deps: GatewayDeps): Express {
     });
     app.use(['/api', '/instances'], allowCors);
   }
-  const api = apiRouter({ config: deps.config, uploadDir: deps.artifacts.incomingDir, instances: deps.instances, logs: deps.logs, followers: deps.followers });
+  const api = apiRouter({
+    config: deps.config,
+    uploadDir: deps.artifacts.incomingDir,
+    instances: deps.instances,
+    logs: deps.logs,
+    instanceLogs: deps.instanceLogs,
+    followers: deps.followers,
+  });
   const auth = requireApiToken(deps.tokens);
   app.use('/api', auth, api);
   app.use('/', auth, api);

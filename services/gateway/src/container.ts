@@ -1,4 +1,5 @@
 import {
+  BuildLogStream,
   ArtifactStore,
   BuildCache,
   CachedBuilds,
@@ -116,6 +117,7 @@ export function gatewayContainer(config: GatewayConfig): DependencyContainer {
     redis: get(T.redis),
     store: get(T.store),
     logs: get(T.logs),
+    instanceLogs: new BuildLogStream(get(T.redis), 'instance'),
     followers: get(T.followers),
     artifacts: get(T.artifacts),
     instances: get(T.instances),

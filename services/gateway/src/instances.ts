@@ -9,10 +9,11 @@ import {
   type CreateFields,
   type InstanceRecord,
   type CreateSimpleRequest,
+  type PropertyWarning,
   type QueuePlace,
   type SourceKind,
 } from '@codebay/contracts';
-import { baseImageOf, imageRefProblem, planBuild } from '@codebay/devcontainer';
+import { baseImageOf, configWarnings, imageRefProblem, planBuild } from '@codebay/devcontainer';
 import { hashToken, inspectWorkspaceArchive, type ArtifactStore, type CachedBuilds, type InstanceStore, type JobQueues, type Logger } from '@codebay/platform';
 import { readFile, rm } from 'node:fs/promises';
 import type { GatewayConfig } from './config.ts';
@@ -46,6 +47,8 @@ interface NewInstance {
   artifact: string | null;
   /** The build key of what was uploaded and the config's own hash (`BuildKey.family`). */
   build?: { key: string; family: string };
+  /** The config's properties accepted but not applied as written (`configWarnings`). */
+  warnings?: PropertyWarning[];
 }
 
 /** Picks the editor version for a request, or says which ones exist. */
@@ -197,7 +200,16 @@ export class InstanceService {
     const { vscodeVersion } = await this.prepare(fields, userId, source);
     const artifact = await this.deps.artifacts.adopt(upload.path, upload.sha256);
     const build = { key: plan.key.key, family: plan.key.family };
-    return this.createRecord({ fields, userId, vscodeVersion, source, baseImage: baseImageOf(plan.config), artifact, build });
+    return this.createRecord({
+      fields,
+      userId,
+      vscodeVersion,
+      source,
+      baseImage: baseImageOf(plan.config),
+      artifact,
+      build,
+      warnings: configWarnings(plan.config),
+    });
   }
 
   /** Stores the record and queues its first job (a cache hit goes straight to provisioning). */
@@ -226,12 +238,15 @@ export class InstanceService {
         now,
       );
       if (build) candidate.build = build;
-      if (hit && build) Object.assign(candidate, { status: 'Cached', ...cachedBuilds.fields(hit, build) });
+      if (input.warnings?.length) candidate.warnings = input.warnings;
+      if (hit && build) {
+        Object.assign(candidate, { status: 'Cached', ...cachedBuilds.fields(hit, build, candidate.warnings) });
+      }
       if (await this.store.create(candidate)) record = candidate;
     }
     if (!record) throw new Error('could not allocate a unique instance id');
     try {
-      if (hit) await cachedBuilds.settle(record.id, input.build!.key, hit);
+      if (hit) await cachedBuilds.settle(record.id, input.build!.key, hit, record.warnings ?? []);
       else await this.jobs.enqueue(input.source === 'simple' ? 'provision' : 'build', { instanceId: record.id });
     } catch (err) {
       // The record exists but no job does: say so on the record instead of leaving it waiting forever.

@@ -1,4 +1,5 @@
 import {
+  BuildLogStream,
   PLATFORM,
   dockerFromHost,
   provide,
@@ -14,6 +15,7 @@ import {
 import { Counter, Histogram } from 'prom-client';
 import type { ProvisionerConfig } from './config.ts';
 import { DeprovisionInstance } from './deprovision-instance.ts';
+import { InstanceLogMirror } from './instance-log.ts';
 import { ProvisionInstance } from './provision-instance.ts';
 import { Reconciler } from './reconciler.ts';
 import { DOCKER_EDITOR_PORT } from './runtime/docker-driver.ts';
@@ -31,6 +33,10 @@ const OWN = {
   reconciler: token<Reconciler>('reconciler'),
   /** Docker runtime only: keeps Running records true to their editor containers. */
   dockerReconciler: token<DockerReconciler>('docker reconciler'),
+  /** Instances' container logs → their instance log streams and lifecycle states. */
+  instanceLogs: token<InstanceLogMirror>('instance log mirror'),
+  /** The instance log streams (`codebay:instance:<id>:logs`). */
+  instanceLogStream: token<BuildLogStream>('instance log stream'),
   /** `codebay_reconcile_actions_total{action}`, shared by both reconcilers. */
   reconcileActions: token<Counter<'action'>>('reconcile actions'),
 };
@@ -65,6 +71,12 @@ export function provisionerContainer(config: ProvisionerConfig): DependencyConta
     }
     return runtime;
   });
+  provide(c, T.instanceLogStream, () => new BuildLogStream(get(T.redis), 'instance'));
+  provide(
+    c,
+    T.instanceLogs,
+    () => new InstanceLogMirror({ store: get(T.store), logs: get(T.instanceLogStream), driver: get(T.runtime).driver, logger: get(T.logger) }),
+  );
   provide(
     c,
     T.provision,
@@ -73,6 +85,7 @@ export function provisionerContainer(config: ProvisionerConfig): DependencyConta
         store: get(T.store),
         driver: get(T.runtime).driver,
         logger: get(T.logger),
+        instanceLogs: get(T.instanceLogs),
         duration: new Histogram({
           name: 'codebay_provision_duration_seconds',
           help: 'Time from claiming an instance to its editor answering, by outcome',
@@ -107,6 +120,7 @@ export function provisionerContainer(config: ProvisionerConfig): DependencyConta
         driver: get(T.runtime).driver,
         logger: get(T.logger),
         deletedTtlSeconds: config.DELETED_RECORD_TTL_SECONDS,
+        instanceLogs: get(T.instanceLogs),
       }),
   );
   provide(

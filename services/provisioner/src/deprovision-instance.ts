@@ -1,5 +1,6 @@
 import { PermanentError } from '@codebay/contracts';
 import type { InstanceStore, Logger } from '@codebay/platform';
+import type { InstanceLogMirror } from './instance-log.ts';
 import type { RuntimeDriver } from './runtime/driver.ts';
 
 /** Deleting → Deleted: removes everything the instance owns but the user's shared storage. */
@@ -9,6 +10,8 @@ export interface DeprovisionInstanceDeps {
   logger: Logger;
   /** How long a Deleted record stays readable, s. */
   deletedTtlSeconds: number;
+  /** The instance log mirror: the instance's log ends `deleted` (then expires). */
+  instanceLogs?: InstanceLogMirror;
 }
 
 export class DeprovisionInstance {
@@ -16,9 +19,10 @@ export class DeprovisionInstance {
   private readonly driver: RuntimeDriver;
   private readonly logger: Logger;
   private readonly deletedTtlSeconds: number;
+  private readonly instanceLogs: DeprovisionInstanceDeps['instanceLogs'];
 
   constructor(deps: DeprovisionInstanceDeps) {
-    ({ store: this.store, driver: this.driver, logger: this.logger, deletedTtlSeconds: this.deletedTtlSeconds } = deps);
+    ({ store: this.store, driver: this.driver, logger: this.logger, deletedTtlSeconds: this.deletedTtlSeconds, instanceLogs: this.instanceLogs } = deps);
   }
 
   /**
@@ -38,6 +42,9 @@ export class DeprovisionInstance {
       return;
     }
     await this.driver.deprovision(record);
+    await this.instanceLogs
+      ?.end(instanceId, 'deleted')
+      .catch((err: Error) => this.logger.warn({ instanceId, err: err.message }, 'instance log: could not end it'));
     const done = await this.store.transition(instanceId, ['Deleting'], 'Deleted', { deletedAt: new Date().toISOString(), runtime: null });
     if (done.ok) await this.store.expireDeleted(instanceId, record.userId, this.deletedTtlSeconds);
     this.logger.info({ instanceId }, 'instance deleted');

@@ -11,6 +11,12 @@ const jobs = resolve(c, T.jobs);
 const runtime = resolve(c, T.runtime);
 await runtime.driver.start?.();
 const provision = resolve(c, T.provision);
+// The Running instances' logs, followed again from where this deployment's last provisioner left them.
+const instanceLogs = resolve(c, T.instanceLogs);
+instanceLogs
+  .resume(config.CODEBAY_RUNTIME)
+  .then((n) => logger.info({ instances: n }, 'instance logs: following the running instances'))
+  .catch((err: Error) => logger.warn({ err: err.message }, 'instance logs: could not resume'));
 const deprovision = resolve(c, T.deprovision);
 
 const workers = startWorkers(
@@ -67,6 +73,7 @@ installShutdown(
     // Stop taking jobs; one running gets the grace period, then goes back to its queue.
     () => workers.close(config.SHUTDOWN_GRACE_SECONDS * 1000),
     async () => runtime.driver.stop?.(),
+    async () => instanceLogs.close(),
     () => jobs.close(),
     () => new Promise<void>((done) => ops.close(() => done())),
     () => redis.quit(),

@@ -1,6 +1,7 @@
 import { PermanentError, TransientError, type InstanceRecord, type InstanceStatus } from '@codebay/contracts';
 import { createMasker, isShutdown, type InstanceStore, type Logger } from '@codebay/platform';
 import type { Histogram } from 'prom-client';
+import type { InstanceLogMirror } from './instance-log.ts';
 import type { RuntimeDriver } from './runtime/driver.ts';
 import { timeToEditor } from './time-to-editor.ts';
 
@@ -28,6 +29,8 @@ export interface ProvisionInstanceDeps {
   duration: Histogram<'outcome'>;
   /** `codebay_time_to_editor_seconds{cache}` and `codebay_instance_phase_duration_seconds{phase,cache}`, at an instance's first Running. */
   timeToEditor?: { total: Histogram<'cache'>; phases: Histogram<'phase' | 'cache'> };
+  /** Mirrors the container's log into the instance log and its lifecycle lines into the record, from its start. */
+  instanceLogs?: InstanceLogMirror;
 }
 
 export class ProvisionInstance {
@@ -36,9 +39,17 @@ export class ProvisionInstance {
   private readonly logger: Logger;
   private readonly duration: Histogram<'outcome'>;
   private readonly timeToEditor: ProvisionInstanceDeps['timeToEditor'];
+  private readonly instanceLogs: InstanceLogMirror | undefined;
 
   constructor(deps: ProvisionInstanceDeps) {
-    ({ store: this.store, driver: this.driver, logger: this.logger, duration: this.duration, timeToEditor: this.timeToEditor } = deps);
+    ({
+      store: this.store,
+      driver: this.driver,
+      logger: this.logger,
+      duration: this.duration,
+      timeToEditor: this.timeToEditor,
+      instanceLogs: this.instanceLogs,
+    } = deps);
   }
 
   /**
@@ -71,6 +82,18 @@ export class ProvisionInstance {
     return local && !record.devcontainerImage && (await this.driver.holdsImage?.(local.id)) ? ['Building', 'Built'] : undefined;
   }
 
+  /**
+   * The lifecycle command the editor was still waiting for when provisioning failed, said first
+   * in the reason (`the editor waits for postStartCommand (waitFor), which was still running: …`),
+   * from the lines the instance log mirror read; undefined when none was running.
+   */
+  private async stillRunning(instanceId: string): Promise<string | undefined> {
+    const lifecycle = (await this.store.get(instanceId).catch(() => null))?.lifecycle;
+    const running = Object.entries(lifecycle?.commands ?? {}).find(([, c]) => c.state === 'running');
+    if (!lifecycle || !running) return undefined;
+    return `the editor waits for ${lifecycle.waitFor} (waitFor), and ${running[0]} was still running: `;
+  }
+
   async run({ instanceId, attempt, maxAttempts, signal }: ProvisionAttempt): Promise<void> {
     const record = await this.store.get(instanceId);
     if (!record) throw new PermanentError(`instance ${instanceId} has no record`);
@@ -87,7 +110,9 @@ export class ProvisionInstance {
     const started = Date.now();
     try {
       const { runtime, workspaceSeeded } = await this.driver.provision(record, signal);
-      await this.store.patch(instanceId, { runtime, workspaceSeeded, containerStartedAt: new Date().toISOString() });
+      // A new container: its lifecycle starts again (lines the old one left are in the log already).
+      await this.store.patch(instanceId, { runtime, workspaceSeeded, containerStartedAt: new Date().toISOString(), lifecycle: null });
+      this.instanceLogs?.follow(record, runtime);
       await this.driver.waitReady(record, runtime, signal);
       const running = await this.store.transition(instanceId, ['Provisioning'], 'Running', { runtime, runningAt: new Date().toISOString() });
       if (!running.ok) {
@@ -113,7 +138,7 @@ export class ProvisionInstance {
         throw err;
       }
       // Shown to the user (`error`): credential-shaped strings from the container's own log are masked.
-      const reason = mask((err as Error).message);
+      const reason = mask(`${(await this.stillRunning(instanceId)) ?? ''}${(err as Error).message}`);
       const willRetry = !(err instanceof PermanentError) && attempt < maxAttempts;
       if (willRetry) {
         this.logger.warn({ instanceId, attempt, reason }, 'provisioning failed, will retry');
@@ -123,6 +148,8 @@ export class ProvisionInstance {
       // An instance that ran before keeps what it has (its /workspace above all) until it is deleted.
       if (!record.runningAt) await this.driver.deprovision(record).catch(() => undefined);
       const failed = await this.store.transition(instanceId, ['Provisioning'], 'Failed', { failure: { phase: 'provision', reason } });
+      // Its log stays readable (the launcher's and the editor's lines up to the failure).
+      if (failed.ok) await this.instanceLogs?.end(instanceId, 'failure', reason).catch(() => undefined);
       this.logger.warn({ instanceId, reason, recorded: failed.ok }, 'provisioning failed');
       throw new PermanentError(reason);
     }

@@ -1,4 +1,4 @@
-import { TooManyRequestsError, type InstanceRecord } from '@codebay/contracts';
+import { TooManyRequestsError, type InstanceRecord, type LogKind } from '@codebay/contracts';
 import type { LogEntry, LogFollowers } from '@codebay/platform';
 import type { Request, Response } from 'express';
 
@@ -24,15 +24,16 @@ function sseEvent(entry: LogEntry): string {
 }
 
 /**
- * Serves a build's log stream as Server-Sent Events until its end entry, resuming
- * after `Last-Event-ID` (or `?after=`). Simple instances have no build: one end event says so.
+ * Serves an instance's log stream of `kind` (its build's, or its container's) as Server-Sent
+ * Events until its end entry, resuming after `Last-Event-ID` (or `?after=`). Simple instances
+ * have no build: one end event says so.
  * Entries come from the process's shared reader (one Redis connection for all followers).
  * A client that stops reading is cut off once MAX_UNREAD_BYTES wait for it (the gateway's
  * memory is everyone's), and an instance has at most MAX_FOLLOWERS_PER_INSTANCE (429).
  */
-export async function followBuildLogs(req: Request, res: Response, record: InstanceRecord, followers: LogFollowers): Promise<void> {
-  if (followers.count(record.id) >= MAX_FOLLOWERS_PER_INSTANCE) {
-    throw new TooManyRequestsError(`instance ${record.id} already has ${MAX_FOLLOWERS_PER_INSTANCE} build-log followers; close one first`);
+export async function followBuildLogs(req: Request, res: Response, record: InstanceRecord, followers: LogFollowers, kind: LogKind = 'build'): Promise<void> {
+  if (followers.count(record.id, kind) >= MAX_FOLLOWERS_PER_INSTANCE) {
+    throw new TooManyRequestsError(`instance ${record.id} already has ${MAX_FOLLOWERS_PER_INSTANCE} ${kind}-log followers; close one first`);
   }
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
@@ -41,7 +42,7 @@ export async function followBuildLogs(req: Request, res: Response, record: Insta
     'x-accel-buffering': 'no',
   });
   res.write(`retry: 2000\n\n`);
-  if (record.source === 'simple') {
+  if (kind === 'build' && record.source === 'simple') {
     res.write(`event: end\ndata: ${JSON.stringify({ outcome: 'skipped', reason: 'simple instances have no build' })}\n\n`);
     res.end();
     return;
@@ -50,12 +51,17 @@ export async function followBuildLogs(req: Request, res: Response, record: Insta
   const cursor = /^[0-9]+(-[0-9]+)?$/.test(after) ? after : '0';
   const heartbeat = setInterval(() => res.write(`: keep-alive\n\n`), HEARTBEAT_MS);
   await new Promise<void>((resolve) => {
-    const subscription = followers.subscribe(record.id, cursor, (entries) => {
-      // One write per batch: a build's lines arrive in bursts.
-      res.write(entries.map(sseEvent).join(''));
-      if (entries.at(-1)?.kind === 'end') finish();
-      else if (res.writableLength > MAX_UNREAD_BYTES) finish(true);
-    });
+    const subscription = followers.subscribe(
+      record.id,
+      cursor,
+      (entries) => {
+        // One write per batch: a build's lines arrive in bursts.
+        res.write(entries.map(sseEvent).join(''));
+        if (entries.at(-1)?.kind === 'end') finish();
+        else if (res.writableLength > MAX_UNREAD_BYTES) finish(true);
+      },
+      kind,
+    );
     function finish(cutOff = false) {
       subscription.close();
       clearInterval(heartbeat);

@@ -131,6 +131,25 @@ export function openApiDocument(publicUrl: string): Json {
           },
         },
       },
+      '/instances/{id}/logs': {
+        get: {
+          summary:
+            'The instance’s own log: the launcher, the lifecycle commands (onCreateCommand … postAttachCommand) and the editor, from its container; kept after a failure or a delete (7 days). `follow=1` (or Accept: text/event-stream) streams it as Server-Sent Events',
+          parameters: [
+            idParam,
+            { name: 'follow', in: 'query', required: false, schema: { type: 'string', enum: ['1', 'true'] } },
+            { name: 'after', in: 'query', required: false, schema: { type: 'string' }, description: 'Resume after this event id (or Last-Event-ID)' },
+          ],
+          responses: {
+            '200': {
+              description: 'The log so far, or a live stream (ends with an `end` event when the instance failed or was deleted)',
+              content: { 'application/json': { schema: ref('BuildLogs') }, 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            '401': ERRORS['401'],
+            '404': ERRORS['404'],
+          },
+        },
+      },
       '/seed/instances/{id}': {
         get: {
           ...open,
@@ -199,6 +218,34 @@ export function openApiDocument(publicUrl: string): Json {
               description:
                 'Something that went wrong without stopping the instance: its image’s push failed after it started from the image its builder built (the image is not in the build cache)',
             },
+            warnings: {
+              type: 'array',
+              description:
+                'devcontainer.json properties accepted but not applied as written (docs/conformance.md), and lifecycle commands that failed; shown in the build log too',
+              items: { type: 'object', required: ['property', 'message'], properties: { property: { type: 'string' }, message: { type: 'string' } } },
+            },
+            lifecycle: {
+              type: ['object', 'null'],
+              description: 'The lifecycle commands of the instance’s last start, as its launcher reported them (null until one ran)',
+              properties: {
+                wait_for: { type: 'string', description: 'The command the editor waited for (waitFor; default updateContentCommand)' },
+                commands: {
+                  type: 'object',
+                  additionalProperties: {
+                    type: 'object',
+                    properties: {
+                      state: { type: 'string', enum: ['running', 'succeeded', 'failed', 'skipped'] },
+                      exit_code: { type: ['integer', 'null'] },
+                      duration_ms: { type: ['integer', 'null'] },
+                      at: { type: 'string', format: 'date-time' },
+                    },
+                  },
+                },
+                ended: { type: 'boolean', description: 'postStartCommand ended: every command of the start ran (postAttachCommand runs per session)' },
+                ok: { type: 'boolean', description: 'false once a command failed; the ones after it were skipped' },
+              },
+            },
+            logs_url: { type: 'string', description: 'The instance’s own log (GET /api/instances/{id}/logs)' },
             vscode_version: { type: 'string' },
             created_at: { type: 'string', format: 'date-time' },
             timings: { type: 'object', additionalProperties: { type: ['string', 'null'] } },

@@ -13,7 +13,28 @@ export interface ApiDeps {
   uploadDir: string;
   instances: InstanceService;
   logs: BuildLogStream;
+  /** The instances' own logs (BuildLogStream of kind `instance`). */
+  instanceLogs: BuildLogStream;
   followers: LogFollowers;
+}
+
+/** `?follow=1`, `?follow=true` or `Accept: text/event-stream`: the log as Server-Sent Events. */
+function wantsFollow(req: Request): boolean {
+  return req.query.follow === '1' || req.query.follow === 'true' || (req.get('accept') ?? '').includes('text/event-stream');
+}
+
+/** A log read whole: `{instance_id, status, logs (the text), lines [{id, text}], finished {outcome, reason} | null}`. */
+async function logBody(record: InstanceRecord, stream: BuildLogStream) {
+  const entries = await stream.read(record.id);
+  const lines = entries.flatMap((e) => (e.kind === 'line' ? [e.line] : []));
+  const end = entries.find((e) => e.kind === 'end');
+  return {
+    instance_id: record.id,
+    status: record.status,
+    logs: lines.map((l) => l.text).join('\n'),
+    lines,
+    finished: end?.kind === 'end' ? { outcome: end.end.outcome, reason: end.end.reason ?? null } : null,
+  };
 }
 
 /** Multipart form fields arrive as strings; empty ones count as absent. */
@@ -41,7 +62,7 @@ function idParam(req: Request): string {
 
 /** The REST API (mounted at `/` and at `/api`). Each route parses, calls one service method and maps the result. */
 export function apiRouter(deps: ApiDeps): Router {
-  const { config, uploadDir, instances, logs, followers } = deps;
+  const { config, uploadDir, instances, logs, instanceLogs, followers } = deps;
   const router = Router();
   const respond = (r: InstanceRecord, queue: QueuePlace | null = null) =>
     toInstanceResponse(r, config.publicUrl, config.origins, instances.accessToken(r), queue);
@@ -82,6 +103,13 @@ export function apiRouter(deps: ApiDeps): Router {
     res.json(await respondWithQueue(await instances.get(idParam(req), callerOf(res.locals))));
   });
 
+  // The instance's own log: launcher, lifecycle commands, editor (mirrored by the provisioner from its container).
+  router.get('/instances/:id/logs', async (req, res) => {
+    const record = await instances.get(idParam(req), callerOf(res.locals));
+    if (wantsFollow(req)) return followBuildLogs(req, res, record, followers, 'instance');
+    res.json(await logBody(record, instanceLogs));
+  });
+
   router.get('/instances/:id/build-status', async (req, res) => {
     const record = await instances.get(idParam(req), callerOf(res.locals));
     res.json({ instance_id: record.id, status: record.status, error: record.failure?.reason ?? null, phase: record.failure?.phase ?? null });
@@ -89,18 +117,8 @@ export function apiRouter(deps: ApiDeps): Router {
 
   router.get('/instances/:id/build-logs', async (req, res) => {
     const record = await instances.get(idParam(req), callerOf(res.locals));
-    const follow = req.query.follow === '1' || req.query.follow === 'true' || (req.get('accept') ?? '').includes('text/event-stream');
-    if (follow) return followBuildLogs(req, res, record, followers);
-    const entries = await logs.read(record.id);
-    const lines = entries.flatMap((e) => (e.kind === 'line' ? [e.line] : []));
-    const end = entries.find((e) => e.kind === 'end');
-    res.json({
-      instance_id: record.id,
-      status: record.status,
-      logs: lines.map((l) => l.text).join('\n'),
-      lines,
-      finished: end?.kind === 'end' ? { outcome: end.end.outcome, reason: end.end.reason ?? null } : null,
-    });
+    if (wantsFollow(req)) return followBuildLogs(req, res, record, followers);
+    res.json(await logBody(record, logs));
   });
 
   router.delete('/instances/:id', async (req, res) => {

@@ -25,6 +25,7 @@ import { get as httpGet } from 'node:http';
 import { PassThrough } from 'node:stream';
 import type { EditorBundles } from '../editor-bundles.ts';
 import type { Provisioned, RuntimeDriver } from './driver.ts';
+import { readTimestampedLines, timestampNanos } from './log-lines.ts';
 import { lastLogLines } from './log-tail.ts';
 
 export interface DockerDriverDeps {
@@ -469,6 +470,42 @@ export class DockerDriver implements RuntimeDriver {
       if (signal.aborted) onAbort();
       else probe();
     });
+  }
+
+  async followLog(
+    record: InstanceRecord,
+    runtime: RuntimeInfo,
+    since: string | undefined,
+    onLine: (at: string, text: string) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const container = this.docker.getContainer(runtime.containerId ?? this.names.container(record.id));
+    // Docker's `since` is whole seconds: the lines of that second before `since` are left out by readTimestampedLines.
+    const nanos = since === undefined ? undefined : timestampNanos(since);
+    const sinceSeconds = nanos === undefined ? 0 : Number(nanos / 1_000_000_000n);
+    const log = (await container.logs({
+      follow: true,
+      stdout: true,
+      stderr: true,
+      timestamps: true,
+      since: sinceSeconds,
+    })) as unknown as NodeJS.ReadableStream & {
+      destroy(): void;
+    };
+    const lines = new PassThrough();
+    this.docker.modem.demuxStream(log, lines, lines);
+    log.once('end', () => lines.end());
+    const onAbort = () => {
+      log.destroy();
+      lines.end();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await readTimestampedLines(lines, since, onLine);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      log.destroy();
+    }
   }
 
   /**

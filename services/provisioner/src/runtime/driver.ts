@@ -23,6 +23,19 @@ export interface RuntimeDriver {
   holdsImage?(imageId: string): Promise<boolean>;
   /** Resolves once the editor answers; throws with the reason when it never will. */
   waitReady(record: InstanceRecord, runtime: RuntimeInfo, signal: AbortSignal): Promise<void>;
+  /**
+   * Follows the instance container's log (stdout and stderr, in order) from `since` (an RFC 3339
+   * timestamp a line of it carried; lines at or before it are left out), calling `onLine` with each
+   * line's timestamp and text. Resolves when the log ends (the container stopped or is gone) or
+   * `signal` aborts; rejects when the runtime cannot be asked.
+   */
+  followLog?(
+    record: InstanceRecord,
+    runtime: RuntimeInfo,
+    since: string | undefined,
+    onLine: (at: string, text: string) => void,
+    signal: AbortSignal,
+  ): Promise<void>;
   /** Removes everything the instance owns except the user's shared storage. */
   deprovision(record: InstanceRecord): Promise<void>;
   /** Anything to ready before the first job (optional). */

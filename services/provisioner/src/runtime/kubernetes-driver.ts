@@ -4,6 +4,7 @@ import {
   AppsV1Api,
   CoreV1Api,
   KubernetesObjectApi,
+  Log,
   PatchStrategy,
   Watch,
   type KubeConfig,
@@ -13,7 +14,10 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { RuntimeInventory } from '../reconciler.ts';
+import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Provisioned, RuntimeDriver } from './driver.ts';
+import { readTimestampedLines } from './log-lines.ts';
 import { podVerdict, type PodVerdict } from './pod-verdict.ts';
 import { EDITOR_PORT, FIELD_MANAGER, LABELS, instanceObjects, k8sNames, rootObject, sharedVolume, type KubernetesLayout } from './kubernetes-objects.ts';
 
@@ -125,6 +129,57 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
     const dep: V1Deployment = await this.apps.readNamespacedDeployment({ name: k8sNames.deployment(id), namespace: this.layout.namespace });
     const failure = dep.status?.conditions?.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
     return failure ? `${failure.reason ?? 'ReplicaFailure'}: ${failure.message ?? ''}`.trim() : undefined;
+  }
+
+  /**
+   * The instance's editor pod once its container has started (the newest, when a rollout makes
+   * a second), polled every second until `deadline` (ms since the epoch); undefined past it.
+   */
+  private async startedPod(id: string, deadline: number, signal: AbortSignal): Promise<string | undefined> {
+    const labelSelector = `${LABELS.instance}=${id},${LABELS.component}=editor`;
+    while (Date.now() < deadline && !signal.aborted) {
+      this.requests++;
+      const pods = await this.core.listNamespacedPod({ namespace: this.layout.namespace, labelSelector }).catch(() => undefined);
+      const started = (pods?.items ?? [])
+        .filter((p) => p.status?.containerStatuses?.some((c) => c.name === 'editor' && (c.state?.running || c.state?.terminated)))
+        .sort((a, b) => String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? '')));
+      if (started[0]?.metadata?.name) return started[0].metadata.name;
+      await sleep(1_000, undefined, { signal }).catch(() => undefined);
+    }
+    return undefined;
+  }
+
+  /**
+   * Follows the editor container's log of the instance's pod (`GET …/pods/<pod>/log?follow&timestamps`),
+   * once it started (waiting up to the readiness deadline for it). Ends with the container.
+   */
+  async followLog(
+    record: InstanceRecord,
+    _runtime: RuntimeInfo,
+    since: string | undefined,
+    onLine: (at: string, text: string) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const pod = await this.startedPod(record.id, Date.now() + this.readyTimeoutMs, signal);
+    if (!pod || signal.aborted) return;
+    const out = new PassThrough();
+    this.requests++;
+    const controller = await new Log(this.kc).log(this.layout.namespace, pod, 'editor', out, {
+      follow: true,
+      timestamps: true,
+      ...(since ? { sinceTime: since } : {}),
+    });
+    const onAbort = () => {
+      controller.abort();
+      out.end();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await readTimestampedLines(out, since, onLine);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      controller.abort();
+    }
   }
 
   /** Watches the instance's pods until one is Ready, or the reason it never will be, or the deadline. */

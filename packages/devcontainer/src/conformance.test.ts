@@ -1,0 +1,109 @@
+import { UnprocessableError } from '@codebay/contracts';
+import { describe, expect, it } from 'vitest';
+import { checkRefused, configWarnings, metadataWarnings } from './conformance.ts';
+import { checkSchema } from './schema.ts';
+import { mergeMetadata } from './merge.ts';
+
+describe('configWarnings', () => {
+  it('names every property codebay accepts without applying it, in the config’s order', () => {
+    const warnings = configWarnings({
+      image: 'debian:bookworm',
+      forwardPorts: [3000],
+      appPort: 8000,
+      runArgs: ['--init'],
+      mounts: ['source=x,target=/x,type=volume'],
+      capAdd: ['SYS_PTRACE'],
+      init: true,
+      initializeCommand: 'echo',
+      overrideCommand: false,
+      updateRemoteUserUID: true,
+      userEnvProbe: 'loginInteractiveShell',
+      workspaceFolder: '/src/app',
+      customizations: { jetbrains: {}, vscode: {} },
+    });
+    expect(warnings.map((w) => w.property)).toEqual([
+      'forwardPorts',
+      'appPort',
+      'runArgs',
+      'mounts',
+      'capAdd',
+      'init',
+      'initializeCommand',
+      'overrideCommand',
+      'updateRemoteUserUID',
+      'userEnvProbe',
+      'workspaceFolder',
+      'customizations.jetbrains',
+    ]);
+    for (const w of warnings) expect(w.message.startsWith(`${w.property}: `)).toBe(true);
+  });
+
+  it('says nothing of values that change nothing', () => {
+    expect(
+      configWarnings({
+        image: 'debian:bookworm',
+        forwardPorts: [],
+        runArgs: [],
+        init: false,
+        overrideCommand: true,
+        updateRemoteUserUID: false,
+        userEnvProbe: 'none',
+        workspaceFolder: '/workspace/',
+        customizations: { vscode: { extensions: [] } },
+      }),
+    ).toEqual([]);
+  });
+
+  it('says build.target is only partly applied (the classic builder builds every stage)', () => {
+    expect(configWarnings({ build: { dockerfile: 'Dockerfile', target: 'dev' } })).toEqual([
+      { property: 'build.target', message: expect.stringMatching(/^build.target: partly applied/) },
+    ]);
+  });
+});
+
+describe('metadataWarnings', () => {
+  it('names the feature that asks for what instances never get', () => {
+    const entries = [
+      {
+        id: 'ghcr.io/devcontainers/features/docker-in-docker:2',
+        privileged: true,
+        entrypoint: '/usr/local/share/docker-init.sh',
+        mounts: [{ source: 'dind', target: '/var/lib/docker', type: 'volume' }],
+      },
+      { id: 'ghcr.io/devcontainers/features/node:1' },
+      { remoteUser: 'vscode', privileged: true },
+    ];
+    expect(metadataWarnings(entries).map((w) => w.property)).toEqual([
+      'features["ghcr.io/devcontainers/features/docker-in-docker:2"].privileged',
+      'features["ghcr.io/devcontainers/features/docker-in-docker:2"].entrypoint',
+      'features["ghcr.io/devcontainers/features/docker-in-docker:2"].mounts',
+    ]);
+  });
+});
+
+describe('checkRefused', () => {
+  it('refuses privileged: true, naming it', () => {
+    expect(() => checkRefused({ image: 'x', privileged: true })).toThrow(UnprocessableError);
+    expect(() => checkRefused({ image: 'x', privileged: true })).toThrow(/privileged: instances never run privileged/);
+    expect(() => checkRefused({ image: 'x', privileged: false })).not.toThrow();
+  });
+});
+
+describe('extensions', () => {
+  it('accepts the spec’s opt-out form -publisher.name', () => {
+    expect(() => checkSchema({ image: 'x', customizations: { vscode: { extensions: ['-ms-python.python', 'ms-python.python@2024.1.0'] } } })).not.toThrow();
+    expect(() => checkSchema({ image: 'x', customizations: { vscode: { extensions: ['--ms-python.python'] } } })).toThrow(/extension id/);
+  });
+});
+
+describe('mergeMetadata (lifecycle)', () => {
+  it('collects postAttachCommand in order and takes the last waitFor', () => {
+    const merged = mergeMetadata([
+      { id: 'feature', postAttachCommand: 'echo feature', waitFor: 'onCreateCommand' },
+      { postAttachCommand: ['echo', 'config'], waitFor: 'postCreateCommand' },
+      { waitFor: 'not-a-stage' },
+    ]);
+    expect(merged.postAttachCommands).toEqual(['echo feature', ['echo', 'config']]);
+    expect(merged.waitFor).toBe('postCreateCommand');
+  });
+});

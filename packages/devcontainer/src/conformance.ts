@@ -1,0 +1,161 @@
+import { UnprocessableError, type PropertyWarning } from '@codebay/contracts';
+import type { DevcontainerConfig } from './parse.ts';
+
+/**
+ * What codebay does with the devcontainer.json properties it accepts but does not apply as
+ * the reference tools do (the Dev Containers spec, containers.dev/implementors/json_reference):
+ * each becomes a warning on the instance and in its build log, so nothing is silently ignored.
+ * Properties whose absence would make the instance wrong are refused instead (`checkRefused`).
+ * The full table, one row per property with its test, is docs/conformance.md.
+ */
+
+const isSet = (v: unknown) => v !== undefined && v !== null;
+/** Set to something: a number, true, or a non-empty string, array or object. */
+const nonEmpty = (v: unknown) =>
+  typeof v === 'number' ||
+  v === true ||
+  (Array.isArray(v) ? v.length > 0 : typeof v === 'string' ? v.length > 0 : isSet(v) && typeof v === 'object' && Object.keys(v).length > 0);
+
+interface Rule {
+  property: string;
+  /** True when the config's value is one codebay does not apply. */
+  applies: (value: unknown) => boolean;
+  message: string;
+}
+
+const PORTS = 'codebay serves the editor only; ports in the instance are not forwarded';
+
+/** Properties of a devcontainer.json (or a feature's or image's metadata) that codebay accepts and does not apply. */
+const IGNORED: readonly Rule[] = [
+  { property: 'forwardPorts', applies: nonEmpty, message: `not forwarded: ${PORTS}` },
+  { property: 'appPort', applies: nonEmpty, message: `not published: ${PORTS}` },
+  { property: 'portsAttributes', applies: nonEmpty, message: `not used: ${PORTS}` },
+  { property: 'otherPortsAttributes', applies: nonEmpty, message: `not used: ${PORTS}` },
+  {
+    property: 'mounts',
+    applies: nonEmpty,
+    message: 'not mounted: an instance has its own /workspace and its user’s /shared, nothing else (no host path, no other volume)',
+  },
+  { property: 'runArgs', applies: nonEmpty, message: 'not passed: instances run with codebay’s own container settings, not docker run flags' },
+  {
+    property: 'capAdd',
+    applies: nonEmpty,
+    message: 'not granted: instances run with the runtime’s default capabilities (a debugger that needs SYS_PTRACE to attach to another process cannot)',
+  },
+  { property: 'securityOpt', applies: nonEmpty, message: 'not applied: instances keep the runtime’s default seccomp and AppArmor profiles' },
+  {
+    property: 'init',
+    applies: (v) => v === true,
+    message: 'not applied: the instance’s first process is codebay’s launcher, which reaps its children; no separate init is added',
+  },
+  {
+    property: 'initializeCommand',
+    applies: nonEmpty,
+    message: 'not run: it runs on the user’s own machine before the container starts, and codebay has none; put what the container needs in onCreateCommand',
+  },
+  { property: 'shutdownAction', applies: isSet, message: 'not applicable: an instance runs until it is deleted (DELETE /api/instances/<id>)' },
+  {
+    property: 'overrideCommand',
+    applies: (v) => v === false,
+    message: 'not applied: the container’s command is always codebay’s launcher (it starts the editor); the image’s own CMD does not run',
+  },
+  {
+    property: 'updateRemoteUserUID',
+    applies: (v) => v === true,
+    message: 'not applicable: no folder of the user’s machine is mounted, so there is no UID to match; the user keeps the image’s UID',
+  },
+  {
+    property: 'userEnvProbe',
+    applies: (v) => typeof v === 'string' && v !== 'none',
+    message: 'not probed: the environment is the image’s plus containerEnv and remoteEnv, not a login shell’s',
+  },
+  {
+    property: 'hostRequirements',
+    applies: nonEmpty,
+    message: 'not applied: an instance gets the cpu and memory of the create request (cpu_request, cpu_limit, memory_request, memory_limit)',
+  },
+  { property: 'secrets', applies: nonEmpty, message: 'not provided: codebay has no secret store for instances; the user sets them in the instance' },
+  {
+    property: 'workspaceMount',
+    applies: isSet,
+    message: 'not applied: the instance’s workspace is its own volume at /workspace (no folder of the user’s machine exists to mount)',
+  },
+  {
+    property: 'workspaceFolder',
+    applies: (v) => typeof v === 'string' && v.replace(/\/+$/, '') !== '/workspace',
+    message: 'not applied: the editor opens /workspace, the instance’s own volume',
+  },
+];
+
+/** `build.target`: the classic Docker builder the builders run builds every stage of the file, not only those the target needs. */
+const BUILD_TARGET_MESSAGE =
+  'partly applied: the image is the target stage, but the builder (Docker’s classic builder) also builds the stages the target does not need, so a failing stage after it fails the build';
+
+/** Feature metadata properties (devcontainer-feature.json) a feature may ask of the container, with what codebay does. */
+const FEATURE_CONTAINER_PROPERTIES: readonly Rule[] = [
+  {
+    property: 'privileged',
+    applies: (v) => v === true,
+    message: 'not granted: instances never run privileged, so what the feature needs it for (a Docker daemon inside, …) will not work',
+  },
+  {
+    property: 'entrypoint',
+    applies: nonEmpty,
+    message: 'not run: the container’s entrypoint is codebay’s launcher, so what the feature starts there (a daemon, …) does not run',
+  },
+  ...IGNORED.filter((r) => ['capAdd', 'securityOpt', 'init', 'mounts'].includes(r.property)),
+];
+
+/**
+ * The warnings for a user's devcontainer.json: every property codebay accepts without applying
+ * it as written (`[{property, message}]`, in the config's order). Pure; never throws.
+ */
+export function configWarnings(config: DevcontainerConfig): PropertyWarning[] {
+  const warnings: PropertyWarning[] = [];
+  for (const key of Object.keys(config)) {
+    const rule = IGNORED.find((r) => r.property === key);
+    if (rule?.applies(config[key])) warnings.push({ property: key, message: `${key}: ${rule.message}` });
+  }
+  const build = config.build as Record<string, unknown> | undefined;
+  if (build && typeof build === 'object' && typeof build.target === 'string' && build.target !== '')
+    warnings.push({ property: 'build.target', message: `build.target: ${BUILD_TARGET_MESSAGE}` });
+  const customizations = config.customizations;
+  if (customizations && typeof customizations === 'object' && !Array.isArray(customizations)) {
+    for (const tool of Object.keys(customizations).filter((t) => t !== 'vscode'))
+      warnings.push({ property: `customizations.${tool}`, message: `customizations.${tool}: for another tool; codebay reads customizations.vscode` });
+  }
+  return warnings;
+}
+
+/**
+ * The warnings for what the image's metadata (`devcontainer.metadata`: the base image's entries,
+ * then one per feature, then the config's own) asks of the container that codebay does not
+ * grant. Entries with an `id` are features' and are named: `features["ghcr.io/…/docker-in-docker:2"].privileged`.
+ * The config's own entry is covered by `configWarnings` (and `privileged` there by `checkRefused`).
+ */
+export function metadataWarnings(entries: readonly Record<string, unknown>[]): PropertyWarning[] {
+  const warnings: PropertyWarning[] = [];
+  for (const entry of entries) {
+    if (typeof entry.id !== 'string') continue;
+    for (const rule of FEATURE_CONTAINER_PROPERTIES) {
+      if (!rule.applies(entry[rule.property])) continue;
+      const property = `features["${entry.id}"].${rule.property}`;
+      warnings.push({ property, message: `${property}: ${rule.message}` });
+    }
+  }
+  return warnings;
+}
+
+/**
+ * Refuses (422 `unsupported_devcontainer`) what an instance cannot run without: `privileged: true`
+ * (instances share their node with other users' and never run privileged, so what asks for it
+ * would not work). `dockerComposeFile` is refused by `checkSupported`.
+ */
+export function checkRefused(config: DevcontainerConfig, name = 'devcontainer.json'): void {
+  if (config.privileged === true)
+    throw new UnprocessableError(
+      'unsupported_devcontainer',
+      `${name}: privileged: instances never run privileged (they share their node with other users' instances); remove it, and what needs it (a Docker daemon inside, …) with it`,
+      { problems: [{ property: 'privileged', message: 'instances never run privileged' }] },
+    );
+}
