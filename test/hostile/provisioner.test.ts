@@ -135,4 +135,21 @@ describe('hostile tenant: its instance’s output against the provisioner', () =
       redis.disconnect();
     }
   }, 400_000);
+
+  it('an instance that exits before its editor answers fails with its last lines, without a byte of Docker’s log framing', async () => {
+    const run = randomBytes(4).toString('hex');
+    // 40 characters and a newline each: Docker sends each line as a 41-byte frame, whose header
+    // ends in 0x29 (")", printable) — the byte that used to end up in front of every line.
+    const lines = [1, 2, 3].map((i) => `codebay-frame-check-${i}-${run}-`.padEnd(40, 'x'));
+    // The launcher's own node runs this first (containerEnv reaches PID 1): three lines on stderr, exit 3.
+    const script = `${lines.map((l) => `console.error(%22${l}%22)`).join(';')};process.exit(3)`;
+    const dir = await mkdtemp(join(tmpdir(), 'codebay-exit-'));
+    const file = join(dir, 'devcontainer.json');
+    await writeFile(file, JSON.stringify({ image: 'debian:bookworm', containerEnv: { NODE_OPTIONS: `--import=data:text/javascript,${script}` } }));
+    const inst = await createFromDevcontainer(stack, user, file);
+    created.push(inst.instance_id);
+    const failed = await waitForStatus(stack, inst.instance_id, ['Failed'], 300_000);
+    expect(failed.phase).toBe('provision');
+    expect(failed.error).toBe(`the instance exited (code 3) before the editor answered: ${lines.join(' | ')}`);
+  });
 });

@@ -75,14 +75,16 @@ describe('builder: cancellation, time limit, permanent failures', () => {
     expect(await logText(stack, inst.instance_id)).not.toContain('retrying');
   });
 
-  it('a failing RUN step fails at once with the CLI’s message, without retrying', async () => {
+  it('a failing RUN step fails at once, naming the step with its exit code and last lines, without retrying', async () => {
     const inst = await createFromWorkspace(
       stack,
       user,
       await workspaceTarball({ config: { build: { dockerfile: 'Dockerfile' } }, dockerfile: `FROM debian:bookworm\nRUN echo broken-${salt()} && exit 3\n` }),
     );
     const failed = await waitForStatus(stack, inst.instance_id, ['Failed'], 120_000);
-    expect(failed.error).toMatch(/returned a non-zero code: 3|An error occurred building the image/);
+    expect(failed.error).toMatch(
+      /^The Dockerfile step "RUN echo broken-[0-9a-f]+ && exit 3" failed with exit code 3 \(build step \d+ of \d+\)\. The whole output is in the build log\.\nLast lines:\n {2}broken-[0-9a-f]+$/,
+    );
     const text = await logText(stack, inst.instance_id);
     expect(text).toContain('returned a non-zero code: 3');
     expect(text).not.toContain('retrying');
@@ -97,7 +99,53 @@ describe('builder: cancellation, time limit, permanent failures', () => {
     );
     const failed = await waitForStatus(stack, inst.instance_id, ['Failed'], 120_000);
     expect(failed.phase).toBe('build');
+    expect(failed.error).toMatch(
+      new RegExp(
+        `^Feature "${c.mirror}/codebay-test/no-such-feature-[0-9a-f]+:1" could not be fetched: ${c.mirror} has no such feature or version \\(manifest unknown\\)`,
+      ),
+    );
     expect(await logText(stack, inst.instance_id)).not.toContain('retrying');
+  });
+
+  it('a feature whose install fails is named as written in devcontainer.json, with its step and last lines, not the docker build command', async () => {
+    const name = `fail-${salt()}`;
+    const inst = await createFromWorkspace(
+      stack,
+      user,
+      await workspaceTarball({
+        config: { image: 'debian:bookworm', features: { [`./${name}`]: {} } },
+        // Both on stderr: Docker does not keep the order of lines across stdout and stderr.
+        features: { [name]: 'echo installing the thing >&2\necho "E: Unable to locate package nosuchpkg" >&2\nexit 7' },
+      }),
+    );
+    const failed = await waitForStatus(stack, inst.instance_id, ['Failed'], 180_000);
+    expect(failed.phase).toBe('build');
+    expect(failed.error).toMatch(
+      new RegExp(
+        `^Feature "\\./${name}" failed to install: its install script exited with code 7 \\(build step \\d+ of \\d+\\)\\. The whole output is in the build log\\.\\n` +
+          'Last lines:\\n  installing the thing\\n  E: Unable to locate package nosuchpkg$',
+      ),
+    );
+    expect(failed.error).not.toContain('docker build');
+    // The full log stays in the build log.
+    const text = await logText(stack, inst.instance_id);
+    expect(text).toContain(`ERROR: Feature "${name}" (Unknown) failed to install!`);
+    // The log's own last word is one line: the sentences, not the lines quoted from just above.
+    expect(text).toMatch(new RegExp(`\\ncodebay: build failed: Feature "\\./${name}" failed to install: .*\\. The whole output is in the build log\\.$`));
+    expect(text).not.toContain('retrying');
+  });
+
+  it('an OCI feature from a registry this deployment cannot reach names the feature and the registry', async () => {
+    // `.invalid` never resolves (RFC 2606); FEATURE_SOURCES (`*`) allows the name, so the build tries it.
+    const ref = `registry-${salt()}.invalid/codebay-test/hello:1`;
+    const inst = await createFromWorkspace(stack, user, await workspaceTarball({ config: { image: 'debian:bookworm', features: { [ref]: {} } } }));
+    const failed = await waitForStatus(stack, inst.instance_id, ['Failed'], 180_000);
+    expect(failed.phase).toBe('build');
+    const host = ref.split('/')[0]!;
+    expect(failed.error).toBe(
+      `Feature "${ref}" could not be fetched: its registry ${host} cannot be reached from this deployment (DNS lookup of ${host} failed (ENOTFOUND)). ` +
+        `Use a copy of the feature from a source this deployment reaches (an operator lists allowed sources in FEATURE_SOURCES), or ask an operator to let the builders reach ${host}.`,
+    );
   });
 });
 

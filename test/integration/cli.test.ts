@@ -211,6 +211,24 @@ describe('the codebay CLI', () => {
     expect(['Deleting', 'Deleted']).toContain(deleted.status);
   });
 
+  it('a build waiting behind another: the progress line says where it waits in the queue', async () => {
+    const marker = `cli-block-${salt()}`;
+    const blocker = await queueBuild(`RUN echo ${marker} && sleep 120`);
+    await waitFor(
+      'the slow step to run',
+      async () => ((await docker.listContainers()).some((c) => c.Command.includes(marker)) ? true : undefined),
+      120_000,
+      200,
+    );
+    const queued = await queueBuild(`RUN echo queued-${salt()}`);
+    expect(queued.queue).toMatchObject({ position: 1, waiting: 1, builds_ahead: 0, running: 1 });
+    // Not a TTY: the plain progress line, then the timeout.
+    const waited = await cli(['wait', '--instance-id', queued.instance_id, '--timeout', '2']);
+    expect(waited.code).toBe(6);
+    expect(waited.stderr).toMatch(new RegExp(`\\] ${queued.instance_id}: Queued \\(position 1 of 1(, about \\d+ (s|min))?\\)\\n`));
+    for (const id of [blocker.instance_id, queued.instance_id]) expect((await stack.api(`/api/instances/${id}`, { method: 'DELETE' })).status).toBe(202);
+  });
+
   it('errors carry the server’s code and message and an exit code per class, never a stack trace', async () => {
     const badToken = await cli(['--json', 'list'], { CODEBAY_TOKEN: 'not-a-token-at-all' });
     expect(badToken.code).toBe(3);

@@ -519,6 +519,21 @@ const cases: Case[] = [
     message: /CharacterDevice/,
   },
   { name: 'workspace: block device', send: () => workspace(ws({ path: 'sda', type: '4' })), status: 400, code: 'unsafe_archive' },
+  {
+    name: 'workspace: three unsafe entries, all three named in one answer',
+    send: () =>
+      workspace(
+        ws(
+          { path: '../evil-one', data: 'x' },
+          { path: 'ok.txt', data: 'fine' },
+          { path: 'link', type: '2', linkpath: '/etc/passwd' },
+          { path: 'pipe', type: '6' },
+        ),
+      ),
+    status: 400,
+    code: 'unsafe_archive',
+    message: ['3 unsafe workspace entries', '"../evil-one" would land outside', 'link "link" points outside', '"pipe" is a FIFO'],
+  },
   { name: 'workspace: fifo', send: () => workspace(ws({ path: 'pipe', type: '6' })), status: 400, code: 'unsafe_archive', message: /FIFO/ },
   {
     name: 'workspace: no devcontainer.json',

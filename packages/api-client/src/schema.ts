@@ -1122,6 +1122,19 @@ export interface components {
       timings?: {
         [key: string]: string | null;
       };
+      /** @description While the instance is Queued and its build waits for a builder: its place in the order builders take builds (first come, first served), and a rough estimate of when it starts. Null otherwise. */
+      queue?: {
+        /** @description 1 = the next build a free builder takes */
+        position: number;
+        /** @description Builds waiting, this one included */
+        waiting: number;
+        /** @description Waiting builds ahead of this one (position - 1) */
+        builds_ahead: number;
+        /** @description Builds running now */
+        running: number;
+        /** @description Seconds until a builder takes it: position × the mean duration of recent builds ÷ the builds running; null when no build finished lately or no builder is working */
+        estimated_start_seconds: number | null;
+      } | null;
     };
     EditorVersions: {
       versions: {

@@ -8,6 +8,7 @@ import { EXIT, OutcomeError, UsageError, errorCodeOf, exitCodeOf } from './error
 import type { packWorkspace } from './pack.ts';
 import type { Progress } from './progress.ts';
 import { resolveSettings, writeSettings } from './settings.ts';
+import { statusText } from './status.ts';
 
 interface Globals {
   url?: string;
@@ -337,7 +338,7 @@ async function waitFor(c: CodebayClient, start: Instance, progress: Progress, ti
   const id = start.instance_id;
   const stopLogs = new AbortController();
   let current = start;
-  progress.step(`${id}: ${current.status}`);
+  progress.step(`${id}: ${statusText(current)}`);
   // The build log, live, beside the status (simple instances have none; the stream says so at once).
   const logs = c
     .followLogs(id, { onLine: (l) => progress.line(l.text) }, { signal: stopLogs.signal })
@@ -371,7 +372,7 @@ async function waitFor(c: CodebayClient, start: Instance, progress: Progress, ti
       }
       await new Promise((r) => setTimeout(r, Math.min(POLL_MS, Math.max(0, deadline - Date.now()))));
       current = await c.get(id);
-      progress.step(`${id}: ${current.status}`);
+      progress.step(`${id}: ${statusText(current)}`);
     }
   } finally {
     stopLogs.abort();

@@ -87,3 +87,18 @@ export interface ErrorBody {
 export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
   return { error: details === undefined ? { code, message } : { code, message, details } };
 }
+
+/** How many problems one error message and its `details.problems` list at most. */
+export const MAX_LISTED_PROBLEMS = 20;
+
+/**
+ * Several problems of one request as one message: a single problem as it is; several as
+ * `<count> <what>: <first>; <second>; …` with the first `max` (MAX_LISTED_PROBLEMS), then
+ * `; and N more`. `listed` is what the message names (for `details.problems`), `count` all of them.
+ */
+export function listProblems(problems: readonly string[], what: string, max = MAX_LISTED_PROBLEMS): { message: string; listed: string[]; count: number } {
+  const listed = problems.slice(0, max);
+  const more = problems.length - listed.length;
+  const message = problems.length === 1 ? problems[0]! : `${problems.length} ${what}: ${listed.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
+  return { message, listed, count: problems.length };
+}

@@ -256,6 +256,28 @@ export function newInstanceRecord(init: NewInstanceRecord, now = new Date().toIS
   };
 }
 
+/**
+ * Where a Queued instance's build waits: its place among the waiting builds, in the order
+ * builders take them (BullMQ: the wait list oldest first, then prioritized jobs by priority,
+ * each FIFO), and when it may start.
+ */
+export interface QueuePlace {
+  /** 1 = the next build a free builder takes. */
+  position: number;
+  /** Builds waiting, this one included. */
+  waiting: number;
+  /** Waiting builds ahead of this one (`position - 1`). */
+  builds_ahead: number;
+  /** Builds running now (builders busy). */
+  running: number;
+  /**
+   * Rough seconds until a builder takes it: position × the mean of recent build jobs' durations
+   * ÷ the builds running. Null when it cannot be said: no build has finished lately, or no
+   * builder is working (none is up, or all are between jobs).
+   */
+  estimated_start_seconds: number | null;
+}
+
 /** The seed's response shape, kept field for field (plus codebay's additions). */
 export interface InstanceResponse {
   instance_id: string;
@@ -288,6 +310,8 @@ export interface InstanceResponse {
   vscode_version: string;
   created_at: string;
   timings: Record<string, string | null>;
+  /** Only while the instance is Queued and its build waits for a builder; null otherwise (see QueuePlace). */
+  queue: QueuePlace | null;
 }
 
 /** The seed's instance URL: `https://<BASE_DOMAIN>/instances/<id>?tkn=<token>` (it redirects to the instance's own origin). */
@@ -313,8 +337,17 @@ export function editorOrigin(origins: EditorOrigins, id: string): string {
   return `${origins.protocol}//${id}.${origins.domain}${origins.port}`;
 }
 
-/** The API's view of an instance; `accessToken` is the record's token, unsealed by the caller. */
-export function toInstanceResponse(record: InstanceRecord, publicUrl: string, origins: EditorOrigins, accessToken: string): InstanceResponse {
+/**
+ * The API's view of an instance; `accessToken` is the record's token, unsealed by the caller;
+ * `queue` its place in the build queue, given only while it is Queued (ignored otherwise).
+ */
+export function toInstanceResponse(
+  record: InstanceRecord,
+  publicUrl: string,
+  origins: EditorOrigins,
+  accessToken: string,
+  queue: QueuePlace | null = null,
+): InstanceResponse {
   return {
     instance_id: record.id,
     user_id: record.userId,
@@ -355,5 +388,6 @@ export function toInstanceResponse(record: InstanceRecord, publicUrl: string, or
       container_started_at: record.containerStartedAt,
       running_at: record.runningAt,
     },
+    queue: record.status === 'Queued' ? queue : null,
   };
 }

@@ -19,6 +19,11 @@ export const redisKeys = {
    * instances with (JSON, `publishedEditorVersionsSchema`), published by them and read by the gateway.
    */
   editorVersions: (queuePrefix: string) => `codebay:editor-versions:${queuePrefix}`,
+  /**
+   * How long the last build jobs held a builder, seconds (a list, newest first, capped): what
+   * a queued instance's estimated start is computed from. Per BullMQ prefix, as the queues.
+   */
+  recentBuildSeconds: (queuePrefix: string) => `codebay:recent-build-seconds:${queuePrefix}`,
 } as const;
 
 /** BullMQ key prefix; tests give each run its own. */

@@ -16,7 +16,12 @@ const schema = JSON.parse(readFileSync(new URL('../schemas/devContainer.base.sch
 const rows = doc
   .split('\n')
   .filter((l) => l.startsWith('| ') && !/^\|\s*-+\s*\|/.test(l) && !/^\| (Property|Variable) /.test(l))
-  .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()))
+  .map((l) =>
+    l
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim()),
+  )
   .filter((cells) => cells.length >= 5)
   .map((cells) => ({ property: cells[0]!, test: cells.at(-1)! }));
 

@@ -1,4 +1,4 @@
-import { InputError } from '@codebay/contracts';
+import { InputError, listProblems } from '@codebay/contracts';
 
 /** A workspace entry as the build sees it: regular files by content, links by target. */
 export interface WorkspaceFile {
@@ -315,10 +315,12 @@ export class WorkspaceTree {
 /**
  * Refuses a workspace whose layout is unsafe to unpack or to check by its entry list
  * ({@link WorkspaceTree.problems}). Throws `InputError('unsafe_archive')` (400, as the archive
- * inspector's own refusals) with the first problem as message and all of them in
- * `details.problems`.
+ * inspector's own refusals) naming every problem: the first MAX_LISTED_PROBLEMS in the message
+ * and in `details.problems`, `details.count` all of them.
  */
 export function checkWorkspaceLayout(tree: WorkspaceTree): void {
   const problems = tree.problems();
-  if (problems.length > 0) throw new InputError('unsafe_archive', `workspace: ${problems[0]}`, { problems });
+  if (problems.length === 0) return;
+  const { message, listed, count } = listProblems(problems, 'problems');
+  throw new InputError('unsafe_archive', `workspace: ${message}`, { problems: listed, count });
 }

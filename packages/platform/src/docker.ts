@@ -84,3 +84,34 @@ export function followProgress(
     );
   });
 }
+
+/**
+ * The text of a container's log as the Engine API returns it (`GET /containers/{id}/logs`
+ * without `follow`, as one buffer). A container without a TTY sends a multiplexed stream:
+ * frames of an 8-byte header — stream (0 stdin, 1 stdout, 2 stderr), three zero bytes, the
+ * payload's length as a big-endian uint32 — then the payload; a container with a TTY sends the
+ * raw bytes (Engine API, "Stream format"). The payloads are joined in order (stdout and
+ * stderr as they came) and decoded as UTF-8 once, so a character split across frames stays
+ * whole. A buffer that is not a valid frame sequence where `tty` is false (a truncated last
+ * frame, a header with non-zero padding) keeps the payloads read so far plus the rest as
+ * raw text; a header cut off at the end is dropped.
+ */
+export function demuxDockerLog(buf: Buffer, tty: boolean): string {
+  if (tty) return buf.toString('utf8');
+  const parts: Buffer[] = [];
+  let offset = 0;
+  let framed = true;
+  while (offset + 8 <= buf.length) {
+    const stream = buf[offset]!;
+    if (stream > 2 || buf[offset + 1] !== 0 || buf[offset + 2] !== 0 || buf[offset + 3] !== 0) {
+      framed = false;
+      break;
+    }
+    const size = buf.readUInt32BE(offset + 4);
+    parts.push(buf.subarray(offset + 8, Math.min(offset + 8 + size, buf.length)));
+    offset += 8 + size;
+  }
+  // What is left is not frames (keep it as text), or the start of a header cut off (drop it).
+  if (offset < buf.length && (!framed || offset === 0)) parts.push(buf.subarray(offset));
+  return Buffer.concat(parts).toString('utf8');
+}

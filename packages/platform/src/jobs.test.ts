@@ -1,6 +1,6 @@
 import { JOBS, JOB_KINDS, jobsOf, type JobConsumer } from '@codebay/contracts';
 import { describe, expect, it } from 'vitest';
-import { checkHandlers, jobCatalog, startWorkers, type WorkerHandlers } from './jobs.ts';
+import { checkHandlers, estimateStart, jobCatalog, startWorkers, type WorkerHandlers } from './jobs.ts';
 import { createLogger } from './logger.ts';
 
 const CONSUMERS: JobConsumer[] = ['builder', 'provisioner'];
@@ -46,5 +46,18 @@ describe('checkHandlers', () => {
   it('is applied by startWorkers before any worker starts', () => {
     const handlers = { build: { run: async () => undefined }, cleanup: { run: async () => undefined } } as unknown as WorkerHandlers<'builder'>;
     expect(() => startWorkers('builder', handlers, settings)).toThrow(/handler\(s\) for cleanup/);
+  });
+});
+
+describe('estimateStart', () => {
+  it('is position × mean ÷ builds running, rounded', () => {
+    expect(estimateStart(3, 20, 2)).toBe(30);
+    expect(estimateStart(1, 15, 1)).toBe(15);
+    expect(estimateStart(2, 12.4, 3)).toBe(8);
+  });
+
+  it('is null without a recent build or without a builder at work', () => {
+    expect(estimateStart(1, undefined, 2)).toBeNull();
+    expect(estimateStart(1, 20, 0)).toBeNull();
   });
 });

@@ -3,6 +3,8 @@ import {
   JOB_KINDS,
   PermanentError,
   jobsOf,
+  redisKeys,
+  type QueuePlace,
   type JobCatalog,
   type JobDefinition,
   type JobConsumer,
@@ -11,6 +13,7 @@ import {
   type JobsOf,
 } from '@codebay/contracts';
 import { Queue, UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { envInt } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -80,6 +83,74 @@ export class JobQueues {
     });
   }
 
+  /**
+   * Notes how long a build job held a builder (s), for queued instances' estimates: the
+   * newest RECENT_BUILDS are kept, one Redis round trip.
+   */
+  async recordBuildDuration(seconds: number): Promise<void> {
+    if (!Number.isFinite(seconds) || seconds < 0) return;
+    const key = redisKeys.recentBuildSeconds(this.prefix);
+    const client = await this.redis();
+    await client
+      .multi()
+      .lpush(key, seconds.toFixed(1))
+      .ltrim(key, 0, RECENT_BUILDS - 1)
+      .expire(key, RECENT_BUILDS_TTL_SECONDS)
+      .exec();
+  }
+
+  /**
+   * Where the build job of `instanceId` waits (QueuePlace), in the order a worker takes jobs —
+   * BullMQ 5's moveToActive: the wait list from its tail (jobs are LPUSHed, RPOPLPUSHed: oldest
+   * first), and only when it is empty the prioritized set by score (priority, then insertion
+   * counter: FIFO within a priority). codebay adds build jobs without a priority, so they all
+   * sit in the wait list; a prioritized job would wait behind them. Undefined when the job is
+   * not waiting (running, delayed for a retry's backoff, finished, absent).
+   *
+   * One Redis round trip (a MULTI of LPOS, LLEN, ZRANK, ZCARD, LLEN and LRANGE), whatever the
+   * queue's length: LPOS scans the list inside Redis, nothing is fetched per job.
+   */
+  async buildQueuePlace(instanceId: string): Promise<QueuePlace | undefined> {
+    const queue = this.queues.build;
+    const jobId = this.catalog.build.id({ instanceId });
+    const { wait, prioritized, active } = queue.keys;
+    const client = await this.redis();
+    const replies = await client
+      .multi()
+      .lpos(wait!, jobId)
+      .llen(wait!)
+      .zrank(prioritized!, jobId)
+      .zcard(prioritized!)
+      .llen(active!)
+      .lrange(redisKeys.recentBuildSeconds(this.prefix), 0, -1)
+      .exec();
+    if (!replies || replies.some(([err]) => err)) throw replies?.find(([err]) => err)?.[0] ?? new Error('queue position: MULTI aborted');
+    const [index, waitLength, rank, prioritizedCount, running, recent] = replies.map(([, v]) => v) as [
+      number | null,
+      number,
+      number | null,
+      number,
+      number,
+      string[],
+    ];
+    const position = index !== null ? waitLength - index : rank !== null ? waitLength + rank + 1 : undefined;
+    if (position === undefined) return undefined;
+    const durations = recent.map(Number).filter((n) => Number.isFinite(n) && n >= 0);
+    const mean = durations.length > 0 ? durations.reduce((a, b) => a + b, 0) / durations.length : undefined;
+    return {
+      position,
+      waiting: waitLength + prioritizedCount,
+      builds_ahead: position - 1,
+      running,
+      estimated_start_seconds: estimateStart(position, mean, running),
+    };
+  }
+
+  /** The build queue's own connection (BullMQ's client is an ioredis instance, typed loosely). */
+  private async redis(): Promise<Redis> {
+    return (await this.queues.build.client) as unknown as Redis;
+  }
+
   /** The BullMQ queue of one kind (inspection, metrics, tests). */
   queue(kind: JobKind): Queue {
     return this.queues[kind];
@@ -93,6 +164,22 @@ export class JobQueues {
   async close(): Promise<void> {
     await Promise.all(Object.values(this.queues).map((q) => q.close()));
   }
+}
+
+/** Build durations kept for estimates (the newest). */
+export const RECENT_BUILDS = 20;
+/** A deployment that has not built for a week estimates from nothing rather than from stale numbers. */
+const RECENT_BUILDS_TTL_SECONDS = 7 * 86_400;
+
+/**
+ * Seconds until a build at `position` (1-based) is taken, rounded: with `running` builders
+ * busy, builds end at about `running / meanSeconds` per second, and `position` of them must
+ * end first: position × meanSeconds ÷ running. Null without a mean (no recent build) or
+ * without a builder at work (running 0: none is up, or all are between jobs).
+ */
+export function estimateStart(position: number, meanSeconds: number | undefined, running: number): number | null {
+  if (meanSeconds === undefined || running <= 0) return null;
+  return Math.round((position * meanSeconds) / running);
 }
 
 /** What a handler learns about the attempt it runs. */

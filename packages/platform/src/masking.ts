@@ -1,6 +1,7 @@
 /**
  * Masks secrets in anything shown to users (build log lines, an instance's `error`):
- * the values given (build args), anything shaped like a well-known credential, and the
+ * the values given (secret build args: see secretBuildArgValues), anything shaped like a
+ * well-known credential, and the
  * host paths given (replaced by a neutral name, so users never see the builder's folders).
  */
 const TOKEN_SHAPES: RegExp[] = [
@@ -40,8 +41,79 @@ export function createMasker(options: MaskOptions = {}): (line: string) => strin
   };
 }
 
-/** Values of `build.args` in a devcontainer config: they show in `docker build` output. */
-export function buildArgValues(config: Record<string, unknown>): string[] {
+/**
+ * Words of a build arg's NAME that say its value is a secret: the words of BuildKit's
+ * `SecretsUsedInArgOrEnv` check (apikey, auth, credential(s), key, password, pword, passwd,
+ * secret, token) and their usual other spellings (tokens, secrets, pass, pwd, passphrase,
+ * pat, creds). See isSecretArgName for how a name is split into words.
+ */
+export const SECRET_NAME_WORDS: ReadonlySet<string> = new Set([
+  'apikey',
+  'auth',
+  'credential',
+  'credentials',
+  'creds',
+  'key',
+  'password',
+  'pword',
+  'passwd',
+  'pass',
+  'pwd',
+  'passphrase',
+  'pat',
+  'secret',
+  'secrets',
+  'token',
+  'tokens',
+]);
+
+/**
+ * Whether a build arg's name says its value is a secret. The name is split into words at
+ * `_`, `-`, `.` and lower→upper case changes (`GITHUB_TOKEN` → github, token; `npmAuthToken`
+ * → npm, auth, token; `db-password`), compared case-insensitively: secret when a word is in
+ * SECRET_NAME_WORDS and no word is `public` (BuildKit's exception: `PUBLIC_KEY`), or when the
+ * name contains `token`, `secret`, `passw`, `apikey` or `credential` inside a word
+ * (`APITOKEN`, `DBPASSWORD`). `VARIANT`, `NODE_VERSION`, `BYPASS_CACHE` are not secret.
+ */
+export function isSecretArgName(name: string): boolean {
+  const words = name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .split(/[\s_.-]+/)
+    .map((w) => w.toLowerCase());
+  if (words.includes('public')) return false;
+  return words.some((w) => SECRET_NAME_WORDS.has(w)) || /(token|secret|passw|apikey|credential)/i.test(name);
+}
+
+/**
+ * Whether a value looks like a credential whatever its arg is called: a well-known token
+ * shape (GitHub, GitLab, Slack, AWS, npm, OpenAI-style: TOKEN_SHAPES), a URL with a password
+ * in it (`https://user:pw@host`), an `Authorization`-style `Bearer`/`Basic` value, a PEM
+ * private key, or a long random-looking string: at least 32 characters of letters, digits
+ * and `+/=_-` mixing upper case, lower case and digits (a hex digest or a version string is
+ * none of these and stays visible).
+ */
+export function looksLikeCredential(value: string): boolean {
+  const v = value.trim();
+  if (TOKEN_SHAPES.some((re) => new RegExp(re.source).test(v))) return true;
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i.test(v)) return true;
+  if (/^(bearer|basic)\s+\S+$/i.test(v)) return true;
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(v)) return true;
+  return /^[A-Za-z0-9+/=_-]{32,}$/.test(v) && /[A-Z]/.test(v) && /[a-z]/.test(v) && /[0-9]/.test(v);
+}
+
+/**
+ * The values of `build.args` in a devcontainer config that are secret, to be masked in
+ * everything shown to users (they show in `docker build` output): those of args whose NAME
+ * looks secret (isSecretArgName: `GITHUB_TOKEN`, `NPM_AUTH`, `DB_PASSWORD`, `API_KEY`…) and
+ * those whose VALUE looks like a credential (looksLikeCredential). Ordinary values
+ * (`VARIANT=bookworm`, `NODE_VERSION=20`) stay visible: masking them would turn every
+ * occurrence of the word in the log into `****` (`FROM debian:****`). Non-string values are
+ * skipped.
+ */
+export function secretBuildArgValues(config: Record<string, unknown>): string[] {
   const build = config.build as { args?: Record<string, unknown> } | undefined;
-  return Object.values(build?.args ?? {}).filter((v): v is string => typeof v === 'string');
+  return Object.entries(build?.args ?? {})
+    .filter((e): e is [string, string] => typeof e[1] === 'string')
+    .filter(([name, value]) => isSecretArgName(name) || looksLikeCredential(value))
+    .map(([, value]) => value);
 }

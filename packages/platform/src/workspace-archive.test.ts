@@ -246,6 +246,39 @@ describe('inspectWorkspaceArchive', () => {
     expect(err.message).toContain(entry.path!);
   });
 
+  it('names every unsafe entry of one upload, not only the first', async () => {
+    const err = await refused(
+      await withConfig(
+        { path: '../evil', data: 'x' },
+        { path: 'ok.txt', data: 'fine' },
+        { path: 'link', type: 'SymbolicLink', linkpath: '/etc/passwd' },
+        { path: 'pipe', type: 'FIFO' },
+      ),
+    );
+    expect(err.code).toBe('unsafe_archive');
+    expect(err.message).toBe(
+      '3 unsafe workspace entries: workspace entry "../evil" would land outside the workspace; workspace link "link" points outside the workspace; workspace entry "pipe" is a FIFO, which is not allowed',
+    );
+    expect(err.details).toEqual({
+      problems: [
+        'workspace entry "../evil" would land outside the workspace',
+        'workspace link "link" points outside the workspace',
+        'workspace entry "pipe" is a FIFO, which is not allowed',
+      ],
+      count: 3,
+    });
+  });
+
+  it('lists the first 20 unsafe entries and counts the rest', async () => {
+    const err = await refused(await withConfig(...Array.from({ length: 25 }, (_, i): Raw => ({ path: `../evil-${i}`, data: 'x' }))));
+    const details = err.details as { problems: string[]; count: number };
+    expect(details.count).toBe(25);
+    expect(details.problems).toHaveLength(20);
+    expect(details.problems[19]).toContain('../evil-19');
+    expect(err.message).toMatch(/^25 unsafe workspace entries: .*"\.\.\/evil-19".*; and 5 more$/);
+    expect(err.message).not.toContain('evil-20');
+  });
+
   it('refuses a ../ path hidden in a pax header', async () => {
     const pax = ' path=../paxevil\n';
     const record = `${pax.length + 2}${pax}`;

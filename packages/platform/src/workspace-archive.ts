@@ -1,4 +1,4 @@
-import { InputError, PayloadTooLargeError } from '@codebay/contracts';
+import { InputError, PayloadTooLargeError, listProblems } from '@codebay/contracts';
 import type { WorkspaceFile } from '@codebay/devcontainer';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -73,6 +73,11 @@ export function linkStaysInside(entryPath: string, linkpath: string, hard: boole
  * unpacked folder. Layout checks over the whole list (symlink chains, entries under links)
  * are the caller's: `WorkspaceTree` in @codebay/devcontainer.
  *
+ * Every unsafe entry is reported, not only the first: the archive is read to its end and
+ * `unsafe_archive` names them all (the first MAX_LISTED_PROBLEMS in the message and in
+ * `details.problems`, `details.count` all of them). Limits (413), an unreadable archive and a
+ * config that is not a regular file stop the read at once.
+ *
  * Throws `InputError` (`unsafe_archive`, `invalid_archive`, `invalid_workspace`,
  * `missing_devcontainer`; 400) or `PayloadTooLargeError` (413).
  */
@@ -84,6 +89,8 @@ export async function inspectWorkspaceArchive(file: string, limits: WorkspaceLim
   // Hard links and the file entry whose bytes they share (its sha256 is known once its data ends).
   const hardLinks: Array<{ file: ArchiveFile; source: ArchiveFile }> = [];
   const sourceOf = new Map<ArchiveFile, ArchiveFile>();
+  // Unsafe entries, each in one sentence; the read goes on to find them all.
+  const unsafe: string[] = [];
 
   await new Promise<void>((resolve, reject) => {
     const input = createReadStream(file);
@@ -104,11 +111,14 @@ export async function inspectWorkspaceArchive(file: string, limits: WorkspaceLim
         const path = normaliseEntryPath(entry.path);
         if (entries > limits.maxEntries) return fail(new PayloadTooLargeError(`workspace has more than ${limits.maxEntries} entries`));
         if (unpackedBytes > limits.maxUnpackedBytes) return fail(new PayloadTooLargeError(`workspace unpacks to more than ${limits.maxUnpackedBytes} bytes`));
-        if (path === undefined) return fail(new InputError('unsafe_archive', `workspace entry "${entry.path}" would land outside the workspace`));
-        if (!ALLOWED_TYPES.has(entry.type))
-          return fail(new InputError('unsafe_archive', `workspace entry "${entry.path}" is a ${entry.type}, which is not allowed`));
+        const refuse = (problem: string) => {
+          unsafe.push(problem);
+          entry.resume();
+        };
+        if (path === undefined) return refuse(`workspace entry "${entry.path}" would land outside the workspace`);
+        if (!ALLOWED_TYPES.has(entry.type)) return refuse(`workspace entry "${entry.path}" is a ${entry.type}, which is not allowed`);
         if ((entry.type === 'SymbolicLink' || entry.type === 'Link') && !linkStaysInside(path, entry.linkpath ?? '', entry.type === 'Link'))
-          return fail(new InputError('unsafe_archive', `workspace link "${entry.path}" points outside the workspace`));
+          return refuse(`workspace link "${entry.path}" points outside the workspace`);
         const kind = KINDS[entry.type]!;
         const file: ArchiveFile = { path, kind };
         if (kind === 'symlink') file.linkTarget = entry.linkpath ?? '';
@@ -118,10 +128,7 @@ export async function inspectWorkspaceArchive(file: string, limits: WorkspaceLim
         if (entry.type === 'Link') {
           const target = normaliseEntryPath(entry.linkpath ?? '');
           const earlier = target === undefined || target === path ? undefined : files.get(target);
-          if (earlier?.kind !== 'file')
-            return fail(
-              new InputError('unsafe_archive', `workspace hard link "${entry.path}" -> "${entry.linkpath ?? ''}" does not name an earlier file entry`),
-            );
+          if (earlier?.kind !== 'file') return refuse(`workspace hard link "${entry.path}" -> "${entry.linkpath ?? ''}" does not name an earlier file entry`);
           const source = sourceOf.get(earlier) ?? earlier;
           file.executable = earlier.executable;
           sourceOf.set(file, source);
@@ -155,6 +162,10 @@ export async function inspectWorkspaceArchive(file: string, limits: WorkspaceLim
     input.pipe(parser);
   });
 
+  if (unsafe.length > 0) {
+    const { message, listed, count } = listProblems(unsafe, 'unsafe workspace entries');
+    throw new InputError('unsafe_archive', message, { problems: listed, count });
+  }
   for (const { file, source } of hardLinks) file.sha256 = source.sha256;
   if (entries === 0) throw new InputError('invalid_archive', 'workspace archive is empty or not a tar.gz');
   const configPath = CONFIG_PATHS.find((p) => configs.has(p));

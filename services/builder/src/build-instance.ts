@@ -13,9 +13,9 @@ import {
 } from '@codebay/contracts';
 import { configWarnings, launchFromImageLabels, metadataWarnings, parseMetadataLabel } from '@codebay/devcontainer';
 import {
-  buildArgValues,
   createMasker,
   isShutdown,
+  secretBuildArgValues,
   type BuildCache,
   type CachedBuilds,
   type BuildLogStream,
@@ -28,9 +28,10 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Gauge, Histogram } from 'prom-client';
+import { explainBuildFailure } from './build-failure.ts';
 import type { BuildLocks } from './build-lock.ts';
 import type { BuilderConfig } from './config.ts';
-import { cliEnvironment, type DevcontainerCli } from './devcontainer-cli.ts';
+import { cliEnvironment, failedBuildOf, type DevcontainerCli } from './devcontainer-cli.ts';
 import { EgressProxy, type EgressEvent } from './egress-proxy.ts';
 import type { ImageStore } from './images.ts';
 import { LogBatcher } from './log-batcher.ts';
@@ -167,6 +168,9 @@ export class BuildInstance {
     } finally {
       stopWatching();
       metrics.inProgress.dec();
+      // How long this job held the builder: queued instances' estimates come from these (not from builds cut short).
+      if (!cancel.signal.aborted && !isShutdown(signal))
+        await this.deps.jobs.recordBuildDuration(Number(process.hrtime.bigint() - started) / 1e9).catch(() => undefined);
       await this.deps.workspace.clean(instanceId).catch(() => undefined);
       // A builder that is stopping hands its job back first; the next start tidies the daemon.
       if (!isShutdown(signal)) await this.housekeeping();
@@ -230,7 +234,9 @@ export class BuildInstance {
           : (err as Error).message,
     );
     const willRetry = err instanceof TransientError && ctx.attempt < ctx.maxAttempts && !ctx.signal.aborted;
-    ctx.log.push(willRetry ? `codebay: ${reason} — retrying (attempt ${ctx.attempt + 1} of ${ctx.maxAttempts})` : `codebay: build failed: ${reason}`);
+    // One log line: the reason's sentences (the lines it quotes are just above in the log).
+    const said = reason.split('\n')[0]!;
+    ctx.log.push(willRetry ? `codebay: ${said} — retrying (attempt ${ctx.attempt + 1} of ${ctx.maxAttempts})` : `codebay: build failed: ${said}`);
     await ctx.log.drain();
     if (willRetry) {
       await store.transition(id, ['Building'], 'Queued', { localImage: null });
@@ -300,15 +306,19 @@ export class BuildInstance {
    * is kept for the reason. Fetches that merely fail (a name that does not resolve: the CLI
    * asks Docker Hub for image details it can do without) show in the CLI's own lines.
    */
-  private fetchWatcher(log: LogBatcher): { onEvent: (e: EgressEvent) => void; last: () => EgressEvent | undefined } {
+  private fetchWatcher(log: LogBatcher): { onEvent: (e: EgressEvent) => void; last: () => EgressEvent | undefined; all: () => EgressEvent[] } {
     let last: EgressEvent | undefined;
+    // Every event, failed lookups and connects too: explainBuildFailure names a feature whose source was among them.
+    const all: EgressEvent[] = [];
     return {
       onEvent: (e) => {
+        if (all.length < 1_000) all.push(e);
         if (e.kind === 'error') return;
         last = e;
         log.push(`codebay: fetch of ${e.target} ${e.kind === 'refused' ? 'refused' : 'timed out'}: ${e.reason}`);
       },
       last: () => last,
+      all: () => all,
     };
   }
 
@@ -332,13 +342,13 @@ export class BuildInstance {
       const pushRef = buildImageRef(registries.push, key);
       log.push(`codebay: building build key ${key} on builder ${config.BUILDER_NAME}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
       const folders = await workspace.materialise(id, record.source, record.artifact!);
-      // Users see neither the builder's folders nor (once the config is read) their build args' values.
+      // Users never see the builder's folders, nor (once the config is read) its secret build args' values.
       const paths = { [folders.workspace]: '<workspace>', [folders.tmp]: '<tmp>', [folders.root]: '<job>' };
       log.mask = createMasker({ paths });
       // The second check, on what the CLI will really read: the same policy, every path with
       // symlinks followed on disk, and the build key recomputed from the unpacked files.
       const checked = await workspace.verify(folders, record);
-      log.mask = createMasker({ values: buildArgValues(checked.config), paths });
+      log.mask = createMasker({ values: secretBuildArgValues(checked.config), paths });
       for (const w of configWarnings(checked.config)) log.push(`codebay: warning: ${w.message}`);
       await mkdir(join(folders.tmp, 'home'), { recursive: true });
 
@@ -364,9 +374,14 @@ export class BuildInstance {
           labels: { [BUILD_KEY_LABEL]: key, 'codebay.family': family },
         });
       } catch (err) {
-        // A refused or cut-off fetch says more than the CLI's summary of it, and is not retried:
-        // a source that never answers would hold the builder for every attempt.
+        // A refused or cut-off fetch is not retried: a source that never answers would hold the builder for every attempt.
         const fetch = fetches.last();
+        // The failing part named (a feature as written and its step, a source this deployment cannot reach), with its last lines.
+        const failed = failedBuildOf(err);
+        const features = Object.keys((checked.config.features as Record<string, unknown> | undefined) ?? {});
+        const explained = failed && !signal.aborted ? explainBuildFailure(failed, { features, fetches: fetches.all() }) : undefined;
+        if (explained) throw err instanceof TransientError && !fetch ? new TransientError(explained) : new PermanentError(explained);
+        // Otherwise a refused or cut-off fetch says more than the CLI's summary of it.
         if (fetch && !signal.aborted)
           throw new PermanentError(
             `fetch of ${fetch.target} ${fetch.kind === 'refused' ? 'refused' : 'timed out'}: ${fetch.reason} — ${(err as Error).message}`,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cliEnvironment, cliLogLines, isTransientBuildFailure } from './devcontainer-cli.ts';
+import { cliEnvironment, cliLogLines, failureSummary, isTransientBuildFailure } from './devcontainer-cli.ts';
 
 const json = (entry: Record<string, unknown>) => JSON.stringify(entry);
 
@@ -113,5 +113,39 @@ describe('cliEnvironment', () => {
     expect(e).not.toHaveProperty('UNSET');
     expect([e.HTTP_PROXY, e.HTTPS_PROXY, e.http_proxy, e.https_proxy]).toEqual(Array(4).fill('http://127.0.0.1:4000'));
     expect(e.NO_PROXY).toBe('');
+  });
+});
+
+describe('failureSummary', () => {
+  const commandFailed = {
+    message: `Command failed: docker build --build-arg _DEV_CONTAINERS_BASE_IMAGE=x ${'--label a=b '.repeat(20)}-t y /tmp/empty-folder`,
+    description: 'An error occurred building the container.',
+  };
+
+  it('puts the description in place of the CLI’s command line, with Docker’s own failure line', () => {
+    const tail = ['Step 1/3 : FROM nosuch/image:1', 'pull access denied for nosuch/image, repository does not exist or may require docker login'];
+    expect(failureSummary(tail, commandFailed, 1)).toBe(
+      'An error occurred building the container. — pull access denied for nosuch/image, repository does not exist or may require docker login',
+    );
+  });
+
+  it('quotes the last lines, without stack traces, when Docker said nothing it recognises', () => {
+    const tail = ['one', 'two', 'Error: Command failed: docker build -t y /tmp/x', '    at async Sp (/cli.js:1:2)'];
+    expect(failureSummary(tail, commandFailed, 1)).toBe('An error occurred building the container.\nLast lines:\n  one\n  two');
+  });
+
+  it('keeps a summary that says something, and adds Docker’s line when it is new', () => {
+    expect(failureSummary(['manifest for x:1 not found: manifest unknown'], { message: 'Failed to pull', description: 'x:1' }, 1)).toBe(
+      'Failed to pull: x:1 — manifest for x:1 not found: manifest unknown',
+    );
+    expect(failureSummary([], {}, 2)).toBe('devcontainer build exited with 2');
+    expect(failureSummary(['a', 'b'], {}, 2)).toBe('a\nb');
+  });
+
+  it('looks for Docker’s line among the last 20 only (earlier lines hold harmless misses)', () => {
+    const tail = ['Failed to fetch control manifest: getaddrinfo ENOTFOUND containers.dev', ...Array.from({ length: 20 }, (_, i) => `step ${i}`)];
+    expect(failureSummary(tail, commandFailed, 1)).toBe(
+      'An error occurred building the container.\nLast lines:\n  step 15\n  step 16\n  step 17\n  step 18\n  step 19',
+    );
   });
 });

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import stripAnsi from 'strip-ansi';
+import type { FailedBuild } from './build-failure.ts';
 
 const require = createRequire(import.meta.url);
 const CLI_JS = join(dirname(require.resolve('@devcontainers/cli/package.json')), 'devcontainer.js');
@@ -68,11 +69,47 @@ const DOCKER_FAILURE =
 /** The build printed nothing for too long. */
 class StalledError extends PermanentError {}
 
+/** The last lines Docker's failure line is looked for in. */
+const CAUSE_LINES = 20;
+
+/** Lines of the CLI's output kept for the failure reason (the build log has them all). */
+const TAIL_LINES = 200;
+
+const FAILED_BUILD = Symbol('failedBuild');
+
+/** What a failed build left (its last lines, the CLI's result) on the error `DevcontainerCli.build` threw; undefined for other errors. */
+export function failedBuildOf(err: unknown): FailedBuild | undefined {
+  return (err as { [FAILED_BUILD]?: FailedBuild } | null)?.[FAILED_BUILD];
+}
+
 /** Faults of the machinery, not of the user's config: worth retrying. */
 const TRANSIENT = [/Cannot connect to the Docker daemon/i, /ECONNREFUSED/, /ECONNRESET/, /error during connect/i, /i\/o timeout/i, /TLS handshake timeout/i];
 
 export function isTransientBuildFailure(message: string): boolean {
   return TRANSIENT.some((re) => re.test(message));
+}
+
+/**
+ * The message of a failed `devcontainer build` when explainBuildFailure names no part: the
+ * CLI's summary (its `message: description`) with Docker's own failure line (DOCKER_FAILURE,
+ * among the last 20) when the summary does not already say it. A summary that is only the CLI's command line
+ * (`Command failed: docker build …`, ~600 characters) is replaced by its description (`An
+ * error occurred building the container.`), followed by Docker's line or, without one, the
+ * last 5 lines (stack traces left out). Without any summary: the last 5 lines, or the exit code.
+ */
+export function failureSummary(tail: readonly string[], outcome: { message?: string; description?: string }, code: number | null): string {
+  const commandLine = outcome.message?.startsWith('Command failed:') ?? false;
+  const summary = (commandLine ? [outcome.description] : [outcome.message, outcome.description]).filter(Boolean).join(': ');
+  // The CLI's summary ("An error occurred building the image.") says less than Docker's own line,
+  // looked for near the end (earlier lines hold harmless misses, e.g. `Failed to fetch control manifest`).
+  const cause = tail
+    .slice(-CAUSE_LINES)
+    .reverse()
+    .find((l) => DOCKER_FAILURE.test(l) && !/^(Error: )?(Command failed|Run: )/.test(l));
+  if (summary && cause && !summary.includes(cause)) return `${summary} — ${cause}`;
+  const last = tail.filter((l) => !/^\s+at /.test(l) && !/^(Error: )?Command failed:/.test(l)).slice(-5);
+  if (summary && commandLine && last.length > 0) return `${summary}\nLast lines:\n${last.map((l) => `  ${l.trim()}`).join('\n')}`;
+  return summary || last.join('\n') || `devcontainer build exited with ${code}`;
 }
 
 /** Turns one stderr line of `--log-format json` into the text lines users see. */
@@ -96,6 +133,9 @@ export function cliLogLines(raw: string): string[] {
 /**
  * The Dev Containers CLI (`@devcontainers/cli`), run under cli-guard.mjs: its own process
  * group, killed as a whole on abort, and taken down with the builder if the builder dies.
+ * A failed build throws a TransientError (a machinery fault) or a PermanentError whose
+ * message is the CLI's summary and Docker's own failure line; `failedBuildOf(err)` gives its
+ * last lines and the CLI's result, from which explainBuildFailure names the failing part.
  */
 export class DevcontainerCli {
   readonly path = CLI_JS;
@@ -159,7 +199,7 @@ export class DevcontainerCli {
       lastOutput = Date.now();
       for (const line of cliLogLines(raw)) {
         tail.push(line);
-        if (tail.length > 20) tail.shift();
+        if (tail.length > TAIL_LINES) tail.shift();
         opts.onLine(line);
       }
     });
@@ -183,16 +223,11 @@ export class DevcontainerCli {
       /* no result line */
     }
     if (code === 0 && outcome.outcome === 'success') return;
-    const summary = [outcome.message, outcome.description].filter(Boolean).join(': ');
-    // The CLI's summary ("An error occurred building the image.") says less than Docker's own line.
-    const cause = [...tail].reverse().find((l) => DOCKER_FAILURE.test(l) && !/^(Command failed|Run: )/.test(l));
-    const message =
-      (summary && cause && !summary.includes(cause) ? `${summary} — ${cause}` : summary) ||
-      tail.slice(-5).join('\n') ||
-      `devcontainer build exited with ${code}`;
-    const context = `${message}\n${tail.join('\n')}`;
+    const message = failureSummary(tail, outcome, code);
+    const context = `${[outcome.message, outcome.description, message].filter(Boolean).join('\n')}\n${tail.join('\n')}`;
     // A machinery fault says more in its own words (e.g. the daemon's address) than in the CLI's summary.
-    if (isTransientBuildFailure(context)) throw new TransientError(tail.find(isTransientBuildFailure) ?? message);
-    throw new PermanentError(message);
+    const err = isTransientBuildFailure(context) ? new TransientError(tail.find(isTransientBuildFailure) ?? message) : new PermanentError(message);
+    // For explainBuildFailure: the failing part is named from these.
+    throw Object.assign(err, { [FAILED_BUILD]: { lines: [...tail], outcome: { message: outcome.message, description: outcome.description } } });
   }
 }

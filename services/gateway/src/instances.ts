@@ -11,6 +11,7 @@ import {
   type InstanceRecord,
   type CreateSimpleRequest,
   type PropertyWarning,
+  type QueuePlace,
   type SourceKind,
 } from '@codebay/contracts';
 import { baseImageOf, configWarnings, imageRefProblem, planBuild } from '@codebay/devcontainer';
@@ -278,6 +279,22 @@ export class InstanceService {
     const ids = userId ? await this.store.idsOfUser(userId) : await this.store.allIds();
     const records = await this.store.many(ids);
     return records.filter((r) => r.status !== 'Deleted').sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /**
+   * Where a Queued instance's build waits (position, builds ahead, estimated start; see
+   * JobQueues.buildQueuePlace): null for any other status, for an instance without a build
+   * (simple; cache hits go straight on), for a job not waiting (a retry's backoff, just taken),
+   * and when Redis does not answer (the response goes out without it, and a warning is logged).
+   */
+  async queuePlace(record: InstanceRecord): Promise<QueuePlace | null> {
+    if (record.status !== 'Queued' || record.source === 'simple') return null;
+    try {
+      return (await this.jobs.buildQueuePlace(record.id)) ?? null;
+    } catch (err) {
+      this.logger.warn({ instanceId: record.id, err: (err as Error).message }, 'could not read the build queue position');
+      return null;
+    }
   }
 
   /** Marks the instance Deleting and hands the teardown to the provisioner. Idempotent. */

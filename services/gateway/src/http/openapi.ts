@@ -258,6 +258,24 @@ export function openApiDocument(publicUrl: string): Json {
             vscode_version: { type: 'string' },
             created_at: { type: 'string', format: 'date-time' },
             timings: { type: 'object', additionalProperties: { type: ['string', 'null'] } },
+            queue: {
+              type: ['object', 'null'],
+              description:
+                'While the instance is Queued and its build waits for a builder: its place in the order builders take builds (first come, first served), and a rough estimate of when it starts. Null otherwise.',
+              required: ['position', 'waiting', 'builds_ahead', 'running', 'estimated_start_seconds'],
+              properties: {
+                position: { type: 'integer', minimum: 1, description: '1 = the next build a free builder takes' },
+                waiting: { type: 'integer', minimum: 1, description: 'Builds waiting, this one included' },
+                builds_ahead: { type: 'integer', minimum: 0, description: 'Waiting builds ahead of this one (position - 1)' },
+                running: { type: 'integer', minimum: 0, description: 'Builds running now' },
+                estimated_start_seconds: {
+                  type: ['integer', 'null'],
+                  minimum: 0,
+                  description:
+                    'Seconds until a builder takes it: position × the mean duration of recent builds ÷ the builds running; null when no build finished lately or no builder is working',
+                },
+              },
+            },
           },
         },
         EditorVersions: {

@@ -1,4 +1,4 @@
-import { InputError, createFieldsSchema, createSimpleSchema, toInstanceResponse, type InstanceRecord } from '@codebay/contracts';
+import { InputError, createFieldsSchema, createSimpleSchema, toInstanceResponse, type InstanceRecord, type QueuePlace } from '@codebay/contracts';
 import type { BuildLogStream, LogFollowers } from '@codebay/platform';
 import express, { Router, type Request, type Response } from 'express';
 import type { GatewayConfig } from '../config.ts';
@@ -66,15 +66,18 @@ function idParam(req: Request): string {
 export function apiRouter(deps: ApiDeps): Router {
   const { config, uploadDir, instances, editorVersions, logs, instanceLogs, followers } = deps;
   const router = Router();
-  const respond = (r: InstanceRecord) => toInstanceResponse(r, config.publicUrl, config.origins, instances.accessToken(r));
-  const created = (res: Response, { record, replayed }: Created) => {
+  const respond = (r: InstanceRecord, queue: QueuePlace | null = null) =>
+    toInstanceResponse(r, config.publicUrl, config.origins, instances.accessToken(r), queue);
+  /** With its place in the build queue while it is Queued (one Redis round trip per queued instance). */
+  const respondWithQueue = async (r: InstanceRecord) => respond(r, await instances.queuePlace(r));
+  const created = async (res: Response, { record, replayed }: Created) => {
     if (replayed) res.setHeader('idempotent-replayed', 'true');
-    res.status(202).json(respond(record));
+    res.status(202).json(await respondWithQueue(record));
   };
 
   router.post('/instances/simple', express.json({ limit: '16kb' }), async (req, res) => {
     const fields = createSimpleSchema.parse(req.body ?? {});
-    created(res, await instances.create(callerOf(res.locals), { source: 'simple', fields }, req.get('idempotency-key')));
+    await created(res, await instances.create(callerOf(res.locals), { source: 'simple', fields }, req.get('idempotency-key')));
   });
 
   // The two upload routes: a devcontainer.json, or a workspace folder as a tar.gz. (A refused
@@ -86,7 +89,7 @@ export function apiRouter(deps: ApiDeps): Router {
   for (const { source, field, maxBytes } of uploads) {
     router.post(`/instances/${source}`, singleFileUpload(uploadDir, field, maxBytes), async (req, res) => {
       const fields = createFieldsSchema.parse(formFields(req.body));
-      created(res, await instances.create(callerOf(res.locals), { source, fields, upload: uploadOf(req, field) }, req.get('idempotency-key')));
+      await created(res, await instances.create(callerOf(res.locals), { source, fields, upload: uploadOf(req, field) }, req.get('idempotency-key')));
     });
   }
 
@@ -95,11 +98,11 @@ export function apiRouter(deps: ApiDeps): Router {
     const filter = typeof req.query.user_id === 'string' ? req.query.user_id : undefined;
     // A user sees only their own; an admin sees all, or one user's with ?user_id=.
     const records = await instances.list(caller.role === 'admin' ? filter : caller.userId);
-    res.json({ instances: records.map(respond) });
+    res.json({ instances: await Promise.all(records.map(respondWithQueue)) });
   });
 
   router.get('/instances/:id', async (req, res) => {
-    res.json(respond(await instances.get(idParam(req), callerOf(res.locals))));
+    res.json(await respondWithQueue(await instances.get(idParam(req), callerOf(res.locals))));
   });
 
   // The instance's own log: launcher, lifecycle commands, editor (mirrored by the provisioner from its container).

@@ -10,6 +10,7 @@ import {
   type RuntimeInfo,
 } from '@codebay/contracts';
 import {
+  demuxDockerLog,
   followProgress,
   instanceSecrets,
   registryAuthConfig,
@@ -26,6 +27,7 @@ import { PassThrough } from 'node:stream';
 import type { EditorBundles } from '../editor-bundles.ts';
 import type { Provisioned, RuntimeDriver } from './driver.ts';
 import { readTimestampedLines, timestampNanos } from './log-lines.ts';
+import { lastLogLines } from './log-tail.ts';
 
 export interface DockerDriverDeps {
   docker: Docker;
@@ -507,17 +509,20 @@ export class DockerDriver implements RuntimeDriver {
     }
   }
 
+  /**
+   * The container's last lines for a failure reason: at most 8 non-empty ones of its last 15,
+   * joined with ` | ` (lastLogLines). The log is demultiplexed first (demuxDockerLog: a container
+   * without a TTY sends 8-byte frame headers, whose length bytes must not end up in the reason).
+   */
   private async tail(container: Docker.Container): Promise<string> {
-    const buf = (await container.logs({ stdout: true, stderr: true, tail: 15 }).catch(() => Buffer.alloc(0))) as Buffer;
-    // Multiplexed stream frames carry an 8-byte header each; drop non-printable bytes for a readable reason.
-    return buf
-      .toString('utf8')
-      .replace(/[\x00-\x08\x0b-\x1f]/g, '')
-      .split('\n')
-      .map((l) => l.trim())
-      .filter(Boolean)
-      .slice(-8)
-      .join(' | ');
+    const [buf, tty] = await Promise.all([
+      container.logs({ stdout: true, stderr: true, tail: 15 }).catch(() => Buffer.alloc(0)) as Promise<Buffer>,
+      container.inspect().then(
+        (i) => i.Config.Tty === true,
+        () => false,
+      ),
+    ]);
+    return lastLogLines(demuxDockerLog(buf, tty));
   }
 
   /** Creates the container on `network`; a network taken for a container that could not be made goes back to nobody (it is removed). */

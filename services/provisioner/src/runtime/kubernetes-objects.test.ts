@@ -66,6 +66,8 @@ describe('Kubernetes objects of an instance', () => {
     expect(pod.initContainers![0]!.image).toBe('localhost:32000/codebay-editor:1.100.3');
     expect(pod.automountServiceAccountToken).toBe(false);
     expect(pod.imagePullSecrets).toEqual([{ name: 'codebay-registry-pull' }]);
+    // An editor that exits leaves its last log lines as termination message, for the failure reason (podVerdict).
+    expect(editor.terminationMessagePolicy).toBe('FallbackToLogsOnError');
   });
 
   it('has no Ingress of its own: only the gateway pods of the platform namespace reach the editor, and the pod reaches no cluster network', () => {

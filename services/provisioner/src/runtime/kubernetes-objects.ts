@@ -175,6 +175,8 @@ export function instanceObjects(
                   : []),
               ],
               ports: [{ name: 'editor', containerPort: EDITOR_PORT }],
+              // An editor container that exits gets its log's last lines as termination message: the failure reason quotes them.
+              terminationMessagePolicy: 'FallbackToLogsOnError',
               readinessProbe: { httpGet: { path: '/healthz', port: EDITOR_PORT }, periodSeconds: 2, failureThreshold: 3 },
               resources: {
                 requests: { cpu: r.cpu_request, memory: r.memory_request },

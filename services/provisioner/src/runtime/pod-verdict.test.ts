@@ -26,6 +26,29 @@ describe('podVerdict', () => {
     expect(podVerdict(pod, NOW)).toEqual({ failed: 'ImagePullBackOff: not found' });
   });
 
+  it('a container that keeps exiting fails with its exit code and the last lines of its termination message', () => {
+    const crashing = (message?: string): V1Pod => ({
+      status: {
+        phase: 'Running',
+        containerStatuses: [
+          {
+            name: 'editor',
+            image: 'x',
+            imageID: '',
+            ready: false,
+            restartCount: 3,
+            state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting failed container=editor pod=i-0' } },
+            lastState: { terminated: { exitCode: 3, reason: 'Error', ...(message === undefined ? {} : { message }) } },
+          },
+        ],
+      },
+    });
+    expect(podVerdict(crashing("starting\nError: Cannot find module '/nope.js'\n\nNode.js v20.20.2\n"), NOW)).toEqual({
+      failed: "the instance exited (code 3) before the editor answered: starting | Error: Cannot find module '/nope.js' | Node.js v20.20.2",
+    });
+    expect(podVerdict(crashing(), NOW)).toEqual({ failed: 'the instance exited (code 3) before the editor answered' });
+  });
+
   it('Unschedulable for want of resources waits for the caller’s deadline, however long it lasts (a pod that ends or a new node frees them)', () => {
     for (const message of [
       '0/1 nodes are available: 1 Insufficient cpu.',

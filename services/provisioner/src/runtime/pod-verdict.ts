@@ -1,4 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
+import { lastLogLines } from './log-tail.ts';
 
 /**
  * How long an editor pod may stay Unschedulable, for a reason waiting does not fix (no node
@@ -33,7 +34,9 @@ export type PodVerdict = { ready: true } | { failed: string } | { pending: strin
  * What an instance's editor pod says about its instance, from the pod's conditions and container
  * states. Unschedulable for want of resources stays `pending` until the caller's deadline;
  * Unschedulable for another reason fails once it has lasted {@link UNSCHEDULABLE_GRACE_MS};
- * waiting for a volume to bind is normal at first (`pending`).
+ * waiting for a volume to bind is normal at first (`pending`). A container in CrashLoopBackOff
+ * fails with its last exit code and the last lines of its termination message (`the instance
+ * exited (code N) before the editor answered: a | b`, as the Docker runtime says it).
  * @param now ms since the epoch
  */
 export function podVerdict(pod: V1Pod, now = Date.now()): PodVerdict {
@@ -41,7 +44,15 @@ export function podVerdict(pod: V1Pod, now = Date.now()): PodVerdict {
   if (ready && pod.status?.phase === 'Running') return { ready: true };
   for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
     const waiting = cs.state?.waiting;
-    if (waiting?.reason && HOPELESS_WAITING.has(waiting.reason)) return { failed: `${waiting.reason}: ${waiting.message ?? cs.image}`.trim() };
+    if (!waiting?.reason || !HOPELESS_WAITING.has(waiting.reason)) continue;
+    // A container that keeps exiting: its exit code and last lines say why (the termination
+    // message, which FallbackToLogsOnError fills with the log's tail), as on the Docker runtime.
+    const exited = cs.lastState?.terminated;
+    if (waiting.reason === 'CrashLoopBackOff' && exited) {
+      const lines = lastLogLines(exited.message ?? '');
+      return { failed: `the instance exited (code ${exited.exitCode}) before the editor answered${lines ? `: ${lines}` : ''}` };
+    }
+    return { failed: `${waiting.reason}: ${waiting.message ?? cs.image}`.trim() };
   }
   if (pod.status?.phase === 'Failed') return { failed: `pod failed: ${pod.status.reason ?? ''} ${pod.status.message ?? ''}`.trim() };
   const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');

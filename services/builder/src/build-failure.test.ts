@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest';
+import { explainBuildFailure, featureIdOf } from './build-failure.ts';
+
+/** The CLI's result line when `docker build` fails (0.89; the command line is ~600 characters in real builds). */
+const DOCKER_BUILD_FAILED = {
+  message:
+    'Command failed: docker build --build-arg _DEV_CONTAINERS_BASE_IMAGE=localhost:5000/library/debian:bookworm --build-arg _DEV_CONTAINERS_IMAGE_USER=root --target dev_containers_target_stage -f /tmp/devcontainercli-root/container-features/0.89.0-1/Dockerfile.extended -t x /tmp/devcontainercli-root/empty-folder',
+  description: 'An error occurred building the container.',
+};
+
+/** The last lines of a real `devcontainer build` (CLI 0.89, classic builder) whose local feature's install.sh exits 7. */
+const FEATURE_INSTALL_FAILED = [
+  'Step 13/17 : COPY --chown=root:root --from=dev_containers_feature_content_source /tmp/build-features/fail-feat_0 /tmp/dev-container-features/fail-feat_0',
+  ' ---> 683875711071',
+  'Step 14/17 : RUN chmod -R 0755 /tmp/dev-container-features/fail-feat_0 && cd /tmp/dev-container-features/fail-feat_0 && chmod +x ./devcontainer-features-install.sh && ./devcontainer-features-install.sh',
+  ' ---> Running in ccefd2381c63',
+  '===========================================================================',
+  'Feature       : fail-feat',
+  'Description   :',
+  'Id            : Unknown',
+  'Version       : 1.0.0',
+  'Documentation :',
+  'Options       :',
+  '===========================================================================',
+  'installing the thing',
+  'E: Unable to locate package nosuchpkg',
+  'ERROR: Feature "fail-feat" (Unknown) failed to install!',
+  "The command '/bin/sh -c chmod -R 0755 /tmp/dev-container-features/fail-feat_0 && cd /tmp/dev-container-features/fail-feat_0 && chmod +x ./devcontainer-features-install.sh && ./devcontainer-features-install.sh' returned a non-zero code: 7",
+];
+
+/** A real run with `ghcr.io/devcontainers/features/node:1` through the egress proxy, on a machine where ghcr.io does not resolve. */
+const OCI_UNREACHABLE = [
+  'manifest url: https://ghcr.io/v2/devcontainers/features/node/manifests/1',
+  '[httpOci] 502 (NoAuth): https://ghcr.io/v2/devcontainers/features/node/manifests/1',
+  "Did not fetch target with expected mimetype 'application/vnd.oci.image.manifest.v1+json': DNS lookup of ghcr.io failed (ENOTFOUND)",
+  "Could not resolve Feature manifest for 'ghcr.io/devcontainers/features/node:1'.  If necessary, provide registry credentials with 'docker login <registry>'.",
+  'Falling back to legacy GitHub Releases mode to acquire Feature.',
+  'Github feature.',
+  "Could not resolve Feature 'ghcr.io/devcontainers/features/node:1'.  Ensure the Feature is published and accessible from your current environment.",
+  "Error: ERR: Feature 'ghcr.io/devcontainers/features/node:1' could not be processed.  You may not have permission to access this Feature, or may not be logged in.  If the issue persists, report this to the Feature author.",
+  '    at aj (/node_modules/@devcontainers/cli/dist/spec-node/devContainersSpecCLI.js:287:4753)',
+];
+const OCI_OUTCOME = {
+  message:
+    "ERR: Feature 'ghcr.io/devcontainers/features/node:1' could not be processed.  You may not have permission to access this Feature, or may not be logged in.  If the issue persists, report this to the Feature author.",
+  description: 'An error occurred building the container.',
+};
+
+describe('featureIdOf', () => {
+  it.each([
+    ['./fail-feat', 'fail-feat'],
+    ['./features/fail-feat/', 'fail-feat'],
+    ['ghcr.io/devcontainers/features/node:1', 'node'],
+    ['localhost:5000/codebay-test/hello:1.2.3', 'hello'],
+    [`ghcr.io/devcontainers/features/go@sha256:${'a'.repeat(64)}`, 'go'],
+    ['https://example.com/releases/devcontainer-feature-hello.tgz', 'hello'],
+    ['https://example.com/whatever.tgz', undefined],
+  ])('%s → %s', (ref, id) => expect(featureIdOf(ref)).toBe(id));
+});
+
+describe('explainBuildFailure', () => {
+  it('names a feature that fails to install as written in devcontainer.json, its step and its last lines — not the docker build command', () => {
+    const reason = explainBuildFailure(
+      { lines: FEATURE_INSTALL_FAILED, outcome: DOCKER_BUILD_FAILED },
+      { features: ['ghcr.io/devcontainers/features/node:1', './fail-feat'], fetches: [] },
+    );
+    expect(reason).toBe(
+      'Feature "./fail-feat" failed to install: its install script exited with code 7 (build step 14 of 17). The whole output is in the build log.\n' +
+        'Last lines:\n  installing the thing\n  E: Unable to locate package nosuchpkg',
+    );
+    expect(reason).not.toContain('docker build');
+  });
+
+  it('names a feature pulled in by another one by its id', () => {
+    expect(explainBuildFailure({ lines: FEATURE_INSTALL_FAILED, outcome: DOCKER_BUILD_FAILED }, { features: ['./other'], fetches: [] })).toMatch(
+      /^Feature "fail-feat" \(a dependency of a feature in devcontainer.json\) failed to install: its install script exited with code 7/,
+    );
+  });
+
+  it('keeps at most the last 5 lines of the step, each cut to 240 characters', () => {
+    const output = Array.from({ length: 9 }, (_, i) => `line ${i} ${'z'.repeat(i === 8 ? 300 : 0)}`.trim());
+    const lines = [...FEATURE_INSTALL_FAILED.slice(0, 12), ...output, ...FEATURE_INSTALL_FAILED.slice(-2)];
+    const reason = explainBuildFailure({ lines, outcome: DOCKER_BUILD_FAILED }, { features: ['./fail-feat'], fetches: [] })!;
+    const quoted = reason.split('\nLast lines:\n')[1]!.split('\n');
+    expect(quoted.map((l) => l.slice(0, 8))).toEqual(['  line 4', '  line 5', '  line 6', '  line 7', '  line 8']);
+    expect(quoted[4]!.length).toBe(2 + 240);
+  });
+
+  it('names an OCI feature whose registry this deployment cannot reach, and says what an operator can do', () => {
+    const reason = explainBuildFailure(
+      { lines: OCI_UNREACHABLE, outcome: OCI_OUTCOME },
+      {
+        features: ['ghcr.io/devcontainers/features/node:1'],
+        fetches: [
+          { kind: 'error', target: 'containers.dev:443', reason: 'DNS lookup of containers.dev failed (ENOTFOUND)' },
+          { kind: 'error', target: 'ghcr.io:443', reason: 'DNS lookup of ghcr.io failed (ENOTFOUND)' },
+        ],
+      },
+    );
+    expect(reason).toBe(
+      'Feature "ghcr.io/devcontainers/features/node:1" could not be fetched: its registry ghcr.io cannot be reached from this deployment (DNS lookup of ghcr.io failed (ENOTFOUND)). ' +
+        'Use a copy of the feature from a source this deployment reaches (an operator lists allowed sources in FEATURE_SOURCES), or ask an operator to let the builders reach ghcr.io.',
+    );
+  });
+
+  it('recognises the CLI’s own words for an unreachable registry when no proxy event names it (getaddrinfo ENOTFOUND)', () => {
+    const lines = OCI_UNREACHABLE.map((l) => l.replace('DNS lookup of ghcr.io failed (ENOTFOUND)', 'getaddrinfo ENOTFOUND ghcr.io'));
+    expect(explainBuildFailure({ lines, outcome: OCI_OUTCOME }, { features: ['ghcr.io/devcontainers/features/node:1'], fetches: [] })).toMatch(
+      /^Feature "ghcr.io\/devcontainers\/features\/node:1" could not be fetched: its registry ghcr.io cannot be reached from this deployment \(getaddrinfo ENOTFOUND ghcr.io\)\. /,
+    );
+  });
+
+  it('says a registry that does not answer timed out, naming it as written (host and port)', () => {
+    const ref = '127.0.0.1:32005/x/y:1';
+    const lines = OCI_UNREACHABLE.map((l) => l.replaceAll('ghcr.io/devcontainers/features/node:1', ref));
+    const reason = explainBuildFailure(
+      { lines, outcome: { message: OCI_OUTCOME.message.replace('ghcr.io/devcontainers/features/node:1', ref) } },
+      { features: [ref], fetches: [{ kind: 'timeout', target: '127.0.0.1:32005', reason: 'no bytes either way for 5000 ms' }] },
+    );
+    expect(reason).toMatch(
+      /^Feature "127\.0\.0\.1:32005\/x\/y:1" could not be fetched: its registry 127\.0\.0\.1:32005 cannot be reached from this deployment \(timed out: no bytes either way for 5000 ms\)\. .* let the builders reach 127\.0\.0\.1:32005\.$/,
+    );
+  });
+
+  it('names a feature whose source the egress proxy refused and points to FEATURE_SOURCES', () => {
+    const reason = explainBuildFailure(
+      { lines: OCI_UNREACHABLE, outcome: OCI_OUTCOME },
+      {
+        features: [],
+        fetches: [{ kind: 'refused', target: 'ghcr.io:443', reason: 'feature source ghcr.io:443 is refused: it matches no entry of FEATURE_SOURCES' }],
+      },
+    );
+    expect(reason).toBe(
+      'Feature "ghcr.io/devcontainers/features/node:1" could not be fetched: this deployment does not allow fetching from ghcr.io (feature source ghcr.io:443 is refused: it matches no entry of FEATURE_SOURCES). An operator allows a feature source by listing it in FEATURE_SOURCES.',
+    );
+  });
+
+  it('says a registry has no such feature (a real CLI run against a registry without it)', () => {
+    const ref = 'localhost:5000/codebay-test/nope:1';
+    const lines = [
+      `manifest url: http://localhost:5000/v2/codebay-test/nope/manifests/1`,
+      '[httpOci] 404 (NoAuth): http://localhost:5000/v2/codebay-test/nope/manifests/1',
+      `Did not fetch target with expected mimetype 'application/vnd.oci.image.manifest.v1+json': {"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"1"}}]}`,
+      `Could not resolve Feature manifest for '${ref}'.  If necessary, provide registry credentials with 'docker login <registry>'.`,
+      `Could not resolve Feature '${ref}'.  Ensure the Feature is published and accessible from your current environment.`,
+      `Error: ERR: Feature '${ref}' could not be processed.  You may not have permission to access this Feature, or may not be logged in.  If the issue persists, report this to the Feature author.`,
+    ];
+    expect(
+      explainBuildFailure(
+        { lines, outcome: { message: OCI_OUTCOME.message.replace('ghcr.io/devcontainers/features/node:1', ref) } },
+        { features: [ref], fetches: [] },
+      ),
+    ).toBe(
+      `Feature "${ref}" could not be fetched: localhost:5000 has no such feature or version (manifest unknown); check the reference and its tag. The whole output is in the build log.`,
+    );
+    const denied = lines
+      .slice(0, 2)
+      .map((l) => l.replace('404', '401'))
+      .concat(lines.slice(3));
+    expect(explainBuildFailure({ lines: denied, outcome: {} }, { features: [ref], fetches: [] })).toMatch(
+      /^Feature "localhost:5000\/codebay-test\/nope:1" could not be fetched: localhost:5000 refused access \(HTTP 401\); the feature may be private/,
+    );
+  });
+
+  it('names a failing RUN step of the user’s Dockerfile with its exit code and output', () => {
+    const lines = [
+      'Step 2/2 : RUN echo broken-x && exit 3',
+      ' ---> Running in 0123456789ab',
+      'broken-x',
+      "The command '/bin/sh -c echo broken-x && exit 3' returned a non-zero code: 3",
+      // As the CLI prints it after Docker's line: its own error and stack trace.
+      'Error: Command failed: docker build -f /tmp/x/Dockerfile -t y /tmp/x',
+      '    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)',
+      '    at async Sp (/node_modules/@devcontainers/cli/dist/spec-node/devContainersSpecCLI.js:469:1910)',
+    ];
+    expect(explainBuildFailure({ lines, outcome: DOCKER_BUILD_FAILED }, { features: [], fetches: [] })).toBe(
+      'The Dockerfile step "RUN echo broken-x && exit 3" failed with exit code 3 (build step 2 of 2). The whole output is in the build log.\nLast lines:\n  broken-x',
+    );
+  });
+
+  it('leaves other failures to the caller', () => {
+    const lines = ['Step 1/2 : FROM nosuch/image:1', 'pull access denied for nosuch/image, repository does not exist or may require docker login'];
+    expect(explainBuildFailure({ lines, outcome: DOCKER_BUILD_FAILED }, { features: [], fetches: [] })).toBeUndefined();
+  });
+});

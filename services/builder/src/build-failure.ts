@@ -1,0 +1,201 @@
+import { FEATURE_SOURCES_SETTING, featureSource, formatTarget } from '@codebay/devcontainer';
+import type { EgressEvent } from './egress-proxy.ts';
+
+/** What a failed `devcontainer build` left to explain it. */
+export interface FailedBuild {
+  /** The last lines the CLI printed (as cliLogLines gives them), oldest first. */
+  lines: readonly string[];
+  /** The CLI's result line: `message` (often `Command failed: docker build …`) and `description`. */
+  outcome: { message?: string; description?: string };
+}
+
+/** What the build was asked to do and what the egress proxy saw while it ran. */
+export interface BuildContext {
+  /** The keys of the config's `features`, as written in devcontainer.json. */
+  features: readonly string[];
+  /** Every fetch the egress proxy refused, timed out or could not make, in order. */
+  fetches: readonly EgressEvent[];
+}
+
+/** Log lines quoted in a reason, at most. */
+export const QUOTED_LINES = 5;
+/** A quoted line longer than this is cut (characters). */
+const QUOTED_LINE_CHARS = 240;
+
+const STEP = /^Step (\d+)\/(\d+) : (.*)$/;
+/** The classic builder's line for a RUN step that failed. */
+const RUN_FAILED = /^The command '(?:\/bin\/sh -c )?([\s\S]*)' returned a non-zero code: (\d+)$/;
+/** Where the Dev Containers CLI copies each feature: `/tmp/dev-container-features/<id>_<n>` (its `consecutiveId`). */
+const FEATURE_FOLDER = /\/tmp\/dev-container-features\/([^/\s']+)_(\d+)(?=[\s/']|$)/;
+/** The feature install wrapper's own last words: `ERROR: Feature "<name>" (<id>) failed to install!`. */
+const FEATURE_FAILED = /^ERROR: Feature "(.*)" \((.*)\) failed to install!/;
+/** The CLI's summary of a feature it could not fetch or read. */
+const FEATURE_UNPROCESSED = /Feature '([^']+)' could not be processed/;
+/** Lines that are the builder's bookkeeping, not the step's output. */
+const NOISE = [
+  /^ ---> /,
+  /^Removing intermediate container /,
+  /^=+$/,
+  /^(Feature|Description|Id|Version|Documentation|Options) *:/,
+  FEATURE_FAILED,
+  RUN_FAILED,
+  /^(Command failed|Run): /,
+  /^Error: /,
+  /^\s+at /,
+];
+/** Node's and the CLI's words for a host it could not reach. */
+const UNREACHABLE =
+  /(getaddrinfo (?:ENOTFOUND|EAI_AGAIN) [^\s)]+|connect (?:ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH) [^\s)]+|DNS lookup of \S+ failed \(\w+\))/;
+
+/**
+ * The id the Dev Containers CLI (0.89) gives the feature written as `ref`, which names its
+ * folder in the build (`<id>_<n>`): the last path segment of a local folder or of an OCI
+ * reference (tag or digest dropped), `<id>` of a `devcontainer-feature-<id>.tgz` URL.
+ */
+export function featureIdOf(ref: string): string | undefined {
+  if (ref.startsWith('https://') || ref.startsWith('http://')) return /devcontainer-feature-([^/?#]+)\.tgz(?:[?#]|$)/.exec(ref)?.[1];
+  const path = ref.replace(/@sha256:[0-9a-f]+$/i, '').replace(/\/+$/, '');
+  const last = path.slice(path.lastIndexOf('/') + 1);
+  return last.replace(/:[^:]*$/, '') || undefined;
+}
+
+/** `"ref"` of the features written in devcontainer.json that have `id`; the id alone for one pulled in by another's dependsOn. */
+function nameFeature(id: string, features: readonly string[]): string {
+  const refs = features.filter((r) => featureIdOf(r) === id);
+  if (refs.length === 1) return `Feature "${refs[0]}"`;
+  if (refs.length > 1) return `Feature "${id}" (one of ${refs.map((r) => `"${r}"`).join(', ')})`;
+  return `Feature "${id}" (a dependency of a feature in devcontainer.json)`;
+}
+
+function findLastIndex<T>(items: readonly T[], test: (item: T) => boolean): number {
+  for (let i = items.length - 1; i >= 0; i--) if (test(items[i]!)) return i;
+  return -1;
+}
+
+const cut = (line: string) => (line.length > QUOTED_LINE_CHARS ? `${line.slice(0, QUOTED_LINE_CHARS - 1)}…` : line);
+
+/** The last QUOTED_LINES lines of the failing step's own output, indented, after a line break; '' when there are none. */
+function quote(lines: readonly string[]): string {
+  const own = lines.filter((l) => l.trim() !== '' && !NOISE.some((re) => re.test(l))).slice(-QUOTED_LINES);
+  return own.length === 0 ? '' : `\nLast lines:\n${own.map((l) => `  ${cut(l.trim())}`).join('\n')}`;
+}
+
+/**
+ * The failing step: its line (`Step n/m : …`) and what it printed — from the last Step line
+ * up to Docker's `The command '…' returned a non-zero code` line when there is one (what the
+ * CLI prints after it is its own stack trace).
+ */
+function lastStep(all: readonly string[]): { n: number; of: number; instruction: string; output: readonly string[] } | undefined {
+  const failedAt = findLastIndex(all, (l) => RUN_FAILED.test(l));
+  const lines = failedAt >= 0 ? all.slice(0, failedAt) : all;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const m = STEP.exec(lines[i]!);
+    if (m) return { n: Number(m[1]), of: Number(m[2]), instruction: m[3]!, output: lines.slice(i + 1) };
+  }
+  return undefined;
+}
+
+/**
+ * A failed feature install: `Feature "<ref as written>" failed to install: its install script
+ * exited with code N (build step n of m).` plus the step's last lines. Recognised by the RUN
+ * line of the feature's folder (`/tmp/dev-container-features/<id>_<n>`) failing, or by the
+ * install wrapper's `ERROR: Feature "…" (…) failed to install!`.
+ */
+function featureInstallFailure(failed: FailedBuild, ctx: BuildContext): string | undefined {
+  const { lines } = failed;
+  const runFailed = [...lines]
+    .reverse()
+    .map((l) => RUN_FAILED.exec(l))
+    .find(Boolean);
+  const step = lastStep(lines);
+  const folder = FEATURE_FOLDER.exec(runFailed?.[1] ?? '') ?? FEATURE_FOLDER.exec(step?.instruction ?? '');
+  const wrapper = [...lines]
+    .reverse()
+    .map((l) => FEATURE_FAILED.exec(l))
+    .find(Boolean);
+  if (!folder && !wrapper) return undefined;
+  const id = folder?.[1] ?? (wrapper![2] !== 'Unknown' ? wrapper![2]! : wrapper![1]!);
+  const code = runFailed ? `exited with code ${runFailed[2]}` : 'failed';
+  const where = step ? ` (build step ${step.n} of ${step.of})` : '';
+  return `${nameFeature(id, ctx.features)} failed to install: its install script ${code}${where}. The whole output is in the build log.${quote(step?.output ?? lines)}`;
+}
+
+/**
+ * A failed RUN step of the user's Dockerfile: `The Dockerfile step "RUN …" failed with exit
+ * code N (build step n of m).` plus its last lines.
+ */
+function runStepFailure(failed: FailedBuild): string | undefined {
+  const runFailed = [...failed.lines]
+    .reverse()
+    .map((l) => RUN_FAILED.exec(l))
+    .find(Boolean);
+  if (!runFailed) return undefined;
+  const step = lastStep(failed.lines);
+  const instruction = step?.instruction ?? `RUN ${runFailed[1]}`;
+  const where = step ? ` (build step ${step.n} of ${step.of})` : '';
+  return `The Dockerfile step "${cut(instruction)}" failed with exit code ${runFailed[2]}${where}. The whole output is in the build log.${quote(step?.output ?? failed.lines)}`;
+}
+
+/**
+ * A feature the CLI could not fetch: named as written, and why — the egress proxy refused its
+ * source (the policy's reason names FEATURE_SOURCES), or its registry or host could not be
+ * reached from this deployment (a name that does not resolve, a connection refused or timed
+ * out), or the registry has no such feature (404, manifest unknown) or refused access (401,
+ * 403), or else what the CLI said about it.
+ */
+function featureFetchFailure(failed: FailedBuild, ctx: BuildContext): string | undefined {
+  const text = [failed.outcome.message ?? '', ...failed.lines].join('\n');
+  const ref =
+    FEATURE_UNPROCESSED.exec(text)?.[1] ?? failed.lines.map((l) => /^Could not resolve Feature (?:manifest for )?'([^']+)'/.exec(l)?.[1]).find(Boolean);
+  if (!ref) return undefined;
+  let source: { host: string; port: number } | undefined;
+  try {
+    source = featureSource(ref);
+  } catch {
+    source = undefined;
+  }
+  const named = `Feature "${ref}" could not be fetched`;
+  if (!source) return `${named}. The whole output is in the build log.${quote(failed.lines)}`;
+  const target = formatTarget(source.host, source.port);
+  // As written: `ghcr.io`, `127.0.0.1:5000`; a tarball URL's host.
+  const where = ref.startsWith('https://') ? new URL(ref).host : ref.slice(0, ref.indexOf('/'));
+  const what = ref.startsWith('https://') ? `its host ${where}` : `its registry ${where}`;
+  const event = [...ctx.fetches].reverse().find((e) => e.target === target);
+  if (event?.kind === 'refused') {
+    return `${named}: this deployment does not allow fetching from ${source.host} (${event.reason}). An operator allows a feature source by listing it in ${FEATURE_SOURCES_SETTING}.`;
+  }
+  const said = failed.lines.find((l) => UNREACHABLE.test(l) && l.includes(source.host))?.match(UNREACHABLE)?.[0];
+  const why = event ? `${event.kind === 'timeout' ? 'timed out: ' : ''}${event.reason}` : said;
+  if (why) {
+    return (
+      `${named}: ${what} cannot be reached from this deployment (${why}). ` +
+      `Use a copy of the feature from a source this deployment reaches (an operator lists allowed sources in ${FEATURE_SOURCES_SETTING}), or ask an operator to let the builders reach ${where}.`
+    );
+  }
+  // The registry answered: the reference names nothing there, or it wants credentials.
+  const status = failed.lines
+    .map((l) => /^\[httpOci\] (\d{3})\b/.exec(l)?.[1])
+    .filter(Boolean)
+    .at(-1);
+  if (status === '404' || failed.lines.some((l) => /MANIFEST_UNKNOWN|NAME_UNKNOWN|manifest unknown/.test(l))) {
+    return `${named}: ${where} has no such feature or version (manifest unknown); check the reference and its tag. The whole output is in the build log.`;
+  }
+  if (status === '401' || status === '403') {
+    return `${named}: ${where} refused access (HTTP ${status}); the feature may be private, and this deployment holds no credentials for it. The whole output is in the build log.`;
+  }
+  return `${named} from ${where}. The whole output is in the build log.${quote(failed.lines)}`;
+}
+
+/**
+ * Explains a failed `devcontainer build` in one or two sentences that name the failing part
+ * — a feature as written in devcontainer.json and the build step its install ran in, a
+ * feature that could not be fetched and why (source refused by FEATURE_SOURCES, registry
+ * unreachable from this deployment), a failing Dockerfile step — followed by up to
+ * QUOTED_LINES of that step's own output (`\nLast lines:\n  …`). The whole log stays in
+ * the build log. Undefined when the failure is none of these (the caller keeps its own
+ * message). The patterns are those of the Dev Containers CLI 0.89 with the classic builder
+ * (`--buildkit never`).
+ */
+export function explainBuildFailure(failed: FailedBuild, ctx: BuildContext): string | undefined {
+  return featureFetchFailure(failed, ctx) ?? featureInstallFailure(failed, ctx) ?? runStepFailure(failed);
+}
