@@ -64,6 +64,8 @@ describe('Kubernetes objects of an instance', () => {
     expect(pod.initContainers![0]!.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true });
     expect(editor.resources).toEqual({ requests: { cpu: '200m', memory: '512Mi' }, limits: { cpu: '1000m', memory: '1Gi' } });
     expect(pod.initContainers![0]!.image).toBe('localhost:32000/codebay-editor:1.100.3');
+    // The tag is the VS Code version, not the launcher's: always asked for again, so a node never keeps an older launcher.
+    expect(pod.initContainers![0]!.imagePullPolicy).toBe('Always');
     expect(pod.automountServiceAccountToken).toBe(false);
     expect(pod.imagePullSecrets).toEqual([{ name: 'codebay-registry-pull' }]);
     // An editor that exits leaves its last log lines as termination message, for the failure reason (podVerdict).

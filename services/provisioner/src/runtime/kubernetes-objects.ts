@@ -148,6 +148,10 @@ export function instanceObjects(
               // Copies the editor bundle and launcher out of the editor image (no shell needed).
               name: 'editor-bundle',
               image: `${layout.editorImageRepo}:${record.vscodeVersion}`,
+              // The tag names the VS Code version, not the launcher beside it: a node that holds an
+              // older image under the tag would start instances with an older launcher. The kubelet
+              // asks the registry for the tag's digest each time (layers it has are not pulled again).
+              imagePullPolicy: 'Always',
               command: ['/opt/codebay/editor/bin/node', '-e', "require('fs').cpSync('/opt/codebay', '/codebay', { recursive: true })"],
               volumeMounts: [{ name: 'editor', mountPath: '/codebay' }],
               resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
