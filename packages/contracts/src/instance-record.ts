@@ -3,6 +3,25 @@ import { INSTANCE_STATUSES, launchConfigSchema, resourcesSchema, runtimeInfoSche
 
 const timestamp = z.string().nullable();
 
+/** One warning on an instance (`PropertyWarning`). */
+export const propertyWarningSchema = z.object({ property: z.string().max(300), message: z.string().max(2_000) });
+
+/** An instance's lifecycle (`LifecycleStatus`): what the provisioner checks before it writes one read from an instance's log. */
+export const lifecycleStatusSchema = z.object({
+  waitFor: z.string().max(100),
+  commands: z.record(
+    z.string().max(100),
+    z.object({
+      state: z.enum(['running', 'succeeded', 'failed', 'skipped']),
+      exitCode: z.number().int().min(0).max(100_000).nullable().optional(),
+      durationMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+      at: z.string().max(64),
+    }),
+  ),
+  ended: z.boolean(),
+  ok: z.boolean(),
+});
+
 /**
  * The instance record as read back from Redis: every field checked, so a record another
  * version wrote (or a hand edit) is refused with the field named instead of flowing on as
@@ -30,24 +49,8 @@ const shape = {
   failure: z.object({ phase: z.enum(['build', 'push', 'provision', 'deprovision']), reason: z.string() }).nullable(),
   localImage: z.object({ id: z.string(), builder: z.string() }).nullable().optional(),
   warning: z.string().nullable().optional(),
-  warnings: z.array(z.object({ property: z.string(), message: z.string() })).optional(),
-  lifecycle: z
-    .object({
-      waitFor: z.string(),
-      commands: z.record(
-        z.string(),
-        z.object({
-          state: z.enum(['running', 'succeeded', 'failed', 'skipped']),
-          exitCode: z.number().nullable().optional(),
-          durationMs: z.number().optional(),
-          at: z.string(),
-        }),
-      ),
-      ended: z.boolean(),
-      ok: z.boolean(),
-    })
-    .nullable()
-    .optional(),
+  warnings: z.array(propertyWarningSchema).optional(),
+  lifecycle: lifecycleStatusSchema.nullable().optional(),
   workspaceSeeded: z.boolean().default(false),
   createdAt: z.string(),
   updatedAt: z.string(),

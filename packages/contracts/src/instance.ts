@@ -142,10 +142,19 @@ export interface PropertyWarning {
   message: string;
 }
 
-/** `warnings` then `more`, one per property (the first kept). */
+/** Warnings one instance carries at most: a config cannot grow its record (read on every request) without bound. */
+export const MAX_WARNINGS = 50;
+
+/** `warnings` then `more`, one per property (the first kept), at most MAX_WARNINGS. */
 export function mergeWarnings(warnings: readonly PropertyWarning[], more: readonly PropertyWarning[]): PropertyWarning[] {
-  const out = [...warnings];
-  for (const w of more) if (!out.some((o) => o.property === w.property)) out.push(w);
+  const out = warnings.slice(0, MAX_WARNINGS);
+  const seen = new Set(out.map((w) => w.property));
+  for (const w of more) {
+    if (out.length >= MAX_WARNINGS) break;
+    if (seen.has(w.property)) continue;
+    seen.add(w.property);
+    out.push(w);
+  }
   return out;
 }
 

@@ -60,3 +60,21 @@ describe('instanceLaunch', () => {
     });
   });
 });
+
+describe('variables in hostile values', () => {
+  it('costs one pass over `${` repeated without a closing brace (a regular expression would rescan it from each)', () => {
+    const value = '${'.repeat(200_000);
+    const t0 = performance.now();
+    expect(substituteInstanceVariables(value, { workspaceFolder: '/workspace', devcontainerId: 'x' })).toBe(value);
+    expect(substituteVariables(value, {}, { workspaceFolder: '/workspace' })).toBe(value);
+    expect(performance.now() - t0).toBeLessThan(500);
+  });
+
+  it('ends each variable at its first closing brace, as the reference CLI does', () => {
+    const vars = { workspaceFolder: '/workspace', devcontainerId: 'x' };
+    for (const v of ['${a${devcontainerId}}', '${localEnv:A:b:c}', '${}', 'x}${devcontainerId']) {
+      expect(substituteVariables(v, {}, vars), v).toBe(substituteInstanceVariables(v, vars));
+    }
+    expect(substituteInstanceVariables('${localEnv:A:b:c}', vars)).toBe('b:c');
+  });
+});

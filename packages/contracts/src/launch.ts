@@ -14,7 +14,26 @@ export interface InstanceVariables {
   devcontainerId: string;
 }
 
-const VARIABLE = /\$\{([^}:]+)(?::([^}:]+)(?::([^}]*))?)?\}/g;
+/**
+ * Replaces each `${…}` of `value` with `replace(kind, name, default, match)` — `${kind}`,
+ * `${kind:name}`, `${kind:name:default}` (the default may hold `:`), each ending at its first `}`
+ * as the reference CLI's `/\$\{(.*?)\}/` does. A linear scan: a value of `${` repeated without a
+ * closing brace costs one pass, where a regular expression would rescan it from every `${`.
+ */
+export function replaceVariables(value: string, replace: (kind: string, name: string | undefined, dflt: string | undefined, match: string) => string): string {
+  let out = '';
+  let pos = 0;
+  for (;;) {
+    const start = value.indexOf('${', pos);
+    if (start < 0) break;
+    const end = value.indexOf('}', start + 2);
+    if (end < 0) break;
+    const [kind = '', name, ...rest] = value.slice(start + 2, end).split(':');
+    out += value.slice(pos, start) + replace(kind, name, rest.length > 0 ? rest.join(':') : undefined, value.slice(start, end + 1));
+    pos = end + 1;
+  }
+  return out + value.slice(pos);
+}
 
 /**
  * Substitutes the variables whose values do not depend on the running container —
@@ -26,7 +45,7 @@ const VARIABLE = /\$\{([^}:]+)(?::([^}:]+)(?::([^}]*))?)?\}/g;
  */
 export function substituteInstanceVariables(value: string, vars: InstanceVariables): string {
   const basename = vars.workspaceFolder.replace(/\/+$/, '').split('/').pop() ?? '';
-  return value.replace(VARIABLE, (match, kind: string, name: string | undefined, dflt: string | undefined) => {
+  return replaceVariables(value, (kind, name, dflt, match) => {
     switch (kind) {
       case 'localEnv':
       case 'env':

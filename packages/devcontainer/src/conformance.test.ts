@@ -54,6 +54,15 @@ describe('configWarnings', () => {
     ).toEqual([]);
   });
 
+  it('folds many other tools into one warning, and never says more than 50 things', () => {
+    const customizations = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`tool${i}`, {}]));
+    const warnings = configWarnings({ image: 'x', customizations });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.message).toMatch(/^customizations: tool0, tool1, .* and 4990 more are for other tools/);
+    const features = Array.from({ length: 200 }, (_, i) => ({ id: `f${i}`, privileged: true, capAdd: ['X'] }));
+    expect(metadataWarnings(features)).toHaveLength(50);
+  });
+
   it('says build.target is only partly applied (the classic builder builds every stage)', () => {
     expect(configWarnings({ build: { dockerfile: 'Dockerfile', target: 'dev' } })).toEqual([
       { property: 'build.target', message: expect.stringMatching(/^build.target: partly applied/) },

@@ -1,4 +1,4 @@
-import { UnprocessableError, type PropertyWarning } from '@codebay/contracts';
+import { MAX_WARNINGS, UnprocessableError, type PropertyWarning } from '@codebay/contracts';
 import type { DevcontainerConfig } from './parse.ts';
 
 /**
@@ -10,6 +10,8 @@ import type { DevcontainerConfig } from './parse.ts';
  */
 
 const isSet = (v: unknown) => v !== undefined && v !== null;
+/** A name from the upload as it goes into a warning: at most 100 characters. */
+const short = (name: string) => (name.length > 100 ? `${name.slice(0, 99)}…` : name);
 /** Set to something: a number, true, or a non-empty string, array or object. */
 const nonEmpty = (v: unknown) =>
   typeof v === 'number' ||
@@ -121,10 +123,20 @@ export function configWarnings(config: DevcontainerConfig): PropertyWarning[] {
     warnings.push({ property: 'build.target', message: `build.target: ${BUILD_TARGET_MESSAGE}` });
   const customizations = config.customizations;
   if (customizations && typeof customizations === 'object' && !Array.isArray(customizations)) {
-    for (const tool of Object.keys(customizations).filter((t) => t !== 'vscode'))
-      warnings.push({ property: `customizations.${tool}`, message: `customizations.${tool}: for another tool; codebay reads customizations.vscode` });
+    // One warning for them all (a config may name any number of tools), naming the first few.
+    const tools = Object.keys(customizations).filter((t) => t !== 'vscode');
+    if (tools.length === 1)
+      warnings.push({
+        property: `customizations.${short(tools[0]!)}`,
+        message: `customizations.${short(tools[0]!)}: for another tool; codebay reads customizations.vscode`,
+      });
+    else if (tools.length > 1)
+      warnings.push({
+        property: 'customizations',
+        message: `customizations: ${tools.slice(0, 10).map(short).join(', ')}${tools.length > 10 ? ` and ${tools.length - 10} more` : ''} are for other tools; codebay reads customizations.vscode`,
+      });
   }
-  return warnings;
+  return warnings.slice(0, MAX_WARNINGS);
 }
 
 /**
@@ -139,8 +151,9 @@ export function metadataWarnings(entries: readonly Record<string, unknown>[]): P
     if (typeof entry.id !== 'string') continue;
     for (const rule of FEATURE_CONTAINER_PROPERTIES) {
       if (!rule.applies(entry[rule.property])) continue;
-      const property = `features["${entry.id}"].${rule.property}`;
+      const property = `features["${short(entry.id)}"].${rule.property}`;
       warnings.push({ property, message: `${property}: ${rule.message}` });
+      if (warnings.length >= MAX_WARNINGS) return warnings;
     }
   }
   return warnings;

@@ -1,4 +1,4 @@
-import { launchConfigSchema, type LaunchConfig, type LifecycleCommand } from '@codebay/contracts';
+import { UnprocessableError, launchConfigSchema, type LaunchConfig, type LifecycleCommand } from '@codebay/contracts';
 
 /** One entry of the `devcontainer.metadata` image label (base image, each feature, then the config). */
 export type MetadataEntry = Record<string, unknown>;
@@ -57,9 +57,17 @@ export function mergeMetadata(entries: MetadataEntry[]): LaunchConfig {
   return merged;
 }
 
-/** Parses the `devcontainer.metadata` label (a JSON array, or one object in older CLIs). */
+/** The largest `devcontainer.metadata` label read: the image is the tenant's (a Dockerfile's LABEL can set it). */
+export const MAX_METADATA_LABEL = 256 * 1024;
+
+/** Parses the `devcontainer.metadata` label (a JSON array, or one object in older CLIs). Throws UnprocessableError when it is over MAX_METADATA_LABEL characters. */
 export function parseMetadataLabel(label: string | undefined): MetadataEntry[] {
   if (!label) return [];
+  if (label.length > MAX_METADATA_LABEL)
+    throw new UnprocessableError(
+      'invalid_devcontainer',
+      `the image's devcontainer.metadata label is ${label.length} characters; codebay reads at most ${MAX_METADATA_LABEL}`,
+    );
   const value: unknown = JSON.parse(label);
   if (Array.isArray(value)) return value.filter((e): e is MetadataEntry => !!e && typeof e === 'object');
   return value && typeof value === 'object' ? [value as MetadataEntry] : [];

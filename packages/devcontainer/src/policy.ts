@@ -1,4 +1,4 @@
-import { UnprocessableError, imageRegistry, namesRegistry } from '@codebay/contracts';
+import { UnprocessableError, imageRegistry, namesRegistry, replaceVariables } from '@codebay/contracts';
 import type { DevcontainerConfig } from './parse.ts';
 import { checkSourceName, featureSource, type SourcePolicy } from './sources.ts';
 
@@ -32,8 +32,6 @@ export interface BuildPolicy {
  */
 export const BUILD_OPTIONS_ALLOWED: readonly string[] = ['--no-cache', '--pull'];
 
-/** `${localEnv:NAME}`, `${localEnv:NAME:default}`, `${env:NAME}`: the CLI's own pattern, `/\$\{(.*?)\}/g`, split on `:`. */
-const VARIABLE = /\$\{(.*?)\}/g;
 const HOST_VARIABLE_KINDS = new Set(['localEnv', 'env']);
 
 export interface PolicyProblem {
@@ -57,14 +55,15 @@ function each(value: unknown, path: string, visit: (text: string, path: string) 
 export function hostVariableProblems(config: DevcontainerConfig, allowed: readonly string[]): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
   each(config, '', (text, property) => {
-    for (const m of text.matchAll(VARIABLE)) {
-      const [kind, name = ''] = m[1]!.split(':');
-      if (!HOST_VARIABLE_KINDS.has(kind!) || allowed.includes(name)) continue;
-      problems.push({
-        property,
-        message: `${property}: ${m[0]} would read the builder's own environment; only variables listed in BUILD_LOCAL_ENV_ALLOWLIST may be used (${allowed.length ? allowed.join(', ') : 'none are'})`,
-      });
-    }
+    // `${localEnv:NAME}`, `${localEnv:NAME:default}`, `${env:NAME}`: the CLI's own pattern, `/\$\{(.*?)\}/g`, split on `:` (scanned linearly).
+    replaceVariables(text, (kind, name = '', _dflt, match) => {
+      if (HOST_VARIABLE_KINDS.has(kind) && !allowed.includes(name))
+        problems.push({
+          property,
+          message: `${property}: ${match} would read the builder's own environment; only variables listed in BUILD_LOCAL_ENV_ALLOWLIST may be used (${allowed.length ? allowed.join(', ') : 'none are'})`,
+        });
+      return match;
+    });
   });
   return problems;
 }

@@ -150,27 +150,41 @@ export function shellQuote(s) {
  */
 export function substituteVariables(value, containerEnv, vars = {}) {
   if (typeof value !== 'string') return value;
-  return value.replace(/\$\{([^}:]+)(?::([^}:]+)(?::([^}]*))?)?\}/g, (match, kind, name, dflt) => {
-    switch (kind) {
-      case 'containerEnv':
-        if (name === undefined) return match;
-        return containerEnv[name] ?? dflt ?? '';
-      case 'env':
-      case 'localEnv':
-        if (name === undefined) return match;
-        return dflt ?? '';
-      case 'containerWorkspaceFolder':
-      case 'localWorkspaceFolder':
-        return name === undefined && vars.workspaceFolder !== undefined ? vars.workspaceFolder : match;
-      case 'containerWorkspaceFolderBasename':
-      case 'localWorkspaceFolderBasename':
-        return name === undefined && vars.workspaceFolder !== undefined ? vars.workspaceFolder.replace(/\/+$/, '').split('/').pop() || '' : match;
-      case 'devcontainerId':
-        return name === undefined && vars.devcontainerId !== undefined ? vars.devcontainerId : match;
-      default:
-        return match;
-    }
-  });
+  // A linear scan (packages/contracts/src/launch.ts replaceVariables): each ${…} ends at its first }.
+  let out = '';
+  let pos = 0;
+  for (;;) {
+    const start = value.indexOf('${', pos);
+    if (start < 0) break;
+    const end = value.indexOf('}', start + 2);
+    if (end < 0) break;
+    const [kind = '', name, ...rest] = value.slice(start + 2, end).split(':');
+    out += value.slice(pos, start) + variableValue(kind, name, rest.length > 0 ? rest.join(':') : undefined, value.slice(start, end + 1), containerEnv, vars);
+    pos = end + 1;
+  }
+  return out + value.slice(pos);
+}
+
+function variableValue(kind, name, dflt, match, containerEnv, vars) {
+  switch (kind) {
+    case 'containerEnv':
+      if (name === undefined) return match;
+      return containerEnv[name] ?? dflt ?? '';
+    case 'env':
+    case 'localEnv':
+      if (name === undefined) return match;
+      return dflt ?? '';
+    case 'containerWorkspaceFolder':
+    case 'localWorkspaceFolder':
+      return name === undefined && vars.workspaceFolder !== undefined ? vars.workspaceFolder : match;
+    case 'containerWorkspaceFolderBasename':
+    case 'localWorkspaceFolderBasename':
+      return name === undefined && vars.workspaceFolder !== undefined ? vars.workspaceFolder.replace(/\/+$/, '').split('/').pop() || '' : match;
+    case 'devcontainerId':
+      return name === undefined && vars.devcontainerId !== undefined ? vars.devcontainerId : match;
+    default:
+      return match;
+  }
 }
 
 /** `substituteVariables` over every string of a value (lifecycle commands in each form, settings). */

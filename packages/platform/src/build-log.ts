@@ -3,8 +3,8 @@ import type { Redis } from 'ioredis';
 
 export type LogEntry = { kind: 'line'; line: BuildLogLine } | { kind: 'end'; end: BuildLogEnd };
 
-/** Lines an instance log keeps (its newest; each at most 2 KiB as the provisioner mirrors them). */
-const MAX_INSTANCE_LOG_ENTRIES = 10_000;
+/** Lines an instance log keeps (its newest; each at most 1 KiB as the provisioner mirrors them): about 3 MB of Redis at most. */
+const MAX_INSTANCE_LOG_ENTRIES = 2_000;
 
 /** How long a finished build's log stays readable. */
 const LOG_TTL_SECONDS = 7 * 86_400;
@@ -73,13 +73,14 @@ export class BuildLogStream {
     return i >= 0 && i % 2 === 0 ? fields[i + 1] : undefined;
   }
 
-  async end(instanceId: string, outcome: BuildOutcome, reason?: string): Promise<void> {
+  /** Appends the end entry (`outcome`, `reason`); the stream expires `ttlSeconds` later (a week by default). */
+  async end(instanceId: string, outcome: BuildOutcome, reason?: string, ttlSeconds = LOG_TTL_SECONDS): Promise<void> {
     const key = this.key(instanceId);
     const fields = reason ? ['end', outcome, 'reason', clip(reason)] : ['end', outcome];
     await this.redis
       .multi()
       .xadd(key, 'MAXLEN', '~', this.maxEntries, '*', ...fields)
-      .expire(key, LOG_TTL_SECONDS)
+      .expire(key, ttlSeconds)
       .exec();
   }
 

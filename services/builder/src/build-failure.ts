@@ -15,6 +15,8 @@ export interface BuildContext {
   features: readonly string[];
   /** Every fetch the egress proxy refused, timed out or could not make, in order. */
   fetches: readonly EgressEvent[];
+  /** The build log's masker: a quoted line is masked whole before it is cut (a cut secret would escape the masker). */
+  mask?: (line: string) => string;
 }
 
 /** Log lines quoted in a reason, at most. */
@@ -197,5 +199,7 @@ function featureFetchFailure(failed: FailedBuild, ctx: BuildContext): string | u
  * (`--buildkit never`).
  */
 export function explainBuildFailure(failed: FailedBuild, ctx: BuildContext): string | undefined {
-  return featureFetchFailure(failed, ctx) ?? featureInstallFailure(failed, ctx) ?? runStepFailure(failed);
+  // Masked whole first: a line cut later would leave part of a secret the masker no longer knows.
+  const masked = ctx.mask ? { ...failed, lines: failed.lines.map(ctx.mask) } : failed;
+  return featureFetchFailure(masked, ctx) ?? featureInstallFailure(masked, ctx) ?? runStepFailure(masked);
 }

@@ -379,7 +379,7 @@ export class BuildInstance {
         // The failing part named (a feature as written and its step, a source this deployment cannot reach), with its last lines.
         const failed = failedBuildOf(err);
         const features = Object.keys((checked.config.features as Record<string, unknown> | undefined) ?? {});
-        const explained = failed && !signal.aborted ? explainBuildFailure(failed, { features, fetches: fetches.all() }) : undefined;
+        const explained = failed && !signal.aborted ? explainBuildFailure(failed, { features, fetches: fetches.all(), mask: log.mask }) : undefined;
         if (explained) throw err instanceof TransientError && !fetch ? new TransientError(explained) : new PermanentError(explained);
         // Otherwise a refused or cut-off fetch says more than the CLI's summary of it.
         if (fetch && !signal.aborted)
@@ -560,8 +560,9 @@ export class BuildInstance {
       pushRef: buildImageRef(registries.push, record.build!.key),
       buildEndedAt: record.buildEndedAt ?? new Date().toISOString(),
       launch: record.launch ?? launchFromImageLabels({}),
-      // The image's own (its features') warnings, as its builder recorded them on the instance.
-      warnings: (record.warnings ?? []).filter((w) => w.property.startsWith('features[')),
+      // The image's own (its features') warnings: read from the image below, never from the record
+      // (a running instance's log can add warnings to its record; the cache entry is shared).
+      warnings: [],
       log,
       signal,
     };
@@ -575,6 +576,7 @@ export class BuildInstance {
       return;
     }
     log.push(`codebay: finishing the push of ${local.id} (builder ${local.builder} stopped while pushing it)`);
+    target.warnings = metadataWarnings(parseMetadataLabel((await images.image(local.id)).labels['devcontainer.metadata']));
     await images.tag(local.id, target.pushRef);
     let pushed: Pushed | undefined;
     try {

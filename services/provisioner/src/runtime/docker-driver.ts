@@ -496,6 +496,8 @@ export class DockerDriver implements RuntimeDriver {
     const lines = new PassThrough();
     this.docker.modem.demuxStream(log, lines, lines);
     log.once('end', () => lines.end());
+    // dockerd going away mid-stream: the follow ends (the mirror follows again), never an unhandled error.
+    log.once('error', () => lines.end());
     const onAbort = () => {
       log.destroy();
       lines.end();

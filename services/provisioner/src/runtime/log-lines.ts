@@ -3,7 +3,7 @@ import type { PassThrough, Readable } from 'node:stream';
 /** A container log line with the runtime's timestamp (`docker logs --timestamps`, `kubectl logs --timestamps`): `<RFC 3339> <text>`. */
 const TIMESTAMPED = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) ?(.*)$/s;
 
-/** Longest line passed on (a tenant's output may have no newline at all); the rest is cut. */
+/** Longest line passed on, characters (a tenant's output may have no newline at all); the rest is cut (the mirror cuts again, by bytes). */
 export const MAX_FOLLOWED_LINE = 2_048;
 
 /**
