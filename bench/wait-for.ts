@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fetchWorkbench } from '../test/support/editor.ts';
 import { createFromDevcontainer } from '../test/support/instances.ts';
 import { startStack, type Stack } from '../test/support/stack.ts';
 import { waitFor } from '../test/support/wait.ts';
@@ -28,31 +29,18 @@ const runs = arg('runs', 1);
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
 const user = `bench-wf-${randomBytes(3).toString('hex')}`;
 
-/** GET the instance URL, following redirects with the cookie, until the workbench page answers. */
-async function editorAnswers(url: string): Promise<boolean> {
-  let next = url;
-  let cookie = '';
-  for (let hop = 0; hop < 5; hop++) {
-    const res = await fetch(next, { redirect: 'manual', headers: cookie ? { cookie } : {} }).catch(() => undefined);
-    if (!res) return false;
-    const set = res.headers.get('set-cookie');
-    if (set) cookie = set.split(';')[0]!;
-    if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
-      await res.arrayBuffer();
-      next = new URL(res.headers.get('location')!, next).toString();
-      continue;
-    }
-    return res.status === 200 && (await res.text()).includes('vscode-workbench-web-configuration');
-  }
-  return false;
-}
-
 async function timeToEditor(stack: Stack, config: Record<string, unknown>): Promise<number> {
   const file = join(await mkdtemp(join(tmpdir(), 'codebay-bench-wf-')), 'devcontainer.json');
   await writeFile(file, JSON.stringify(config));
   const t0 = performance.now();
   const inst = await createFromDevcontainer(stack, user, file);
-  await waitFor(`${inst.instance_id}'s editor`, async () => ((await editorAnswers(inst.url)) ? true : undefined), 600_000, 100);
+  const jar = new Map<string, string>();
+  await waitFor(
+    `${inst.instance_id}'s editor`,
+    async () => ((await fetchWorkbench(inst.url, jar).catch(() => undefined))?.ok ? true : undefined),
+    600_000,
+    100,
+  );
   const seconds = (performance.now() - t0) / 1000;
   await stack.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' });
   return seconds;

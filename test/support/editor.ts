@@ -73,3 +73,27 @@ export function editorUpgrade(url: string, headers: Record<string, string> = {})
     req.end();
   });
 }
+
+/** GET `url`, following redirects by hand and keeping cookies; 200 with the workbench page counts as ready. */
+export async function fetchWorkbench(url: string, jar: Map<string, string>): Promise<{ status: number; ok: boolean; finalUrl: string }> {
+  let current = url;
+  for (let hop = 0; hop < 10; hop++) {
+    const headers: Record<string, string> = {};
+    if (jar.size) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    // Through editorRequest: the editor lives on its instance's own origin, `<id>.localhost`, which Node's fetch cannot resolve.
+    const res = await editorRequest(current, { headers, timeoutMs: 5_000 });
+    const setCookies = res.headers['set-cookie'] ?? [];
+    for (const sc of setCookies) {
+      const kv = sc.split(';', 1)[0]!;
+      const i = kv.indexOf('=');
+      if (i > 0) jar.set(kv.slice(0, i).trim(), kv.slice(i + 1).trim());
+    }
+    const location = res.headers.location;
+    if (res.status >= 300 && res.status < 400 && location) {
+      current = new URL(location, current).toString();
+      continue;
+    }
+    return { status: res.status, ok: res.status === 200 && res.body.includes('vscode-workbench-web-configuration'), finalUrl: current };
+  }
+  throw new Error(`too many redirects from ${url}`);
+}
