@@ -160,6 +160,10 @@ EOF
 log "npm install code-server@${CODE_SERVER_VERSION} (1.5-3 min)"
 (
   cd "${STAGE}"
+  # Under `npm test` / `npm start` the outer npm's settings are in the environment
+  # (npm_config_*, read by this npm as its own): its user agent names the host's
+  # Node, and code-server's postinstall refuses the install by that version.
+  while IFS= read -r var; do unset "${var}"; done < <(compgen -e | grep -iE '^npm_(config|package|lifecycle)_' || true)
   # The bundle's Node runs npm and every install script, so native modules are
   # built for exactly the runtime that ships in bin/node.
   export PATH="${NODE_HOME}/bin:${PATH}"
