@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
 import { execIn } from '../support/docker.ts';
-import { createFromDevcontainer, getInstance, waitForStatus } from '../support/instances.ts';
+import { createFromDevcontainer, createFromWorkspace, getInstance, waitForStatus } from '../support/instances.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
+import { workspaceTarball } from '../support/workspaces.ts';
 
 let stack: Stack;
 const docker = () => dockerFromHost(components().dockerHost);
@@ -71,8 +72,6 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
       capAdd: ['SYS_PTRACE'],
       securityOpt: ['seccomp=unconfined'],
       initializeCommand: 'echo on the host',
-      workspaceFolder: '/src/app',
-      workspaceMount: 'source=${localWorkspaceFolder},target=/src/app,type=bind',
       shutdownAction: 'none',
       hostRequirements: { cpus: 2 },
       customizations: { codespaces: { openFiles: ['README.md'] }, vscode: { extensions: ['-ms-python.python'] } },
@@ -86,8 +85,6 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
       'capAdd',
       'securityOpt',
       'initializeCommand',
-      'workspaceFolder',
-      'workspaceMount',
       'shutdownAction',
       'hostRequirements',
       'customizations.codespaces',
@@ -235,6 +232,63 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
     ]);
     expect(vars(editorEnv.stdout)).toEqual({ ...expected, R_FROM_CONTAINER: '/workspace/bin' });
   }, 240_000);
+
+  it('honours workspaceMount and workspaceFolder within the instance’s own volume', async () => {
+    const tarball = await workspaceTarball({
+      config: {
+        image: 'debian:bookworm',
+        containerEnv: { CODEBAY_TEST_RUN: randomBytes(6).toString('hex') },
+        workspaceMount: 'source=${localWorkspaceFolder},target=/src/app,type=bind,consistency=cached',
+        workspaceFolder: '/src/app/web',
+        postCreateCommand: 'pwd > /src/app/.placed; echo "${containerWorkspaceFolder} ${localWorkspaceFolder} $V_CWF" >> /src/app/.placed',
+        remoteEnv: { V_CWF: '${containerWorkspaceFolder}' },
+      },
+    });
+    const created = await createFromWorkspace(stack, user, tarball);
+    expect(created.workspace_folder).toBe('/src/app/web');
+    expect(created.warnings).toEqual([]);
+    const id = created.instance_id;
+    await waitForStatus(stack, id, ['Running'], 180_000);
+    await lifecycleWhen(id, 'the lifecycle to end', (l) => l.ended);
+    const container = stack.names.container(id);
+    const info = await docker().getContainer(container).inspect();
+    // The instance's own volume at the target, nothing at /workspace; the container starts in the folder.
+    const workspaceVolume = stack.names.workspaceVolume(id);
+    expect(info.Mounts.find((m) => m.Name === workspaceVolume)?.Destination).toBe('/src/app');
+    expect(info.Mounts.some((m) => m.Destination === '/workspace')).toBe(false);
+    expect(info.Config.WorkingDir).toBe('/src/app/web');
+    // The upload unpacked there; the lifecycle commands ran in the folder with its variables.
+    expect((await execIn(docker(), container, ['cat', '/src/app/.devcontainer/devcontainer.json'])).stdout).toContain('/src/app/web');
+    expect((await execIn(docker(), container, ['cat', '/src/app/.placed'])).stdout).toBe('/src/app/web\n/src/app/web /src/app /src/app/web\n');
+    // The editor opens the folder.
+    const editor = await execIn(docker(), container, [
+      'sh',
+      '-c',
+      'for p in /proc/[0-9]*; do if grep -q code-server "$p/cmdline" 2>/dev/null; then tr "\\0" " " < "$p/cmdline"; echo; fi; done',
+    ]);
+    expect(editor.stdout).toMatch(/ \/src\/app\/web( |$)/m);
+    const { logs } = await instanceLog(id);
+    expect(logs).toContain('starting code-server');
+    expect(logs).toMatch(/for \/src\/app\/web/);
+  }, 240_000);
+
+  it('refuses a workspaceMount target over what the instance needs (/etc) with a 422 naming it, and makes nothing', async () => {
+    const list = async () => ((await (await stack.api(`/api/instances?user_id=${user}`)).json()) as { instances: unknown[] }).instances.length;
+    const before = await list();
+    const form = new FormData();
+    form.set('user_id', user);
+    form.set(
+      'devcontainer_json',
+      new Blob([JSON.stringify({ image: 'debian:bookworm', workspaceMount: 'source=${localWorkspaceFolder},target=/etc,type=bind' })]),
+      'devcontainer.json',
+    );
+    const res = await stack.api('/api/instances/devcontainer', { method: 'POST', body: form });
+    expect(res.status).toBe(422);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('unsupported_devcontainer');
+    expect(body.error.message).toMatch(/workspaceMount: the target \/etc: \/etc is the system's or codebay's own/);
+    expect(await list()).toBe(before);
+  });
 
   it('accepts the extension opt-out form -publisher.name', async () => {
     const file = await config({ customizations: { vscode: { extensions: ['-ms-python.python', 'dbaeumer.vscode-eslint'] } } });

@@ -1116,6 +1116,8 @@ export interface components {
       } | null;
       /** @description The instance’s own log (GET /api/instances/{id}/logs) */
       logs_url?: string;
+      /** @description The folder the editor opens and lifecycle commands run in (devcontainer.json workspaceFolder; default /workspace). The instance’s own workspace volume is at workspaceMount’s target (default /workspace). */
+      workspace_folder?: string;
       vscode_version?: string;
       /** Format: date-time */
       created_at?: string;

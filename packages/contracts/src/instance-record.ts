@@ -51,6 +51,10 @@ const shape = {
   warning: z.string().nullable().optional(),
   warnings: z.array(propertyWarningSchema).optional(),
   lifecycle: lifecycleStatusSchema.nullable().optional(),
+  workspace: z
+    .object({ target: z.string().max(1024), folder: z.string().max(1024) })
+    .nullable()
+    .optional(),
   workspaceSeeded: z.boolean().default(false),
   createdAt: z.string(),
   updatedAt: z.string(),

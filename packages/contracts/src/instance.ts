@@ -87,6 +87,23 @@ export const launchConfigSchema = z.object({
 export type LaunchConfig = z.infer<typeof launchConfigSchema>;
 export type LifecycleCommand = z.infer<typeof lifecycleCommand>;
 
+/** Where an instance's workspace (its own volume) is when its config names no other place. */
+export const INSTANCE_WORKSPACE_FOLDER = '/workspace';
+
+/**
+ * Where an instance's own workspace volume is mounted (`target`: the config's workspaceMount
+ * target, default /workspace) and the folder the editor opens and lifecycle commands run in
+ * (`folder`: workspaceFolder, default the target). Absolute normalised paths
+ * (`workspacePlacement` in @codebay/devcontainer checks them).
+ */
+export interface WorkspacePlacement {
+  target: string;
+  folder: string;
+}
+
+/** The placement of an instance whose config says nothing (and of records made before placements). */
+export const DEFAULT_WORKSPACE: WorkspacePlacement = { target: INSTANCE_WORKSPACE_FOLDER, folder: INSTANCE_WORKSPACE_FOLDER };
+
 /** Where the runtime driver put the instance. */
 export const runtimeInfoSchema = z.object({
   driver: z.enum(['docker', 'kubernetes']),
@@ -215,6 +232,8 @@ export interface InstanceRecord {
   warnings?: PropertyWarning[];
   /** The lifecycle commands of the last container start, from its log (null until one ran). */
   lifecycle?: LifecycleStatus | null;
+  /** Where its workspace volume is mounted and the folder the editor opens (absent: /workspace for both). */
+  workspace?: WorkspacePlacement | null;
   workspaceSeeded: boolean;
   createdAt: string;
   updatedAt: string;
@@ -316,6 +335,8 @@ export interface InstanceResponse {
   } | null;
   /** The instance's own log (launcher, lifecycle commands, editor): JSON, or Server-Sent Events with `?follow=1`. */
   logs_url: string;
+  /** The folder the editor opens and lifecycle commands run in (workspaceFolder; default /workspace, the instance's own volume). */
+  workspace_folder: string;
   vscode_version: string;
   created_at: string;
   timings: Record<string, string | null>;
@@ -386,6 +407,7 @@ export function toInstanceResponse(
         }
       : null,
     logs_url: `${publicUrl}/api/instances/${record.id}/logs`,
+    workspace_folder: record.workspace?.folder ?? INSTANCE_WORKSPACE_FOLDER,
     vscode_version: record.vscodeVersion,
     created_at: record.createdAt,
     timings: {

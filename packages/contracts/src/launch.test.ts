@@ -22,6 +22,17 @@ describe('variables: the launcher and the provisioner agree', () => {
     expect(substituteVariables('${localWorkspaceFolder}/src:${devcontainerId}', {}, vars)).toBe('/workspace/src:alice-abc123');
   });
 
+  it('agrees too when the volume and the folder differ (workspaceMount /src/app, workspaceFolder /src/app/web)', () => {
+    const placed = { workspaceFolder: '/src/app/web', workspaceVolume: '/src/app', devcontainerId: 'alice-abc123' };
+    for (const form of forms) expect(substituteVariables(form, {}, placed), form).toBe(substituteInstanceVariables(form, placed));
+    expect(
+      substituteInstanceVariables(
+        '${localWorkspaceFolder} ${localWorkspaceFolderBasename} ${containerWorkspaceFolder} ${containerWorkspaceFolderBasename}',
+        placed,
+      ),
+    ).toBe('/src/app app /src/app/web web');
+  });
+
   it('leaves ${containerEnv:…} to the container (the provisioner) and resolves it in the launcher', () => {
     expect(substituteInstanceVariables('${containerEnv:PATH}', vars)).toBe('${containerEnv:PATH}');
     expect(substituteVariables('${containerEnv:PATH}', { PATH: '/bin' }, vars)).toBe('/bin');
@@ -58,6 +69,23 @@ describe('instanceLaunch', () => {
       devcontainerId: 'bob-x1',
       port: 8080,
     });
+  });
+
+  it('hands the launcher the placement: the folder the editor opens and the volume', () => {
+    const launch = {
+      containerEnv: { WS: '${containerWorkspaceFolder}', LOCAL: '${localWorkspaceFolder}' },
+      remoteEnv: {},
+      onCreateCommands: [],
+      updateContentCommands: [],
+      postCreateCommands: [],
+      postStartCommands: [],
+      postAttachCommands: [],
+      settings: {},
+      extensions: [],
+    };
+    const started = instanceLaunch(launch, 'bob-x1', 8080, { target: '/src/app', folder: '/src/app/web' });
+    expect(started.containerEnv).toEqual({ WS: '/src/app/web', LOCAL: '/src/app' });
+    expect(JSON.parse(started.launchJson)).toMatchObject({ workspaceFolder: '/src/app/web', workspaceVolume: '/src/app' });
   });
 });
 

@@ -1,7 +1,4 @@
-import type { LaunchConfig } from './instance.ts';
-
-/** Where every instance's workspace is (its own volume). */
-export const INSTANCE_WORKSPACE_FOLDER = '/workspace';
+import { DEFAULT_WORKSPACE, type LaunchConfig, type WorkspacePlacement } from './instance.ts';
 
 /**
  * The values the spec's variables take in an instance (containers.dev/implementors/json_reference,
@@ -10,7 +7,10 @@ export const INSTANCE_WORKSPACE_FOLDER = '/workspace';
  * and `${devcontainerId}` is the instance's id (stable across restarts, unique).
  */
 export interface InstanceVariables {
+  /** `${containerWorkspaceFolder}`: the folder the editor opens. */
   workspaceFolder: string;
+  /** `${localWorkspaceFolder}`: the instance's workspace volume (default: workspaceFolder). */
+  workspaceVolume?: string;
   devcontainerId: string;
 }
 
@@ -37,25 +37,29 @@ export function replaceVariables(value: string, replace: (kind: string, name: st
 
 /**
  * Substitutes the variables whose values do not depend on the running container —
- * `${localWorkspaceFolder}`, `${localWorkspaceFolderBasename}`, `${containerWorkspaceFolder}`,
+ * `${localWorkspaceFolder}` (the instance's workspace volume, in the place of the user's folder),
+ * `${localWorkspaceFolderBasename}`, `${containerWorkspaceFolder}` (the folder the editor opens),
  * `${containerWorkspaceFolderBasename}`, `${devcontainerId}`, `${localEnv:NAME[:default]}` and its
  * alias `${env:…}` — and leaves `${containerEnv:…}` and anything unknown as written (the launcher
  * resolves `${containerEnv:…}` in the container). The launcher's `substituteVariables`
  * (packages/editor/launcher/helpers.mjs) gives the same values; a test holds them together.
  */
 export function substituteInstanceVariables(value: string, vars: InstanceVariables): string {
-  const basename = vars.workspaceFolder.replace(/\/+$/, '').split('/').pop() ?? '';
+  const basename = (path: string) => path.replace(/\/+$/, '').split('/').pop() ?? '';
+  const local = vars.workspaceVolume ?? vars.workspaceFolder;
   return replaceVariables(value, (kind, name, dflt, match) => {
     switch (kind) {
       case 'localEnv':
       case 'env':
         return name === undefined ? match : (dflt ?? '');
       case 'localWorkspaceFolder':
+        return name === undefined ? local : match;
       case 'containerWorkspaceFolder':
         return name === undefined ? vars.workspaceFolder : match;
       case 'localWorkspaceFolderBasename':
+        return name === undefined ? basename(local) : match;
       case 'containerWorkspaceFolderBasename':
-        return name === undefined ? basename : match;
+        return name === undefined ? basename(vars.workspaceFolder) : match;
       case 'devcontainerId':
         return name === undefined ? vars.devcontainerId : match;
       default:
@@ -68,13 +72,27 @@ export function substituteInstanceVariables(value: string, vars: InstanceVariabl
  * What an instance's container is started with: its `containerEnv` with the variables
  * substituted (the container's own environment: what `docker exec` and `kubectl exec` see), and
  * the launcher's configuration (`CODEBAY_LAUNCH`, JSON) with the same containerEnv, the
- * workspace folder, the editor's port and the instance's id for `${devcontainerId}`.
+ * workspace folder (`workspaceFolder`, what the editor opens) and the volume's path
+ * (`workspaceVolume`, where the upload is unpacked and the launcher keeps its state), the
+ * editor's port and the instance's id for `${devcontainerId}`.
  */
-export function instanceLaunch(launch: LaunchConfig, instanceId: string, port: number): { containerEnv: Record<string, string>; launchJson: string } {
-  const vars = { workspaceFolder: INSTANCE_WORKSPACE_FOLDER, devcontainerId: instanceId };
+export function instanceLaunch(
+  launch: LaunchConfig,
+  instanceId: string,
+  port: number,
+  workspace: WorkspacePlacement = DEFAULT_WORKSPACE,
+): { containerEnv: Record<string, string>; launchJson: string } {
+  const vars = { workspaceFolder: workspace.folder, workspaceVolume: workspace.target, devcontainerId: instanceId };
   const containerEnv = Object.fromEntries(Object.entries(launch.containerEnv).map(([k, v]) => [k, substituteInstanceVariables(v, vars)]));
   return {
     containerEnv,
-    launchJson: JSON.stringify({ ...launch, containerEnv, workspaceFolder: INSTANCE_WORKSPACE_FOLDER, devcontainerId: instanceId, port }),
+    launchJson: JSON.stringify({
+      ...launch,
+      containerEnv,
+      workspaceFolder: workspace.folder,
+      workspaceVolume: workspace.target,
+      devcontainerId: instanceId,
+      port,
+    }),
   };
 }

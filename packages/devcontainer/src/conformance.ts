@@ -1,5 +1,6 @@
 import { MAX_WARNINGS, UnprocessableError, type PropertyWarning } from '@codebay/contracts';
 import type { DevcontainerConfig } from './parse.ts';
+import { workspacePlacement } from './workspace-placement.ts';
 
 /**
  * What codebay does with the devcontainer.json properties it accepts but does not apply as
@@ -77,16 +78,6 @@ const IGNORED: readonly Rule[] = [
     message: 'not applied: an instance gets the cpu and memory of the create request (cpu_request, cpu_limit, memory_request, memory_limit)',
   },
   { property: 'secrets', applies: nonEmpty, message: 'not provided: codebay has no secret store for instances; the user sets them in the instance' },
-  {
-    property: 'workspaceMount',
-    applies: isSet,
-    message: 'not applied: the instance’s workspace is its own volume at /workspace (no folder of the user’s machine exists to mount)',
-  },
-  {
-    property: 'workspaceFolder',
-    applies: (v) => typeof v === 'string' && v.replace(/\/+$/, '') !== '/workspace',
-    message: 'not applied: the editor opens /workspace, the instance’s own volume',
-  },
 ];
 
 /** `build.target`: the classic Docker builder the builders run builds every stage of the file, not only those the target needs. */
@@ -108,13 +99,24 @@ const FEATURE_CONTAINER_PROPERTIES: readonly Rule[] = [
   ...IGNORED.filter((r) => ['capAdd', 'securityOpt', 'init', 'mounts'].includes(r.property)),
 ];
 
+function safeWorkspaceWarnings(config: DevcontainerConfig): PropertyWarning[] {
+  try {
+    return workspacePlacement(config).warnings;
+  } catch {
+    return [];
+  }
+}
+
 /**
  * The warnings for a user's devcontainer.json: every property codebay accepts without applying
  * it as written (`[{property, message}]`, in the config's order). Pure; never throws.
  */
 export function configWarnings(config: DevcontainerConfig): PropertyWarning[] {
+  // What of workspaceMount/workspaceFolder is not applied as written (the config was checked: never throws here).
+  const workspace = safeWorkspaceWarnings(config);
   const warnings: PropertyWarning[] = [];
   for (const key of Object.keys(config)) {
+    warnings.push(...workspace.filter((w) => w.property === key));
     const rule = IGNORED.find((r) => r.property === key);
     if (rule?.applies(config[key])) warnings.push({ property: key, message: `${key}: ${rule.message}` });
   }
@@ -162,9 +164,12 @@ export function metadataWarnings(entries: readonly Record<string, unknown>[]): P
 /**
  * Refuses (422 `unsupported_devcontainer`) what an instance cannot run without: `privileged: true`
  * (instances share their node with other users' and never run privileged, so what asks for it
- * would not work). `dockerComposeFile` is refused by `checkSupported`.
+ * would not work), and a workspaceMount target or workspaceFolder the workspace cannot be placed
+ * at (`workspacePlacement`). `dockerComposeFile` is refused by `checkSupported`.
  */
 export function checkRefused(config: DevcontainerConfig, name = 'devcontainer.json'): void {
+  // A workspaceMount target or workspaceFolder codebay cannot place the workspace at.
+  workspacePlacement(config, name);
   if (config.privileged === true)
     throw new UnprocessableError(
       'unsupported_devcontainer',

@@ -6,6 +6,8 @@ export type WaitFor = 'initializeCommand' | 'onCreateCommand' | 'updateContentCo
 
 export interface LaunchConfig {
   workspaceFolder: string;
+  /** The instance's workspace volume (where the upload is unpacked and the launcher's state is kept). */
+  workspaceVolume: string;
   host: string;
   port: number;
   socket?: string;
@@ -44,7 +46,7 @@ export function shellQuote(s: string): string;
 export function substituteVariables(
   value: string,
   containerEnv: Record<string, string | undefined>,
-  vars?: { workspaceFolder?: string; devcontainerId?: string },
+  vars?: { workspaceFolder?: string; workspaceVolume?: string; devcontainerId?: string },
 ): string;
 export function buildEnv(opts: {
   base: Record<string, string | undefined>;
@@ -52,6 +54,7 @@ export function buildEnv(opts: {
   remoteEnv?: Record<string, string | null>;
   user?: PasswdUser;
   workspaceFolder?: string;
+  workspaceVolume?: string;
   devcontainerId?: string;
 }): Record<string, string>;
 export function parsePasswd(text: string): PasswdUser[];
@@ -86,5 +89,5 @@ export declare function startPlan(waitFor: WaitFor, done?: Set<Phase>): { phase:
 export declare function substituteDeep<T>(
   value: T,
   containerEnv: Record<string, string | undefined>,
-  vars?: { workspaceFolder?: string; devcontainerId?: string },
+  vars?: { workspaceFolder?: string; workspaceVolume?: string; devcontainerId?: string },
 ): T;

@@ -53,6 +53,8 @@ export function parseLaunchConfig(text) {
 
   const cfg = {
     workspaceFolder: raw.workspaceFolder ?? '/workspace',
+    // The instance's workspace volume (the upload, the launcher's state); default the folder.
+    workspaceVolume: raw.workspaceVolume ?? raw.workspaceFolder ?? '/workspace',
     host: raw.host ?? '0.0.0.0',
     port: raw.port ?? 8080,
     socket: raw.socket ?? undefined,
@@ -71,6 +73,9 @@ export function parseLaunchConfig(text) {
   }
   if (typeof cfg.workspaceFolder !== 'string' || !cfg.workspaceFolder.startsWith('/')) {
     throw new Error('workspaceFolder must be an absolute path');
+  }
+  if (typeof cfg.workspaceVolume !== 'string' || !cfg.workspaceVolume.startsWith('/')) {
+    throw new Error('workspaceVolume must be an absolute path');
   }
   if (typeof cfg.host !== 'string' || cfg.host === '') throw new Error('host must be a string');
   if (!Number.isInteger(cfg.port) || cfg.port < 1 || cfg.port > 65535) {
@@ -143,8 +148,9 @@ export function shellQuote(s) {
  * Substitutes the spec's variables (containers.dev/implementors/json_reference, "Variables in
  * devcontainer.json") as they are inside an instance: ${containerEnv:VAR[:default]} from the
  * container's environment; ${localEnv:VAR[:default]} and its alias ${env:…} as their default or ""
- * (an instance has no local machine); ${containerWorkspaceFolder}, ${localWorkspaceFolder} and their
- * Basename forms as the instance's workspace folder; ${devcontainerId} as the instance's id.
+ * (an instance has no local machine); ${containerWorkspaceFolder} as the folder the editor opens
+ * (workspaceFolder), ${localWorkspaceFolder} as the instance's workspace volume (workspaceVolume,
+ * default the folder), each with its Basename form; ${devcontainerId} as the instance's id.
  * Unknown ${...} expressions are left as they are. The provisioner gives the container's own
  * environment the same values (packages/contracts/src/launch.ts substituteInstanceVariables).
  */
@@ -165,6 +171,8 @@ export function substituteVariables(value, containerEnv, vars = {}) {
   return out + value.slice(pos);
 }
 
+const basename = (p) => p.replace(/\/+$/, '').split('/').pop() || '';
+
 function variableValue(kind, name, dflt, match, containerEnv, vars) {
   switch (kind) {
     case 'containerEnv':
@@ -175,11 +183,17 @@ function variableValue(kind, name, dflt, match, containerEnv, vars) {
       if (name === undefined) return match;
       return dflt ?? '';
     case 'containerWorkspaceFolder':
-    case 'localWorkspaceFolder':
       return name === undefined && vars.workspaceFolder !== undefined ? vars.workspaceFolder : match;
+    case 'localWorkspaceFolder': {
+      const local = vars.workspaceVolume ?? vars.workspaceFolder;
+      return name === undefined && local !== undefined ? local : match;
+    }
     case 'containerWorkspaceFolderBasename':
-    case 'localWorkspaceFolderBasename':
-      return name === undefined && vars.workspaceFolder !== undefined ? vars.workspaceFolder.replace(/\/+$/, '').split('/').pop() || '' : match;
+      return name === undefined && vars.workspaceFolder !== undefined ? basename(vars.workspaceFolder) : match;
+    case 'localWorkspaceFolderBasename': {
+      const local = vars.workspaceVolume ?? vars.workspaceFolder;
+      return name === undefined && local !== undefined ? basename(local) : match;
+    }
     case 'devcontainerId':
       return name === undefined && vars.devcontainerId !== undefined ? vars.devcontainerId : match;
     default:
@@ -202,10 +216,10 @@ export function substituteDeep(value, containerEnv, vars = {}) {
  *   remoteEnv values against base + containerEnv. A null remoteEnv value removes
  *   the variable. PATH stays unless containerEnv/remoteEnv set it.
  */
-export function buildEnv({ base, containerEnv = {}, remoteEnv = {}, user, workspaceFolder, devcontainerId }) {
+export function buildEnv({ base, containerEnv = {}, remoteEnv = {}, user, workspaceFolder, workspaceVolume, devcontainerId }) {
   const env = { ...base };
   for (const k of LAUNCHER_ONLY_ENV) delete env[k];
-  const vars = { workspaceFolder, devcontainerId };
+  const vars = { workspaceFolder, workspaceVolume, devcontainerId };
   const baseSnapshot = { ...env };
   for (const [k, v] of Object.entries(containerEnv)) {
     if (v === null) continue;

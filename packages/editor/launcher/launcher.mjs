@@ -783,29 +783,38 @@ async function main() {
     remoteEnv: cfg.remoteEnv,
     user,
     workspaceFolder: cfg.workspaceFolder,
+    workspaceVolume: cfg.workspaceVolume,
     devcontainerId: cfg.devcontainerId,
   });
   // The spec's variables in the lifecycle commands and the settings, with the values the
   // container's environment got (${containerEnv:…} from it).
-  const vars = { workspaceFolder: cfg.workspaceFolder, devcontainerId: cfg.devcontainerId };
+  const vars = { workspaceFolder: cfg.workspaceFolder, workspaceVolume: cfg.workspaceVolume, devcontainerId: cfg.devcontainerId };
   cfg.commands = substituteDeep(cfg.commands, env, vars);
   cfg.settings = substituteDeep(cfg.settings, env, vars);
   log(`env: containerEnv keys [${envKeys(cfg.containerEnv).join(', ')}], remoteEnv keys [${envKeys(cfg.remoteEnv).join(', ')}]`);
 
-  // 3. workspace
+  // 3. workspace: the volume (the upload unpacked, the launcher's state) and the folder the
+  // editor opens and the lifecycle commands run in (workspaceFolder: in the volume, or elsewhere).
+  const volume = cfg.workspaceVolume;
   const ws = cfg.workspaceFolder;
-  const stateDir = path.join(ws, '.codebay');
+  const stateDir = path.join(volume, '.codebay');
   const markerFile = path.join(stateDir, 'lifecycle.json');
   const marker = readJson(markerFile);
-  fs.mkdirSync(ws, { recursive: true });
-  await seedWorkspace(ws, stateDir);
+  fs.mkdirSync(volume, { recursive: true });
+  await seedWorkspace(volume, stateDir);
   if (!marker && isRoot && user.uid !== 0) {
     const t0 = Date.now();
-    const [changed, failed] = chownRecursive(ws, user.uid, user.gid);
-    log(`workspace ${ws}: first start, chown -R ${user.uid}:${user.gid} (${changed} entries${failed ? `, ${failed} failed` : ''}, ${Date.now() - t0} ms)`);
+    const [changed, failed] = chownRecursive(volume, user.uid, user.gid);
+    log(`workspace ${volume}: first start, chown -R ${user.uid}:${user.gid} (${changed} entries${failed ? `, ${failed} failed` : ''}, ${Date.now() - t0} ms)`);
   } else {
-    log(`workspace ${ws}: ${marker ? 'existing (marker found)' : 'first start'}`);
+    log(`workspace ${volume}: ${marker ? 'existing (marker found)' : 'first start'}`);
   }
+  if (ws !== volume && !fs.existsSync(ws)) {
+    // A workspaceFolder the image does not have (in the volume or not): made, and the user's.
+    mkdirOwned(ws, user);
+    log(`workspace folder ${ws}: made (not in the image)`);
+  }
+  if (ws !== volume) log(`workspace folder ${ws} (the editor opens it; the volume is ${volume})`);
   // The user's /shared (a volume the runtime made, owned by root; the user's alone) is handed to
   // the user an instance runs as, so a non-root remoteUser can write there too.
   const shared = '/shared';

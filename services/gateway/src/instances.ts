@@ -11,10 +11,11 @@ import {
   type InstanceRecord,
   type CreateSimpleRequest,
   type PropertyWarning,
+  type WorkspacePlacement,
   type QueuePlace,
   type SourceKind,
 } from '@codebay/contracts';
-import { baseImageOf, configWarnings, imageRefProblem, planBuild } from '@codebay/devcontainer';
+import { baseImageOf, configWarnings, imageRefProblem, planBuild, workspacePlacement } from '@codebay/devcontainer';
 import { hashToken, inspectWorkspaceArchive, type ArtifactStore, type CachedBuilds, type InstanceStore, type JobQueues, type Logger } from '@codebay/platform';
 import { readFile, rm } from 'node:fs/promises';
 import type { GatewayConfig } from './config.ts';
@@ -51,6 +52,8 @@ interface NewInstance {
   build?: { key: string; family: string };
   /** The config's properties accepted but not applied as written (`configWarnings`). */
   warnings?: PropertyWarning[];
+  /** Where the workspace volume is mounted and the folder the editor opens (`workspacePlacement`). */
+  workspace?: WorkspacePlacement;
 }
 
 /**
@@ -218,6 +221,7 @@ export class InstanceService {
       artifact,
       build,
       warnings: configWarnings(plan.config),
+      workspace: workspacePlacement(plan.config).placement,
     });
   }
 
@@ -248,6 +252,7 @@ export class InstanceService {
       );
       if (build) candidate.build = build;
       if (input.warnings?.length) candidate.warnings = input.warnings;
+      if (input.workspace) candidate.workspace = input.workspace;
       if (hit && build) {
         Object.assign(candidate, { status: 'Cached', ...cachedBuilds.fields(hit, build, candidate.warnings) });
       }

@@ -255,6 +255,11 @@ export function openApiDocument(publicUrl: string): Json {
               },
             },
             logs_url: { type: 'string', description: 'The instance’s own log (GET /api/instances/{id}/logs)' },
+            workspace_folder: {
+              type: 'string',
+              description:
+                'The folder the editor opens and lifecycle commands run in (devcontainer.json workspaceFolder; default /workspace). The instance’s own workspace volume is at workspaceMount’s target (default /workspace).',
+            },
             vscode_version: { type: 'string' },
             created_at: { type: 'string', format: 'date-time' },
             timings: { type: 'object', additionalProperties: { type: ['string', 'null'] } },

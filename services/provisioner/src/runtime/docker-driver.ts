@@ -1,6 +1,7 @@
 import {
   PermanentError,
   TransientError,
+  DEFAULT_WORKSPACE,
   instanceLaunch,
   launchConfigSchema,
   namesRegistry,
@@ -312,7 +313,8 @@ export class DockerDriver implements RuntimeDriver {
     const network = Object.keys(earlier?.NetworkSettings.Networks ?? {}).find((n) => this.names.isNetwork(n)) ?? (await this.networks.take());
     if (earlier) await ignore404(this.docker.getContainer(name).remove({ force: true }));
 
-    const { containerEnv, launchJson } = instanceLaunch(record.launch ?? launchConfigSchema.parse({}), record.id, EDITOR_PORT);
+    const workspace = record.workspace ?? DEFAULT_WORKSPACE;
+    const { containerEnv, launchJson } = instanceLaunch(record.launch ?? launchConfigSchema.parse({}), record.id, EDITOR_PORT, workspace);
     const env = Object.entries(containerEnv).map(([k, v]) => `${k}=${v}`);
     env.push(
       `CODEBAY_LAUNCH=${launchJson}`,
@@ -328,12 +330,12 @@ export class DockerDriver implements RuntimeDriver {
       Entrypoint: [`${EDITOR_DIR}/bin/node`, `${LAUNCHER_DIR}/launcher.mjs`],
       Cmd: [],
       Env: env,
-      WorkingDir: '/workspace',
+      WorkingDir: workspace.folder,
       Labels: { ...this.labels(record, 'instance'), 'codebay.network': network },
       ExposedPorts: { [`${EDITOR_PORT}/tcp`]: {} },
       HostConfig: {
         Mounts: [
-          { Type: 'volume', Source: this.names.workspaceVolume(record.id), Target: '/workspace' },
+          { Type: 'volume', Source: this.names.workspaceVolume(record.id), Target: workspace.target },
           { Type: 'volume', Source: this.names.sharedVolume(record.userId), Target: '/shared' },
           { Type: 'bind', Source: bundle.dir, Target: EDITOR_DIR, ReadOnly: true },
           { Type: 'bind', Source: this.opts.launcherDir, Target: LAUNCHER_DIR, ReadOnly: true },
@@ -356,7 +358,7 @@ export class DockerDriver implements RuntimeDriver {
     let seeded = record.workspaceSeeded;
     if (record.source === 'workspace' && record.artifact && !record.workspaceSeeded) {
       // Unpacked by the daemon into the volume through the created (not yet started) container.
-      await container.putArchive(createReadStream(this.artifacts.path(record.artifact)), { path: '/workspace' });
+      await container.putArchive(createReadStream(this.artifacts.path(record.artifact)), { path: workspace.target });
       seeded = true;
     }
 

@@ -113,4 +113,16 @@ describe('Kubernetes objects of an instance', () => {
     expect(JSON.stringify(o.deployment)).not.toContain('secret-value');
     expect(o.secret.stringData).toEqual({ 'editor-secret': 'editor-secret-value', 'seed-token': 'seed-token-value' });
   });
+
+  it('mounts the workspace volume at workspaceMount’s target and starts in workspaceFolder (default /workspace for both)', () => {
+    const editor = (r: typeof record) => instanceObjects(r, layout, root, credentials).deployment.spec!.template.spec!.containers[0]!;
+    const launchOf = (r: typeof record) => JSON.parse(editor(r).env!.find((e) => e.name === 'CODEBAY_LAUNCH')!.value!) as Record<string, unknown>;
+    expect(editor(record).volumeMounts).toContainEqual({ name: 'workspace', mountPath: '/workspace' });
+    expect(editor(record).workingDir).toBe('/workspace');
+    const placed = { ...record, workspace: { target: '/src/app', folder: '/src/app/web' } };
+    expect(editor(placed).volumeMounts).toContainEqual({ name: 'workspace', mountPath: '/src/app' });
+    expect(editor(placed).volumeMounts!.some((m) => m.mountPath === '/workspace')).toBe(false);
+    expect(editor(placed).workingDir).toBe('/src/app/web');
+    expect(launchOf(placed)).toMatchObject({ workspaceFolder: '/src/app/web', workspaceVolume: '/src/app' });
+  });
 });

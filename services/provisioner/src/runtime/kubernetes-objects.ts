@@ -1,6 +1,6 @@
 import type { InstanceRecord, LaunchConfig } from '@codebay/contracts';
 import type { KubernetesObject, V1Deployment, V1NetworkPolicy, V1PersistentVolumeClaim, V1Secret, V1Service } from '@kubernetes/client-node';
-import { instanceLaunch, launchConfigSchema } from '@codebay/contracts';
+import { DEFAULT_WORKSPACE, instanceLaunch, launchConfigSchema } from '@codebay/contracts';
 
 /** Settings that shape every instance's objects. */
 export interface KubernetesLayout {
@@ -95,7 +95,8 @@ export function instanceObjects(
   const meta = (name: string, component: string) => ({ name, namespace: ns, labels: instanceLabels(record, component), ownerReferences: owner });
   const r = record.resources;
   const launch: LaunchConfig = record.launch ?? launchConfigSchema.parse({});
-  const started = instanceLaunch(launch, id, EDITOR_PORT);
+  const placement = record.workspace ?? DEFAULT_WORKSPACE;
+  const started = instanceLaunch(launch, id, EDITOR_PORT, placement);
   const image = record.devcontainerImage ?? record.baseImage ?? '';
   const restricted = {
     allowPrivilegeEscalation: false,
@@ -163,7 +164,7 @@ export function instanceObjects(
               name: 'editor',
               image,
               command: ['/opt/codebay/editor/bin/node', '/opt/codebay/launcher/launcher.mjs'],
-              workingDir: '/workspace',
+              workingDir: placement.folder,
               env: [
                 ...Object.entries(started.containerEnv).map(([name, value]) => ({ name, value })),
                 { name: 'CODEBAY_LAUNCH', value: started.launchJson },
@@ -192,7 +193,7 @@ export function instanceObjects(
               // `ping` needs it too, unless the node allows ICMP sockets (net.ipv4.ping_group_range).
               securityContext: { seccompProfile: { type: 'RuntimeDefault' }, capabilities: { drop: ['NET_RAW'] } },
               volumeMounts: [
-                { name: 'workspace', mountPath: '/workspace' },
+                { name: 'workspace', mountPath: placement.target },
                 { name: 'shared', mountPath: '/shared' },
                 { name: 'editor', mountPath: '/opt/codebay', readOnly: true },
               ],
