@@ -17,6 +17,7 @@ import { createFromDevcontainer, createFromWorkspace, getInstance, waitForStatus
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 import { workspaceTarball } from '../support/workspaces.ts';
+import { editorRequest, editorUpgrade } from '../support/editor.ts';
 
 let stack: Stack;
 const docker = () => dockerFromHost(components().dockerHost);
@@ -67,7 +68,7 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
     const file = await config({
       runArgs: ['--cap-add=SYS_PTRACE'],
       mounts: ['source=cache,target=/cache,type=volume'],
-      forwardPorts: [3000],
+      forwardPorts: ['db:5432'],
       appPort: 8000,
       capAdd: ['SYS_PTRACE'],
       securityOpt: ['seccomp=unconfined'],
@@ -289,6 +290,67 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
     expect(body.error.message).toMatch(/workspaceMount: the target \/etc: \/etc is the system's or codebay's own/);
     expect(await list()).toBe(before);
   });
+
+  it('forwardPorts: each port at its own origin, guarded by the instance’s token, WebSockets too; any other port on request', async () => {
+    // A web server in the foreground of postStartCommand (the editor does not wait for it): HTTP
+    // on 3000 and 4000, and a WebSocket handshake answered by hand.
+    const server = [
+      "const http = require('http'), crypto = require('crypto');",
+      'const app = (name) => { const s = http.createServer((q, r) => r.end(`${name} ${q.method} ${q.url}`));',
+      "  s.on('upgrade', (q, sock) => { const k = crypto.createHash('sha1').update(q.headers['sec-websocket-key'] + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');",
+      "    sock.end('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Accept: ' + k + '\\r\\n\\r\\n'); });",
+      '  return s; };',
+      "app('app-3000').listen(3000, () => console.log('listening on 3000')); app('app-4000').listen(4000);",
+    ].join('\n');
+    const file = await config({
+      forwardPorts: [3000],
+      portsAttributes: { '3000': { label: 'Web app' } },
+      postStartCommand: ['/opt/codebay/editor/bin/node', '-e', server],
+    });
+    const created = await createFromDevcontainer(stack, user, file);
+    const id = created.instance_id;
+    expect(created.warnings).toEqual([]);
+    expect(created.ports).toEqual([
+      {
+        port: 3000,
+        label: 'Web app',
+        origin: expect.stringMatching(new RegExp(`^http://${id}-3000\\.localhost:\\d+/$`)),
+        url: `${created.ports[0]!.origin}?tkn=${encodeURIComponent(created.access_token)}`,
+      },
+    ]);
+    await waitForStatus(stack, id, ['Running'], 180_000);
+    const { origin, url } = created.ports[0]!;
+    // The token, exchanged for a cookie of the port's own origin.
+    const opened = await editorRequest(url);
+    expect(opened.status).toBe(302);
+    const cookie = (opened.headers['set-cookie'] ?? []).map((c) => c.split(';', 1)[0]!).find((c) => c.startsWith('codebay_tkn='));
+    expect(cookie).toBe(`codebay_tkn=${created.access_token}`);
+    const answer = await waitFor(
+      'the application on port 3000 to answer through the gateway',
+      async () => {
+        const r = await editorRequest(`${origin}hello?x=1`, { headers: { cookie: cookie! } });
+        return r.status === 200 ? r : undefined;
+      },
+      60_000,
+      250,
+    );
+    expect(answer.body).toBe('app-3000 GET /hello?x=1');
+    // Refused without the token, with another token, and across origins (the editor's pages cannot drive the port, nor the reverse).
+    expect((await editorRequest(`${origin}hello`)).status).toBe(401);
+    expect((await editorRequest(`${origin}hello`, { headers: { cookie: 'codebay_tkn=not-the-token' } })).status).toBe(401);
+    const editorOriginUrl = created.editor_url.replace(/\/$/, '');
+    expect((await editorRequest(`${origin}form`, { method: 'POST', headers: { cookie: cookie!, origin: editorOriginUrl } })).status).toBe(403);
+    expect((await editorRequest(`${origin}form`, { method: 'POST', headers: { cookie: cookie!, origin: origin.replace(/\/$/, '') } })).body).toBe(
+      'app-3000 POST /form',
+    );
+    // WebSockets: accepted from the port's own origin, refused from the editor's.
+    expect(await editorUpgrade(`${origin}socket`, { cookie: cookie!, origin: origin.replace(/\/$/, '') })).toBe(101);
+    expect(await editorUpgrade(`${origin}socket`, { cookie: cookie!, origin: editorOriginUrl })).toBe(403);
+    // A port not in forwardPorts: reachable the same way, on request.
+    const other = origin.replace(`${id}-3000.`, `${id}-4000.`);
+    expect((await editorRequest(`${other}x`, { headers: { cookie: cookie! } })).body).toBe('app-4000 GET /x');
+    expect((await editorRequest(`${other}x`)).status).toBe(401);
+  }, 240_000);
 
   it('accepts the extension opt-out form -publisher.name', async () => {
     const file = await config({ customizations: { vscode: { extensions: ['-ms-python.python', 'dbaeumer.vscode-eslint'] } } });

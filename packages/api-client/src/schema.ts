@@ -1118,6 +1118,16 @@ export interface components {
       logs_url?: string;
       /** @description The folder the editor opens and lifecycle commands run in (devcontainer.json workspaceFolder; default /workspace). The instance’s own workspace volume is at workspaceMount’s target (default /workspace). */
       workspace_folder?: string;
+      /** @description The config’s forwardPorts, each at its own origin https://<id>-<port>.<BASE_DOMAIN>/ (http://<id>-<port>.localhost:<port>/ on one machine), guarded by the instance’s access token like the editor; any other port of the instance is reachable the same way */
+      ports?: {
+        port: number;
+        /** @description portsAttributes.<port>.label */
+        label: string | null;
+        /** @description Where the port is served */
+        origin: string;
+        /** @description Opens it: the origin with ?tkn=<access_token>, exchanged for a cookie of that origin */
+        url: string;
+      }[];
       vscode_version?: string;
       /** Format: date-time */
       created_at?: string;

@@ -87,6 +87,9 @@ export const launchConfigSchema = z.object({
 export type LaunchConfig = z.infer<typeof launchConfigSchema>;
 export type LifecycleCommand = z.infer<typeof lifecycleCommand>;
 
+/** The port the editor (code-server) listens on inside every instance. */
+export const INSTANCE_EDITOR_PORT = 8080;
+
 /** Where an instance's workspace (its own volume) is when its config names no other place. */
 export const INSTANCE_WORKSPACE_FOLDER = '/workspace';
 
@@ -234,6 +237,8 @@ export interface InstanceRecord {
   lifecycle?: LifecycleStatus | null;
   /** Where its workspace volume is mounted and the folder the editor opens (absent: /workspace for both). */
   workspace?: WorkspacePlacement | null;
+  /** The config's forwardPorts (each reachable at its own origin; so is any other port). */
+  ports?: ForwardedPort[];
   workspaceSeeded: boolean;
   createdAt: string;
   updatedAt: string;
@@ -337,6 +342,12 @@ export interface InstanceResponse {
   logs_url: string;
   /** The folder the editor opens and lifecycle commands run in (workspaceFolder; default /workspace, the instance's own volume). */
   workspace_folder: string;
+  /**
+   * The config's forwardPorts, each at its own origin (`<id>-<port>.<domain>`, guarded by the
+   * instance's token like the editor): `url` opens it with the token, `origin` is where it lives.
+   * Any other port of the instance is reachable the same way.
+   */
+  ports: { port: number; label: string | null; origin: string; url: string }[];
   vscode_version: string;
   created_at: string;
   timings: Record<string, string | null>;
@@ -365,6 +376,21 @@ export interface EditorOrigins {
 /** `http://<id>.localhost:8080` — no trailing slash. */
 export function editorOrigin(origins: EditorOrigins, id: string): string {
   return `${origins.protocol}//${id}.${origins.domain}${origins.port}`;
+}
+
+/**
+ * `http://<id>-3000.localhost:8080` — no trailing slash: the origin of port 3000 in the instance.
+ * Unambiguous: an instance id ends in 8 characters after its last `-`, a port in 1–5 digits.
+ */
+export function portOrigin(origins: EditorOrigins, id: string, port: number): string {
+  return `${origins.protocol}//${id}-${port}.${origins.domain}${origins.port}`;
+}
+
+/** A port of the config's `forwardPorts`, with its `portsAttributes` label. */
+export interface ForwardedPort {
+  /** 1–65535, in the instance. */
+  port: number;
+  label?: string;
 }
 
 /**
@@ -408,6 +434,10 @@ export function toInstanceResponse(
       : null,
     logs_url: `${publicUrl}/api/instances/${record.id}/logs`,
     workspace_folder: record.workspace?.folder ?? INSTANCE_WORKSPACE_FOLDER,
+    ports: (record.ports ?? []).map(({ port, label }) => {
+      const origin = portOrigin(origins, record.id, port);
+      return { port, label: label ?? null, origin: `${origin}/`, url: `${origin}/?tkn=${encodeURIComponent(accessToken)}` };
+    }),
     vscode_version: record.vscodeVersion,
     created_at: record.createdAt,
     timings: {

@@ -8,7 +8,7 @@ describe('configWarnings', () => {
   it('names every property codebay accepts without applying it, in the config’s order', () => {
     const warnings = configWarnings({
       image: 'debian:bookworm',
-      forwardPorts: [3000],
+      forwardPorts: [3000, 'db:5432'],
       appPort: 8000,
       runArgs: ['--init'],
       mounts: ['source=x,target=/x,type=volume'],

@@ -1,5 +1,6 @@
 import { MAX_WARNINGS, UnprocessableError, type PropertyWarning } from '@codebay/contracts';
 import type { DevcontainerConfig } from './parse.ts';
+import { forwardedPorts } from './ports.ts';
 import { workspacePlacement } from './workspace-placement.ts';
 
 /**
@@ -26,14 +27,14 @@ interface Rule {
   message: string;
 }
 
-const PORTS = 'codebay serves the editor only; ports in the instance are not forwarded';
-
 /** Properties of a devcontainer.json (or a feature's or image's metadata) that codebay accepts and does not apply. */
 const IGNORED: readonly Rule[] = [
-  { property: 'forwardPorts', applies: nonEmpty, message: `not forwarded: ${PORTS}` },
-  { property: 'appPort', applies: nonEmpty, message: `not published: ${PORTS}` },
-  { property: 'portsAttributes', applies: nonEmpty, message: `not used: ${PORTS}` },
-  { property: 'otherPortsAttributes', applies: nonEmpty, message: `not used: ${PORTS}` },
+  {
+    property: 'appPort',
+    applies: nonEmpty,
+    message:
+      'not published on a host: every port of the instance is reachable at its own origin, <id>-<port>.<domain>; list it in forwardPorts to see it on the instance',
+  },
   {
     property: 'mounts',
     applies: nonEmpty,
@@ -99,6 +100,7 @@ const FEATURE_CONTAINER_PROPERTIES: readonly Rule[] = [
   ...IGNORED.filter((r) => ['capAdd', 'securityOpt', 'init', 'mounts'].includes(r.property)),
 ];
 
+/** The config was checked (`checkRefused`): a placement that throws gives no warnings here. */
 function safeWorkspaceWarnings(config: DevcontainerConfig): PropertyWarning[] {
   try {
     return workspacePlacement(config).warnings;
@@ -112,11 +114,11 @@ function safeWorkspaceWarnings(config: DevcontainerConfig): PropertyWarning[] {
  * it as written (`[{property, message}]`, in the config's order). Pure; never throws.
  */
 export function configWarnings(config: DevcontainerConfig): PropertyWarning[] {
-  // What of workspaceMount/workspaceFolder is not applied as written (the config was checked: never throws here).
-  const workspace = safeWorkspaceWarnings(config);
+  // What of workspaceMount/workspaceFolder and the port properties is not applied as written, in the config's order.
+  const derived = [...safeWorkspaceWarnings(config), ...forwardedPorts(config).warnings];
   const warnings: PropertyWarning[] = [];
   for (const key of Object.keys(config)) {
-    warnings.push(...workspace.filter((w) => w.property === key));
+    warnings.push(...derived.filter((w) => w.property === key));
     const rule = IGNORED.find((r) => r.property === key);
     if (rule?.applies(config[key])) warnings.push({ property: key, message: `${key}: ${rule.message}` });
   }

@@ -10,3 +10,4 @@ export * from './policy.ts';
 export * from './build-plan.ts';
 export * from './conformance.ts';
 export * from './workspace-placement.ts';
+export * from './ports.ts';

@@ -11,11 +11,12 @@ import {
   type InstanceRecord,
   type CreateSimpleRequest,
   type PropertyWarning,
+  type ForwardedPort,
   type WorkspacePlacement,
   type QueuePlace,
   type SourceKind,
 } from '@codebay/contracts';
-import { baseImageOf, configWarnings, imageRefProblem, planBuild, workspacePlacement } from '@codebay/devcontainer';
+import { baseImageOf, configWarnings, forwardedPorts, imageRefProblem, planBuild, workspacePlacement } from '@codebay/devcontainer';
 import { hashToken, inspectWorkspaceArchive, type ArtifactStore, type CachedBuilds, type InstanceStore, type JobQueues, type Logger } from '@codebay/platform';
 import { readFile, rm } from 'node:fs/promises';
 import type { GatewayConfig } from './config.ts';
@@ -54,6 +55,8 @@ interface NewInstance {
   warnings?: PropertyWarning[];
   /** Where the workspace volume is mounted and the folder the editor opens (`workspacePlacement`). */
   workspace?: WorkspacePlacement;
+  /** The config's forwardPorts with their labels (`forwardedPorts`). */
+  ports?: ForwardedPort[];
 }
 
 /**
@@ -222,6 +225,7 @@ export class InstanceService {
       build,
       warnings: configWarnings(plan.config),
       workspace: workspacePlacement(plan.config).placement,
+      ports: forwardedPorts(plan.config).ports,
     });
   }
 
@@ -253,6 +257,7 @@ export class InstanceService {
       if (build) candidate.build = build;
       if (input.warnings?.length) candidate.warnings = input.warnings;
       if (input.workspace) candidate.workspace = input.workspace;
+      if (input.ports?.length) candidate.ports = input.ports;
       if (hit && build) {
         Object.assign(candidate, { status: 'Cached', ...cachedBuilds.fields(hit, build, candidate.warnings) });
       }

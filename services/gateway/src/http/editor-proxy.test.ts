@@ -70,17 +70,19 @@ describe('EditorProxy on an instance origin', () => {
   let upstream: Server;
   let gateway: Server;
   let seen: IncomingMessage['headers'] = {};
+  let seenUrl = '';
   const host = `${record.id}.localhost:8080`;
 
   beforeAll(async () => {
     upstream = createServer((req, res) => {
       seen = req.headers;
+      seenUrl = req.url ?? '';
       res.setHeader('set-cookie', ['theme=dark; Domain=localhost; Path=/', 'codebay_tkn=planted; Domain=localhost; Path=/', 'plain=1']);
       res.end('editor');
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     (record.runtime as { endpoint: string }).endpoint = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`;
-    const proxy = new EditorProxy({
+    proxy = new EditorProxy({
       store: { get: async (id: string) => (id === record.id ? record : null) } as unknown as InstanceStore,
       logger: pino({ level: 'silent' }),
       origins,
@@ -96,6 +98,7 @@ describe('EditorProxy on an instance origin', () => {
     gateway.close();
   });
 
+  let proxy: EditorProxy;
   const call = (headers: Record<string, string>, method = 'GET') =>
     new Promise<{ status: number; headers: IncomingMessage['headers'] }>((resolve, reject) => {
       const req = request(
@@ -138,5 +141,35 @@ describe('EditorProxy on an instance origin', () => {
     expect((await call({ cookie, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' })).status).toBe(200);
     expect((await call({ cookie, origin: 'http://bob-12345678.localhost:8080' }, 'POST')).status).toBe(403);
     expect((await call({ cookie, origin: `http://${host}` }, 'POST')).status).toBe(200);
+  });
+
+  it('reads a port origin <id>-<port> apart from the editor’s, and nothing else', () => {
+    expect(proxy.targetOfHost('alice-abcdefgh.localhost:8080')).toEqual({ id: 'alice-abcdefgh' });
+    expect(proxy.targetOfHost('alice-abcdefgh-3000.localhost:8080')).toEqual({ id: 'alice-abcdefgh', port: 3000 });
+    expect(proxy.targetOfHost('bob-2-abcdefgh-65535.localhost')).toEqual({ id: 'bob-2-abcdefgh', port: 65535 });
+    // An id whose random part is all digits is still an id (8 digits are no port).
+    expect(proxy.targetOfHost('bob-12345678.localhost')).toEqual({ id: 'bob-12345678' });
+    for (const h of [
+      'alice-abcdefgh-0.localhost',
+      'alice-abcdefgh-65536.localhost',
+      'alice-abcdefgh-8080.localhost',
+      '-3000.localhost',
+      'alice-abcdefgh-3000.example.com',
+    ])
+      expect(proxy.targetOfHost(h), h).toBeUndefined();
+  });
+
+  it('sends a port origin’s requests through the editor’s proxy to that port, guarded by the same token and its own origin', async () => {
+    const portHost = `${record.id}-3000.localhost:8080`;
+    const cookie = `codebay_tkn=${token}`;
+    expect((await call({ host: portHost })).status).toBe(401);
+    expect((await call({ host: portHost, cookie: 'codebay_tkn=wrong' })).status).toBe(401);
+    expect((await call({ host: portHost, cookie })).status).toBe(200);
+    expect(seenUrl).toBe('/proxy/3000/x');
+    expect(seen.cookie).toBe(`code-server-session=${instanceSecrets.editor(key, record.id)}`);
+    // The editor's origin is another origin: its pages may not change things on the port's, nor the port's on the editor's.
+    expect((await call({ host: portHost, cookie, origin: `http://${host}` }, 'POST')).status).toBe(403);
+    expect((await call({ host, cookie, origin: `http://${portHost}` }, 'POST')).status).toBe(403);
+    expect((await call({ host: portHost, cookie, origin: `http://${portHost}` }, 'POST')).status).toBe(200);
   });
 });

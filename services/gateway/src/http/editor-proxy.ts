@@ -1,4 +1,4 @@
-import { editorOrigin, type EditorOrigins, type InstanceRecord } from '@codebay/contracts';
+import { INSTANCE_EDITOR_PORT, editorOrigin, portOrigin, type EditorOrigins, type InstanceRecord } from '@codebay/contracts';
 import { hashToken, instanceSecrets, sameSecret, type InstanceStore, type Logger, type PlatformKey } from '@codebay/platform';
 import { serialize as serializeCookie } from 'cookie';
 import type { RequestHandler } from 'express';
@@ -21,6 +21,13 @@ const EDITOR_PATH = /^\/instances\/([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)(\/.*)$/;
 const INSTANCE_ID = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
 /** Methods that change something: a foreign Origin is refused for them (and for every WebSocket). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** What an instance host names: the instance's editor (`<id>.<domain>`) or one of its ports (`<id>-<port>.<domain>`). */
+export interface HostTarget {
+  id: string;
+  /** A port in the instance (1–65535, not the editor's own); absent for the editor. */
+  port?: number;
+}
 
 interface EditorTarget {
   id: string;
@@ -85,6 +92,11 @@ function denied(res: ServerResponse, status: number, message: string) {
  * treat `*.localhost` hosts as sites of their own).
  * Upstream, the user's cookies for codebay are replaced by the editor's own secret
  * (`code-server-session`): the editor answers nothing that did not come through here.
+ *
+ * Each port in the instance has an origin of its own too, `<id>-<port>.<INSTANCE_DOMAIN>`
+ * (forwardPorts, and any port opened later), guarded the same way (its own `?tkn=` exchange and
+ * host-only cookie, its own Origin checks) and served through the editor's path proxy
+ * (`/proxy/<port>/…` → `localhost:<port>` in the instance, WebSockets too).
  */
 export interface EditorProxyDeps {
   store: InstanceStore;
@@ -133,16 +145,28 @@ export class EditorProxy {
     });
   }
 
-  /** The instance id a Host header names (`<id>.<domain>[:port]`), if it names one. */
-  instanceOfHost(host: string | undefined): string | undefined {
+  /**
+   * The instance (and port) a Host header names: `<id>.<domain>[:port]` is the editor,
+   * `<id>-<port>.<domain>[:port]` a port in the instance (an id's last part after `-` is 8
+   * characters, a port 1–5 digits, so the two never overlap). Undefined for other hosts, port 0
+   * or above 65535, and the editor's own port (it is reached at the editor's origin only).
+   */
+  targetOfHost(host: string | undefined): HostTarget | undefined {
     const m = this.hostPattern.exec(host ?? '');
-    const id = m?.[1]?.toLowerCase();
-    return id && INSTANCE_ID.test(id) ? id : undefined;
+    const label = m?.[1]?.toLowerCase();
+    if (!label) return undefined;
+    const p = /^(.+)-(\d{1,5})$/.exec(label);
+    if (p) {
+      const port = Number(p[2]);
+      if (!INSTANCE_ID.test(p[1]!) || port < 1 || port > 65535 || port === INSTANCE_EDITOR_PORT) return undefined;
+      return { id: p[1]!, port };
+    }
+    return INSTANCE_ID.test(label) ? { id: label } : undefined;
   }
 
-  /** `http://<id>.localhost:8080` */
-  originOf(id: string): string {
-    return editorOrigin(this.origins, id);
+  /** `http://<id>.localhost:8080`, or `http://<id>-3000.localhost:8080` for a port. */
+  originOf(target: HostTarget): string {
+    return target.port === undefined ? editorOrigin(this.origins, target.id) : portOrigin(this.origins, target.id, target.port);
   }
 
   /** The instance when `token` is its access token and it is not being deleted. */
@@ -157,10 +181,20 @@ export class EditorProxy {
     return record;
   }
 
-  /** The request comes from the instance's own pages (or from no page at all: no Origin header). */
-  private sameOrigin(req: IncomingMessage, id: string): boolean {
+  /** The request comes from the origin's own pages (or from no page at all: no Origin header). */
+  private sameOrigin(req: IncomingMessage, target: HostTarget): boolean {
     const origin = req.headers.origin;
-    return origin === undefined || origin === this.originOf(id);
+    return origin === undefined || origin === this.originOf(target);
+  }
+
+  /**
+   * Where the request goes: the editor as asked, or a port through the editor's own proxy
+   * (code-server's `/proxy/<port>/…`, which passes the rest of the path on to `localhost:<port>`
+   * in the instance, WebSockets too): no port of the instance is published or opened to the
+   * cluster, and a port opened later is reachable as soon as something listens on it.
+   */
+  private upstreamPath(req: IncomingMessage, target: HostTarget): void {
+    if (target.port !== undefined) req.url = `/proxy/${target.port}${req.url?.startsWith('/') ? '' : '/'}${req.url ?? ''}`;
   }
 
   /** The cookies the editor sees: the user's own (its settings, its extensions'), never codebay's, plus the editor's secret. */
@@ -214,25 +248,34 @@ export class EditorProxy {
    */
   middleware(): RequestHandler {
     return (req, res, next) => {
-      const id = this.instanceOfHost(req.headers.host);
-      if (id === undefined) return this.redirectFromApiOrigin(req, res, next);
+      const target = this.targetOfHost(req.headers.host);
+      if (target === undefined) return this.redirectFromApiOrigin(req, res, next);
+      const { id } = target;
       if (this.crossSiteSubresource(req)) return denied(res, 403, 'another site may link to this editor, not load from it');
       void (async () => {
         const queryToken = typeof req.query.tkn === 'string' ? req.query.tkn : undefined;
         const record = queryToken !== undefined ? await this.authorised(id, queryToken) : await this.authorisedByAny(id, this.tokensOf(req));
-        if (!record) return denied(res, 401, 'a valid access token for this instance is required: open the instance’s url from the API');
+        if (!record)
+          return denied(
+            res,
+            401,
+            target.port === undefined
+              ? 'a valid access token for this instance is required: open the instance’s url from the API'
+              : `a valid access token for this instance is required: open port ${target.port}'s url from the API (ports[].url)`,
+          );
         if (queryToken) {
           // Swap the token in the URL for a cookie, so it leaves the address bar and history.
           res.setHeader('set-cookie', this.sessionCookie(queryToken));
           res.redirect(302, stripTokenParam(req.originalUrl));
           return;
         }
-        if (!SAFE_METHODS.has(req.method) && !this.sameOrigin(req, id)) return denied(res, 403, 'cross-origin request refused');
+        if (!SAFE_METHODS.has(req.method) && !this.sameOrigin(req, target)) return denied(res, 403, 'cross-origin request refused');
         if (record.status !== 'Running' || !record.runtime) {
           res.setHeader('refresh', '3');
           return denied(res, 503, `instance ${record.id} is ${record.status}${record.failure ? `: ${record.failure.reason}` : ''}`);
         }
         this.upstreamCookies(req, id);
+        this.upstreamPath(req, target);
         this.proxy.web(req, res, { target: record.runtime.endpoint });
       })().catch(next);
     };
@@ -245,12 +288,12 @@ export class EditorProxy {
     // The seed's URL form: `/instances/<id>?tkn=…` (no slash, no bearer: a browser, not an API call).
     const seed = /^\/instances\/([a-z0-9-]+)$/.exec(req.path);
     if (seed && typeof req.query.tkn === 'string' && !req.headers.authorization) {
-      res.redirect(302, `${this.originOf(seed[1]!)}/${query}`);
+      res.redirect(302, `${this.originOf({ id: seed[1]! })}/${query}`);
       return;
     }
     const target = matchEditorPath(req.originalUrl);
     if (target) {
-      res.redirect(302, `${this.originOf(target.id)}${target.upstreamUrl}`);
+      res.redirect(302, `${this.originOf({ id: target.id })}${target.upstreamUrl}`);
       return;
     }
     next();
@@ -267,15 +310,17 @@ export class EditorProxy {
       socket.on('error', () => socket.destroy());
       // Shutting down: the workbench reconnects to another gateway.
       if (this.closed) return refuse(503, 'Service Unavailable');
-      const id = this.instanceOfHost(req.headers.host);
-      if (id === undefined) return refuse(404, 'Not Found');
-      // Browsers always send Origin on WebSockets: only the instance's own pages may open one.
-      if (!this.sameOrigin(req, id)) return refuse(403, 'Forbidden');
+      const target = this.targetOfHost(req.headers.host);
+      if (target === undefined) return refuse(404, 'Not Found');
+      const { id } = target;
+      // Browsers always send Origin on WebSockets: only the origin's own pages may open one.
+      if (!this.sameOrigin(req, target)) return refuse(403, 'Forbidden');
       this.authorisedByAny(id, this.tokensOf(req))
         .then((record) => {
           if (!record) return refuse(401, 'Unauthorized');
           if (record.status !== 'Running' || !record.runtime) return refuse(503, 'Service Unavailable');
           this.upstreamCookies(req, id);
+          this.upstreamPath(req, target);
           this.proxy.ws(req, socket, head, { target: record.runtime.endpoint });
         })
         .catch(() => refuse(500, 'Internal Server Error'));

@@ -260,6 +260,21 @@ export function openApiDocument(publicUrl: string): Json {
               description:
                 'The folder the editor opens and lifecycle commands run in (devcontainer.json workspaceFolder; default /workspace). The instance’s own workspace volume is at workspaceMount’s target (default /workspace).',
             },
+            ports: {
+              type: 'array',
+              description:
+                'The config’s forwardPorts, each at its own origin https://<id>-<port>.<BASE_DOMAIN>/ (http://<id>-<port>.localhost:<port>/ on one machine), guarded by the instance’s access token like the editor; any other port of the instance is reachable the same way',
+              items: {
+                type: 'object',
+                required: ['port', 'label', 'origin', 'url'],
+                properties: {
+                  port: { type: 'integer', minimum: 1, maximum: 65535 },
+                  label: { type: ['string', 'null'], description: 'portsAttributes.<port>.label' },
+                  origin: { type: 'string', description: 'Where the port is served' },
+                  url: { type: 'string', description: 'Opens it: the origin with ?tkn=<access_token>, exchanged for a cookie of that origin' },
+                },
+              },
+            },
             vscode_version: { type: 'string' },
             created_at: { type: 'string', format: 'date-time' },
             timings: { type: 'object', additionalProperties: { type: ['string', 'null'] } },

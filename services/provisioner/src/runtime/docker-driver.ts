@@ -2,6 +2,7 @@ import {
   PermanentError,
   TransientError,
   DEFAULT_WORKSPACE,
+  INSTANCE_EDITOR_PORT,
   instanceLaunch,
   launchConfigSchema,
   namesRegistry,
@@ -58,7 +59,7 @@ export interface DockerDriverOptions {
 }
 
 /** Port the editor listens on inside every instance. */
-const EDITOR_PORT = 8080;
+const EDITOR_PORT = INSTANCE_EDITOR_PORT;
 /** The editor's port in an instance container (published on EDITOR_PUBLISH_HOST). */
 export const DOCKER_EDITOR_PORT = EDITOR_PORT;
 const EDITOR_DIR = '/opt/codebay/editor';

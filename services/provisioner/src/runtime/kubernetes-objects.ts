@@ -1,6 +1,6 @@
 import type { InstanceRecord, LaunchConfig } from '@codebay/contracts';
 import type { KubernetesObject, V1Deployment, V1NetworkPolicy, V1PersistentVolumeClaim, V1Secret, V1Service } from '@kubernetes/client-node';
-import { DEFAULT_WORKSPACE, instanceLaunch, launchConfigSchema } from '@codebay/contracts';
+import { DEFAULT_WORKSPACE, INSTANCE_EDITOR_PORT, instanceLaunch, launchConfigSchema } from '@codebay/contracts';
 
 /** Settings that shape every instance's objects. */
 export interface KubernetesLayout {
@@ -32,7 +32,7 @@ export interface InstanceCredentials {
 /** Addresses instances may not reach (the cluster's own networks, link-local metadata); everything else outside stays open for package installs. */
 const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8'];
 
-export const EDITOR_PORT = 8080;
+export const EDITOR_PORT = INSTANCE_EDITOR_PORT;
 /** The gateway's pods (labels of deploy/kubernetes) and port. */
 const GATEWAY_POD = { 'app.kubernetes.io/name': 'codebay-gateway' } as const;
 const GATEWAY_PORT = 8080;
