@@ -9,3 +9,4 @@ export * from './workspace-tree.ts';
 export * from './policy.ts';
 export * from './build-plan.ts';
 export * from './conformance.ts';
+export * from './host-requirements.ts';
