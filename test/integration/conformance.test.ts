@@ -1,7 +1,8 @@
 // devcontainer.json as people write it, through the whole system on the Docker runtime (real
 // gateway, builder, provisioner, Redis, dockerd, registry, Dev Containers CLI, code-server):
 // properties codebay does not apply become warnings on the instance and in its build log, what
-// an instance cannot run without is refused, and the lifecycle commands follow the spec
+// an instance cannot run without is refused, hostRequirements become the instance's minimums
+// (the container's real cgroup settings), and the lifecycle commands follow the spec
 // (waitFor, failures recorded, later commands skipped, the instance's own log readable).
 // The rows of docs/conformance.md name these tests.
 import type { InstanceResponse } from '@codebay/contracts';
@@ -56,7 +57,8 @@ function lifecycleWhen(id: string, what: string, done: (l: NonNullable<InstanceR
 
 beforeAll(async () => {
   // A short readiness limit: the test of an editor that waits for a command that never ends fails in 45 s, not 180.
-  stack = await startStack({ name: 'conformance', env: { READY_TIMEOUT_SECONDS: '45' } });
+  // The operator's maxima the hostRequirements tests name (the gateway's defaults, said here).
+  stack = await startStack({ name: 'conformance', env: { READY_TIMEOUT_SECONDS: '45', MAX_CPU_LIMIT: '4000m', MAX_MEMORY_LIMIT: '8Gi' } });
 }, 120_000);
 
 afterAll(async () => {
@@ -74,7 +76,7 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
       securityOpt: ['seccomp=unconfined'],
       initializeCommand: 'echo on the host',
       shutdownAction: 'none',
-      hostRequirements: { cpus: 2 },
+      hostRequirements: { gpu: 'optional' },
       customizations: { codespaces: { openFiles: ['README.md'] }, vscode: { extensions: ['-ms-python.python'] } },
     });
     const created = await createFromDevcontainer(stack, user, file);
@@ -87,7 +89,7 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
       'securityOpt',
       'initializeCommand',
       'shutdownAction',
-      'hostRequirements',
+      'hostRequirements.gpu',
       'customizations.codespaces',
     ];
     // At once, while it is queued: the properties are named, each with what codebay does instead.
@@ -111,6 +113,65 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
     expect(body.error.message).toMatch(/privileged: instances never run privileged/);
     const after = ((await (await stack.api(`/api/instances?user_id=${user}`)).json()) as { instances: unknown[] }).instances.length;
     expect(after).toBe(before);
+  });
+
+  it('applies hostRequirements {cpus: 2, memory: "1gb"} as the instance’s minimums: the API shows the raised requests, the container has them', async () => {
+    const file = await config({ hostRequirements: { cpus: 2, memory: '1gb' } });
+    const created = await createFromDevcontainer(stack, user, file);
+    // cpus 2 → cpu_request 2 (the default limit 1000m raised with it); memory 1gb = 2^30 bytes (the
+    // reference CLI's unit) → memory_request 1Gi, the default limit 2Gi already above it.
+    const raised = { cpu_request: '2', cpu_limit: '2', memory_request: '1Gi', memory_limit: '2Gi', storage_size: '2Gi', shared_storage_size: '5Gi' };
+    expect(created.resources).toEqual(raised);
+    expect(created.warnings).toEqual([]);
+    const running = await waitForStatus(stack, created.instance_id, ['Running'], 180_000);
+    expect(running.resources).toEqual(raised);
+    const { HostConfig } = await docker().getContainer(stack.names.container(running.instance_id)).inspect();
+    expect(HostConfig.NanoCpus).toBe(2e9);
+    expect(HostConfig.CpuShares).toBe(2048);
+    expect(HostConfig.MemoryReservation).toBe(2 ** 30);
+    expect(HostConfig.Memory).toBe(2 * 2 ** 30);
+  }, 240_000);
+
+  it.each([
+    {
+      what: 'cpus above MAX_CPU_LIMIT',
+      hostRequirements: { cpus: 64 },
+      code: 'unsupported_devcontainer',
+      message: 'devcontainer.json: hostRequirements.cpus: asks for 64 cores, and this deployment gives an instance at most 4000m of cpu',
+    },
+    {
+      what: 'memory above MAX_MEMORY_LIMIT',
+      hostRequirements: { memory: '64gb' },
+      code: 'unsupported_devcontainer',
+      message: 'devcontainer.json: hostRequirements.memory: asks for 64Gi, and this deployment gives an instance at most 8Gi of memory',
+    },
+    {
+      what: 'gpu: true',
+      hostRequirements: { gpu: true },
+      code: 'unsupported_devcontainer',
+      message: /^devcontainer\.json: hostRequirements\.gpu: a GPU is required, and codebay offers none/,
+    },
+    {
+      what: 'a cpu_request given below cpus',
+      hostRequirements: { cpus: 2 },
+      fields: { cpu_request: '500m' },
+      code: 'below_host_requirements',
+      message: 'devcontainer.json: cpu_request 500m is below hostRequirements.cpus (2 cores), the instance’s minimum',
+    },
+  ])('hostRequirements: $what → 422 naming it, and nothing made', async ({ hostRequirements, fields, code, message }) => {
+    const count = async () => ((await (await stack.api(`/api/instances?user_id=${user}`)).json()) as { instances: unknown[] }).instances.length;
+    const before = await count();
+    const form = new FormData();
+    form.set('user_id', user);
+    for (const [k, v] of Object.entries(fields ?? {})) form.set(k, v);
+    form.set('devcontainer_json', new Blob([JSON.stringify({ image: 'debian:bookworm', hostRequirements })]), 'devcontainer.json');
+    const res = await stack.api('/api/instances/devcontainer', { method: 'POST', body: form });
+    expect(res.status).toBe(422);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe(code);
+    if (typeof message === 'string') expect(body.error.message).toBe(message);
+    else expect(body.error.message).toMatch(message);
+    expect(await count()).toBe(before);
   });
 
   it('waitFor: Running while postCreateCommand still runs; its output and states readable through the API', async () => {

@@ -24,17 +24,35 @@ export interface paths {
       requestBody: {
         content: {
           'application/json': {
-            /** @default 2Gi */
+            /**
+             * @description The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes); a devcontainer.json's hostRequirements.storage is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 2Gi
+             */
             storage_size?: string;
-            /** @default 5Gi */
+            /**
+             * @description The user's shared volume's size (made by the user's first instance)
+             * @default 5Gi
+             */
             shared_storage_size?: string;
-            /** @default 512Mi */
+            /**
+             * @description Memory reserved for the instance; a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 512Mi
+             */
             memory_request?: string;
-            /** @default 2Gi */
+            /**
+             * @description The most memory the instance may use (at least memory_request); a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 2Gi
+             */
             memory_limit?: string;
-            /** @default 200m */
+            /**
+             * @description CPU reserved for the instance; a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 200m
+             */
             cpu_request?: string;
-            /** @default 1000m */
+            /**
+             * @description The most CPU the instance may use (at least cpu_request); a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 1000m
+             */
             cpu_limit?: string;
             user_id?: string;
             vscode_version?: string;
@@ -107,7 +125,7 @@ export interface paths {
             'application/json': components['schemas']['Error'];
           };
         };
-        /** @description devcontainer.json is not supported or does not match the spec’s schema */
+        /** @description devcontainer.json is not supported or does not match the spec’s schema (`unsupported_devcontainer`: also hostRequirements above what this deployment gives an instance, or a GPU it requires), or a resource field is below its hostRequirements (`below_host_requirements`) */
         422: {
           headers: {
             [name: string]: unknown;
@@ -155,17 +173,35 @@ export interface paths {
       requestBody: {
         content: {
           'multipart/form-data': {
-            /** @default 2Gi */
+            /**
+             * @description The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes); a devcontainer.json's hostRequirements.storage is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 2Gi
+             */
             storage_size?: string;
-            /** @default 5Gi */
+            /**
+             * @description The user's shared volume's size (made by the user's first instance)
+             * @default 5Gi
+             */
             shared_storage_size?: string;
-            /** @default 512Mi */
+            /**
+             * @description Memory reserved for the instance; a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 512Mi
+             */
             memory_request?: string;
-            /** @default 2Gi */
+            /**
+             * @description The most memory the instance may use (at least memory_request); a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 2Gi
+             */
             memory_limit?: string;
-            /** @default 200m */
+            /**
+             * @description CPU reserved for the instance; a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 200m
+             */
             cpu_request?: string;
-            /** @default 1000m */
+            /**
+             * @description The most CPU the instance may use (at least cpu_request); a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 1000m
+             */
             cpu_limit?: string;
             user_id?: string;
             vscode_version?: string;
@@ -241,7 +277,7 @@ export interface paths {
             'application/json': components['schemas']['Error'];
           };
         };
-        /** @description devcontainer.json is not supported or does not match the spec’s schema */
+        /** @description devcontainer.json is not supported or does not match the spec’s schema (`unsupported_devcontainer`: also hostRequirements above what this deployment gives an instance, or a GPU it requires), or a resource field is below its hostRequirements (`below_host_requirements`) */
         422: {
           headers: {
             [name: string]: unknown;
@@ -289,17 +325,35 @@ export interface paths {
       requestBody: {
         content: {
           'multipart/form-data': {
-            /** @default 2Gi */
+            /**
+             * @description The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes); a devcontainer.json's hostRequirements.storage is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 2Gi
+             */
             storage_size?: string;
-            /** @default 5Gi */
+            /**
+             * @description The user's shared volume's size (made by the user's first instance)
+             * @default 5Gi
+             */
             shared_storage_size?: string;
-            /** @default 512Mi */
+            /**
+             * @description Memory reserved for the instance; a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 512Mi
+             */
             memory_request?: string;
-            /** @default 2Gi */
+            /**
+             * @description The most memory the instance may use (at least memory_request); a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 2Gi
+             */
             memory_limit?: string;
-            /** @default 200m */
+            /**
+             * @description CPU reserved for the instance; a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 200m
+             */
             cpu_request?: string;
-            /** @default 1000m */
+            /**
+             * @description The most CPU the instance may use (at least cpu_request); a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @default 1000m
+             */
             cpu_limit?: string;
             user_id?: string;
             vscode_version?: string;
@@ -375,7 +429,7 @@ export interface paths {
             'application/json': components['schemas']['Error'];
           };
         };
-        /** @description devcontainer.json is not supported or does not match the spec’s schema */
+        /** @description devcontainer.json is not supported or does not match the spec’s schema (`unsupported_devcontainer`: also hostRequirements above what this deployment gives an instance, or a GPU it requires), or a resource field is below its hostRequirements (`below_host_requirements`) */
         422: {
           headers: {
             [name: string]: unknown;
@@ -1088,6 +1142,39 @@ export interface components {
       editor_url?: string;
       error?: string | null;
       phase?: string | null;
+      /** @description What the instance runs with, named as the create fields: the request’s (with defaults), raised to the devcontainer.json’s hostRequirements (cpus → cpu_request, memory → memory_request, storage → storage_size; limits at least the requests) */
+      resources?: {
+        /**
+         * @description The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes); a devcontainer.json's hostRequirements.storage is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+         * @default 2Gi
+         */
+        storage_size: string;
+        /**
+         * @description The user's shared volume's size (made by the user's first instance)
+         * @default 5Gi
+         */
+        shared_storage_size: string;
+        /**
+         * @description Memory reserved for the instance; a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+         * @default 512Mi
+         */
+        memory_request: string;
+        /**
+         * @description The most memory the instance may use (at least memory_request); a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+         * @default 2Gi
+         */
+        memory_limit: string;
+        /**
+         * @description CPU reserved for the instance; a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+         * @default 200m
+         */
+        cpu_request: string;
+        /**
+         * @description The most CPU the instance may use (at least cpu_request); a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+         * @default 1000m
+         */
+        cpu_limit: string;
+      };
       /** @description Something that went wrong without stopping the instance: its image’s push failed after it started from the image its builder built (the image is not in the build cache) */
       warning?: string | null;
       /** @description devcontainer.json properties accepted but not applied as written (docs/conformance.md), and lifecycle commands that failed; shown in the build log too */

@@ -37,13 +37,22 @@ export const imageRefSchema = z
 const memoryQuantity = z.string().refine((q) => parseMemory(q) !== undefined, 'must be a quantity such as 512Mi or 2Gi');
 const cpuQuantity = z.string().refine((q) => parseCpu(q) !== undefined, 'must be a quantity such as 200m or 1');
 
+/** How a devcontainer.json's hostRequirements act on a field (services/gateway/src/host-requirements.ts). */
+const raisedBy = (property: string) =>
+  `; a devcontainer.json's hostRequirements.${property} is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements`;
+
+/**
+ * An instance's resources (Kubernetes quantities). For devcontainer and workspace creates, the
+ * config's hostRequirements are minimums: the gateway raises the fields left out to them
+ * (limits to at least the requests) and refuses given ones below them.
+ */
 export const resourcesSchema = z.object({
-  storage_size: memoryQuantity.default('2Gi'),
-  shared_storage_size: memoryQuantity.default('5Gi'),
-  memory_request: memoryQuantity.default('512Mi'),
-  memory_limit: memoryQuantity.default('2Gi'),
-  cpu_request: cpuQuantity.default('200m'),
-  cpu_limit: cpuQuantity.default('1000m'),
+  storage_size: memoryQuantity.default('2Gi').describe(`The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes)${raisedBy('storage')}`),
+  shared_storage_size: memoryQuantity.default('5Gi').describe("The user's shared volume's size (made by the user's first instance)"),
+  memory_request: memoryQuantity.default('512Mi').describe(`Memory reserved for the instance${raisedBy('memory')}`),
+  memory_limit: memoryQuantity.default('2Gi').describe(`The most memory the instance may use (at least memory_request)${raisedBy('memory')}`),
+  cpu_request: cpuQuantity.default('200m').describe(`CPU reserved for the instance${raisedBy('cpus')}`),
+  cpu_limit: cpuQuantity.default('1000m').describe(`The most CPU the instance may use (at least cpu_request)${raisedBy('cpus')}`),
 });
 export type Resources = z.infer<typeof resourcesSchema>;
 
@@ -327,6 +336,12 @@ export interface InstanceResponse {
   editor_url: string;
   error: string | null;
   phase: FailurePhase | null;
+  /**
+   * What the instance runs with, as the create fields name it (`storage_size`, `shared_storage_size`,
+   * `memory_request`, `memory_limit`, `cpu_request`, `cpu_limit`): the request's, with defaults, raised
+   * to the devcontainer.json's hostRequirements where it has them.
+   */
+  resources: Resources;
   /** Something that went wrong without stopping the instance (its image's push failed after it started: the image is not in the build cache). */
   warning: string | null;
   /** Properties of the devcontainer.json accepted but not applied as written, and lifecycle commands that failed: `[{property, message}]`. */
@@ -417,6 +432,7 @@ export function toInstanceResponse(
     editor_url: `${editorOrigin(origins, record.id)}/`,
     error: record.failure ? record.failure.reason : null,
     phase: record.failure ? record.failure.phase : null,
+    resources: record.resources,
     warning: record.warning ?? null,
     warnings: record.warnings ?? [],
     lifecycle: record.lifecycle

@@ -96,6 +96,35 @@ describe('checkRefused', () => {
     expect(() => checkRefused({ image: 'x', privileged: true })).toThrow(/privileged: instances never run privileged/);
     expect(() => checkRefused({ image: 'x', privileged: false })).not.toThrow();
   });
+
+  it.each([true, { cores: 2 }, { memory: '8gb' }])('refuses hostRequirements.gpu %j (no GPUs are offered), naming it', (gpu) => {
+    let err: unknown;
+    try {
+      checkRefused({ image: 'x', hostRequirements: { gpu } });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UnprocessableError);
+    expect((err as UnprocessableError).code).toBe('unsupported_devcontainer');
+    expect((err as UnprocessableError).message).toMatch(/^devcontainer\.json: hostRequirements\.gpu: a GPU is required, and codebay offers none/);
+    expect((err as UnprocessableError).details).toEqual({
+      problems: [{ property: 'hostRequirements.gpu', message: 'a GPU is required, and codebay offers none' }],
+    });
+  });
+
+  it('accepts hostRequirements without a required GPU', () => {
+    for (const gpu of [false, 'optional', undefined])
+      expect(() => checkRefused({ image: 'x', hostRequirements: { cpus: 2, memory: '4gb', gpu } })).not.toThrow();
+  });
+});
+
+describe('configWarnings (hostRequirements)', () => {
+  it('says an optional GPU is not given, and nothing of what is applied (cpus, memory, storage) or gpu: false', () => {
+    expect(configWarnings({ image: 'x', hostRequirements: { cpus: 2, memory: '4gb', storage: '32gb', gpu: 'optional' } })).toEqual([
+      { property: 'hostRequirements.gpu', message: expect.stringMatching(/^hostRequirements\.gpu: no GPU: codebay offers no GPUs/) },
+    ]);
+    expect(configWarnings({ image: 'x', hostRequirements: { cpus: 2, memory: '4gb', storage: '32gb', gpu: false } })).toEqual([]);
+  });
 });
 
 describe('extensions', () => {

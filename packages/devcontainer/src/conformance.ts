@@ -1,4 +1,5 @@
 import { MAX_WARNINGS, UnprocessableError, type PropertyWarning } from '@codebay/contracts';
+import { hostRequirementsOf } from './host-requirements.ts';
 import type { DevcontainerConfig } from './parse.ts';
 import { forwardedPorts } from './ports.ts';
 import { workspacePlacement } from './workspace-placement.ts';
@@ -73,13 +74,11 @@ const IGNORED: readonly Rule[] = [
     applies: (v) => typeof v === 'string' && v !== 'none',
     message: 'not probed: the environment is the image’s plus containerEnv and remoteEnv, not a login shell’s',
   },
-  {
-    property: 'hostRequirements',
-    applies: nonEmpty,
-    message: 'not applied: an instance gets the cpu and memory of the create request (cpu_request, cpu_limit, memory_request, memory_limit)',
-  },
   { property: 'secrets', applies: nonEmpty, message: 'not provided: codebay has no secret store for instances; the user sets them in the instance' },
 ];
+
+/** `hostRequirements.gpu: "optional"`: the instance starts, without one. */
+const GPU_OPTIONAL_MESSAGE = 'no GPU: codebay offers no GPUs, so the instance runs without one (the config says it is optional)';
 
 /** `build.target`: the classic Docker builder the builders run builds every stage of the file, not only those the target needs. */
 const BUILD_TARGET_MESSAGE =
@@ -121,6 +120,9 @@ export function configWarnings(config: DevcontainerConfig): PropertyWarning[] {
     warnings.push(...derived.filter((w) => w.property === key));
     const rule = IGNORED.find((r) => r.property === key);
     if (rule?.applies(config[key])) warnings.push({ property: key, message: `${key}: ${rule.message}` });
+    // cpus, memory and storage become the instance's minimums (the gateway); gpu: true is refused (checkRefused).
+    if (key === 'hostRequirements' && hostRequirementsOf(config).gpu === 'optional')
+      warnings.push({ property: 'hostRequirements.gpu', message: `hostRequirements.gpu: ${GPU_OPTIONAL_MESSAGE}` });
   }
   const build = config.build as Record<string, unknown> | undefined;
   if (build && typeof build === 'object' && typeof build.target === 'string' && build.target !== '')
@@ -164,10 +166,13 @@ export function metadataWarnings(entries: readonly Record<string, unknown>[]): P
 }
 
 /**
- * Refuses (422 `unsupported_devcontainer`) what an instance cannot run without: `privileged: true`
- * (instances share their node with other users' and never run privileged, so what asks for it
- * would not work), and a workspaceMount target or workspaceFolder the workspace cannot be placed
- * at (`workspacePlacement`). `dockerComposeFile` is refused by `checkSupported`.
+ * Refuses (422 `unsupported_devcontainer`, `details.problems: [{property, message}]`) what an
+ * instance cannot run without: `privileged: true` (instances share their node with other users'
+ * and never run privileged, so what asks for it would not work), and a GPU the config requires
+ * (`hostRequirements.gpu`: `true` or `{cores, memory}`; codebay offers none, and the spec's
+ * hostRequirements are minimums). A workspaceMount target or workspaceFolder the workspace cannot be placed at
+ * (`workspacePlacement`) too. `dockerComposeFile` is refused by `checkSupported`; cpus, memory
+ * and storage above what the operator allows by the gateway (`applyHostRequirements`).
  */
 export function checkRefused(config: DevcontainerConfig, name = 'devcontainer.json'): void {
   // A workspaceMount target or workspaceFolder codebay cannot place the workspace at.
@@ -177,5 +182,11 @@ export function checkRefused(config: DevcontainerConfig, name = 'devcontainer.js
       'unsupported_devcontainer',
       `${name}: privileged: instances never run privileged (they share their node with other users' instances); remove it, and what needs it (a Docker daemon inside, …) with it`,
       { problems: [{ property: 'privileged', message: 'instances never run privileged' }] },
+    );
+  if (hostRequirementsOf(config).gpu === 'required')
+    throw new UnprocessableError(
+      'unsupported_devcontainer',
+      `${name}: hostRequirements.gpu: a GPU is required, and codebay offers none; remove it, or write "gpu": "optional" if the container also works without one`,
+      { problems: [{ property: 'hostRequirements.gpu', message: 'a GPU is required, and codebay offers none' }] },
     );
 }

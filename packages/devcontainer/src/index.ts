@@ -11,3 +11,4 @@ export * from './build-plan.ts';
 export * from './conformance.ts';
 export * from './workspace-placement.ts';
 export * from './ports.ts';
+export * from './host-requirements.ts';

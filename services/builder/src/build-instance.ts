@@ -349,7 +349,9 @@ export class BuildInstance {
       // symlinks followed on disk, and the build key recomputed from the unpacked files.
       const checked = await workspace.verify(folders, record);
       log.mask = createMasker({ values: secretBuildArgValues(checked.config), paths });
-      for (const w of configWarnings(checked.config)) log.push(`codebay: warning: ${w.message}`);
+      // The config's warnings, and the gateway's about its hostRequirements (they depend on the runtime and the operator's maxima).
+      const gatewayWarnings = (record.warnings ?? []).filter((w) => w.property.startsWith('hostRequirements.'));
+      for (const w of mergeWarnings(configWarnings(checked.config), gatewayWarnings)) log.push(`codebay: warning: ${w.message}`);
       await mkdir(join(folders.tmp, 'home'), { recursive: true });
 
       // The last build of this configuration, from where builders push it (see ImageStore.pull).

@@ -4,6 +4,7 @@ import {
   TooManyRequestsError,
   UnprocessableError,
   compareVersions,
+  mergeWarnings,
   newInstanceRecord,
   parseCpu,
   parseMemory,
@@ -16,11 +17,12 @@ import {
   type QueuePlace,
   type SourceKind,
 } from '@codebay/contracts';
-import { baseImageOf, configWarnings, forwardedPorts, imageRefProblem, planBuild, workspacePlacement } from '@codebay/devcontainer';
+import { baseImageOf, configWarnings, forwardedPorts, hostRequirementsOf, imageRefProblem, planBuild, workspacePlacement } from '@codebay/devcontainer';
 import { hashToken, inspectWorkspaceArchive, type ArtifactStore, type CachedBuilds, type InstanceStore, type JobQueues, type Logger } from '@codebay/platform';
 import { readFile, rm } from 'node:fs/promises';
 import type { GatewayConfig } from './config.ts';
 import type { EditorVersions } from './editor-versions.ts';
+import { applyHostRequirements, type ResourceField } from './host-requirements.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
 import { mustSee, ownerFor, type Caller } from './identity.ts';
 import { newAccessToken, newInstanceId } from './tokens.ts';
@@ -31,6 +33,11 @@ export type CreateRequest =
   | {
       source: 'devcontainer' | 'workspace';
       fields: CreateFields;
+      /**
+       * The resource fields the caller sent (the others hold their defaults): the config's
+       * hostRequirements raise the others, and refuse these when they are below them.
+       */
+      given: ReadonlySet<ResourceField>;
       /** The uploaded devcontainer.json or workspace tar.gz, hashed while it streamed to disk. */
       upload: { path: string; sha256: string };
     };
@@ -51,7 +58,7 @@ interface NewInstance {
   artifact: string | null;
   /** The build key of what was uploaded and the config's own hash (`BuildKey.family`). */
   build?: { key: string; family: string };
-  /** The config's properties accepted but not applied as written (`configWarnings`). */
+  /** The config's properties accepted but not applied as written (`configWarnings`, `applyHostRequirements`). */
   warnings?: PropertyWarning[];
   /** Where the workspace volume is mounted and the folder the editor opens (`workspacePlacement`). */
   workspace?: WorkspacePlacement;
@@ -167,7 +174,8 @@ export class InstanceService {
    * request's instance (`replayed`) and leaves nothing new behind. The owner comes from the
    * caller and `fields.user_id` (`ownerFor`); then the request is checked — base image or
    * build plan against the build policy (`planBuild`: the config, every path the build reads,
-   * the build key), resources, quotas — before anything is stored. An upload that is not
+   * the build key), the config's hostRequirements applied to the resources
+   * (`applyHostRequirements`), resources, quotas — before anything is stored. An upload that is not
    * kept (refused, replayed) is removed. Errors: `CodebayError`s with their status (400, 403,
    * 409 key in flight, 413, 422, 429).
    */
@@ -206,12 +214,14 @@ export class InstanceService {
       const { vscodeVersion } = await this.prepare(request.fields, userId, 'simple');
       return this.createRecord({ fields: request.fields, userId, vscodeVersion, source: 'simple', baseImage: request.fields.base_image, artifact: null });
     }
-    const { upload, source, fields } = request;
+    const { upload, source } = request;
     const limits = { maxEntries: this.config.MAX_WORKSPACE_ENTRIES, maxUnpackedBytes: this.config.MAX_WORKSPACE_UNPACKED_BYTES };
     const plan = planBuild(
       source === 'devcontainer' ? { configText: await readFile(upload.path, 'utf8') } : await inspectWorkspaceArchive(upload.path, limits),
       policy,
     );
+    const host = applyHostRequirements(request.fields, request.given, hostRequirementsOf(plan.config), this.config);
+    const fields = host.fields;
     const { vscodeVersion } = await this.prepare(fields, userId, source);
     const artifact = await this.deps.artifacts.adopt(upload.path, upload.sha256);
     const build = { key: plan.key.key, family: plan.key.family };
@@ -223,7 +233,7 @@ export class InstanceService {
       baseImage: baseImageOf(plan.config),
       artifact,
       build,
-      warnings: configWarnings(plan.config),
+      warnings: mergeWarnings(configWarnings(plan.config), host.warnings),
       workspace: workspacePlacement(plan.config).placement,
       ports: forwardedPorts(plan.config).ports,
     });

@@ -1,11 +1,11 @@
-import { INSTANCE_STATUSES, createFieldsSchema, createSimpleSchema } from '@codebay/contracts';
+import { INSTANCE_STATUSES, createFieldsSchema, createSimpleSchema, resourcesSchema } from '@codebay/contracts';
 import { z } from 'zod';
 
 type Json = Record<string, unknown>;
 
-/** A request schema as JSON Schema, from the zod schema that validates it (so the two cannot drift). */
-function fromZod(schema: z.ZodType): Json {
-  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Json;
+/** A request schema as JSON Schema, from the zod schema that validates it (so the two cannot drift); `output`: what it parses to. */
+function fromZod(schema: z.ZodType, io: 'input' | 'output' = 'input'): Json {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Json;
   return rest;
 }
 
@@ -18,7 +18,9 @@ const ERRORS = {
   '404': errorResponse('No such instance (or not the caller’s)'),
   '409': errorResponse('A request with this Idempotency-Key is in progress'),
   '413': errorResponse('Upload or body too large'),
-  '422': errorResponse('devcontainer.json is not supported or does not match the spec’s schema'),
+  '422': errorResponse(
+    'devcontainer.json is not supported or does not match the spec’s schema (`unsupported_devcontainer`: also hostRequirements above what this deployment gives an instance, or a GPU it requires), or a resource field is below its hostRequirements (`below_host_requirements`)',
+  ),
   '429': errorResponse('A per-user quota is reached'),
 };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 } };
@@ -222,6 +224,11 @@ export function openApiDocument(publicUrl: string): Json {
             },
             error: { type: ['string', 'null'] },
             phase: { type: ['string', 'null'] },
+            resources: {
+              ...fromZod(resourcesSchema, 'output'),
+              description:
+                'What the instance runs with, named as the create fields: the request’s (with defaults), raised to the devcontainer.json’s hostRequirements (cpus → cpu_request, memory → memory_request, storage → storage_size; limits at least the requests)',
+            },
             warning: {
               type: ['string', 'null'],
               description:

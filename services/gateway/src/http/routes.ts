@@ -4,6 +4,7 @@ import express, { Router, type Request, type Response } from 'express';
 import type { GatewayConfig } from '../config.ts';
 import { callerOf } from '../identity.ts';
 import type { EditorVersions } from '../editor-versions.ts';
+import { RESOURCE_FIELDS } from '../host-requirements.ts';
 import type { Created, InstanceService } from '../instances.ts';
 import { followBuildLogs } from './build-logs.ts';
 import { singleFileUpload, type HashedUpload } from './uploads.ts';
@@ -88,8 +89,10 @@ export function apiRouter(deps: ApiDeps): Router {
   ] as const;
   for (const { source, field, maxBytes } of uploads) {
     router.post(`/instances/${source}`, singleFileUpload(uploadDir, field, maxBytes), async (req, res) => {
-      const fields = createFieldsSchema.parse(formFields(req.body));
-      await created(res, await instances.create(callerOf(res.locals), { source, fields, upload: uploadOf(req, field) }, req.get('idempotency-key')));
+      const raw = formFields(req.body);
+      const fields = createFieldsSchema.parse(raw);
+      const given = new Set(RESOURCE_FIELDS.filter((f) => raw[f] !== undefined));
+      await created(res, await instances.create(callerOf(res.locals), { source, fields, given, upload: uploadOf(req, field) }, req.get('idempotency-key')));
     });
   }
 

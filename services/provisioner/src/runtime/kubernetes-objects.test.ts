@@ -72,6 +72,17 @@ describe('Kubernetes objects of an instance', () => {
     expect(editor.terminationMessagePolicy).toBe('FallbackToLogsOnError');
   });
 
+  it('gives the pod the requests a devcontainer.json’s hostRequirements raised at create ({cpus: 2, memory: "1gb", storage: "32gb"}), and the volume its storage', () => {
+    // What the gateway's applyHostRequirements makes of them with the default fields (services/gateway/src/host-requirements.test.ts).
+    const resources = resourcesSchema.parse({ cpu_request: '2', cpu_limit: '2', memory_request: '1Gi', storage_size: '32Gi' });
+    const raised = instanceObjects({ ...record, resources }, layout, root, credentials);
+    expect(raised.deployment.spec!.template.spec!.containers[0]!.resources).toEqual({
+      requests: { cpu: '2', memory: '1Gi' },
+      limits: { cpu: '2', memory: '2Gi' },
+    });
+    expect(raised.workspace.spec!.resources).toEqual({ requests: { storage: '32Gi' } });
+  });
+
   it('has no Ingress of its own: only the gateway pods of the platform namespace reach the editor, and the pod reaches no cluster network', () => {
     expect(Object.keys(o)).not.toContain('ingress');
     const from = o.networkPolicy.spec?.ingress;
