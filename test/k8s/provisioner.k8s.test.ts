@@ -386,7 +386,7 @@ describe('Kubernetes runtime on a real API server', () => {
     await expect(core().readNamespacedPersistentVolumeClaim({ name: `codebay-shared-${user}`, namespace: ns })).resolves.toBeDefined();
   });
 
-  it('a ResourceQuota the instance exceeds: Failed with the reason', async () => {
+  it('a ResourceQuota the instance exceeds: Failed with the reason; its objects kept for inspection, the Deployment at 0, until a delete', async () => {
     const quotaNs = ns;
     await core().createNamespacedResourceQuota({ namespace: quotaNs, body: { metadata: { name: 'tight' }, spec: { hard: { 'limits.memory': '1Gi' } } } });
     try {
@@ -394,6 +394,15 @@ describe('Kubernetes runtime on a real API server', () => {
       const failed = await waitForStatus(stack, inst.instance_id, ['Failed'], 90_000);
       expect(failed.error).toMatch(/exceeded quota/i);
       expect(failed.phase).toBe('provision');
+      // Kept (FAILED_INSTANCE_KEEP_SECONDS, 600 by default) with nothing running: the root says until when.
+      expect(failed.kept_until).not.toBeNull();
+      const o = await objectsOf(inst.instance_id);
+      expect(o.configMaps[0]?.metadata?.annotations?.['codebay.dev/kept-until']).toBe(failed.kept_until);
+      expect(o.deployments[0]?.spec?.replicas).toBe(0);
+      expect(o.pvcs).toHaveLength(1);
+      expect((await stack.api(`/api/instances/${inst.instance_id}`, { method: 'DELETE' })).status).toBe(202);
+      await waitForStatus(stack, inst.instance_id, ['Deleted'], 60_000);
+      expect((await objectsOf(inst.instance_id)).configMaps).toHaveLength(0);
     } finally {
       await core().deleteNamespacedResourceQuota({ name: 'tight', namespace: quotaNs });
     }

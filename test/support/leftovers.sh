@@ -5,7 +5,8 @@
 # compose projects (`com.docker.compose.project=codebay-c<8 hex>`: its services, network and
 # volumes) created over an hour ago. A stack removes its own when it stops; a run that was
 # killed cannot. Other deployments (`npm start`'s `codebay`, a compose project of another name)
-# are never touched.
+# are never touched. A failed instance's container kept for inspection (FAILED_INSTANCE_KEEP_SECONDS)
+# is its stack's like any other: its provisioner or the stack removes it, or this once it is stale.
 # Prints how many objects went. CODEBAY_LEFTOVER_AGE_SECONDS: the age (3600).
 set -uo pipefail
 cutoff=$(($(date +%s) - ${CODEBAY_LEFTOVER_AGE_SECONDS:-3600}))

@@ -1175,6 +1175,11 @@ export interface components {
          */
         cpu_limit: string;
       };
+      /**
+       * Format: date-time
+       * @description A Failed instance whose provisioning failed: until when what it left is kept for the platform’s operators to inspect (FAILED_INSTANCE_KEEP_SECONDS; Docker: the stopped container; Kubernetes: the objects and volume, the Deployment scaled to 0); removed then, or at once by a DELETE. Null when nothing is kept
+       */
+      kept_until?: string | null;
       /** @description Something that went wrong without stopping the instance: its image’s push failed after it started from the image its builder built (the image is not in the build cache) */
       warning?: string | null;
       /** @description devcontainer.json properties accepted but not applied as written (docs/conformance.md), and lifecycle commands that failed; shown in the build log too */

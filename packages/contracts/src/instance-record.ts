@@ -47,6 +47,7 @@ const shape = {
   launch: launchConfigSchema.nullable(),
   runtime: runtimeInfoSchema.nullable(),
   failure: z.object({ phase: z.enum(['build', 'push', 'provision', 'deprovision']), reason: z.string() }).nullable(),
+  kept: z.object({ until: z.string(), by: z.string() }).nullable().optional(),
   localImage: z.object({ id: z.string(), builder: z.string() }).nullable().optional(),
   warning: z.string().nullable().optional(),
   warnings: z.array(propertyWarningSchema).optional(),

@@ -233,6 +233,14 @@ export interface InstanceRecord {
   runtime: RuntimeInfo | null;
   failure: { phase: FailurePhase; reason: string } | null;
   /**
+   * A Failed instance whose provisioning failed keeps what it was given (Docker: its stopped
+   * container; Kubernetes: its objects, the Deployment scaled to 0) for inspection `until` then
+   * (`FAILED_INSTANCE_KEEP_SECONDS`). `by` names the runtime that keeps it (`docker:<deployment>`,
+   * `kubernetes:<namespace>`; see RuntimeDriver.keeper): only its provisioner's reconciler removes
+   * it after the deadline, and sets this back to null. A delete removes it at once.
+   */
+  kept?: { until: string; by: string } | null;
+  /**
    * The image as its builder built it, offered before its push ends: a runtime on that
    * builder's Docker daemon may start the instance from it (by image ID) while the push runs.
    * Set while the instance is `Building`; withdrawn (null) if the build goes back to `Queued`.
@@ -342,6 +350,12 @@ export interface InstanceResponse {
    * to the devcontainer.json's hostRequirements where it has them.
    */
   resources: Resources;
+  /**
+   * A Failed instance only: until when what its failed provisioning left is kept for inspection
+   * (Docker: the stopped container, for `docker logs`/`inspect`/`cp`; Kubernetes: its objects and
+   * volume, the Deployment scaled to 0); null when nothing is kept. A delete removes it at once.
+   */
+  kept_until: string | null;
   /** Something that went wrong without stopping the instance (its image's push failed after it started: the image is not in the build cache). */
   warning: string | null;
   /** Properties of the devcontainer.json accepted but not applied as written, and lifecycle commands that failed: `[{property, message}]`. */
@@ -433,6 +447,7 @@ export function toInstanceResponse(
     error: record.failure ? record.failure.reason : null,
     phase: record.failure ? record.failure.phase : null,
     resources: record.resources,
+    kept_until: record.status === 'Failed' ? (record.kept?.until ?? null) : null,
     warning: record.warning ?? null,
     warnings: record.warnings ?? [],
     lifecycle: record.lifecycle

@@ -24,4 +24,18 @@ describe('provisioner configuration', () => {
       expect(String(stderr.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`INSTANCE_EGRESS_EXCEPT\\.1: .*${entry.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
     }
   });
+
+  it('keeps a failed instance 600 s by default; FAILED_INSTANCE_KEEP_SECONDS 0 removes at once; negative, fractional or over 7 days refused', () => {
+    expect(loadConfig(base).FAILED_INSTANCE_KEEP_SECONDS).toBe(600);
+    expect(loadConfig({ ...base, FAILED_INSTANCE_KEEP_SECONDS: '0' }).FAILED_INSTANCE_KEEP_SECONDS).toBe(0);
+    expect(loadConfig({ ...base, FAILED_INSTANCE_KEEP_SECONDS: '604800' }).FAILED_INSTANCE_KEEP_SECONDS).toBe(604_800);
+    vi.spyOn(process, 'exit').mockImplementation((code) => {
+      throw new Error(`exit ${String(code)}`);
+    });
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    for (const value of ['-1', '1.5', 'ten', '604801']) {
+      expect(() => loadConfig({ ...base, FAILED_INSTANCE_KEEP_SECONDS: value })).toThrow('exit 2');
+      expect(String(stderr.mock.calls.at(-1)?.[0])).toMatch(/FAILED_INSTANCE_KEEP_SECONDS/);
+    }
+  });
 });

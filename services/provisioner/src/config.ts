@@ -74,6 +74,13 @@ const schema = commonEnvSchema
     /** A job whose worker stops renewing its lock this long is handed to another worker. */
     JOB_LOCK_SECONDS: envInt(60),
     STALLED_INTERVAL_SECONDS: envInt(30),
+    /**
+     * How long an instance whose provisioning failed keeps its container (Docker: stopped, for
+     * `docker logs`/`inspect`/`cp`) or pod (Kubernetes: as it is, for `kubectl describe`/`logs`),
+     * its network and workspace volume; then the reconciler's next pass removes them (a delete at
+     * once). 0: removed at the failure. At most 7 days.
+     */
+    FAILED_INSTANCE_KEEP_SECONDS: envInt(600).pipe(z.number().max(604_800, 'at most 604800 (7 days)')),
     /** How long a deleted instance's record stays readable. */
     DELETED_RECORD_TTL_SECONDS: envInt(86_400),
   });

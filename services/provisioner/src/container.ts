@@ -16,6 +16,7 @@ import { Counter, Histogram } from 'prom-client';
 import type { ProvisionerConfig } from './config.ts';
 import { DeprovisionInstance } from './deprovision-instance.ts';
 import { InstanceLogMirror } from './instance-log.ts';
+import { KeptFailures } from './kept-failures.ts';
 import { ProvisionInstance } from './provision-instance.ts';
 import { Reconciler } from './reconciler.ts';
 import { DOCKER_EDITOR_PORT } from './runtime/docker-driver.ts';
@@ -37,6 +38,8 @@ const OWN = {
   instanceLogs: token<InstanceLogMirror>('instance log mirror'),
   /** The instance log streams (`codebay:instance:<id>:logs`). */
   instanceLogStream: token<BuildLogStream>('instance log stream'),
+  /** Failed instances' leftovers kept for inspection (FAILED_INSTANCE_KEEP_SECONDS), then removed. */
+  keptFailures: token<KeptFailures>('kept failures'),
   /** `codebay_reconcile_actions_total{action}`, shared by both reconcilers. */
   reconcileActions: token<Counter<'action'>>('reconcile actions'),
 };
@@ -86,6 +89,7 @@ export function provisionerContainer(config: ProvisionerConfig): DependencyConta
         driver: get(T.runtime).driver,
         logger: get(T.logger),
         instanceLogs: get(T.instanceLogs),
+        keptFailures: get(T.keptFailures),
         duration: new Histogram({
           name: 'codebay_provision_duration_seconds',
           help: 'Time from claiming an instance to its editor answering, by outcome',
@@ -129,15 +133,27 @@ export function provisionerContainer(config: ProvisionerConfig): DependencyConta
     () =>
       new Counter({
         name: 'codebay_reconcile_actions_total',
-        help: 'What the reconcilers did: orphan_removed, vanished, reprovisioned, endpoint_updated',
+        help: 'What the reconcilers did: orphan_removed, vanished, reprovisioned, endpoint_updated, kept_failure_removed',
         labelNames: ['action'] as const,
         registers: [get(T.metrics)],
+      }),
+  );
+  provide(
+    c,
+    T.keptFailures,
+    () =>
+      new KeptFailures({
+        store: get(T.store),
+        driver: get(T.runtime).driver,
+        logger: get(T.logger),
+        keepSeconds: config.FAILED_INSTANCE_KEEP_SECONDS,
+        actions: get(T.reconcileActions),
       }),
   );
   provide(c, T.reconciler, () => {
     const { inventory } = get(T.runtime);
     if (!inventory) throw new Error(`the ${config.CODEBAY_RUNTIME} runtime has nothing to reconcile`);
-    return new Reconciler(get(T.store), inventory, get(T.logger), get(T.reconcileActions));
+    return new Reconciler(get(T.store), inventory, get(T.logger), get(T.reconcileActions), get(T.keptFailures));
   });
   provide(
     c,
@@ -153,6 +169,7 @@ export function provisionerContainer(config: ProvisionerConfig): DependencyConta
         editorPort: DOCKER_EDITOR_PORT,
         sweepIntervalMs: config.RECONCILE_INTERVAL_SECONDS * 1000,
         actions: get(T.reconcileActions),
+        keptFailures: get(T.keptFailures),
       }),
   );
   return c;

@@ -71,7 +71,8 @@ logger.info(
   'provisioner ready',
 );
 
-// The reconciler settles orphans and vanished instances now and then (Kubernetes runtime).
+// The reconciler settles orphans and vanished instances now and then, and removes failed instances
+// kept for inspection past their deadline (Kubernetes runtime).
 let reconcileTimer: NodeJS.Timeout | undefined;
 if (runtime.inventory && config.RECONCILE_INTERVAL_SECONDS > 0) {
   const reconciler = resolve(c, T.reconciler);
@@ -80,7 +81,8 @@ if (runtime.inventory && config.RECONCILE_INTERVAL_SECONDS > 0) {
   }, config.RECONCILE_INTERVAL_SECONDS * 1000);
 }
 
-// Docker runtime: Running records follow their editor containers (events, and a sweep).
+// Docker runtime: Running records follow their editor containers (events, and a sweep that also
+// removes failed instances' containers kept for inspection past their deadline).
 const dockerReconciler = config.CODEBAY_RUNTIME === 'docker' ? resolve(c, T.dockerReconciler) : undefined;
 dockerReconciler?.start();
 

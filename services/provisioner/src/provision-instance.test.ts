@@ -2,6 +2,7 @@ import { PermanentError, type InstanceRecord, type InstanceStatus } from '@codeb
 import type { InstanceStore, Logger } from '@codebay/platform';
 import { Histogram, Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
+import type { KeptFailures } from './kept-failures.ts';
 import { ProvisionInstance } from './provision-instance.ts';
 import type { RuntimeDriver } from './runtime/driver.ts';
 
@@ -33,13 +34,17 @@ const failingDriver = () => ({
   deprovision: vi.fn(async () => undefined),
 });
 
-const make = (store: InstanceStore, driver: ReturnType<typeof failingDriver>) =>
+const make = (store: InstanceStore, driver: ReturnType<typeof failingDriver>, keptFailures?: Pick<KeptFailures, 'keepOrRemove'>) =>
   new ProvisionInstance({
     store,
     driver: driver as unknown as RuntimeDriver,
     logger: { info: vi.fn(), warn: vi.fn() } as unknown as Logger,
     duration: new Histogram({ name: 'd', help: 'd', labelNames: ['outcome'], registers: [new Registry()] }),
+    keptFailures,
   });
+
+const KEPT = { until: '2026-12-01T10:10:00.000Z', by: 'docker:codebay' };
+const keeping = () => ({ keepOrRemove: vi.fn(async () => KEPT) });
 
 describe('ProvisionInstance, when provisioning fails for good', () => {
   it('removes what it created for a new instance', async () => {
@@ -60,5 +65,55 @@ describe('ProvisionInstance, when provisioning fails for good', () => {
     expect(current()).toMatchObject({ status: 'Failed', failure: { phase: 'provision', reason: 'image not found' } });
     await useCase.settleFinalFailure('i1', 'stalled');
     expect(driver.deprovision).not.toHaveBeenCalled();
+  });
+
+  it('keeps a new instance’s failed container for inspection and says until when on the record', async () => {
+    const { store, current } = memoryStore({ status: 'Built', runningAt: null });
+    const driver = failingDriver();
+    const kept = keeping();
+    await expect(make(store, driver, kept).run({ instanceId: 'i1', attempt: 2, maxAttempts: 2, signal: new AbortController().signal })).rejects.toThrow(
+      'image not found',
+    );
+    expect(current()).toMatchObject({ status: 'Failed', kept: KEPT });
+    expect(kept.keepOrRemove).toHaveBeenCalledOnce();
+    expect(driver.deprovision).not.toHaveBeenCalled();
+  });
+
+  it('keeps nothing between attempts: the next attempt replaces the container', async () => {
+    const { store, current } = memoryStore({ status: 'Built', runningAt: null });
+    const driver = failingDriver();
+    driver.provision.mockRejectedValueOnce(new Error('daemon hiccup'));
+    const kept = keeping();
+    await expect(make(store, driver, kept).run({ instanceId: 'i1', attempt: 1, maxAttempts: 2, signal: new AbortController().signal })).rejects.toThrow(
+      'daemon hiccup',
+    );
+    expect(current().status).toBe('Provisioning');
+    expect(kept.keepOrRemove).not.toHaveBeenCalled();
+    expect(driver.deprovision).not.toHaveBeenCalled();
+  });
+
+  it('a job settled after stalling: Failed first, then kept', async () => {
+    const { store, current } = memoryStore({ status: 'Provisioning', runningAt: null });
+    const driver = failingDriver();
+    const statusWhenKept: string[] = [];
+    const kept = {
+      keepOrRemove: vi.fn(async () => {
+        statusWhenKept.push(current().status);
+        return KEPT;
+      }),
+    };
+    await make(store, driver, kept).settleFinalFailure('i1', 'job stalled more than allowable limit');
+    expect(statusWhenKept).toEqual(['Failed']);
+    expect(current()).toMatchObject({ status: 'Failed', kept: KEPT, failure: { phase: 'provision' } });
+  });
+
+  it('keeps nothing of an instance that ran before (it keeps everything until deleted)', async () => {
+    const { store, current } = memoryStore({ status: 'Provisioning', runningAt: '2026-12-01T09:00:00.000Z' });
+    const kept = keeping();
+    const useCase = make(store, failingDriver(), kept);
+    await expect(useCase.run({ instanceId: 'i1', attempt: 1, maxAttempts: 1, signal: new AbortController().signal })).rejects.toThrow();
+    await useCase.settleFinalFailure('i1', 'stalled');
+    expect(kept.keepOrRemove).not.toHaveBeenCalled();
+    expect(current().kept ?? null).toBeNull();
   });
 });

@@ -2,6 +2,7 @@ import { PermanentError, TransientError, type InstanceRecord, type InstanceStatu
 import { createMasker, isShutdown, type InstanceStore, type Logger } from '@codebay/platform';
 import type { Histogram } from 'prom-client';
 import type { InstanceLogMirror } from './instance-log.ts';
+import type { KeptFailures } from './kept-failures.ts';
 import type { RuntimeDriver } from './runtime/driver.ts';
 import { timeToEditor } from './time-to-editor.ts';
 
@@ -31,6 +32,8 @@ export interface ProvisionInstanceDeps {
   timeToEditor?: { total: Histogram<'cache'>; phases: Histogram<'phase' | 'cache'> };
   /** Mirrors the container's log into the instance log and its lifecycle lines into the record, from its start. */
   instanceLogs?: InstanceLogMirror;
+  /** Keeps a new instance's failed container for inspection a while (FAILED_INSTANCE_KEEP_SECONDS); without it, removed at once. */
+  keptFailures?: Pick<KeptFailures, 'keepOrRemove'>;
 }
 
 export class ProvisionInstance {
@@ -40,6 +43,7 @@ export class ProvisionInstance {
   private readonly duration: Histogram<'outcome'>;
   private readonly timeToEditor: ProvisionInstanceDeps['timeToEditor'];
   private readonly instanceLogs: InstanceLogMirror | undefined;
+  private readonly keptFailures: ProvisionInstanceDeps['keptFailures'];
 
   constructor(deps: ProvisionInstanceDeps) {
     ({
@@ -49,22 +53,36 @@ export class ProvisionInstance {
       duration: this.duration,
       timeToEditor: this.timeToEditor,
       instanceLogs: this.instanceLogs,
+      keptFailures: this.keptFailures,
     } = deps);
+  }
+
+  /**
+   * What a new instance's failed provisioning made: kept for inspection (the `kept` to record) or
+   * removed (null). See KeptFailures.keepOrRemove.
+   */
+  private async keepOrRemove(record: InstanceRecord): Promise<InstanceRecord['kept']> {
+    if (this.keptFailures) return this.keptFailures.keepOrRemove(record);
+    await this.driver.deprovision(record).catch(() => undefined);
+    return null;
   }
 
   /**
    * The last word on a provision job that will not run again (its last attempt failed, or it
    * stalled too often): an instance still waiting for or in provisioning goes Failed with
-   * `reason`, and whatever was created for it is removed — unless it ran before (the reconciler
-   * is starting it again): its volumes hold the user's work, and only a delete removes them.
-   * One `run` settled is left alone.
+   * `reason`, and whatever was created for it is kept for inspection a while, or removed (see
+   * keepOrRemove) — unless it ran before (the reconciler is starting it again): its volumes hold
+   * the user's work, and only a delete removes them. One `run` settled is left alone.
    */
   async settleFinalFailure(instanceId: string, reason: string): Promise<void> {
     const record = await this.store.get(instanceId);
     if (!record) return;
     const from = record.source === 'simple' ? (['Queued', 'Provisioning'] as const) : (['Built', 'Cached', 'Provisioning'] as const);
     const failed = await this.store.transition(instanceId, from, 'Failed', { failure: { phase: 'provision', reason: mask(reason) } });
-    if (failed.ok && !record.runningAt) await this.driver.deprovision(record).catch(() => undefined);
+    if (!failed.ok || record.runningAt) return;
+    // Failed first (a run that ended otherwise meanwhile is never stopped), then kept: only while still Failed.
+    const kept = await this.keepOrRemove(record);
+    if (kept) await this.store.transition(instanceId, ['Failed'], 'Failed', { kept });
   }
 
   /**
@@ -145,9 +163,10 @@ export class ProvisionInstance {
         throw err instanceof TransientError ? err : new TransientError(reason);
       }
       this.duration.observe({ outcome: 'failure' }, (Date.now() - started) / 1000);
-      // An instance that ran before keeps what it has (its /workspace above all) until it is deleted.
-      if (!record.runningAt) await this.driver.deprovision(record).catch(() => undefined);
-      const failed = await this.store.transition(instanceId, ['Provisioning'], 'Failed', { failure: { phase: 'provision', reason } });
+      // An instance that ran before keeps what it has (its /workspace above all) until it is deleted;
+      // a new one's container is kept for inspection a while (stopped), or removed.
+      const kept = record.runningAt ? null : await this.keepOrRemove(record);
+      const failed = await this.store.transition(instanceId, ['Provisioning'], 'Failed', { failure: { phase: 'provision', reason }, kept });
       // Its log stays readable (the launcher's and the editor's lines up to the failure).
       if (failed.ok) await this.instanceLogs?.end(instanceId, 'failure', reason).catch(() => undefined);
       this.logger.warn({ instanceId, reason, recorded: failed.ok }, 'provisioning failed');

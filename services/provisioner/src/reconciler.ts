@@ -1,5 +1,6 @@
 import type { InstanceStatus, RuntimeInfo } from '@codebay/contracts';
 import type { InstanceStore, Logger } from '@codebay/platform';
+import { isKept, type KeptFailures } from './kept-failures.ts';
 
 /** What a runtime can say about the instances it holds, for the reconciler. */
 export interface RuntimeInventory {
@@ -19,6 +20,8 @@ export interface ReconcileReport {
   orphans: string[];
   /** Records that claim a running instance whose objects vanished: marked Failed (or would be). */
   vanished: string[];
+  /** Failed instances whose keep for inspection ended: their objects removed (or would be). */
+  released: string[];
 }
 
 /** Statuses in which an instance must have its runtime objects. */
@@ -29,7 +32,8 @@ const MAY_HOLD_OBJECTS: readonly InstanceStatus[] = ['Queued', 'Building', 'Buil
 /**
  * Settles the differences between the instance records and what the runtime holds:
  * objects of instances with no live record are removed; records whose objects vanished
- * are marked Failed. With `dryRun` it only reports.
+ * are marked Failed. A Failed instance's objects kept for inspection are no orphans: they are
+ * removed once their deadline passed (KeptFailures). With `dryRun` it only reports.
  */
 export class Reconciler {
   constructor(
@@ -38,10 +42,13 @@ export class Reconciler {
     private readonly logger: Logger,
     /** `codebay_reconcile_actions_total{action}`: orphan_removed, vanished. */
     private readonly actions?: { inc(labels: { action: string }): void },
+    /** Removes failed instances' objects kept for inspection once their deadline passed. */
+    private readonly keptFailures?: Pick<KeptFailures, 'releaseDue'>,
   ) {}
 
+  /** One pass (see the class); the report says what was done, or would be with `dryRun`. */
   async run(dryRun: boolean): Promise<ReconcileReport> {
-    const report: ReconcileReport = { dryRun, orphans: [], vanished: [] };
+    const report: ReconcileReport = { dryRun, orphans: [], vanished: [], released: [] };
     const present = await this.runtime.instanceIds();
     for (const id of [...present].sort()) {
       // A record that cannot be read counts as live: its objects are never removed on a guess.
@@ -49,7 +56,7 @@ export class Reconciler {
         this.logger.warn({ instanceId: id, err: err.message }, 'reconcile: unreadable record left alone');
         return 'unreadable' as const;
       });
-      if (record === 'unreadable' || (record && MAY_HOLD_OBJECTS.includes(record.status))) continue;
+      if (record === 'unreadable' || (record && (MAY_HOLD_OBJECTS.includes(record.status) || isKept(record)))) continue;
       report.orphans.push(id);
       if (!dryRun) {
         await this.runtime.removeAll(id);
@@ -58,6 +65,7 @@ export class Reconciler {
     }
     const roots = await this.runtime.rootIds();
     const records = await this.store.many(await this.store.allIds());
+    report.released = (await this.keptFailures?.releaseDue(records, dryRun)) ?? [];
     for (const record of records) {
       if (!HOLDS_OBJECTS.includes(record.status) || !record.runtime || !this.runtime.holds(record.runtime) || roots.has(record.id)) continue;
       report.vanished.push(record.id);
@@ -68,7 +76,8 @@ export class Reconciler {
         if (failed.ok) this.actions?.inc({ action: 'vanished' });
       }
     }
-    if (report.orphans.length > 0 || report.vanished.length > 0) this.logger.info(report, dryRun ? 'reconcile (dry run)' : 'reconciled');
+    if (report.orphans.length > 0 || report.vanished.length > 0 || report.released.length > 0)
+      this.logger.info(report, dryRun ? 'reconcile (dry run)' : 'reconciled');
     return report;
   }
 }

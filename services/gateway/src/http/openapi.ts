@@ -229,6 +229,12 @@ export function openApiDocument(publicUrl: string): Json {
               description:
                 'What the instance runs with, named as the create fields: the request’s (with defaults), raised to the devcontainer.json’s hostRequirements (cpus → cpu_request, memory → memory_request, storage → storage_size; limits at least the requests)',
             },
+            kept_until: {
+              type: ['string', 'null'],
+              format: 'date-time',
+              description:
+                'A Failed instance whose provisioning failed: until when what it left is kept for the platform’s operators to inspect (FAILED_INSTANCE_KEEP_SECONDS; Docker: the stopped container; Kubernetes: the objects and volume, the Deployment scaled to 0); removed then, or at once by a DELETE. Null when nothing is kept',
+            },
             warning: {
               type: ['string', 'null'],
               description:

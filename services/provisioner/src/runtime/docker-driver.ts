@@ -554,6 +554,29 @@ export class DockerDriver implements RuntimeDriver {
     await this.networks.drain();
   }
 
+  /** `docker:<deployment>`: failed instances this driver keeps (see RuntimeDriver.keeper). */
+  get keeper(): string {
+    return `docker:${this.opts.deployment}`;
+  }
+
+  /**
+   * Stops a failed instance's container and keeps it (RuntimeDriver.keepFailed): stopped by hand,
+   * its restart policy (unless-stopped) starts it neither now nor when the daemon restarts, and
+   * `docker logs`, `inspect` and `cp` still work on it. False when there is no container.
+   */
+  async keepFailed(record: InstanceRecord): Promise<boolean> {
+    const container = this.docker.getContainer(this.names.container(record.id));
+    try {
+      await container.stop({ t: 5 });
+      return true;
+    } catch (err) {
+      // 304: stopped already (it exited, or was never started).
+      if (statusOf(err) === 304) return true;
+      if (statusOf(err) === 404) return false;
+      throw err;
+    }
+  }
+
   async deprovision(record: InstanceRecord): Promise<void> {
     const container = this.docker.getContainer(this.names.container(record.id));
     // Its network: recorded at provisioning, or (a provisioning cut short) on the container's label.

@@ -121,4 +121,23 @@ describe('DockerReconciler', () => {
       vi.useRealTimers();
     }
   });
+
+  it('each sweep hands every record to the kept failures, which remove the containers whose keep ended', async () => {
+    const { store } = memoryStore({ a: running('ca'), f: { status: 'Failed', kept: { until: '2026-12-01T10:00:00.000Z', by: 'docker:codebay' } } });
+    const releaseDue = vi.fn(async () => ['f']);
+    const r = new DockerReconciler({
+      docker: fakeDocker({ ca: { Running: true, port: '40001' } }),
+      store,
+      jobs: { enqueue: vi.fn() } as unknown as Pick<JobQueues, 'enqueue'>,
+      logger,
+      deployment: 'codebay',
+      publishHost: '127.0.0.1',
+      editorPort: 8080,
+      sweepIntervalMs: 0,
+      keptFailures: { releaseDue },
+    });
+    await r.sweep();
+    expect(releaseDue).toHaveBeenCalledOnce();
+    expect((releaseDue.mock.calls[0] as unknown as [InstanceRecord[]])[0].map((rec) => rec.id).sort()).toEqual(['a', 'f']);
+  });
 });

@@ -1,5 +1,6 @@
 import type { Docker, InstanceStore, JobQueues, Logger } from '@codebay/platform';
 import { StringDecoder } from 'node:string_decoder';
+import type { KeptFailures } from '../kept-failures.ts';
 import { DEPLOYMENT_LABEL, ignore404 } from './docker-driver.ts';
 
 /** What the reconciler did about one Running instance (for logs and tests). */
@@ -20,6 +21,8 @@ export interface DockerReconcilerDeps {
   sweepIntervalMs: number;
   /** `codebay_reconcile_actions_total{action}`: vanished, reprovisioned, endpoint_updated. */
   actions?: { inc(labels: { action: string }): void };
+  /** Removes failed instances' containers kept for inspection once their deadline passed (each sweep). */
+  keptFailures?: Pick<KeptFailures, 'releaseDue'>;
 }
 
 interface ContainerState {
@@ -47,6 +50,8 @@ interface ContainerState {
  * - is gone: Running → Failed, "the editor container was removed".
  * A daemon that does not answer changes nothing: containers outlive their daemon (live restore;
  * published ports keep working), and the editor is judged when the daemon answers again.
+ * Each sweep also removes the stopped containers of failed instances whose keep for inspection
+ * ended (KeptFailures: the deadline is on the record, so it holds across provisioner restarts).
  */
 export class DockerReconciler {
   private readonly deps: DockerReconcilerDeps;
@@ -77,13 +82,18 @@ export class DockerReconciler {
     this.events?.destroy();
   }
 
-  /** Checks every Running record of this runtime (one that cannot be judged now is left for the next pass). */
+  /**
+   * Checks every Running record of this runtime (one that cannot be judged now is left for the next
+   * pass), then removes what failed instances kept for inspection past their deadline.
+   */
   async sweep(): Promise<void> {
     const ids = await this.deps.store.allIds();
-    for (const record of await this.deps.store.many(ids)) {
+    const records = await this.deps.store.many(ids);
+    for (const record of records) {
       if (record.status !== 'Running' || record.runtime?.driver !== 'docker') continue;
       await this.check(record.id).catch((err: Error) => this.deps.logger.warn({ instanceId: record.id, err: err.message }, 'docker reconcile failed'));
     }
+    await this.deps.keptFailures?.releaseDue(records);
   }
 
   /** Judges one instance's editor container against its record (see the class). */

@@ -38,6 +38,19 @@ export interface RuntimeDriver {
   ): Promise<void>;
   /** Removes everything the instance owns except the user's shared storage. */
   deprovision(record: InstanceRecord): Promise<void>;
+  /**
+   * Names what this driver keeps (`docker:<deployment>`, `kubernetes:<namespace>`): a failed
+   * instance it kept is written `kept.by` it, and only this runtime's reconciler removes it.
+   */
+  readonly keeper?: string;
+  /**
+   * Keeps what a failed provisioning left, for inspection, with nothing of it running: Docker
+   * stops the container (its log, filesystem, volume and network stay); Kubernetes scales the
+   * Deployment to 0 (the pod cannot be stopped: see KubernetesDriver.keepFailed) and keeps the
+   * other objects, the root annotated with `until`. `deprovision` removes it all later. Resolves
+   * false when there is nothing to keep (the container or root was never made). Idempotent.
+   */
+  keepFailed?(record: InstanceRecord, until: string): Promise<boolean>;
   /** Anything to ready before the first job (optional). */
   start?(): Promise<void>;
   /** Anything to undo when the provisioner stops (optional; after the workers closed). */

@@ -19,7 +19,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Provisioned, RuntimeDriver } from './driver.ts';
 import { readTimestampedLines } from './log-lines.ts';
 import { podVerdict, type PodVerdict } from './pod-verdict.ts';
-import { EDITOR_PORT, FIELD_MANAGER, LABELS, instanceObjects, k8sNames, rootObject, sharedVolume, type KubernetesLayout } from './kubernetes-objects.ts';
+import {
+  EDITOR_PORT,
+  FIELD_MANAGER,
+  KEEP_FIELD_MANAGER,
+  LABELS,
+  instanceObjects,
+  k8sNames,
+  keptObjects,
+  rootObject,
+  sharedVolume,
+  type KubernetesLayout,
+} from './kubernetes-objects.ts';
 
 function statusCode(err: unknown): number | undefined {
   const e = err as { code?: number; statusCode?: number; response?: { statusCode?: number } };
@@ -75,10 +86,10 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
     this.apps = kc.makeApiClient(AppsV1Api);
   }
 
-  private async apply<T extends KubernetesObject>(obj: T): Promise<T> {
+  private async apply<T extends KubernetesObject>(obj: T, manager = FIELD_MANAGER): Promise<T> {
     this.requests++;
     try {
-      return await this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      return await this.objects.patch(obj, undefined, undefined, manager, true, PatchStrategy.ServerSideApply);
     } catch (err) {
       throw classifyApiError(err, `apply ${obj.kind} ${obj.metadata?.name}`);
     }
@@ -256,6 +267,42 @@ export class KubernetesDriver implements RuntimeDriver, RuntimeInventory {
       if (poll) clearInterval(poll);
       watchAbort?.abort();
     }
+  }
+
+  /** `kubernetes:<namespace>`: failed instances this driver keeps (see RuntimeDriver.keeper). */
+  get keeper(): string {
+    return `kubernetes:${this.layout.namespace}`;
+  }
+
+  /**
+   * Keeps a failed instance's objects for inspection (RuntimeDriver.keepFailed) with nothing of it
+   * running. A pod cannot be stopped, and one kept as it was would hold its node's CPU and memory
+   * (or run its failing start again and again) for the whole keep, outside the user's instance
+   * limit (a Failed instance does not count): so the Deployment is scaled to 0 — its pod goes,
+   * while its events (the API server's event TTL, an hour by default), the Deployment (its
+   * conditions and pod template), the workspace PVC, Secret, Service and NetworkPolicy stay; the
+   * pod's log is in the instance log. An operator may scale it to 1 meanwhile to look at the pod.
+   * The root is annotated with the deadline (`codebay.dev/kept-until`). False when there is no root.
+   */
+  async keepFailed(record: InstanceRecord, until: string): Promise<boolean> {
+    const ns = this.layout.namespace;
+    const exists = async (read: Promise<unknown>, what: string) => {
+      this.requests++;
+      try {
+        await read;
+        return true;
+      } catch (err) {
+        if (statusCode(err) === 404) return false;
+        throw classifyApiError(err, `read ${what}`);
+      }
+    };
+    if (!(await exists(this.core.readNamespacedConfigMap({ name: k8sNames.root(record.id), namespace: ns }), 'instance root'))) return false;
+    const kept = keptObjects(record, this.layout, until);
+    await this.apply(kept.root);
+    if (await exists(this.apps.readNamespacedDeployment({ name: k8sNames.deployment(record.id), namespace: ns }), 'Deployment')) {
+      await this.apply(kept.scaledDown, KEEP_FIELD_MANAGER);
+    }
+    return true;
   }
 
   /** Deletes the root; the garbage collector takes every object it owns. */

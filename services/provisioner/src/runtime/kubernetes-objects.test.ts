@@ -1,6 +1,6 @@
 import { newInstanceRecord, resourcesSchema } from '@codebay/contracts';
 import { describe, expect, it } from 'vitest';
-import { instanceObjects, k8sNames, rootObject, sharedVolume, type KubernetesLayout } from './kubernetes-objects.ts';
+import { KEPT_UNTIL_ANNOTATION, instanceObjects, k8sNames, keptObjects, rootObject, sharedVolume, type KubernetesLayout } from './kubernetes-objects.ts';
 
 const layout: KubernetesLayout = {
   namespace: 'vscode-system',
@@ -135,5 +135,22 @@ describe('Kubernetes objects of an instance', () => {
     expect(editor(placed).volumeMounts!.some((m) => m.mountPath === '/workspace')).toBe(false);
     expect(editor(placed).workingDir).toBe('/src/app/web');
     expect(launchOf(placed)).toMatchObject({ workspaceFolder: '/src/app/web', workspaceVolume: '/src/app' });
+  });
+
+  it('a failed instance kept for inspection: its root annotated with the deadline, its Deployment scaled to 0 and nothing else said', () => {
+    const until = '2026-12-01T10:10:00.000Z';
+    const kept = keptObjects(record, layout, until);
+    const plain = rootObject(record, layout);
+    expect(kept.root).toEqual({ ...plain, metadata: { ...plain.metadata, annotations: { [KEPT_UNTIL_ANNOTATION]: until } } });
+    // Applied by a field manager of its own: only spec.replicas, on the instance's own Deployment.
+    expect(kept.scaledDown).toEqual({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: o.deployment.metadata!.name, namespace: layout.namespace },
+      spec: { replicas: 0 },
+    });
+    // A provision applied again (a retry) sets one replica and no annotation: it takes both back.
+    expect(o.deployment.spec!.replicas).toBe(1);
+    expect(plain.metadata!.annotations).toBeUndefined();
   });
 });

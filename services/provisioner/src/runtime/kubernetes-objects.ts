@@ -280,3 +280,34 @@ export function sharedVolume(record: InstanceRecord, layout: KubernetesLayout): 
     },
   };
 }
+
+/** Annotation on a failed instance's root: until when its objects are kept for inspection (FAILED_INSTANCE_KEEP_SECONDS). */
+export const KEPT_UNTIL_ANNOTATION = 'codebay.dev/kept-until';
+/**
+ * The field manager that scales a kept failed instance's Deployment to 0: a manager of its own, so
+ * that its apply sets `spec.replicas` alone, and the next provision's apply (FIELD_MANAGER, forced)
+ * takes `replicas: 1` back.
+ */
+export const KEEP_FIELD_MANAGER = 'codebay-provisioner-keep';
+
+/**
+ * A failed instance kept for inspection (KubernetesDriver.keepFailed): its root as `rootObject`
+ * says, annotated with the deadline (applied by FIELD_MANAGER: the next provision's apply drops
+ * the annotation), and its Deployment at 0 replicas (applied by KEEP_FIELD_MANAGER).
+ */
+export function keptObjects(
+  record: InstanceRecord,
+  layout: KubernetesLayout,
+  until: string,
+): { root: KubernetesObject & { data: Record<string, string> }; scaledDown: KubernetesObject & { spec: { replicas: number } } } {
+  const root = rootObject(record, layout);
+  return {
+    root: { ...root, metadata: { ...root.metadata, annotations: { [KEPT_UNTIL_ANNOTATION]: until } } },
+    scaledDown: {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: k8sNames.deployment(record.id), namespace: layout.namespace },
+      spec: { replicas: 0 },
+    },
+  };
+}
