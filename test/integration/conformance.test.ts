@@ -17,7 +17,7 @@ import { execIn } from '../support/docker.ts';
 import { createFromDevcontainer, createFromWorkspace, getInstance, waitForStatus } from '../support/instances.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
-import { workspaceTarball } from '../support/workspaces.ts';
+import { salt, workspaceTarball } from '../support/workspaces.ts';
 import { editorRequest, editorUpgrade } from '../support/editor.ts';
 
 let stack: Stack;
@@ -411,6 +411,34 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
     const other = origin.replace(`${id}-3000.`, `${id}-4000.`);
     expect((await editorRequest(`${other}x`, { headers: { cookie: cookie! } })).body).toBe('app-4000 GET /x');
     expect((await editorRequest(`${other}x`)).status).toBe(401);
+  }, 240_000);
+
+  // Feature install order: two local features that each append their name to a file; left to
+  // itself the reference CLI installs them as listed (a, b). Each property reverses that.
+  const ordered = async (config: Record<string, unknown>, features: Record<string, Record<string, unknown>>) => {
+    const run = salt();
+    const tarball = await workspaceTarball({
+      config: { image: 'debian:bookworm', containerEnv: { CODEBAY_TEST_RUN: run }, ...config },
+      features: Object.fromEntries(
+        Object.entries(features).map(([name, metadata]) => [name, { install: `echo ${name} >> /opt/feature-order-${run}`, metadata }]),
+      ),
+    });
+    const created = await createFromWorkspace(stack, user, tarball);
+    await waitForStatus(stack, created.instance_id, ['Running'], 240_000);
+    return (await execIn(docker(), stack.names.container(created.instance_id), ['cat', `/opt/feature-order-${run}`])).stdout.trim().split('\n');
+  };
+
+  it('overrideFeatureInstallOrder: the features are installed in the order it gives', async () => {
+    expect(await ordered({ features: { './a': {}, './b': {} } }, { a: {}, b: {} })).toEqual(['a', 'b']);
+    expect(await ordered({ features: { './a': {}, './b': {} }, overrideFeatureInstallOrder: ['./b', './a'] }, { a: {}, b: {} })).toEqual(['b', 'a']);
+  }, 480_000);
+
+  it('installsAfter: a feature that names another is installed after it', async () => {
+    expect(await ordered({ features: { './a': {}, './b': {} } }, { a: { installsAfter: ['./b'] }, b: {} })).toEqual(['b', 'a']);
+  }, 240_000);
+
+  it('dependsOn: a feature’s dependency is installed first, though the config does not list it', async () => {
+    expect(await ordered({ features: { './a': {} } }, { a: { dependsOn: { './b': {} } }, b: {} })).toEqual(['b', 'a']);
   }, 240_000);
 
   it('accepts the extension opt-out form -publisher.name', async () => {

@@ -9,8 +9,11 @@ import { packWorkspace } from './instances.ts';
 export interface WorkspaceSpec {
   config: Record<string, unknown>;
   dockerfile?: string;
-  /** Local features under `.devcontainer/<name>/`, each with the shell body of its install.sh. */
-  features?: Record<string, string>;
+  /**
+   * Local features under `.devcontainer/<name>/`, each with the shell body of its install.sh, or
+   * that and more of its devcontainer-feature.json (`installsAfter`, `dependsOn`, …).
+   */
+  features?: Record<string, string | { install: string; metadata: Record<string, unknown> }>;
 }
 
 /** Writes the workspace and packs it as tar.gz; returns the tarball's path. */
@@ -19,10 +22,11 @@ export async function workspaceTarball(spec: WorkspaceSpec): Promise<string> {
   mkdirSync(join(dir, '.devcontainer'));
   writeFileSync(join(dir, '.devcontainer/devcontainer.json'), JSON.stringify(spec.config, null, 2));
   if (spec.dockerfile) writeFileSync(join(dir, '.devcontainer/Dockerfile'), spec.dockerfile);
-  for (const [name, body] of Object.entries(spec.features ?? {})) {
+  for (const [name, feature] of Object.entries(spec.features ?? {})) {
+    const { install, metadata } = typeof feature === 'string' ? { install: feature, metadata: {} } : feature;
     mkdirSync(join(dir, '.devcontainer', name));
-    writeFileSync(join(dir, '.devcontainer', name, 'devcontainer-feature.json'), JSON.stringify({ id: name, version: '1.0.0', name }));
-    writeFileSync(join(dir, '.devcontainer', name, 'install.sh'), `#!/bin/sh\nset -e\n${body}\n`, { mode: 0o755 });
+    writeFileSync(join(dir, '.devcontainer', name, 'devcontainer-feature.json'), JSON.stringify({ id: name, version: '1.0.0', name, ...metadata }));
+    writeFileSync(join(dir, '.devcontainer', name, 'install.sh'), `#!/bin/sh\nset -e\n${install}\n`, { mode: 0o755 });
   }
   return packWorkspace(dir);
 }
