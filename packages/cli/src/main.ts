@@ -41,6 +41,10 @@ function describe(i: Instance): string {
     ['devcontainer_image', i.devcontainer_image],
     ['build', i.build ? `${i.build.key} (${i.build.cache})` : null],
     ['error', i.error],
+    ['workspace_folder', i.workspace_folder !== '/workspace' ? i.workspace_folder : null],
+    // Each forwarded port at its own origin (the url carries the token, like the instance's).
+    ...(i.ports ?? []).map((p): [string, string] => [`port ${p.port}`, `${p.url}${p.label ? `  (${p.label})` : ''}`]),
+    ...(i.warnings ?? []).map((w): [string, string] => ['warning', w.message]),
     ['created_at', i.created_at],
   ];
   return rows
