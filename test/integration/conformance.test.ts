@@ -17,6 +17,7 @@ import { execIn } from '../support/docker.ts';
 import { createFromDevcontainer, createFromWorkspace, getInstance, waitForStatus } from '../support/instances.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
+import { portAppCommand } from '../support/port-app.ts';
 import { salt, workspaceTarball } from '../support/workspaces.ts';
 import { editorRequest, editorUpgrade } from '../support/editor.ts';
 
@@ -353,20 +354,11 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
   });
 
   it('forwardPorts: each port at its own origin, guarded by the instance’s token, WebSockets too; any other port on request', async () => {
-    // A web server in the foreground of postStartCommand (the editor does not wait for it): HTTP
-    // on 3000 and 4000, and a WebSocket handshake answered by hand.
-    const server = [
-      "const http = require('http'), crypto = require('crypto');",
-      'const app = (name) => { const s = http.createServer((q, r) => r.end(`${name} ${q.method} ${q.url}`));',
-      "  s.on('upgrade', (q, sock) => { const k = crypto.createHash('sha1').update(q.headers['sec-websocket-key'] + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');",
-      "    sock.end('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Accept: ' + k + '\\r\\n\\r\\n'); });",
-      '  return s; };',
-      "app('app-3000').listen(3000, () => console.log('listening on 3000')); app('app-4000').listen(4000);",
-    ].join('\n');
+    // A web server in the foreground of postStartCommand (the editor does not wait for it), on 3000 and 4000.
     const file = await config({
       forwardPorts: [3000],
       portsAttributes: { '3000': { label: 'Web app' } },
-      postStartCommand: ['/opt/codebay/editor/bin/node', '-e', server],
+      postStartCommand: portAppCommand([3000, 4000]),
     });
     const created = await createFromDevcontainer(stack, user, file);
     const id = created.instance_id;

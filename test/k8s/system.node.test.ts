@@ -1,5 +1,7 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +21,7 @@ import {
 import { INSTANCE_NS, NODE_DOMAIN, PLATFORM_NS, deployToNode, hostPublicAddresses, platformReady, type NodeDeployment } from '../support/node-deployment.ts';
 import { LOG_DIR } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
+import { portAppCommand } from '../support/port-app.ts';
 import { workspaceTarball } from '../support/workspaces.ts';
 
 const SAMPLES = fileURLToPath(new URL('../../samples', import.meta.url));
@@ -181,6 +184,69 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     // The second instance of the same user sees what the first wrote to /shared.
     expect((await cat(id, '/shared/from-first.txt'))?.trim()).toMatch(/^shared-[0-9a-f]{8}$/);
   });
+
+  it(
+    'workspaceMount, workspaceFolder and forwardPorts on the node: the volume at the target, a port at its own origin through the ingress, guarded by the token',
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'codebay-node-ports-'));
+      const file = join(dir, 'devcontainer.json');
+      await writeFile(
+        file,
+        JSON.stringify({
+          image: 'debian:bookworm',
+          containerEnv: { CODEBAY_TEST_RUN: randomBytes(6).toString('hex') },
+          workspaceMount: 'source=${localWorkspaceFolder},target=/src/app,type=bind',
+          workspaceFolder: '/src/app',
+          forwardPorts: [3000],
+          portsAttributes: { '3000': { label: 'Web app' } },
+          postStartCommand: portAppCommand([3000]),
+        }),
+      );
+      const inst = await create(() => createFromDevcontainer(d, user, file));
+      const id = inst.instance_id;
+      try {
+        expect(inst.workspace_folder).toBe('/src/app');
+        expect(inst.ports).toEqual([
+          {
+            port: 3000,
+            label: 'Web app',
+            origin: `https://${id}-3000.${NODE_DOMAIN}/`,
+            url: `https://${id}-3000.${NODE_DOMAIN}/?tkn=${encodeURIComponent(inst.access_token)}`,
+          },
+        ]);
+        await waitForStatus(d, id, ['Running'], 480_000);
+        // The instance's own volume at the target; the container starts in the folder.
+        const pod = JSON.parse(await d.kubectl('-n', INSTANCE_NS, 'get', 'pods', '-l', `codebay.dev/instance=${id}`, '-o', 'json')) as {
+          items: { spec: { containers: { name: string; workingDir?: string; volumeMounts?: { name: string; mountPath: string }[] }[] } }[];
+        };
+        const editor = pod.items[0]!.spec.containers.find((c) => c.name === 'editor')!;
+        expect(editor.workingDir).toBe('/src/app');
+        expect(editor.volumeMounts).toContainEqual({ name: 'workspace', mountPath: '/src/app' });
+        // The port through Traefik and the gateway: the token becomes a cookie of the port's own origin.
+        const port = inst.ports[0]!;
+        const opened = await d.fetch(port.url, { redirect: 'manual' });
+        expect(opened.status).toBe(302);
+        const cookie = (opened.headers.getSetCookie() ?? []).map((c) => c.split(';', 1)[0]!).find((c) => c.startsWith('__Host-codebay_tkn='));
+        expect(cookie).toBe(`__Host-codebay_tkn=${inst.access_token}`);
+        const answer = await waitFor(
+          'the application on port 3000 to answer through the ingress',
+          async () => {
+            const r = await d.fetch(`${port.origin}hello`, { headers: { cookie: cookie! }, redirect: 'manual' });
+            return r.status === 200 ? r.text() : undefined;
+          },
+          120_000,
+          500,
+        );
+        expect(answer).toBe('app-3000 GET /hello');
+        expect((await d.fetch(`${port.origin}hello`, { redirect: 'manual' })).status).toBe(401);
+      } finally {
+        // The node is small: this instance's capacity goes back to the tests after it.
+        await d.api(`/api/instances/${id}`, { method: 'DELETE' });
+        await waitForStatus(d, id, ['Deleted'], 120_000).catch(() => undefined);
+      }
+    },
+    15 * 60_000,
+  );
 
   it('a sudo-configured image: the remoteUser’s sudo works in the pod’s user namespace (Pod Security baseline admits it)', async () => {
     const inst = await create(async () =>
