@@ -13,6 +13,7 @@ import { components } from '../support/components.ts';
 import { execIn, testDocker } from '../support/docker.ts';
 import { editorRequest, editorUpgrade } from '../support/editor.ts';
 import { packWorkspace, waitForStatus } from '../support/instances.ts';
+import { portAppCommand } from '../support/port-app.ts';
 import { freePort } from '../support/ports.ts';
 import { waitFor } from '../support/wait.ts';
 import { buildLogLines } from '../support/records.ts';
@@ -615,6 +616,77 @@ describe('hostile tenant: from an instance of its own', () => {
       });
       expect(r.status).toBe(401);
       expect(await r.text()).not.toContain(victim.imageSecret);
+    });
+
+    describe('the victim’s ports (an application on 3000 in its instance)', () => {
+      const victimPortOrigin = () => victimOrigin().replace(`//${victim.instance.instance_id}.`, `//${victim.instance.instance_id}-3000.`);
+      const APP = /^app-3000 /;
+      beforeAll(async () => {
+        const [node, ...args] = portAppCommand([3000]);
+        const started = await execIn(testDocker(), h.stack.names.container(victim.instance.instance_id), [
+          'sh',
+          '-c',
+          'nohup "$0" "$@" >/dev/null 2>&1 &',
+          node!,
+          ...args,
+        ]);
+        expect(started.code).toBe(0);
+        // Control: with the victim's own token the application answers on its port's origin.
+        const cookie = await victimCookie();
+        await waitFor(
+          'the victim’s application to answer on its port’s origin',
+          async () => {
+            const r = await editorRequest(`${victimPortOrigin()}/x`, { headers: { cookie } });
+            return APP.test(r.body) ? r : undefined;
+          },
+          30_000,
+          250,
+        );
+      }, 60_000);
+
+      it.each([
+        ['no token', () => ({})],
+        ['the attacker’s own editor cookie', async () => ({ cookie: await attackerCookie() })],
+        ['the attacker instance’s access token as the cookie', () => ({ cookie: `codebay_tkn=${attacker.access_token}` })],
+        ['the attacker’s API token as a bearer', () => ({ authorization: `Bearer ${h.attacker.token}` })],
+      ])('its port’s origin with %s: 401, nothing of the application', async (_what, headers) => {
+        const r = await editorRequest(`${victimPortOrigin()}/x`, { headers: await headers() });
+        expect(r.status).toBe(401);
+        expect(r.body).not.toMatch(APP);
+        expect(await editorUpgrade(`${victimPortOrigin()}/socket`, { ...(await headers()), origin: victimPortOrigin() })).toBe(401);
+      });
+
+      it('the attacker instance’s token on its own port’s origin opens only its own instance’s port, never the victim’s', async () => {
+        const own = await editorRequest(
+          `${attackerOrigin().replace(`//${attacker.instance_id}.`, `//${attacker.instance_id}-3000.`)}/?tkn=${attacker.access_token}`,
+        );
+        expect(own.status).toBe(302);
+        const cookie = String(own.headers['set-cookie'] ?? '').split(';')[0]!;
+        expect((await editorRequest(`${victimPortOrigin()}/x`, { headers: { cookie } })).status).toBe(401);
+      });
+
+      it('the editor’s port proxy on the victim’s editor origin (/proxy/3000/…, any case, encoded): never the application in the editor’s origin', async () => {
+        const cookie = await victimCookie();
+        for (const path of ['/proxy/3000/page', '/PROXY/3000/page', '/absproxy/3000/page', '/proxy/%33%30%30%30/page', '//proxy/3000/page']) {
+          const r = await editorRequest(`${victimOrigin()}${path}`, { headers: { cookie } });
+          expect(r.body, path).not.toMatch(APP);
+          expect(r.status, path).toBe(302);
+          expect(r.headers.location, path).toBe(`${victimPortOrigin()}/page`);
+        }
+        expect((await editorRequest(`${victimOrigin()}/proxy/3000/form`, { method: 'POST', headers: { cookie, origin: victimOrigin() } })).status).toBe(404);
+        expect(await editorUpgrade(`${victimOrigin()}/proxy/3000/socket`, { cookie, origin: victimOrigin() })).toBe(404);
+      });
+
+      it('the victim’s cookie on its port’s origin from the attacker’s origin (POST, WebSocket): 403', async () => {
+        const cookie = await victimCookie();
+        const r = await editorRequest(`${victimPortOrigin()}/form`, { method: 'POST', headers: { cookie, origin: attackerOrigin() } });
+        expect(r.status).toBe(403);
+        expect(r.body).not.toMatch(APP);
+        expect(await editorUpgrade(`${victimPortOrigin()}/socket`, { cookie, origin: attackerOrigin() })).toBe(403);
+        expect(await editorUpgrade(`${victimPortOrigin()}/socket`, { cookie, origin: victimOrigin() })).toBe(403);
+        // Control: from the port's own origin the handshake reaches the application.
+        expect(await editorUpgrade(`${victimPortOrigin()}/socket`, { cookie, origin: victimPortOrigin() })).toBe(101);
+      });
     });
   });
 

@@ -77,6 +77,9 @@ describe('workspacePlacement', () => {
     expect(refusal({ workspaceMount: 'target=/src/../etc' }).message).toMatch(/workspaceMount/);
     expect(refusal({ workspaceFolder: '/a\nb' }).message).toMatch(/control character/);
     expect(refusal({ workspaceFolder: `/${'a'.repeat(2000)}` }).message).toMatch(/longer than 1024/);
+    // The runtime enters the folder as root before codebay runs: never the kernel's file systems.
+    for (const folder of ['/proc/self/fd/7', '/sys/fs', '/dev', '/proc'])
+      expect(refusal({ workspaceFolder: folder }).message).toMatch(/workspaceFolder .*is the kernel's/);
   });
 
   it('is checked with what an instance cannot run without (validateDevcontainer: a 422 before anything is queued)', () => {

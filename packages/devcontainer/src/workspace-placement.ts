@@ -26,6 +26,9 @@ const RESERVED = [
   '/var/run',
 ];
 
+/** Where a workspaceFolder may never be: the kernel's own file systems. */
+const KERNEL_FILE_SYSTEMS = ['/proc', '/sys', '/dev'];
+
 /** Longest path accepted for workspaceMount's target or workspaceFolder (characters). */
 const MAX_PATH = 1024;
 
@@ -88,8 +91,8 @@ function checkTarget(target: string, name: string): void {
  * Returns the placement (`{target, folder}`, absolute normalised paths) and warnings for what of
  * workspaceMount is not applied as written (another source, `readonly`, other options) and for a
  * folder outside the volume. Throws UnprocessableError (422 `unsupported_devcontainer`, the
- * property named) for a relative path, `.`/`..` segments, control characters, or a target at or
- * above the system's folders, /opt/codebay or /shared.
+ * property named) for a relative path, `.`/`..` segments, control characters, a target at or
+ * above the system's folders, /opt/codebay or /shared, or a folder under /proc, /sys or /dev.
  */
 export function workspacePlacement(config: DevcontainerConfig, name = 'devcontainer.json'): { placement: WorkspacePlacement; warnings: PropertyWarning[] } {
   const warnings: PropertyWarning[] = [];
@@ -121,6 +124,17 @@ export function workspacePlacement(config: DevcontainerConfig, name = 'devcontai
   const wanted = config.workspaceFolder;
   if (typeof wanted === 'string' && wanted !== '') {
     folder = checkPath('workspaceFolder', substituteInstanceVariables(wanted, { ...vars, workspaceFolder: INSTANCE_WORKSPACE_FOLDER }), name);
+    // The runtime enters it as root before anything of codebay's runs (WorkingDir / workingDir):
+    // never the kernel's file systems (a leaked descriptor under /proc/self/fd is a known escape, CVE-2024-21626).
+    for (const kernel of KERNEL_FILE_SYSTEMS)
+      if (folder === kernel || folder.startsWith(`${kernel}/`))
+        throw new UnprocessableError(
+          'unsupported_devcontainer',
+          `${name}: workspaceFolder ${folder}: ${kernel} is the kernel's; choose a folder such as /workspaces/app`,
+          {
+            problems: [{ property: 'workspaceFolder', message: `under ${kernel}` }],
+          },
+        );
     if (folder !== target && !folder.startsWith(`${target}/`))
       warn(
         'workspaceFolder',

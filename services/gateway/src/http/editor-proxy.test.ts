@@ -4,7 +4,7 @@ import express from 'express';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EditorProxy, matchEditorPath } from './editor-proxy.ts';
+import { EditorProxy, editorPortPath, matchEditorPath } from './editor-proxy.ts';
 
 describe('matchEditorPath', () => {
   it.each([
@@ -77,6 +77,8 @@ describe('EditorProxy on an instance origin', () => {
     upstream = createServer((req, res) => {
       seen = req.headers;
       seenUrl = req.url ?? '';
+      // As code-server's path proxy answers an application's absolute redirect.
+      if (req.url === '/proxy/3000/redirect') res.setHeader('location', '/proxy/3000/login');
       res.setHeader('set-cookie', ['theme=dark; Domain=localhost; Path=/', 'codebay_tkn=planted; Domain=localhost; Path=/', 'plain=1']);
       res.end('editor');
     });
@@ -171,5 +173,61 @@ describe('EditorProxy on an instance origin', () => {
     expect((await call({ host: portHost, cookie, origin: `http://${host}` }, 'POST')).status).toBe(403);
     expect((await call({ host, cookie, origin: `http://${portHost}` }, 'POST')).status).toBe(403);
     expect((await call({ host: portHost, cookie, origin: `http://${portHost}` }, 'POST')).status).toBe(200);
+  });
+
+  it('does not serve the editor’s port proxy on the editor’s origin: a page there would run in the editor’s origin', async () => {
+    const cookie = `codebay_tkn=${token}`;
+    seenUrl = '';
+    const at = (path: string, method = 'GET') =>
+      new Promise<{ status: number; location?: string }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: (gateway.address() as { port: number }).port, path, method, headers: { host, cookie } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await at('/proxy/3000/page?x=1')).toEqual({ status: 302, location: `http://${record.id}-3000.localhost:8080/page?x=1` });
+    expect(await at('/ABSPROXY/3000/page')).toEqual({ status: 302, location: `http://${record.id}-3000.localhost:8080/page` });
+    expect((await at('/proxy/3000/form', 'POST')).status).toBe(404);
+    expect((await at('/proxy/8080/')).status).toBe(404);
+    expect((await at('/proxy/3000x/')).status).toBe(404);
+    expect(seenUrl).not.toMatch(/proxy/i);
+    // An application's absolute redirect stays on its own origin's path.
+    const portHost = `${record.id}-3000.localhost:8080`;
+    const redirected = await new Promise<string | undefined>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: (gateway.address() as { port: number }).port, path: '/redirect', headers: { host: portHost, cookie } },
+        (res) => {
+          res.resume();
+          resolve(res.headers.location);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(redirected).toBe('/login');
+    // A port host named with a leading zero is no port host.
+    expect(proxy.targetOfHost(`${record.id}-03000.localhost:8080`)).toBeUndefined();
+  });
+});
+
+describe('editorPortPath', () => {
+  it.each([
+    ['/proxy/3000/x?q=1', { port: 3000, rest: '/x?q=1' }],
+    ['/proxy/3000', { port: 3000, rest: '/' }],
+    ['/PROXY/3000/a/b', { port: 3000, rest: '/a/b' }],
+    ['/absproxy/4000/y', { port: 4000, rest: '/y' }],
+    ['/proxy/%33%30%30%30/x', { port: 3000, rest: '/x' }],
+    ['//proxy/3000/x', { port: 3000, rest: '/x' }],
+    ['/%70roxy/3000/x', { port: 3000, rest: '/x' }],
+    ['/proxy/3000x/y', { port: 0, rest: '/y' }],
+    ['/proxy', { port: 0, rest: '/' }],
+  ])('%s is the editor’s port proxy', (url, expected) => {
+    expect(editorPortPath(url)).toEqual(expected);
+  });
+
+  it.each(['/', '/proxyx/3000', '/static/proxy/3000', '/stable-abc/proxy/3000'])('%s is not', (url) => {
+    expect(editorPortPath(url)).toBeUndefined();
   });
 });

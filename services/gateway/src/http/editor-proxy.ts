@@ -19,6 +19,38 @@ const CODE_SERVER_COOKIE = 'code-server-session';
 const API_SUBPATHS = new Set(['build-logs', 'build-status']);
 const EDITOR_PATH = /^\/instances\/([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)(\/.*)$/;
 const INSTANCE_ID = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
+/**
+ * The editor's own port proxy, `/proxy/<port>/…` and `/absproxy/<port>/…` (code-server's path
+ * proxy, its routes case-insensitive): on the editor's origin it would serve the instance's
+ * applications in the editor's origin, where a page of theirs could drive the editor. The
+ * gateway sends such requests to the port's own origin instead (`editorPortPath`).
+ */
+const EDITOR_PORT_PROXY = /^\/+(?:abs)?proxy(?:\/+([^/]*)(.*))?$/i;
+/** Set on a request bound for a port: its number (for the response's redirects). */
+const PORT_OF_REQUEST = Symbol('codebay.port');
+type PortRequest = IncomingMessage & { [PORT_OF_REQUEST]?: number };
+
+/**
+ * A path of the editor's port proxy (`/proxy/3000/x?q`, any case, percent-encoding decoded,
+ * repeated slashes) as the port and the rest of the URL (`{port: 3000, rest: '/x?q'}`; port 0 when
+ * the segment is no port); undefined for other paths.
+ */
+export function editorPortPath(url: string): { port: number; rest: string } | undefined {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(url.split('?', 1)[0]!);
+  } catch {
+    decoded = url;
+  }
+  const m = EDITOR_PORT_PROXY.exec(decoded);
+  if (!m) return undefined;
+  const q = url.indexOf('?');
+  const rest = (m[2] || '/') + (q === -1 ? '' : url.slice(q));
+  // Anything but a port's plain digits (`3000x`, empty) is port 0: refused by the caller.
+  const port = /^\d{1,5}$/.test(m[1] ?? '') ? Number(m[1]) : 0;
+  return { port, rest: rest.startsWith('/') ? rest : `/${rest}` };
+}
+
 /** Methods that change something: a foreign Origin is refused for them (and for every WebSocket). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -126,7 +158,12 @@ export class EditorProxy {
     const domain = origins.domain.replace(/[.]/g, '\\.');
     this.hostPattern = new RegExp(`^([a-z0-9-]+)\\.${domain}(?::\\d+)?$`, 'i');
     this.cookieName = origins.protocol === 'https:' ? HOST_ONLY_COOKIE : EDITOR_COOKIE;
-    this.proxy.on('proxyRes', (proxyRes) => {
+    this.proxy.on('proxyRes', (proxyRes, req) => {
+      // code-server's path proxy prefixes an application's absolute redirects with
+      // `/proxy/<port>`; on the port's own origin the application's path is the right one.
+      const port = (req as PortRequest)[PORT_OF_REQUEST];
+      const location = proxyRes.headers.location;
+      if (port !== undefined && location?.startsWith(`/proxy/${port}/`)) proxyRes.headers.location = location.slice(`/proxy/${port}`.length);
       // Nor may an editor set codebay's own cookie.
       const set = proxyRes.headers['set-cookie'];
       if (set) proxyRes.headers['set-cookie'] = set.filter((c) => !isCodebayCookie(c.split('=', 1)[0]!.trim()));
@@ -158,7 +195,8 @@ export class EditorProxy {
     const p = /^(.+)-(\d{1,5})$/.exec(label);
     if (p) {
       const port = Number(p[2]);
-      if (!INSTANCE_ID.test(p[1]!) || port < 1 || port > 65535 || port === INSTANCE_EDITOR_PORT) return undefined;
+      // One name per port: `-03000` is no other name for 3000 (its pages' Origin would not match).
+      if (!INSTANCE_ID.test(p[1]!) || String(port) !== p[2] || port < 1 || port > 65535 || port === INSTANCE_EDITOR_PORT) return undefined;
       return { id: p[1]!, port };
     }
     return INSTANCE_ID.test(label) ? { id: label } : undefined;
@@ -194,7 +232,9 @@ export class EditorProxy {
    * cluster, and a port opened later is reachable as soon as something listens on it.
    */
   private upstreamPath(req: IncomingMessage, target: HostTarget): void {
-    if (target.port !== undefined) req.url = `/proxy/${target.port}${req.url?.startsWith('/') ? '' : '/'}${req.url ?? ''}`;
+    if (target.port === undefined) return;
+    (req as PortRequest)[PORT_OF_REQUEST] = target.port;
+    req.url = `/proxy/${target.port}${req.url?.startsWith('/') ? '' : '/'}${req.url ?? ''}`;
   }
 
   /** The cookies the editor sees: the user's own (its settings, its extensions'), never codebay's, plus the editor's secret. */
@@ -269,6 +309,17 @@ export class EditorProxy {
           res.redirect(302, stripTokenParam(req.originalUrl));
           return;
         }
+        if (target.port === undefined) {
+          // The editor's port proxy is not served on the editor's origin: the port's own origin serves it.
+          const viaEditor = editorPortPath(req.originalUrl);
+          if (viaEditor) {
+            const valid = viaEditor.port >= 1 && viaEditor.port <= 65535 && viaEditor.port !== INSTANCE_EDITOR_PORT;
+            if (!valid || (req.method !== 'GET' && req.method !== 'HEAD'))
+              return denied(res, 404, 'ports are served at their own origin, <id>-<port>.<domain>');
+            res.redirect(302, `${this.originOf({ id, port: viaEditor.port })}${viaEditor.rest}`);
+            return;
+          }
+        }
         if (!SAFE_METHODS.has(req.method) && !this.sameOrigin(req, target)) return denied(res, 403, 'cross-origin request refused');
         if (record.status !== 'Running' || !record.runtime) {
           res.setHeader('refresh', '3');
@@ -315,6 +366,8 @@ export class EditorProxy {
       const { id } = target;
       // Browsers always send Origin on WebSockets: only the origin's own pages may open one.
       if (!this.sameOrigin(req, target)) return refuse(403, 'Forbidden');
+      // The editor's port proxy is not served on the editor's origin (see editorPortPath).
+      if (target.port === undefined && editorPortPath(req.url ?? '/')) return refuse(404, 'Not Found');
       this.authorisedByAny(id, this.tokensOf(req))
         .then((record) => {
           if (!record) return refuse(401, 'Unauthorized');
