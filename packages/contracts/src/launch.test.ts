@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { substituteDeep, substituteVariables } from '../../editor/launcher/helpers.mjs';
+import { launchConfigSchema } from './instance.ts';
 import { instanceLaunch, substituteInstanceVariables } from './launch.ts';
 
 describe('variables: the launcher and the provisioner agree', () => {
@@ -50,17 +51,7 @@ describe('variables: the launcher and the provisioner agree', () => {
 
 describe('instanceLaunch', () => {
   it('starts the container with containerEnv substituted, and tells the launcher the same values and the instance id', () => {
-    const launch = {
-      containerEnv: { WS: '${containerWorkspaceFolder}', ID: '${devcontainerId}', P: '${containerEnv:PATH}' },
-      remoteEnv: {},
-      onCreateCommands: [],
-      updateContentCommands: [],
-      postCreateCommands: [],
-      postStartCommands: [],
-      postAttachCommands: [],
-      settings: {},
-      extensions: [],
-    };
+    const launch = launchConfigSchema.parse({ containerEnv: { WS: '${containerWorkspaceFolder}', ID: '${devcontainerId}', P: '${containerEnv:PATH}' } });
     const started = instanceLaunch(launch, 'bob-x1', 8080);
     expect(started.containerEnv).toEqual({ WS: '/workspace', ID: 'bob-x1', P: '${containerEnv:PATH}' });
     expect(JSON.parse(started.launchJson)).toMatchObject({
@@ -72,17 +63,7 @@ describe('instanceLaunch', () => {
   });
 
   it('hands the launcher the placement: the folder the editor opens and the volume', () => {
-    const launch = {
-      containerEnv: { WS: '${containerWorkspaceFolder}', LOCAL: '${localWorkspaceFolder}' },
-      remoteEnv: {},
-      onCreateCommands: [],
-      updateContentCommands: [],
-      postCreateCommands: [],
-      postStartCommands: [],
-      postAttachCommands: [],
-      settings: {},
-      extensions: [],
-    };
+    const launch = launchConfigSchema.parse({ containerEnv: { WS: '${containerWorkspaceFolder}', LOCAL: '${localWorkspaceFolder}' } });
     const started = instanceLaunch(launch, 'bob-x1', 8080, { target: '/src/app', folder: '/src/app/web' });
     expect(started.containerEnv).toEqual({ WS: '/src/app/web', LOCAL: '/src/app' });
     expect(JSON.parse(started.launchJson)).toMatchObject({ workspaceFolder: '/src/app/web', workspaceVolume: '/src/app' });
