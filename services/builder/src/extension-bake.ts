@@ -1,3 +1,4 @@
+import { TransientError } from '@codebay/contracts';
 import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BAKED_EXTENSIONS_DIR, EXTENSIONS_LABEL, INDEX_FILE, bakedFileName, bakedIndex, type ExtensionSource, type Resolution } from './extension-source.ts';
@@ -16,14 +17,17 @@ export interface Baked {
  * EXTENSIONS_LABEL, tagged `tag` (the push ref: the push and the offer take the baked image).
  * An index is baked even when nothing was found: the launcher then installs nothing from the
  * network. `workDir` is a scratch folder of this build (removed afterwards); `log` gets the
- * daemon's output and one line per skipped file. Throws what `ExtensionSource.resolve` and
- * `ImageStore.build` throw.
+ * daemon's output and one line per skipped file. Throws TransientError when the source cannot
+ * be listed or the build fails (`ImageStore.build`).
  */
 export async function bakeExtensions(
   deps: { source: ExtensionSource; images: ImageStore },
   { from, tag, wanted, workDir, log }: { from: string; tag: string; wanted: readonly string[]; workDir: string; log: (line: string) => void },
 ): Promise<Baked> {
-  const resolution = await deps.source.resolve(wanted);
+  // The operator's folder, gone or unreadable since the builder started: a fault of this builder, not of the config.
+  const resolution = await deps.source.resolve(wanted).catch((err: NodeJS.ErrnoException) => {
+    throw new TransientError(`this builder's extension source cannot be read (${err.code ?? err.message})`);
+  });
   for (const s of resolution.skipped) log(`codebay: extension source: ${s.file} skipped: ${s.reason}`);
   const dir = join(workDir, 'extensions');
   await rm(workDir, { recursive: true, force: true });
@@ -32,7 +36,9 @@ export async function bakeExtensions(
     const files: string[] = [];
     for (const e of resolution.found) {
       const name = bakedFileName(e);
-      await copyFile(e.path, join(dir, name));
+      await copyFile(e.path, join(dir, name)).catch((err: NodeJS.ErrnoException) => {
+        throw new TransientError(`this builder's extension source changed while it was read (${e.id}: ${err.code ?? err.message})`);
+      });
       await chmod(join(dir, name), 0o644);
       files.push(`extensions/${name}`);
       log(`codebay: extension ${e.id} ${e.version}: baked into the image`);
