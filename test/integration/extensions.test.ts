@@ -67,6 +67,11 @@ describe('extensions from the operator’s extension source (Docker runtime)', (
       expect(buildLog).toMatch(/codebay: extension source: broken\.vsix skipped: /);
       expect(buildLog).toContain('codebay: extension codebay-test.alpha 1.1.0: baked into the image');
 
+      // The builder counts them.
+      const metrics = await (await fetch(`http://127.0.0.1:${stack.ports.builder}/metrics`)).text();
+      expect(metrics).toMatch(/^codebay_build_extensions_total\{result="baked"[^}]*\} 3$/m);
+      expect(metrics).toMatch(/^codebay_build_extensions_total\{result="missing"[^}]*\} 1$/m);
+
       // The image holds the chosen files and their index; its label says what was baked and what is missing.
       const docker = testDocker();
       const container = stack.names.container(id);

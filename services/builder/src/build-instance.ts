@@ -27,7 +27,7 @@ import {
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Gauge, Histogram } from 'prom-client';
+import type { Counter, Gauge, Histogram } from 'prom-client';
 import { explainBuildFailure } from './build-failure.ts';
 import type { BuildLocks } from './build-lock.ts';
 import type { BuilderConfig } from './config.ts';
@@ -49,6 +49,8 @@ export interface BuildAttempt {
 export interface BuildMetrics {
   duration: Histogram<'outcome'>;
   inProgress: Gauge;
+  /** Extensions of the builds' configurations: `baked` into an image, or `missing` from the extension source. */
+  extensions: Counter<'result'>;
 }
 
 /** What the build use-case works with (wired in main.ts). */
@@ -411,8 +413,11 @@ export class BuildInstance {
       if (this.deps.extensions && wanted.length > 0) {
         const baked = await bakeExtensions(
           { source: this.deps.extensions, images },
-          { from: built.id, tag: pushRef, wanted, workDir: join(folders.tmp, 'extensions'), log: log.push },
+          { from: built.id, tag: pushRef, wanted, workDir: join(folders.tmp, 'extensions'), log: log.push, signal },
         );
+        if (signal.aborted) throw signal.reason;
+        this.deps.metrics.extensions.inc({ result: 'baked' }, baked.resolution.found.length);
+        this.deps.metrics.extensions.inc({ result: 'missing' }, baked.resolution.missing.length);
         built = await images.image(pushRef);
         if (built.id !== baked.imageId) throw new TransientError(`${pushRef} changed while its extensions were baked into it`);
       }

@@ -104,6 +104,12 @@ export function builderContainer(config: BuilderConfig): DependencyContainer {
           registers: [metrics],
         }),
         inProgress: new Gauge({ name: 'codebay_builds_in_progress', help: 'Builds this builder is running', registers: [metrics] }),
+        extensions: new Counter({
+          name: 'codebay_build_extensions_total',
+          help: 'Extensions wanted by the configurations this builder built with an extension source (EXTENSION_SOURCE_DIR): baked into the image, or missing from the source',
+          labelNames: ['result'] as const,
+          registers: [metrics],
+        }),
       },
     });
   });

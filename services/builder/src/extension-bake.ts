@@ -16,13 +16,20 @@ export interface Baked {
  * .vsix and the index (`BakedIndex`) to BAKED_EXTENSIONS_DIR and labels the result
  * EXTENSIONS_LABEL, tagged `tag` (the push ref: the push and the offer take the baked image).
  * An index is baked even when nothing was found: the launcher then installs nothing from the
- * network. `workDir` is a scratch folder of this build (removed afterwards); `log` gets the
+ * network. `signal` stops the build. `workDir` is a scratch folder of this build (removed afterwards); `log` gets the
  * daemon's output and one line per skipped file. Throws TransientError when the source cannot
  * be listed or the build fails (`ImageStore.build`).
  */
 export async function bakeExtensions(
   deps: { source: ExtensionSource; images: ImageStore },
-  { from, tag, wanted, workDir, log }: { from: string; tag: string; wanted: readonly string[]; workDir: string; log: (line: string) => void },
+  {
+    from,
+    tag,
+    wanted,
+    workDir,
+    log,
+    signal,
+  }: { from: string; tag: string; wanted: readonly string[]; workDir: string; log: (line: string) => void; signal?: AbortSignal },
 ): Promise<Baked> {
   // The operator's folder, gone or unreadable since the builder started: a fault of this builder, not of the config.
   const resolution = await deps.source.resolve(wanted).catch((err: NodeJS.ErrnoException) => {
@@ -48,7 +55,7 @@ export async function bakeExtensions(
     files.push(`extensions/${INDEX_FILE}`);
     await writeFile(join(workDir, 'Dockerfile'), `FROM ${from}\nCOPY extensions/ ${BAKED_EXTENSIONS_DIR}/\n`);
     const label = JSON.stringify({ baked: index.extensions.map(({ id, version }) => ({ id, version })), missing: index.missing });
-    const imageId = await deps.images.build(workDir, files, tag, { [EXTENSIONS_LABEL]: label }, (line) => log(`codebay: ${line}`));
+    const imageId = await deps.images.build(workDir, files, tag, { [EXTENSIONS_LABEL]: label }, (line) => log(`codebay: ${line}`), signal);
     return { resolution, imageId };
   } finally {
     await rm(workDir, { recursive: true, force: true });

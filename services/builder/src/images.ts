@@ -119,11 +119,22 @@ export class ImageStore {
   /**
    * Builds an image from a folder on the builder (`context`: a Dockerfile and the `files` named,
    * paths relative to it) as `tag`, with `labels`; the daemon's output goes to `onLine`. Returns
-   * the new image's ID. A step that fails or a daemon fault throws TransientError.
+   * the new image's ID. A step that fails or a daemon fault throws TransientError; `signal`
+   * cuts the request off.
    */
-  async build(context: string, files: string[], tag: string, labels: Record<string, string>, onLine: (line: string) => void): Promise<string> {
+  async build(
+    context: string,
+    files: string[],
+    tag: string,
+    labels: Record<string, string>,
+    onLine: (line: string) => void,
+    signal?: AbortSignal,
+  ): Promise<string> {
     try {
-      const stream = await this.docker.buildImage({ context, src: ['Dockerfile', ...files] }, { t: tag, labels, rm: true, forcerm: true });
+      const stream = await this.docker.buildImage(
+        { context, src: ['Dockerfile', ...files] },
+        { t: tag, labels, rm: true, forcerm: true, ...(signal ? { abortSignal: signal } : {}) },
+      );
       await followProgress(this.docker, stream, (e) => {
         const text = (e as { stream?: string }).stream?.trim();
         if (text) onLine(text);
