@@ -64,6 +64,19 @@ export function parseJsonc(text: string): unknown;
 export function mergeSettings(existing: unknown, overrides: Record<string, unknown>): Record<string, unknown>;
 export function normalizeExtensions(list: string[]): string[];
 export function isVsixPath(ext: string): boolean;
+export const BAKED_EXTENSIONS_DIR: string;
+export const EXTENSIONS_PROPERTY: string;
+export interface BakedIndex {
+  files: Map<string, string>;
+  missing: string[];
+}
+export function parseBakedIndex(text: string): BakedIndex | null;
+export function extensionInstallPlan(
+  list: string[],
+  index: BakedIndex | null,
+): { installs: Array<{ ext: string; target: string; from: 'file' | 'image' | 'gallery' }>; notInImage: string[] };
+export function installFailureReason(lines: string[], exitCode: number): string;
+export function extensionsWarning(failed: Array<{ ext: string; reason: string }>, notInSource: string[]): string | null;
 export function editorEnv(env: Record<string, string | undefined>, secret?: string): { env: Record<string, string | undefined>; dropped: string[] };
 export function editorArgs(opts: {
   host: string;

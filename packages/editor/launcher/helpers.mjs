@@ -362,6 +362,77 @@ export function normalizeExtensions(list) {
   return out;
 }
 
+/** Where a baked image holds its extensions: .vsix files and `index.json` (services/builder/src/extension-source.ts writes them). */
+export const BAKED_EXTENSIONS_DIR = '/usr/local/share/codebay/extensions';
+/** The property extension warnings are about. */
+export const EXTENSIONS_PROPERTY = 'customizations.vscode.extensions';
+const BAKED_FILE = /^[A-Za-z0-9][A-Za-z0-9._+-]*\.vsix$/;
+
+/**
+ * A baked image's extension index (`index.json`: {"extensions":[{id,version,file}],"missing":[ids]})
+ * → { files: Map<lower-case id, file name>, missing: lower-case ids }, or null when the text is not
+ * such an index. A file must be a plain name in BAKED_EXTENSIONS_DIR ending in .vsix.
+ */
+export function parseBakedIndex(text) {
+  let raw;
+  try {
+    raw = JSON.parse(String(text));
+  } catch {
+    return null;
+  }
+  if (!isPlainObject(raw) || !Array.isArray(raw.extensions)) return null;
+  const files = new Map();
+  for (const e of raw.extensions) {
+    if (!isPlainObject(e) || typeof e.id !== 'string' || typeof e.file !== 'string' || !BAKED_FILE.test(e.file)) return null;
+    files.set(e.id.toLowerCase(), e.file);
+  }
+  const missing = Array.isArray(raw.missing) ? raw.missing.filter((m) => typeof m === 'string').map((m) => m.toLowerCase()) : [];
+  return { files, missing };
+}
+
+/**
+ * What to install for each extension of the merged list (normalizeExtensions applied):
+ * [{ ext, target, from }] where `from` is 'file' (a .vsix path, relative to the workspace folder,
+ * `target` as written), 'image' (baked: `target` is its .vsix in BAKED_EXTENSIONS_DIR) or 'gallery'
+ * (`target` is the id). With an index (`parseBakedIndex`), an id it lacks is not looked for
+ * anywhere: it is in `notInImage` (the build already warned about it).
+ */
+export function extensionInstallPlan(list, index) {
+  const installs = [];
+  const notInImage = [];
+  for (const ext of normalizeExtensions(list)) {
+    if (isVsixPath(ext)) installs.push({ ext, target: ext, from: 'file' });
+    else if (!index) installs.push({ ext, target: ext, from: 'gallery' });
+    else if (index.files.has(ext.toLowerCase())) installs.push({ ext, target: `${BAKED_EXTENSIONS_DIR}/${index.files.get(ext.toLowerCase())}`, from: 'image' });
+    else notInImage.push(ext);
+  }
+  return { installs, notInImage };
+}
+
+/**
+ * The one warning about extensions that were not installed (one per property on an instance):
+ * `failed` [{ ext, reason }] at this start, `notInSource` the ids the build could not bake.
+ * Null when there is nothing to say. At most 20 of each are named.
+ */
+export function extensionsWarning(failed, notInSource) {
+  const list = (items) => items.slice(0, 20).join(', ') + (items.length > 20 ? ` and ${items.length - 20} more` : '');
+  const parts = [];
+  if (failed.length > 0) parts.push(`${list(failed.map((f) => `${f.ext} (${f.reason})`))}: failed to install at start`);
+  if (notInSource.length > 0) parts.push(`${list(notInSource)}: not in this deployment’s extension source`);
+  return parts.length > 0 ? `${parts.join('; ')}; not installed` : null;
+}
+
+/**
+ * Why an extension install failed, from the last lines of its output: code-server's last
+ * `Error: …` line without the prefix ("Unable to install extension 'a.b' as it is not compatible
+ * with VS Code '1.100.3'."), else its last line, else the exit code. At most 200 characters.
+ */
+export function installFailureReason(lines, exitCode) {
+  const error = [...lines].reverse().find((l) => /^\s*Error: /.test(l));
+  const reason = error ? error.trim().slice('Error: '.length) : lines.at(-1)?.trim() || `exit code ${exitCode}`;
+  return reason.length > 200 ? `${reason.slice(0, 199)}…` : reason;
+}
+
 /** A .vsix file (installed from disk) rather than a marketplace ID. */
 export function isVsixPath(ext) {
   return typeof ext === 'string' && /\.vsix$/i.test(ext.trim());

@@ -4,6 +4,9 @@ import {
   buildEnv,
   editorArgs,
   editorEnv,
+  extensionInstallPlan,
+  extensionsWarning,
+  installFailureReason,
   exitCodeOf,
   findUser,
   isValidUserName,
@@ -11,6 +14,7 @@ import {
   mergeSettings,
   normalizeCommand,
   normalizeExtensions,
+  parseBakedIndex,
   parseJsonc,
   parseLaunchConfig,
   parsePasswd,
@@ -243,6 +247,69 @@ describe('extensions', () => {
     expect(isVsixPath('/tmp/x.vsix')).toBe(true);
     expect(isVsixPath('./x.VSIX')).toBe(true);
     expect(isVsixPath('ms-python.python')).toBe(false);
+  });
+});
+
+describe('baked extensions', () => {
+  const index = parseBakedIndex(
+    JSON.stringify({
+      extensions: [
+        { id: 'acme.tool', version: '1.10.0', file: 'acme.tool-1.10.0.vsix' },
+        { id: 'acme.other', version: '0.1.0', file: 'acme.other-0.1.0.vsix' },
+      ],
+      missing: ['Nobody.Here'],
+    }),
+  );
+
+  it('reads the index; a file that is not a plain .vsix name in the folder, or not JSON, is no index', () => {
+    expect(index).toEqual({
+      files: new Map([
+        ['acme.tool', 'acme.tool-1.10.0.vsix'],
+        ['acme.other', 'acme.other-0.1.0.vsix'],
+      ]),
+      missing: ['nobody.here'],
+    });
+    expect(parseBakedIndex('{')).toBeNull();
+    expect(parseBakedIndex(JSON.stringify({ extensions: [{ id: 'a.b', file: '../etc/passwd.vsix' }] }))).toBeNull();
+    expect(parseBakedIndex(JSON.stringify({ extensions: [{ id: 'a.b', file: 'x.tar' }] }))).toBeNull();
+  });
+
+  it('installs baked ones from the image, never looks for the others elsewhere; without an index, from the gallery', () => {
+    const list = ['ACME.Tool', 'nobody.here', './local.vsix', 'acme.other', '-acme.other'];
+    expect(extensionInstallPlan(list, index)).toEqual({
+      installs: [
+        { ext: 'ACME.Tool', target: '/usr/local/share/codebay/extensions/acme.tool-1.10.0.vsix', from: 'image' },
+        { ext: './local.vsix', target: './local.vsix', from: 'file' },
+      ],
+      notInImage: ['nobody.here'],
+    });
+    expect(extensionInstallPlan(list, null)).toEqual({
+      installs: [
+        { ext: 'ACME.Tool', target: 'ACME.Tool', from: 'gallery' },
+        { ext: 'nobody.here', target: 'nobody.here', from: 'gallery' },
+        { ext: './local.vsix', target: './local.vsix', from: 'file' },
+      ],
+      notInImage: [],
+    });
+  });
+
+  it('an install failure says code-server’s error, not its stack trace', () => {
+    const out = [
+      'Installing extensions...',
+      "Error: Unable to install extension 'codebay-test.future' as it is not compatible with VS Code '1.139.1'.",
+      '    at qa.install (file:///x/server-main.js:60:15460)',
+      'Failed Installing Extensions: file:///usr/local/share/codebay/extensions/codebay-test.future-1.0.0.vsix',
+    ];
+    expect(installFailureReason(out, 1)).toBe("Unable to install extension 'codebay-test.future' as it is not compatible with VS Code '1.139.1'.");
+    expect(installFailureReason(['something else'], 1)).toBe('something else');
+    expect(installFailureReason([], 3)).toBe('exit code 3');
+  });
+
+  it('one warning names what failed and what the source lacked', () => {
+    expect(extensionsWarning([], [])).toBeNull();
+    expect(extensionsWarning([{ ext: 'acme.tool', reason: "not compatible with VS Code '1.100.3'" }], ['nobody.here'])).toBe(
+      "acme.tool (not compatible with VS Code '1.100.3'): failed to install at start; nobody.here: not in this deployment’s extension source; not installed",
+    );
   });
 });
 

@@ -36,10 +36,14 @@ import {
   envKeys,
   exitCodeOf,
   findUser,
-  isVsixPath,
+  BAKED_EXTENSIONS_DIR,
+  EXTENSIONS_PROPERTY,
+  extensionInstallPlan,
+  extensionsWarning,
+  installFailureReason,
   mergeSettings,
   normalizeCommand,
-  normalizeExtensions,
+  parseBakedIndex,
   parseJsonc,
   parseLaunchConfig,
   parsePasswd,
@@ -66,6 +70,8 @@ const HEALTH_WAIT_MS = 60_000;
 const HEALTH_POLL_MS = 50;
 /** Extension installs run at this niceness: a second code-server process must not slow the first page (the container has 1 CPU by default). */
 const EXTENSION_NICENESS = 10;
+/** Lines of an extension install's output kept to find why it failed (code-server prints its error above a stack trace). */
+const EXTENSION_OUTPUT_LINES = 40;
 const SIGNALS = os.constants.signals;
 
 function log(msg) {
@@ -314,15 +320,15 @@ function readJson(file) {
 /** Lines of a failed command's output said again in its failure (the whole output is in the log above it). */
 const FAILURE_TAIL_LINES = 5;
 
-/** Relays a child's output line by line with `prefix`; `tail` (an array) keeps the last FAILURE_TAIL_LINES lines. */
-function pipeLines(stream, prefix, tail) {
+/** Relays a child's output line by line with `prefix`; `tail` (an array) keeps the last `keep` lines. */
+function pipeLines(stream, prefix, tail, keep = FAILURE_TAIL_LINES) {
   if (!stream) return;
   const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
   rl.on('line', (line) => {
     process.stdout.write(`${prefix} ${line}\n`);
     if (tail) {
       tail.push(truncate(line, 300));
-      if (tail.length > FAILURE_TAIL_LINES) tail.shift();
+      if (tail.length > keep) tail.shift();
     }
   });
 }
@@ -591,19 +597,51 @@ function editorLoaded({ host, port, socket }) {
   });
 }
 
+/**
+ * The extensions baked into this image by its build (BAKED_EXTENSIONS_DIR/index.json, see
+ * parseBakedIndex), or null when the image has none (its build had no extension source).
+ */
+function readBakedIndex() {
+  const file = path.join(BAKED_EXTENSIONS_DIR, 'index.json');
+  let text;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const index = parseBakedIndex(text);
+  if (!index) log(`${file} is not an extension index; extensions are installed from the gallery`);
+  return index;
+}
+
+/**
+ * Installs the configuration's extensions in the background, one at a time, once the editor has
+ * served its first page: from the image when its build baked them (no network), else by id from
+ * the gallery code-server reaches; .vsix paths from the workspace. Never fatal: the ones not
+ * installed become one warning on the instance (`customizations.vscode.extensions`).
+ */
 async function installExtensions(list, ctx) {
-  const extensions = normalizeExtensions(list);
-  if (extensions.length === 0) return;
+  const index = readBakedIndex();
+  const { installs, notInImage } = extensionInstallPlan(list, index);
+  if (installs.length === 0 && notInImage.length === 0) return;
+  for (const ext of notInImage) log(`extension ${ext}: not in this image (not in the deployment's extension source when it was built); not installed`);
+  const failed = [];
+  // The build's warning names the ones not in the image; one that failed here replaces it (one per property), so it names them too.
+  const warnAtEnd = () => {
+    if (failed.length > 0) warnProperty(EXTENSIONS_PROPERTY, extensionsWarning(failed, notInImage));
+  };
+  if (installs.length === 0) return;
   const healthy = await ctx.healthy;
   if (!editor || editor.exitCode !== null) return;
   if (!healthy) log('editor not healthy yet; installing extensions anyway');
   // Not while the editor prepares its first page (a second code-server process would slow it).
   else await editorLoaded(ctx.bind);
-  log(`installing ${extensions.length} extension(s) in the background`);
-  for (const ext of extensions) {
+  log(`installing ${installs.length} extension(s) in the background${index ? ` (${installs.filter((i) => i.from === 'image').length} from the image)` : ''}`);
+  for (const { ext, target: written, from } of installs) {
     if (!editor || editor.exitCode !== null || editor.signalCode !== null) return;
-    const target = isVsixPath(ext) ? path.resolve(ctx.cwd, ext) : ext;
+    const target = from === 'file' ? path.resolve(ctx.cwd, written) : written;
     const label = `extension ${ext}`;
+    if (from === 'image') log(`${label}: from ${target}`);
     const argv = [
       ctx.nodeBin,
       ctx.entry,
@@ -617,6 +655,7 @@ async function installExtensions(list, ctx) {
       ctx.configFile,
     ];
     const started = Date.now();
+    const tail = [];
     const result = await new Promise((resolve) => {
       let child;
       try {
@@ -627,13 +666,13 @@ async function installExtensions(list, ctx) {
           detached: true,
         });
       } catch (err) {
-        resolve({ exitCode: 127, error: err.message });
+        resolve({ exitCode: 127, error: err.message, tail });
         return;
       }
       tracked.add(child);
       deprioritise(child, EXTENSION_NICENESS);
-      pipeLines(child.stdout, `[${label}]`);
-      pipeLines(child.stderr, `[${label}]`);
+      pipeLines(child.stdout, `[${label}]`, tail, EXTENSION_OUTPUT_LINES);
+      pipeLines(child.stderr, `[${label}]`, tail, EXTENSION_OUTPUT_LINES);
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
@@ -643,20 +682,23 @@ async function installExtensions(list, ctx) {
       child.on('error', (err) => {
         clearTimeout(timer);
         tracked.delete(child);
-        resolve({ exitCode: 127, error: err.code || err.message });
+        resolve({ exitCode: 127, error: err.code || err.message, tail });
       });
-      child.on('exit', (code, signal) => {
+      child.on('close', (code, signal) => {
         clearTimeout(timer);
         tracked.delete(child);
-        resolve({ exitCode: exitCodeOf(code, signal, SIGNALS), timedOut });
+        resolve({ exitCode: exitCodeOf(code, signal, SIGNALS), timedOut, tail });
       });
     });
     const ms = Date.now() - started;
     if (result.timedOut) log(`${label}: timed out after ${ms} ms (ignored)`);
     else if (result.exitCode === 0) log(`${label}: installed in ${ms} ms`);
     else log(`${label}: failed with exit code ${result.exitCode}${result.error ? ` (${result.error})` : ''} (ignored)`);
+    if (result.timedOut) failed.push({ ext, reason: `timed out after ${Math.round(ms / 1000)} s` });
+    else if (result.exitCode !== 0) failed.push({ ext, reason: installFailureReason(result.tail, result.exitCode) });
   }
   log('extension installation finished');
+  warnAtEnd();
 }
 
 // ---------------------------------------------------------------------------

@@ -27,12 +27,14 @@ import {
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Gauge, Histogram } from 'prom-client';
+import type { Counter, Gauge, Histogram } from 'prom-client';
 import { explainBuildFailure } from './build-failure.ts';
 import type { BuildLocks } from './build-lock.ts';
 import type { BuilderConfig } from './config.ts';
 import { cliEnvironment, failedBuildOf, type DevcontainerCli } from './devcontainer-cli.ts';
 import { EgressProxy, type EgressEvent } from './egress-proxy.ts';
+import { bakeExtensions } from './extension-bake.ts';
+import { extensionWarnings, wantedExtensionIds, type ExtensionSource } from './extension-source.ts';
 import type { ImageStore } from './images.ts';
 import { LogBatcher } from './log-batcher.ts';
 import type { BuildWorkspace } from './workspace.ts';
@@ -47,6 +49,8 @@ export interface BuildAttempt {
 export interface BuildMetrics {
   duration: Histogram<'outcome'>;
   inProgress: Gauge;
+  /** Extensions of the builds' configurations: `baked` into an image, or `missing` from the extension source. */
+  extensions: Counter<'result'>;
 }
 
 /** What the build use-case works with (wired in main.ts). */
@@ -66,6 +70,13 @@ export interface BuildInstanceDeps {
   jobs: JobQueues;
   logger: Logger;
   metrics: BuildMetrics;
+  /** The operator's extension source (EXTENSION_SOURCE_DIR): wanted extensions are baked into each image. None: instances install them at start from the gallery. */
+  extensions?: ExtensionSource;
+}
+
+/** The image's own warnings, from its labels: what its features ask that codebay does not grant, the extensions its build could not bake. */
+function imageWarnings(labels: Record<string, string>): PropertyWarning[] {
+  return mergeWarnings(metadataWarnings(parseMetadataLabel(labels['devcontainer.metadata'])), extensionWarnings(labels));
 }
 
 /** The label every image codebay builds carries (housekeeping finds them by it). */
@@ -395,10 +406,23 @@ export class BuildInstance {
       if (signal.aborted) throw signal.reason;
 
       // What the CLI just built, by ID (the name is this builder's own tag, set by the CLI a moment ago).
-      const built = await images.image(pushRef);
+      let built = await images.image(pushRef);
       const launch = launchFromImageLabels(built.labels);
-      // What the features ask of the container that codebay does not grant: on the instance and in the log.
-      const warnings = metadataWarnings(parseMetadataLabel(built.labels['devcontainer.metadata']));
+      // The extensions the configuration and its features want, from the operator's source, into the image (tagged pushRef again).
+      const wanted = wantedExtensionIds(launch.extensions);
+      if (this.deps.extensions && wanted.length > 0) {
+        const baked = await bakeExtensions(
+          { source: this.deps.extensions, images },
+          { from: built.id, tag: pushRef, wanted, workDir: join(folders.tmp, 'extensions'), log: log.push, signal },
+        );
+        if (signal.aborted) throw signal.reason;
+        this.deps.metrics.extensions.inc({ result: 'baked' }, baked.resolution.found.length);
+        this.deps.metrics.extensions.inc({ result: 'missing' }, baked.resolution.missing.length);
+        built = await images.image(pushRef);
+        if (built.id !== baked.imageId) throw new TransientError(`${pushRef} changed while its extensions were baked into it`);
+      }
+      // What the features ask of the container that codebay does not grant, and the extensions the source lacks: on the instance and in the log.
+      const warnings = imageWarnings(built.labels);
       for (const w of warnings) log.push(`codebay: warning: ${w.message}`);
       if (warnings.length) await store.patch(id, { warnings: mergeWarnings(record.warnings ?? [], warnings) });
       const offered = await this.offer(record, built.id, launch, log);
@@ -578,7 +602,7 @@ export class BuildInstance {
       return;
     }
     log.push(`codebay: finishing the push of ${local.id} (builder ${local.builder} stopped while pushing it)`);
-    target.warnings = metadataWarnings(parseMetadataLabel((await images.image(local.id)).labels['devcontainer.metadata']));
+    target.warnings = imageWarnings((await images.image(local.id)).labels);
     await images.tag(local.id, target.pushRef);
     let pushed: Pushed | undefined;
     try {

@@ -1,4 +1,5 @@
 import { buildPolicyEnvSchema, commonEnvSchema, envInt, jobEnvSchema, parseConfig, registryEnvSchema } from '@codebay/platform';
+import { accessSync, constants, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -31,9 +32,30 @@ const schema = commonEnvSchema
     BUILDER_MAX_IMAGE_BYTES: envInt(20 * 1024 ** 3),
     /** Docker client the Dev Containers CLI calls. */
     DOCKER_PATH: z.string().default('docker'),
+    /**
+     * A folder of .vsix files (the operator's extension source): `customizations.vscode.extensions`
+     * found there are baked into each image built, and instances install them from the image,
+     * never from the network. Unset: instances install extensions at start from the gallery
+     * code-server reaches. Must be an absolute path to a folder this builder can read.
+     */
+    EXTENSION_SOURCE_DIR: z
+      .string()
+      .optional()
+      .transform((v) => (v?.trim() ? v.trim() : undefined))
+      .refine((v) => v === undefined || readableDir(v), 'EXTENSION_SOURCE_DIR must be an absolute path to a folder the builder can read'),
     METRICS_HOST: z.string().default('127.0.0.1'),
     METRICS_PORT: envInt(9101),
   });
+
+/** Whether `path` is absolute and names a folder this process can list. */
+function readableDir(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK | constants.X_OK);
+    return path.startsWith('/') && statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 export type BuilderConfig = z.infer<typeof schema>;
 export const loadConfig = (env: NodeJS.ProcessEnv = process.env): BuilderConfig => parseConfig(schema, env, 'builder');

@@ -24,6 +24,7 @@ import { BuildInstance } from './build-instance.ts';
 import { BuildLocks } from './build-lock.ts';
 import type { BuilderConfig } from './config.ts';
 import { DevcontainerCli } from './devcontainer-cli.ts';
+import { ExtensionSource } from './extension-source.ts';
 import { ImageStore } from './images.ts';
 import { BuildWorkspace } from './workspace.ts';
 
@@ -93,6 +94,7 @@ export function builderContainer(config: BuilderConfig): DependencyContainer {
       workspace: new BuildWorkspace(config.CODEBAY_BUILD_DIR, new ArtifactStore(config.CODEBAY_ARTIFACT_DIR), buildPolicy(config)),
       jobs: get(T.jobs),
       logger: get(T.logger),
+      ...(config.EXTENSION_SOURCE_DIR ? { extensions: new ExtensionSource(config.EXTENSION_SOURCE_DIR) } : {}),
       metrics: {
         duration: new Histogram({
           name: 'codebay_build_duration_seconds',
@@ -102,6 +104,12 @@ export function builderContainer(config: BuilderConfig): DependencyContainer {
           registers: [metrics],
         }),
         inProgress: new Gauge({ name: 'codebay_builds_in_progress', help: 'Builds this builder is running', registers: [metrics] }),
+        extensions: new Counter({
+          name: 'codebay_build_extensions_total',
+          help: 'Extensions wanted by the configurations this builder built with an extension source (EXTENSION_SOURCE_DIR): baked into the image, or missing from the source',
+          labelNames: ['result'] as const,
+          registers: [metrics],
+        }),
       },
     });
   });

@@ -116,6 +116,35 @@ export class ImageStore {
     return { containers: leftovers.length, dangling: dangling.ImagesDeleted?.length ?? 0, removed, keptBytes: kept };
   }
 
+  /**
+   * Builds an image from a folder on the builder (`context`: a Dockerfile and the `files` named,
+   * paths relative to it) as `tag`, with `labels`; the daemon's output goes to `onLine`. Returns
+   * the new image's ID. A step that fails or a daemon fault throws TransientError; `signal`
+   * cuts the request off.
+   */
+  async build(
+    context: string,
+    files: string[],
+    tag: string,
+    labels: Record<string, string>,
+    onLine: (line: string) => void,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    try {
+      const stream = await this.docker.buildImage(
+        { context, src: ['Dockerfile', ...files] },
+        { t: tag, labels, rm: true, forcerm: true, ...(signal ? { abortSignal: signal } : {}) },
+      );
+      await followProgress(this.docker, stream, (e) => {
+        const text = (e as { stream?: string }).stream?.trim();
+        if (text) onLine(text);
+      });
+    } catch (err) {
+      throw new TransientError(`build of ${tag} failed: ${(err as Error).message}`);
+    }
+    return (await this.image(tag)).id;
+  }
+
   async labels(image: string): Promise<Record<string, string>> {
     return (await this.image(image)).labels;
   }

@@ -21,6 +21,11 @@ describe('parseLifecycleLine', () => {
       kind: 'warning',
       warning: { property: 'remoteUser', message: 'remoteUser: cannot switch' },
     });
+    const extensions = 'customizations.vscode.extensions: acme.tool (exit code 1): failed to install at start; not installed';
+    expect(parseLifecycleLine(line(JSON.stringify({ warning: { property: 'customizations.vscode.extensions', message: extensions } })))).toEqual({
+      kind: 'warning',
+      warning: { property: 'customizations.vscode.extensions', message: extensions },
+    });
   });
 
   it('treats anything else as plain output: unknown commands, states and warning properties, bad JSON', () => {
@@ -29,6 +34,8 @@ describe('parseLifecycleLine', () => {
       '{"phase":"evilCommand","state":"failed"}',
       '{"phase":"postCreateCommand","state":"exploded"}',
       '{"warning":{"property":"features[\\"x\\"].privileged","message":"phish"}}',
+      '{"warning":{"property":"customizations.vscode.settings","message":"phish"}}',
+      '{"warning":{"property":"customizations.vscode.extensions","message":42}}',
       '{"event":"started"}',
       '[1]',
       '{"phase":',

@@ -46,8 +46,12 @@ const MAX_LOG_WARNINGS = 20;
 /** The spec's lifecycle command properties the launcher reports on; any other name in a line is ignored. */
 const COMMANDS = new Set(['onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand', 'postAttachCommand']);
 const STATES = new Set(['running', 'succeeded', 'failed', 'skipped']);
-/** The properties the launcher itself warns about (`warnProperty`): a log line cannot warn about any other. */
-const LAUNCHER_WARNING_PROPERTIES = new Set(['remoteUser', 'containerUser']);
+/**
+ * The properties the launcher itself warns about (`warnProperty`): a log line cannot warn about any
+ * other. Its extensions warning (the ones that failed to install at start, and those the build
+ * could not bake) replaces the build's about the same property.
+ */
+const LAUNCHER_WARNING_PROPERTIES = new Set(['remoteUser', 'containerUser', 'customizations.vscode.extensions']);
 
 /** One lifecycle line, checked: a command's state, the start's end, or a launcher warning. */
 type LifecycleLine =
