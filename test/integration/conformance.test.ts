@@ -59,7 +59,11 @@ function lifecycleWhen(id: string, what: string, done: (l: NonNullable<InstanceR
 beforeAll(async () => {
   // A short readiness limit: the test of an editor that waits for a command that never ends fails in 45 s, not 180.
   // The operator's maxima the hostRequirements tests name (the gateway's defaults, said here).
-  stack = await startStack({ name: 'conformance', env: { READY_TIMEOUT_SECONDS: '45', MAX_CPU_LIMIT: '4000m', MAX_MEMORY_LIMIT: '8Gi' } });
+  // One user makes an instance per row here: more than the default per-user limit (10), which is not what this file tests.
+  stack = await startStack({
+    name: 'conformance',
+    env: { READY_TIMEOUT_SECONDS: '45', MAX_CPU_LIMIT: '4000m', MAX_MEMORY_LIMIT: '8Gi', MAX_INSTANCES_PER_USER: '50' },
+  });
 }, 120_000);
 
 afterAll(async () => {
