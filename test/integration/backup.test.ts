@@ -65,8 +65,11 @@ describe('backup and restore (deploy/local/backup.sh)', () => {
     await run('bash', [BACKUP, 'create', dir], { env: process.env });
     const state = join(work, 'state');
     await run('bash', [BACKUP, 'restore', dir], { env: { ...process.env, CODEBAY_STATE: state } });
-    // The platform key and the Redis password came along.
-    expect(readFileSync(join(state, 'secret-key'), 'utf8')).toBe(readFileSync('/var/lib/codebay/secret-key', 'utf8'));
+    // The secrets came along: the Redis password (components.sh makes it), and the platform key and
+    // admin token where `npm start` has made them on this machine (a fresh machine has neither).
+    expect(existsSync('/var/lib/codebay/redis.password')).toBe(true);
+    for (const secret of ['redis.password', 'secret-key', 'admin-token'].filter((f) => existsSync(join('/var/lib/codebay', f))))
+      expect(readFileSync(join(state, secret), 'utf8'), secret).toBe(readFileSync(join('/var/lib/codebay', secret), 'utf8'));
 
     // Redis as components.sh runs it (append-only file), from the restored dir.
     const redisPort = await freePort();
