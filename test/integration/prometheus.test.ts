@@ -239,9 +239,15 @@ describe('metrics on a real Prometheus during a build burst', () => {
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
       const range = Math.max(60, Math.ceil((Date.now() - burstStart) / 1000) + 30);
       const expr = encodeURIComponent('max by (state) (codebay_queue_jobs{queue="codebay-build",state=~"waiting|active"})');
-      const drawn = page.waitForResponse((r) => r.url().includes('/api/v1/query_range') && r.ok(), { timeout: 90_000 });
-      await page.goto(`${prom}/graph?g0.expr=${expr}&g0.tab=0&g0.range_input=${range}s`);
-      await drawn;
+      // The UI asks once per load. Once in a full CI run no successful answer came within 90 s (not
+      // reproduced alone): a load without one is loaded again, up to three times, and each answer is said.
+      const answers: string[] = [];
+      for (let load = 0; load < 3 && !answers.includes('200'); load++) {
+        const answered = page.waitForResponse((r) => r.url().includes('/api/v1/query_range'), { timeout: 30_000 });
+        await page.goto(`${prom}/graph?g0.expr=${expr}&g0.tab=0&g0.range_input=${range}s`);
+        answers.push(await answered.then((r) => String(r.status())).catch((err: Error) => err.message.split('\n')[0]!));
+      }
+      expect(answers, 'the graph’s query_range answers, per page load').toContain('200');
       await page.locator('canvas, .graph-legend, [class*="legend"]').first().waitFor({ timeout: 60_000 });
       const file = join(LOG_DIR, `prometheus-build-queue-${salt()}.png`);
       await page.screenshot({ path: file, fullPage: true });
