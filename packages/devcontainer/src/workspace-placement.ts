@@ -123,7 +123,7 @@ export function workspacePlacement(config: DevcontainerConfig, name = 'devcontai
   let folder = target;
   const wanted = config.workspaceFolder;
   if (typeof wanted === 'string' && wanted !== '') {
-    folder = checkPath('workspaceFolder', substituteInstanceVariables(wanted, { ...vars, workspaceFolder: INSTANCE_WORKSPACE_FOLDER }), name);
+    folder = checkPath('workspaceFolder', substituteInstanceVariables(wanted, vars), name);
     // The runtime enters it as root before anything of codebay's runs (WorkingDir / workingDir):
     // never the kernel's file systems (a leaked descriptor under /proc/self/fd is a known escape, CVE-2024-21626).
     for (const kernel of KERNEL_FILE_SYSTEMS)

@@ -24,6 +24,12 @@ const ERRORS = {
   '429': errorResponse('A per-user quota is reached'),
 };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 } };
+/** The query of both logs (build and instance): follow as SSE, resume after an event id. */
+const logParams = [
+  idParam,
+  { name: 'follow', in: 'query', required: false, schema: { type: 'string', enum: ['1', 'true'] } },
+  { name: 'after', in: 'query', required: false, schema: { type: 'string' }, description: 'Resume after this event id (or Last-Event-ID)' },
+];
 const idempotencyHeader = { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 200 } };
 
 function multipart(fileField: string, description: string): Json {
@@ -118,11 +124,7 @@ export function openApiDocument(publicUrl: string): Json {
       '/instances/{id}/build-logs': {
         get: {
           summary: 'Build log; `follow=1` (or Accept: text/event-stream) streams it as Server-Sent Events until the end event',
-          parameters: [
-            idParam,
-            { name: 'follow', in: 'query', required: false, schema: { type: 'string', enum: ['1', 'true'] } },
-            { name: 'after', in: 'query', required: false, schema: { type: 'string' }, description: 'Resume after this event id (or Last-Event-ID)' },
-          ],
+          parameters: logParams,
           responses: {
             '200': {
               description: 'The log so far, or a live stream',
@@ -137,11 +139,7 @@ export function openApiDocument(publicUrl: string): Json {
         get: {
           summary:
             'The instance’s own log: the launcher, the lifecycle commands (onCreateCommand … postAttachCommand) and the editor, from its container; kept after a failure or a delete (7 days). `follow=1` (or Accept: text/event-stream) streams it as Server-Sent Events',
-          parameters: [
-            idParam,
-            { name: 'follow', in: 'query', required: false, schema: { type: 'string', enum: ['1', 'true'] } },
-            { name: 'after', in: 'query', required: false, schema: { type: 'string' }, description: 'Resume after this event id (or Last-Event-ID)' },
-          ],
+          parameters: logParams,
           responses: {
             '200': {
               description: 'The log so far, or a live stream (ends with an `end` event when the instance failed or was deleted)',
