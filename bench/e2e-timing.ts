@@ -339,7 +339,7 @@ async function plainRun(cfg: BenchConfig, cache: Cache): Promise<Row> {
     const t0 = now();
     const build = await run(
       process.execPath,
-      [CLI_JS, 'build', '--workspace-folder', workspace, '--image-name', image, '--no-lockfile', '--buildkit', 'never', '--docker-path', DOCKER_BIN],
+      [CLI_JS, 'build', '--workspace-folder', workspace, '--image-name', image, '--no-lockfile', '--buildkit', 'auto', '--docker-path', DOCKER_BIN],
       { env: { ...env, TMPDIR: cliTmp }, cwd: workspace, timeoutMs: DEADLINE.plainBuild },
     );
     const buildMs = now() - t0;

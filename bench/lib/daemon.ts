@@ -37,7 +37,7 @@ export async function plainBuild(workspace: string, image: string, dockerHost: s
   const t0 = now();
   const build = await run(
     process.execPath,
-    [CLI_JS, 'build', '--workspace-folder', workspace, '--image-name', image, '--no-lockfile', '--buildkit', 'never', '--docker-path', DOCKER_BIN],
+    [CLI_JS, 'build', '--workspace-folder', workspace, '--image-name', image, '--no-lockfile', '--buildkit', 'auto', '--docker-path', DOCKER_BIN],
     { env: { ...process.env, DOCKER_HOST: dockerHost, TMPDIR: tmpDir }, cwd: workspace, timeoutMs },
   );
   if (build.code !== 0)
@@ -82,7 +82,7 @@ export async function makeCold(docker: Docker): Promise<ColdReport> {
     prunedImages += n;
     if (n === 0) break;
   }
-  await docker.pruneBuilder().catch(() => undefined); // BuildKit cache (empty with --buildkit never)
+  await docker.pruneBuilder().catch(() => undefined); // BuildKit's build cache: a cold build starts from nothing
   const remaining = (await docker.listImages({ all: true })).length;
   return { removedTags, prunedImages, keptInUse: [...keptInUse], remaining, ms: Math.round(now() - t0) };
 }

@@ -1,5 +1,5 @@
 import { JOBS, redisKeys, type InstanceResponse } from '@codebay/contracts';
-import { JobQueues, dockerFromHost } from '@codebay/platform';
+import { JobQueues } from '@codebay/platform';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
@@ -9,7 +9,7 @@ import { createFromDevcontainer, createFromWorkspace, getInstance, waitForStatus
 import { forgetUsers } from '../support/records.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
-import { containersRunning, salt, workspaceTarball } from '../support/workspaces.ts';
+import { buildStepsRunning, salt, workspaceTarball } from '../support/workspaces.ts';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,9 +88,7 @@ describe('build queue position: JobQueues on real Redis and BullMQ', () => {
 /** The API and a real builder: an instance behind others says where it waits. */
 describe('build queue position: through the gateway, one builder', () => {
   let stack: Stack;
-  const c = components();
   const user = `queue-${salt()}`;
-  const docker = dockerFromHost(c.dockerHost);
 
   beforeAll(async () => {
     stack = await startStack({ name: 'queue', services: ['gateway', 'builder'], env: { BUILDER_NAME: 'builder-queue' } });
@@ -115,7 +113,7 @@ describe('build queue position: through the gateway, one builder', () => {
       user,
       await workspaceTarball({ config: { build: { dockerfile: 'Dockerfile' } }, dockerfile: `FROM debian:bookworm\nRUN echo ${marker} && sleep 120\n` }),
     );
-    await waitFor('the slow step to run', async () => ((await containersRunning(docker, marker)).length > 0 ? true : undefined), 120_000, 200);
+    await waitFor('the slow step to run', async () => (buildStepsRunning(marker).length > 0 ? true : undefined), 120_000, 200);
     const behind: InstanceResponse[] = [];
     for (let i = 0; i < 2; i++) {
       behind.push(

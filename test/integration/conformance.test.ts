@@ -455,6 +455,68 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
     expect((await waitForStatus(stack, created.instance_id, ['Running'], 180_000)).status).toBe('Running');
   }, 240_000);
 
+  it('build.target: only the stages the target needs are built (a failing stage after it, and one it does not use, are not)', async () => {
+    const run = randomBytes(6).toString('hex');
+    const tarball = await workspaceTarball({
+      config: { build: { dockerfile: 'Dockerfile', target: 'dev', args: { GREETING: `hello-${run}` } }, features: { './marker': {} } },
+      dockerfile: [
+        'FROM debian:bookworm AS unused',
+        'RUN echo unused-stage-ran && exit 9',
+        'FROM debian:bookworm AS base',
+        'ARG GREETING',
+        'RUN echo "$GREETING" > /opt/greeting',
+        'FROM base AS dev',
+        `RUN echo dev-${run} > /opt/stage`,
+        'FROM dev AS prod',
+        'RUN echo prod-stage-ran && exit 8',
+        '',
+      ].join('\n'),
+      features: { marker: 'echo feature > /opt/feature' },
+    });
+    const created = await createFromWorkspace(stack, user, tarball);
+    expect(created.warnings).toEqual([]);
+    await waitForStatus(stack, created.instance_id, ['Running'], 240_000);
+    const container = stack.names.container(created.instance_id);
+    const cat = async (path: string) => (await execIn(docker(), container, ['cat', path])).stdout;
+    expect(await cat('/opt/stage')).toBe(`dev-${run}\n`);
+    expect(await cat('/opt/greeting')).toBe(`hello-${run}\n`);
+    expect(await cat('/opt/feature')).toBe('feature\n');
+    const log = await buildLog(created.instance_id);
+    expect(log).not.toContain('prod-stage-ran');
+    expect(log).not.toContain('unused-stage-ran');
+  }, 300_000);
+
+  it('a Dockerfile that names BuildKit’s frontend (# syntax=docker/dockerfile:1) and uses its syntax (RUN --mount) builds', async () => {
+    const run = randomBytes(6).toString('hex');
+    const tarball = await workspaceTarball({
+      config: { build: { dockerfile: 'Dockerfile' } },
+      dockerfile: [
+        '# syntax=docker/dockerfile:1',
+        'FROM debian:bookworm',
+        `RUN --mount=type=cache,target=/var/cache/codebay-test echo ${run} > /var/cache/codebay-test/x && cp /var/cache/codebay-test/x /opt/x`,
+        '',
+      ].join('\n'),
+    });
+    const created = await createFromWorkspace(stack, user, tarball);
+    await waitForStatus(stack, created.instance_id, ['Running'], 240_000);
+    expect((await execIn(docker(), stack.names.container(created.instance_id), ['cat', '/opt/x'])).stdout).toBe(`${run}\n`);
+    // The cache mount's content is not part of the image (only its empty mount point).
+    expect((await execIn(docker(), stack.names.container(created.instance_id), ['ls', '-A', '/var/cache/codebay-test'])).stdout).toBe('');
+  }, 300_000);
+
+  it('a failing step of a named stage fails the instance naming the step, its stage and its last lines', async () => {
+    const run = randomBytes(6).toString('hex');
+    const tarball = await workspaceTarball({
+      config: { build: { dockerfile: 'Dockerfile', target: 'dev' } },
+      dockerfile: `FROM debian:bookworm AS dev\nRUN echo broken-${run} && exit 5\n`,
+    });
+    const created = await createFromWorkspace(stack, user, tarball);
+    const failed = await waitForStatus(stack, created.instance_id, ['Failed'], 240_000);
+    expect(failed.error).toBe(
+      `The Dockerfile step "RUN echo broken-${run} && exit 5" failed with exit code 5 (build step 2 of 2 of stage "dev"). The whole output is in the build log.\nLast lines:\n  broken-${run}`,
+    );
+  }, 300_000);
+
   it('a remoteUser the image does not have fails the instance naming it', async () => {
     const file = await config({ remoteUser: 'devuser-that-is-not-there' });
     const created = await createFromDevcontainer(stack, user, file);

@@ -1,4 +1,3 @@
-import { dockerFromHost } from '@codebay/platform';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +6,7 @@ import { createFromWorkspace, getInstance, waitForStatus } from '../support/inst
 import { buildLogLines, forgetUsers } from '../support/records.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
-import { containersRunning, salt, workspaceTarball } from '../support/workspaces.ts';
+import { buildStepsRunning, salt, workspaceTarball } from '../support/workspaces.ts';
 
 /** A Dockerfile build with one RUN step of `seconds`, unique per call. */
 const buildOf = (marker: string, seconds: number) =>
@@ -24,9 +23,8 @@ describe('builders stop gracefully', () => {
   let queue: Queue;
   const c = components();
   const user = `graceful-${salt()}`;
-  const docker = dockerFromHost(c.dockerHost);
   const untilRunning = (marker: string) =>
-    waitFor(`the RUN step with ${marker} to run`, async () => ((await containersRunning(docker, marker)).length > 0 ? true : undefined), 90_000, 200);
+    waitFor(`the RUN step with ${marker} to run`, async () => (buildStepsRunning(marker).length > 0 ? true : undefined), 90_000, 200);
 
   beforeAll(async () => {
     stack = await startStack({ name: 'graceful', services: ['gateway', 'provisioner'] });
@@ -57,7 +55,7 @@ describe('builders stop gracefully', () => {
     expect((await buildLogLines(stack, inst.instance_id)).join('\n')).toContain(
       'codebay: this builder is shutting down: the build goes back to the queue for another builder',
     );
-    await waitFor('the build container to be gone', async () => ((await containersRunning(docker, marker, true)).length === 0 ? true : undefined), 15_000, 200);
+    await waitFor('the build step to be gone', async () => (buildStepsRunning(marker).length === 0 ? true : undefined), 15_000, 200);
     await stack.startService('builder', { as: 'builder-b', env: { BUILDER_NAME: 'builder-b' } });
     const running = await waitForStatus(stack, inst.instance_id, ['Running'], 300_000);
     expect(running.status).toBe('Running');

@@ -73,8 +73,14 @@ export function processesMatching(needle: string): { pid: number; cmd: string }[
   return out;
 }
 
-/** Containers (running or not) whose command mentions `needle`. */
-export async function containersRunning(docker: Docker, needle: string, all = false): Promise<string[]> {
-  const list = await docker.listContainers({ all });
-  return list.filter((c) => c.Command.includes(needle)).map((c) => `${c.Id.slice(0, 12)} ${c.State} ${c.Command}`);
+/**
+ * The processes of Dockerfile RUN steps whose command mentions `needle` (`<pid> /bin/sh -c …`).
+ * BuildKit runs a step as a process of the daemon (runc), not as a container: on this machine
+ * every test daemon's steps are the host's processes. Builders' daemons are told apart by the
+ * markers the tests write into their steps.
+ */
+export function buildStepsRunning(needle: string): string[] {
+  return processesMatching(needle)
+    .filter((p) => p.cmd.startsWith('/bin/sh -c '))
+    .map((p) => `${p.pid} ${p.cmd}`);
 }

@@ -80,10 +80,6 @@ const IGNORED: readonly Rule[] = [
 /** `hostRequirements.gpu: "optional"`: the instance starts, without one. */
 const GPU_OPTIONAL_MESSAGE = 'no GPU: codebay offers no GPUs, so the instance runs without one (the config says it is optional)';
 
-/** `build.target`: the classic Docker builder the builders run builds every stage of the file, not only those the target needs. */
-const BUILD_TARGET_MESSAGE =
-  'partly applied: the image is the target stage, but the builder (Docker’s classic builder) also builds the stages the target does not need, so a failing stage after it fails the build';
-
 /** Feature metadata properties (devcontainer-feature.json) a feature may ask of the container, with what codebay does. */
 const FEATURE_CONTAINER_PROPERTIES: readonly Rule[] = [
   {
@@ -124,9 +120,6 @@ export function configWarnings(config: DevcontainerConfig): PropertyWarning[] {
     if (key === 'hostRequirements' && hostRequirementsOf(config).gpu === 'optional')
       warnings.push({ property: 'hostRequirements.gpu', message: `hostRequirements.gpu: ${GPU_OPTIONAL_MESSAGE}` });
   }
-  const build = config.build as Record<string, unknown> | undefined;
-  if (build && typeof build === 'object' && typeof build.target === 'string' && build.target !== '')
-    warnings.push({ property: 'build.target', message: `build.target: ${BUILD_TARGET_MESSAGE}` });
   const customizations = config.customizations;
   if (customizations && typeof customizations === 'object' && !Array.isArray(customizations)) {
     // One warning for them all (a config may name any number of tools), naming the first few.

@@ -69,8 +69,8 @@ export function hostVariableProblems(config: DevcontainerConfig, allowed: readon
 }
 
 /**
- * Docker's built-in proxy args (moby `builder.BuiltinAllowedBuildArgs`): the classic builder
- * hands them to every RUN step but leaves them out of the step's cache key, so a build that
+ * Docker's built-in proxy args (moby `builder.BuiltinAllowedBuildArgs`; BuildKit's predefined ARGs): the builders
+ * hand them to every RUN step but leave them out of the step's cache key, so a build that
  * sets them would leave layers, fetched through a proxy of its author's choosing, that another
  * user's identical steps then take from the daemon's cache. Refused in `build.args`.
  */

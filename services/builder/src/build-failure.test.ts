@@ -8,24 +8,38 @@ const DOCKER_BUILD_FAILED = {
   description: 'An error occurred building the container.',
 };
 
-/** The last lines of a real `devcontainer build` (CLI 0.89, classic builder) whose local feature's install.sh exits 7. */
+/** The run of the feature's install (what the CLI 0.89 writes into its BuildKit Dockerfile). */
+const FEATURE_RUN =
+  'cp -ar /tmp/build-features-src/fail-feat_0 /tmp/dev-container-features  && chmod -R 0755 /tmp/dev-container-features/fail-feat_0  && cd /tmp/dev-container-features/fail-feat_0  && chmod +x ./devcontainer-features-install.sh  && ./devcontainer-features-install.sh  && rm -rf /tmp/dev-container-features/fail-feat_0';
+
+/**
+ * The last lines of a real `devcontainer build` (CLI 0.89, buildx on dockerd 20.10's BuildKit)
+ * whose local feature's install.sh exits 7; another step's output (vertex #12) interleaves.
+ */
 const FEATURE_INSTALL_FAILED = [
-  'Step 13/17 : COPY --chown=root:root --from=dev_containers_feature_content_source /tmp/build-features/fail-feat_0 /tmp/dev-container-features/fail-feat_0',
-  ' ---> 683875711071',
-  'Step 14/17 : RUN chmod -R 0755 /tmp/dev-container-features/fail-feat_0 && cd /tmp/dev-container-features/fail-feat_0 && chmod +x ./devcontainer-features-install.sh && ./devcontainer-features-install.sh',
-  ' ---> Running in ccefd2381c63',
-  '===========================================================================',
-  'Feature       : fail-feat',
-  'Description   :',
-  'Id            : Unknown',
-  'Version       : 1.0.0',
-  'Documentation :',
-  'Options       :',
-  '===========================================================================',
-  'installing the thing',
-  'E: Unable to locate package nosuchpkg',
-  'ERROR: Feature "fail-feat" (Unknown) failed to install!',
-  "The command '/bin/sh -c chmod -R 0755 /tmp/dev-container-features/fail-feat_0 && cd /tmp/dev-container-features/fail-feat_0 && chmod +x ./devcontainer-features-install.sh && ./devcontainer-features-install.sh' returned a non-zero code: 7",
+  '#16 [dev_containers_target_stage 4/5] RUN echo "_CONTAINER_USER_HOME=$(getent passwd root | cut -d: -f6)" >> /tmp/dev-container-features/devcontainer-features.builtin.env',
+  '#16 DONE 0.3s',
+  `#17 [dev_containers_target_stage 5/5] RUN --mount=type=bind,from=dev_containers_feature_content_source,source=fail-feat_0,target=/tmp/build-features-src/fail-feat_0     ${FEATURE_RUN}`,
+  '#17 0.415 ===========================================================================',
+  '#17 0.415 Feature       : fail-feat',
+  '#17 0.416 Description   :',
+  '#17 0.416 Id            : Unknown',
+  '#17 0.417 Version       : 1.0.0',
+  '#17 0.418 Documentation :',
+  '#17 0.418 Options       :',
+  '#17 0.419 ===========================================================================',
+  '#17 0.427 installing the thing',
+  '#12 0.428 another step',
+  '#17 0.430 E: Unable to locate package nosuchpkg',
+  '#17 0.431 ERROR: Feature "fail-feat" (Unknown) failed to install!',
+  `#17 ERROR: executor failed running [/bin/sh -c ${FEATURE_RUN}]: exit code: 7`,
+  '------',
+  ` > [dev_containers_target_stage 5/5] RUN --mount=type=bind,from=dev_containers_feature_content_source,source=fail-feat_0,target=/tmp/build-features-src/fail-feat_0     ${FEATURE_RUN}:`,
+  '0.427 installing the thing',
+  '0.430 E: Unable to locate package nosuchpkg',
+  '0.431 ERROR: Feature "fail-feat" (Unknown) failed to install!',
+  '------',
+  `ERROR: failed to build: failed to solve: executor failed running [/bin/sh -c ${FEATURE_RUN}]: exit code: 7`,
 ];
 
 /** A real run with `ghcr.io/devcontainers/features/node:1` through the egress proxy, on a machine where ghcr.io does not resolve. */
@@ -65,7 +79,7 @@ describe('explainBuildFailure', () => {
       { features: ['ghcr.io/devcontainers/features/node:1', './fail-feat'], fetches: [] },
     );
     expect(reason).toBe(
-      'Feature "./fail-feat" failed to install: its install script exited with code 7 (build step 14 of 17). The whole output is in the build log.\n' +
+      'Feature "./fail-feat" failed to install: its install script exited with code 7 (build step 5 of 5). The whole output is in the build log.\n' +
         'Last lines:\n  installing the thing\n  E: Unable to locate package nosuchpkg',
     );
     expect(reason).not.toContain('docker build');
@@ -78,8 +92,8 @@ describe('explainBuildFailure', () => {
   });
 
   it('keeps at most the last 5 lines of the step, each cut to 240 characters', () => {
-    const output = Array.from({ length: 9 }, (_, i) => `line ${i} ${'z'.repeat(i === 8 ? 300 : 0)}`.trim());
-    const lines = [...FEATURE_INSTALL_FAILED.slice(0, 12), ...output, ...FEATURE_INSTALL_FAILED.slice(-2)];
+    const output = Array.from({ length: 9 }, (_, i) => `#17 1.${i}00 line ${i} ${'z'.repeat(i === 8 ? 300 : 0)}`.trim());
+    const lines = [...FEATURE_INSTALL_FAILED.slice(0, 11), ...output, ...FEATURE_INSTALL_FAILED.slice(15)];
     const reason = explainBuildFailure({ lines, outcome: DOCKER_BUILD_FAILED }, { features: ['./fail-feat'], fetches: [] })!;
     const quoted = reason.split('\nLast lines:\n')[1]!.split('\n');
     expect(quoted.map((l) => l.slice(0, 8))).toEqual(['  line 4', '  line 5', '  line 6', '  line 7', '  line 8']);
@@ -162,24 +176,52 @@ describe('explainBuildFailure', () => {
     );
   });
 
-  it('names a failing RUN step of the user’s Dockerfile with its exit code and output', () => {
+  it('names a failing RUN step of the user’s Dockerfile with its stage, exit code and output (a real run)', () => {
     const lines = [
-      'Step 2/2 : RUN echo broken-x && exit 3',
-      ' ---> Running in 0123456789ab',
-      'broken-x',
-      "The command '/bin/sh -c echo broken-x && exit 3' returned a non-zero code: 3",
+      '#4 [dev 1/2] FROM docker.io/library/debian:bookworm',
+      '#4 DONE 0.0s',
+      '#5 [dev 2/2] RUN echo broken-x && echo bye >&2 && exit 3',
+      '#5 0.209 broken-x',
+      '#5 0.211 bye',
+      '#5 ERROR: executor failed running [/bin/sh -c echo broken-x && echo bye >&2 && exit 3]: exit code: 3',
+      '------',
+      ' > [dev 2/2] RUN echo broken-x && echo bye >&2 && exit 3:',
+      '0.209 broken-x',
+      '0.211 bye',
+      '------',
+      'ERROR: failed to build: failed to solve: executor failed running [/bin/sh -c echo broken-x && echo bye >&2 && exit 3]: exit code: 3',
       // As the CLI prints it after Docker's line: its own error and stack trace.
-      'Error: Command failed: docker build -f /tmp/x/Dockerfile -t y /tmp/x',
+      'Error: Command failed: docker buildx build --load -f /tmp/x/Dockerfile -t y /tmp/x',
       '    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)',
-      '    at async Sp (/node_modules/@devcontainers/cli/dist/spec-node/devContainersSpecCLI.js:469:1910)',
     ];
     expect(explainBuildFailure({ lines, outcome: DOCKER_BUILD_FAILED }, { features: [], fetches: [] })).toBe(
-      'The Dockerfile step "RUN echo broken-x && exit 3" failed with exit code 3 (build step 2 of 2). The whole output is in the build log.\nLast lines:\n  broken-x',
+      'The Dockerfile step "RUN echo broken-x && echo bye >&2 && exit 3" failed with exit code 3 (build step 2 of 2 of stage "dev"). The whole output is in the build log.\nLast lines:\n  broken-x\n  bye',
+    );
+  });
+
+  it('reads later BuildKit releases’ words for a failed RUN, and leaves out the CLI’s own stage names', () => {
+    const lines = [
+      '#7 [dev_container_auto_added_stage_label  2/12] RUN exit 4',
+      '#7 ERROR: process "/bin/sh -c exit 4" did not complete successfully: exit code: 4',
+    ];
+    expect(explainBuildFailure({ lines, outcome: DOCKER_BUILD_FAILED }, { features: [], fetches: [] })).toBe(
+      'The Dockerfile step "RUN exit 4" failed with exit code 4 (build step 2 of 12). The whole output is in the build log.',
+    );
+  });
+
+  it('names a step that failed for another reason than a command, with BuildKit’s reason (a COPY of a missing file)', () => {
+    // Step numbers are padded to the width of the count.
+    const lines = ['#6 [ 2/10] COPY nope.txt /opt/', '#6 ERROR: failed to calculate checksum of ref abc::def: "/nope.txt": not found'];
+    expect(explainBuildFailure({ lines, outcome: DOCKER_BUILD_FAILED }, { features: [], fetches: [] })).toBe(
+      'The Dockerfile step "COPY nope.txt /opt/" failed: failed to calculate checksum of ref abc::def: "/nope.txt": not found (build step 2 of 10). The whole output is in the build log.',
     );
   });
 
   it('leaves other failures to the caller', () => {
-    const lines = ['Step 1/2 : FROM nosuch/image:1', 'pull access denied for nosuch/image, repository does not exist or may require docker login'];
+    const lines = [
+      '#3 [internal] load metadata for docker.io/nosuch/image:1',
+      '#3 ERROR: pull access denied, repository does not exist or may require authorization',
+    ];
     expect(explainBuildFailure({ lines, outcome: DOCKER_BUILD_FAILED }, { features: [], fetches: [] })).toBeUndefined();
   });
 });

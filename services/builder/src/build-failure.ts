@@ -24,9 +24,15 @@ export const QUOTED_LINES = 5;
 /** A quoted line longer than this is cut (characters). */
 const QUOTED_LINE_CHARS = 240;
 
-const STEP = /^Step (\d+)\/(\d+) : (.*)$/;
-/** The classic builder's line for a RUN step that failed. */
-const RUN_FAILED = /^The command '(?:\/bin\/sh -c )?([\s\S]*)' returned a non-zero code: (\d+)$/;
+/** BuildKit's plain progress: a step starting, `#<vertex> [<stage> <n>/<m>] <instruction>` (no stage name in a one-stage file). */
+const STEP = /^#(\d+) \[(?:(\S+) +)? *(\d+)\/(\d+)\] (.*)$/;
+/** A step's output: `#<vertex> <seconds> <text>`. */
+const STEP_OUTPUT = /^#(\d+) \d+\.\d+ ?(.*)$/;
+/** A step that failed: `#<vertex> ERROR: <why>`. */
+const STEP_ERROR = /^#(\d+) ERROR: (.*)$/;
+/** Why a RUN step failed, in the words of BuildKit 0.8 (dockerd 20.10) and of later releases. */
+const RUN_FAILED =
+  /^(?:executor failed running \[(?:\/bin\/sh -c )?([\s\S]*)\]|process "(?:\/bin\/sh -c )?([\s\S]*)" did not complete successfully): exit code: (\d+)$/;
 /** Where the Dev Containers CLI copies each feature: `/tmp/dev-container-features/<id>_<n>` (its `consecutiveId`). */
 const FEATURE_FOLDER = /\/tmp\/dev-container-features\/([^/\s']+)_(\d+)(?=[\s/']|$)/;
 /** The feature install wrapper's own last words: `ERROR: Feature "<name>" (<id>) failed to install!`. */
@@ -34,17 +40,7 @@ const FEATURE_FAILED = /^ERROR: Feature "(.*)" \((.*)\) failed to install!/;
 /** The CLI's summary of a feature it could not fetch or read. */
 const FEATURE_UNPROCESSED = /Feature '([^']+)' could not be processed/;
 /** Lines that are the builder's bookkeeping, not the step's output. */
-const NOISE = [
-  /^ ---> /,
-  /^Removing intermediate container /,
-  /^=+$/,
-  /^(Feature|Description|Id|Version|Documentation|Options) *:/,
-  FEATURE_FAILED,
-  RUN_FAILED,
-  /^(Command failed|Run): /,
-  /^Error: /,
-  /^\s+at /,
-];
+const NOISE = [/^=+$/, /^(Feature|Description|Id|Version|Documentation|Options) *:/, FEATURE_FAILED, /^(Command failed|Run): /, /^Error: /, /^\s+at /];
 /** Node's and the CLI's words for a host it could not reach. */
 const UNREACHABLE =
   /(getaddrinfo (?:ENOTFOUND|EAI_AGAIN) [^\s)]+|connect (?:ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH) [^\s)]+|DNS lookup of \S+ failed \(\w+\))/;
@@ -82,60 +78,86 @@ function quote(lines: readonly string[]): string {
   return own.length === 0 ? '' : `\nLast lines:\n${own.map((l) => `  ${cut(l.trim())}`).join('\n')}`;
 }
 
+/** A build step that failed, from BuildKit's plain progress output. */
+interface FailedStep {
+  /** The stage as the Dockerfile names it; undefined for a one-stage file. */
+  stage?: string;
+  n: number;
+  of: number;
+  instruction: string;
+  /** What the step printed, oldest first. */
+  output: readonly string[];
+  /** BuildKit's reason (`executor failed running […]: exit code: 3`, `"/x": not found`, …). */
+  error: string;
+  /** The command and exit code when a RUN step's command failed. */
+  run?: { command: string; exitCode: number };
+}
+
 /**
- * The failing step: its line (`Step n/m : …`) and what it printed — from the last Step line
- * up to Docker's `The command '…' returned a non-zero code` line when there is one (what the
- * CLI prints after it is its own stack trace).
+ * The last step BuildKit reported failed (`#<v> ERROR: …`), with its instruction line
+ * (`#<v> [stage n/m] …`) and its own output (`#<v> <seconds> …`: steps running in parallel
+ * interleave, and are told apart by their vertex number).
  */
-function lastStep(all: readonly string[]): { n: number; of: number; instruction: string; output: readonly string[] } | undefined {
-  const failedAt = findLastIndex(all, (l) => RUN_FAILED.test(l));
-  const lines = failedAt >= 0 ? all.slice(0, failedAt) : all;
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const m = STEP.exec(lines[i]!);
-    if (m) return { n: Number(m[1]), of: Number(m[2]), instruction: m[3]!, output: lines.slice(i + 1) };
-  }
-  return undefined;
+function failedStep(all: readonly string[]): FailedStep | undefined {
+  const at = findLastIndex(all, (l) => STEP_ERROR.test(l));
+  if (at < 0) return undefined;
+  const [, vertex, error] = STEP_ERROR.exec(all[at]!)!;
+  const start = findLastIndex(all.slice(0, at), (l) => STEP.exec(l)?.[1] === vertex);
+  if (start < 0) return undefined;
+  const [, , stage, n, of, instruction] = STEP.exec(all[start]!)!;
+  const output = all
+    .slice(start + 1, at)
+    .map((l) => STEP_OUTPUT.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null && m[1] === vertex)
+    .map((m) => m[2]!);
+  const run = RUN_FAILED.exec(error!);
+  return {
+    stage,
+    n: Number(n),
+    of: Number(of),
+    instruction: instruction!,
+    output,
+    error: error!,
+    run: run ? { command: (run[1] ?? run[2])!, exitCode: Number(run[3]) } : undefined,
+  };
+}
+
+/** `(build step n of m)`, with the stage when the user's Dockerfile names it (the CLI names its own `dev_containers_…` and an unnamed last stage `dev_container_auto_added_stage_label`). */
+function where(step: FailedStep): string {
+  const stage = step.stage && !/^dev_containers?_/.test(step.stage) ? ` of stage "${step.stage}"` : '';
+  return ` (build step ${step.n} of ${step.of}${stage})`;
 }
 
 /**
  * A failed feature install: `Feature "<ref as written>" failed to install: its install script
  * exited with code N (build step n of m).` plus the step's last lines. Recognised by the RUN
- * line of the feature's folder (`/tmp/dev-container-features/<id>_<n>`) failing, or by the
+ * step of the feature's folder (`/tmp/dev-container-features/<id>_<n>`) failing, or by the
  * install wrapper's `ERROR: Feature "…" (…) failed to install!`.
  */
 function featureInstallFailure(failed: FailedBuild, ctx: BuildContext): string | undefined {
   const { lines } = failed;
-  const runFailed = [...lines]
-    .reverse()
-    .map((l) => RUN_FAILED.exec(l))
-    .find(Boolean);
-  const step = lastStep(lines);
-  const folder = FEATURE_FOLDER.exec(runFailed?.[1] ?? '') ?? FEATURE_FOLDER.exec(step?.instruction ?? '');
-  const wrapper = [...lines]
+  const step = failedStep(lines);
+  const folder = FEATURE_FOLDER.exec(step?.run?.command ?? '') ?? FEATURE_FOLDER.exec(step?.instruction ?? '');
+  const wrapper = [...(step?.output ?? lines)]
     .reverse()
     .map((l) => FEATURE_FAILED.exec(l))
     .find(Boolean);
   if (!folder && !wrapper) return undefined;
   const id = folder?.[1] ?? (wrapper![2] !== 'Unknown' ? wrapper![2]! : wrapper![1]!);
-  const code = runFailed ? `exited with code ${runFailed[2]}` : 'failed';
-  const where = step ? ` (build step ${step.n} of ${step.of})` : '';
-  return `${nameFeature(id, ctx.features)} failed to install: its install script ${code}${where}. The whole output is in the build log.${quote(step?.output ?? lines)}`;
+  const code = step?.run ? `exited with code ${step.run.exitCode}` : 'failed';
+  return `${nameFeature(id, ctx.features)} failed to install: its install script ${code}${step ? where(step) : ''}. The whole output is in the build log.${quote(step?.output ?? lines)}`;
 }
 
 /**
- * A failed RUN step of the user's Dockerfile: `The Dockerfile step "RUN …" failed with exit
- * code N (build step n of m).` plus its last lines.
+ * A failed step of the user's Dockerfile: `The Dockerfile step "RUN …" failed with exit code
+ * N (build step n of m of stage "s").` plus its last lines; another instruction that failed
+ * (a COPY of a missing file, a FROM that cannot be pulled) with BuildKit's reason.
  */
-function runStepFailure(failed: FailedBuild): string | undefined {
-  const runFailed = [...failed.lines]
-    .reverse()
-    .map((l) => RUN_FAILED.exec(l))
-    .find(Boolean);
-  if (!runFailed) return undefined;
-  const step = lastStep(failed.lines);
-  const instruction = step?.instruction ?? `RUN ${runFailed[1]}`;
-  const where = step ? ` (build step ${step.n} of ${step.of})` : '';
-  return `The Dockerfile step "${cut(instruction)}" failed with exit code ${runFailed[2]}${where}. The whole output is in the build log.${quote(step?.output ?? failed.lines)}`;
+function stepFailure(failed: FailedBuild): string | undefined {
+  const step = failedStep(failed.lines);
+  if (!step) return undefined;
+  const how = step.run ? `failed with exit code ${step.run.exitCode}` : `failed: ${cut(step.error)}`;
+  return `The Dockerfile step "${cut(step.instruction)}" ${how}${where(step)}. The whole output is in the build log.${quote(step.output)}`;
 }
 
 /**
@@ -195,11 +217,11 @@ function featureFetchFailure(failed: FailedBuild, ctx: BuildContext): string | u
  * unreachable from this deployment), a failing Dockerfile step — followed by up to
  * QUOTED_LINES of that step's own output (`\nLast lines:\n  …`). The whole log stays in
  * the build log. Undefined when the failure is none of these (the caller keeps its own
- * message). The patterns are those of the Dev Containers CLI 0.89 with the classic builder
- * (`--buildkit never`).
+ * message). The patterns are those of the Dev Containers CLI 0.89 with BuildKit's plain
+ * progress output (buildx; dockerd 20.10's BuildKit and later releases).
  */
 export function explainBuildFailure(failed: FailedBuild, ctx: BuildContext): string | undefined {
   // Masked whole first: a line cut later would leave part of a secret the masker no longer knows.
   const masked = ctx.mask ? { ...failed, lines: failed.lines.map(ctx.mask) } : failed;
-  return featureFetchFailure(masked, ctx) ?? featureInstallFailure(masked, ctx) ?? runStepFailure(masked);
+  return featureFetchFailure(masked, ctx) ?? featureInstallFailure(masked, ctx) ?? stepFailure(masked);
 }

@@ -616,12 +616,12 @@ export class BuildInstance {
   /**
    * After every job, and when a builder starts (its daemon may hold what a killed predecessor
    * left mid-build): leftover build containers, the CLI's temp tags and dangling images go,
-   * built images stay within the budget.
+   * built images and BuildKit's cache stay within their budgets.
    */
   async housekeeping(): Promise<void> {
     try {
-      const result = await this.deps.images.prune(BUILD_KEY_LABEL, this.deps.config.BUILDER_MAX_IMAGE_BYTES);
-      if (result.removed.length > 0 || result.dangling > 0 || result.containers > 0) this.deps.logger.info(result, 'pruned images');
+      const result = await this.deps.images.prune(BUILD_KEY_LABEL, this.deps.config.BUILDER_MAX_IMAGE_BYTES, this.deps.config.BUILDER_MAX_BUILD_CACHE_BYTES);
+      if (result.removed.length > 0 || result.dangling > 0 || result.containers > 0 || result.cacheBytes > 0) this.deps.logger.info(result, 'pruned images');
     } catch (err) {
       this.deps.logger.warn({ err: (err as Error).message }, 'image housekeeping failed');
     }

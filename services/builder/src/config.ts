@@ -30,6 +30,8 @@ const schema = commonEnvSchema
     PUSH_BACKOFF_SECONDS: envInt(5),
     /** Images of finished builds kept on this builder's daemon (bytes); the oldest go first. */
     BUILDER_MAX_IMAGE_BYTES: envInt(20 * 1024 ** 3),
+    /** BuildKit's build cache kept on this builder's daemon besides the images (bytes); the least recently used goes first. */
+    BUILDER_MAX_BUILD_CACHE_BYTES: envInt(10 * 1024 ** 3),
     /** Docker client the Dev Containers CLI calls. */
     DOCKER_PATH: z.string().default('docker'),
     /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cliEnvironment, cliLogLines, failureSummary, isTransientBuildFailure } from './devcontainer-cli.ts';
+import { cliEnvironment, cliLogLines, failureSummary, isTransientBuildFailure, buildxVersion } from './devcontainer-cli.ts';
 
 const json = (entry: Record<string, unknown>) => JSON.stringify(entry);
 
@@ -146,6 +146,15 @@ describe('failureSummary', () => {
     const tail = ['Failed to fetch control manifest: getaddrinfo ENOTFOUND containers.dev', ...Array.from({ length: 20 }, (_, i) => `step ${i}`)];
     expect(failureSummary(tail, commandFailed, 1)).toBe(
       'An error occurred building the container.\nLast lines:\n  step 15\n  step 16\n  step 17\n  step 18\n  step 19',
+    );
+  });
+});
+
+describe('buildxVersion', () => {
+  it('refuses a docker client without the buildx plugin, naming the plugin and where it is looked for', async () => {
+    // A client with no plugins: `buildx` is an unknown command to it.
+    await expect(buildxVersion('/bin/false', 'unix:///nowhere.sock')).rejects.toThrow(
+      /^`\/bin\/false buildx version` failed: the builder needs Docker's buildx plugin .* \/usr\/local\/lib\/docker\/cli-plugins/,
     );
   });
 });

@@ -1,5 +1,8 @@
 import { PermanentError, TransientError } from '@codebay/contracts';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +24,7 @@ export interface CliBuildOptions {
   /** A build that prints nothing for this long is ended (ms). */
   stallMs: number;
   onLine: (line: string) => void;
-  /** An image whose layers the build may reuse (`--cache-from`); must be on the daemon. */
+  /** An image whose layers the build may reuse (`--cache-from`: BuildKit reads its inline cache metadata); must be on the daemon. */
   cacheFrom?: string;
   labels?: Record<string, string>;
 }
@@ -62,9 +65,36 @@ export function cliEnvironment(opts: {
   };
 }
 
-/** Lines in which Docker says why a build step failed. */
+/**
+ * The version line of Docker's buildx plugin as the Dev Containers CLI will find it
+ * (`<dockerPath> buildx version`, with a HOME of its own as each build has: only the system's
+ * plugin folders count, e.g. /usr/local/lib/docker/cli-plugins). Without buildx the CLI
+ * silently falls back to Docker's classic builder, which builds every stage of a multi-stage
+ * Dockerfile (the reference CLI builds with BuildKit wherever buildx is installed), so a
+ * builder refuses to start without it.
+ * @throws Error naming the plugin and what running it said.
+ */
+export async function buildxVersion(dockerPath: string, dockerHost: string): Promise<string> {
+  const home = await mkdtemp(join(tmpdir(), 'codebay-buildx-'));
+  try {
+    const { stdout } = await promisify(execFile)(dockerPath, ['buildx', 'version'], {
+      env: { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: home, DOCKER_HOST: dockerHost },
+      timeout: 30_000,
+    });
+    return stdout.trim();
+  } catch (err) {
+    const said = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(-3).join(' ');
+    throw new Error(
+      `\`${dockerPath} buildx version\` failed: the builder needs Docker's buildx plugin (BuildKit builds, as the Dev Containers CLI does them) in a system plugin folder such as /usr/local/lib/docker/cli-plugins (deploy/buildkit/install.sh builds it) — ${said}`,
+    );
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+/** Lines in which Docker (BuildKit) says why a build step failed. */
 const DOCKER_FAILURE =
-  /(ADD failed|COPY failed|returned a non-zero code|failed to |error pulling|pull access denied|manifest unknown|unauthorized|not found|no such)/i;
+  /(executor failed running|did not complete successfully|failed to |error pulling|pull access denied|manifest unknown|unauthorized|not found|no such)/i;
 
 /** The build printed nothing for too long. */
 class StalledError extends PermanentError {}
@@ -152,8 +182,11 @@ export class DevcontainerCli {
       '--no-lockfile',
       '--log-format',
       'json',
+      // BuildKit (buildx): stages the target does not need are not built, as `devcontainer build`
+      // does wherever buildx is installed; the CLI asks for inline cache metadata in the image
+      // (BUILDKIT_INLINE_CACHE=1), which a later `--cache-from` of it reuses.
       '--buildkit',
-      'never',
+      'auto',
       '--docker-path',
       opts.dockerPath,
       ...(opts.cacheFrom ? ['--cache-from', opts.cacheFrom] : []),

@@ -73,11 +73,17 @@ export class ImageStore {
   /**
    * Housekeeping after a job: dangling images (intermediate layers of failed or
    * replaced builds) go, then the oldest images carrying `label` until what is left
-   * of them fits in `maxBytes`. Returns what was removed.
+   * of them fits in `maxBytes`, and BuildKit's build cache beyond `maxCacheBytes` (the
+   * daemon's own least-recently-used order, `POST /build/prune?keep-storage=`). Returns what
+   * was removed (`cacheBytes`: bytes of build cache freed).
    */
-  async prune(label: string, maxBytes: number): Promise<{ containers: number; dangling: number; removed: string[]; keptBytes: number }> {
-    // The classic builder leaves a step's container behind when the step cannot start (or the
-    // build is cut off): stopped, unlabelled, made from an untagged intermediate image. They pin
+  async prune(
+    label: string,
+    maxBytes: number,
+    maxCacheBytes: number,
+  ): Promise<{ containers: number; dangling: number; removed: string[]; keptBytes: number; cacheBytes: number }> {
+    // A build cut off at a bad moment (the extension bake's classic build, a daemon restart) can
+    // leave a stopped, unlabelled container made from an untagged intermediate image. They pin
     // their images, so they go first. Instance containers carry codebay labels and are never touched.
     const leftovers = (await this.docker.listContainers({ all: true, filters: JSON.stringify({ status: ['created', 'exited', 'dead'] }) })).filter(
       (c) => !c.Labels?.['codebay.managed'] && /^(sha256:)?[0-9a-f]{12,64}$/.test(c.Image),
@@ -113,7 +119,14 @@ export class ImageStore {
       if (ok) removed.push(...(image.RepoTags ?? [image.Id]));
       else kept += image.Size;
     }
-    return { containers: leftovers.length, dangling: dangling.ImagesDeleted?.length ?? 0, removed, keptBytes: kept };
+    // dockerode's pruneBuilder sends no parameters: the Engine API call itself (`keep-storage`: API 1.39+).
+    const cache = await new Promise<{ SpaceReclaimed?: number }>((resolve) =>
+      this.docker.modem.dial(
+        { path: '/build/prune?', method: 'POST', options: { 'keep-storage': maxCacheBytes }, statusCodes: { 200: true, 500: 'server error' } },
+        (err: unknown, data: unknown) => resolve(err ? {} : ((data as { SpaceReclaimed?: number }) ?? {})),
+      ),
+    );
+    return { containers: leftovers.length, dangling: dangling.ImagesDeleted?.length ?? 0, removed, keptBytes: kept, cacheBytes: cache.SpaceReclaimed ?? 0 };
   }
 
   /**

@@ -1,6 +1,7 @@
 import { installShutdown, resolve, startOpsServer, startWorkers } from '@codebay/platform';
 import { loadConfig } from './config.ts';
 import { T, builderContainer } from './container.ts';
+import { buildxVersion } from './devcontainer-cli.ts';
 
 // Composition root: parse config, resolve the use-case, start the worker, install shutdown.
 const config = loadConfig();
@@ -11,6 +12,12 @@ const jobs = resolve(c, T.jobs);
 const images = resolve(c, T.images);
 const useCase = resolve(c, T.build);
 const registries = resolve(c, T.registries);
+
+// Builds use BuildKit through buildx, as the reference CLI does; without it the CLI would quietly use the classic builder.
+const buildx = await buildxVersion(config.DOCKER_PATH, config.DOCKER_HOST).catch((err: Error) => {
+  logger.fatal({ err: err.message }, 'cannot build without buildx');
+  process.exit(1);
+});
 
 // A builder killed mid-build left its daemon with the pieces of that build: clear them before taking jobs.
 await useCase.housekeeping();
@@ -38,7 +45,10 @@ const workers = startWorkers(
 );
 
 const ops = await startOpsServer(config.METRICS_HOST, config.METRICS_PORT, resolve(c, T.metrics), () => images.ping());
-logger.info({ dockerHost: config.DOCKER_HOST, registry: { pull: registries.pull, push: registries.push }, metrics: config.METRICS_PORT }, 'builder ready');
+logger.info(
+  { dockerHost: config.DOCKER_HOST, buildx, registry: { pull: registries.pull, push: registries.push }, metrics: config.METRICS_PORT },
+  'builder ready',
+);
 
 installShutdown(
   logger,
