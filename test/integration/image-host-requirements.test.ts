@@ -65,7 +65,7 @@ afterAll(async () => {
 });
 
 describe('hostRequirements from the image’s metadata (Docker runtime)', () => {
-  it('raises the instance’s resources to the base image’s hostRequirements.memory: the API shows them, the container has them, a cache hit too', async () => {
+  it('raises the instance’s resources to the base image’s hostRequirements.memory: API, container limits, cache hit', async () => {
     const base = await baseImage('memory3gb', [{ hostRequirements: { memory: '3gb' } }]);
     const tarball = await workspaceFrom(base);
     const created = await createFromWorkspace(stack, user, tarball);
