@@ -21,7 +21,9 @@ export interface ProvisionAttempt {
  * Provisioning; or Building, when the runtime holds the image its builder just built and
  * is still pushing: see `claimableFrom`), have the runtime driver create and start it,
  * wait until the editor answers, then Running. A delete that lands meanwhile wins:
- * whatever this attempt created is removed again.
+ * whatever this attempt created is removed again. The image's hostRequirements (from its
+ * metadata) raise the instance's resources with the claim, or fail the instance before anything
+ * is made when they are above what it may have (`imageRequirements`).
  */
 export interface ProvisionInstanceDeps {
   store: InstanceStore;
