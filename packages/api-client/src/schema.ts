@@ -25,7 +25,7 @@ export interface paths {
         content: {
           'application/json': {
             /**
-             * @description The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes); a devcontainer.json's hostRequirements.storage is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes); a devcontainer.json's hostRequirements.storage is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 2Gi
              */
             storage_size?: string;
@@ -35,22 +35,22 @@ export interface paths {
              */
             shared_storage_size?: string;
             /**
-             * @description Memory reserved for the instance; a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description Memory reserved for the instance; a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 512Mi
              */
             memory_request?: string;
             /**
-             * @description The most memory the instance may use (at least memory_request); a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description The most memory the instance may use (at least memory_request); a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 2Gi
              */
             memory_limit?: string;
             /**
-             * @description CPU reserved for the instance; a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description CPU reserved for the instance; a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 200m
              */
             cpu_request?: string;
             /**
-             * @description The most CPU the instance may use (at least cpu_request); a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description The most CPU the instance may use (at least cpu_request); a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 1000m
              */
             cpu_limit?: string;
@@ -174,7 +174,7 @@ export interface paths {
         content: {
           'multipart/form-data': {
             /**
-             * @description The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes); a devcontainer.json's hostRequirements.storage is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes); a devcontainer.json's hostRequirements.storage is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 2Gi
              */
             storage_size?: string;
@@ -184,22 +184,22 @@ export interface paths {
              */
             shared_storage_size?: string;
             /**
-             * @description Memory reserved for the instance; a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description Memory reserved for the instance; a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 512Mi
              */
             memory_request?: string;
             /**
-             * @description The most memory the instance may use (at least memory_request); a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description The most memory the instance may use (at least memory_request); a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 2Gi
              */
             memory_limit?: string;
             /**
-             * @description CPU reserved for the instance; a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description CPU reserved for the instance; a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 200m
              */
             cpu_request?: string;
             /**
-             * @description The most CPU the instance may use (at least cpu_request); a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description The most CPU the instance may use (at least cpu_request); a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 1000m
              */
             cpu_limit?: string;
@@ -326,7 +326,7 @@ export interface paths {
         content: {
           'multipart/form-data': {
             /**
-             * @description The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes); a devcontainer.json's hostRequirements.storage is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes); a devcontainer.json's hostRequirements.storage is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 2Gi
              */
             storage_size?: string;
@@ -336,22 +336,22 @@ export interface paths {
              */
             shared_storage_size?: string;
             /**
-             * @description Memory reserved for the instance; a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description Memory reserved for the instance; a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 512Mi
              */
             memory_request?: string;
             /**
-             * @description The most memory the instance may use (at least memory_request); a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description The most memory the instance may use (at least memory_request); a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 2Gi
              */
             memory_limit?: string;
             /**
-             * @description CPU reserved for the instance; a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description CPU reserved for the instance; a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 200m
              */
             cpu_request?: string;
             /**
-             * @description The most CPU the instance may use (at least cpu_request); a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+             * @description The most CPU the instance may use (at least cpu_request); a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
              * @default 1000m
              */
             cpu_limit?: string;
@@ -1145,7 +1145,7 @@ export interface components {
       /** @description What the instance runs with, named as the create fields: the request’s (with defaults), raised to the devcontainer.json’s hostRequirements (cpus → cpu_request, memory → memory_request, storage → storage_size; limits at least the requests) */
       resources?: {
         /**
-         * @description The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes); a devcontainer.json's hostRequirements.storage is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+         * @description The workspace volume's size (its PersistentVolumeClaim's request on Kubernetes); a devcontainer.json's hostRequirements.storage is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
          * @default 2Gi
          */
         storage_size: string;
@@ -1155,22 +1155,22 @@ export interface components {
          */
         shared_storage_size: string;
         /**
-         * @description Memory reserved for the instance; a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+         * @description Memory reserved for the instance; a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
          * @default 512Mi
          */
         memory_request: string;
         /**
-         * @description The most memory the instance may use (at least memory_request); a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+         * @description The most memory the instance may use (at least memory_request); a devcontainer.json's hostRequirements.memory is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
          * @default 2Gi
          */
         memory_limit: string;
         /**
-         * @description CPU reserved for the instance; a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+         * @description CPU reserved for the instance; a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
          * @default 200m
          */
         cpu_request: string;
         /**
-         * @description The most CPU the instance may use (at least cpu_request); a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements
+         * @description The most CPU the instance may use (at least cpu_request); a devcontainer.json's hostRequirements.cpus is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts
          * @default 1000m
          */
         cpu_limit: string;

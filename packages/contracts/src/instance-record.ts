@@ -43,6 +43,7 @@ const shape = {
     .nullable()
     .optional(),
   resources: resourcesSchema,
+  maxResources: z.object({ cpu: z.string(), memory: z.string(), storage: z.string() }).nullable().optional(),
   vscodeVersion: z.string(),
   launch: launchConfigSchema.nullable(),
   runtime: runtimeInfoSchema.nullable(),

@@ -39,7 +39,7 @@ const cpuQuantity = z.string().refine((q) => parseCpu(q) !== undefined, 'must be
 
 /** How a devcontainer.json's hostRequirements act on a field (services/gateway/src/host-requirements.ts). */
 const raisedBy = (property: string) =>
-  `; a devcontainer.json's hostRequirements.${property} is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements`;
+  `; a devcontainer.json's hostRequirements.${property} is its minimum: left out, it is raised to it (a limit: to at least the request); given below it, 422 below_host_requirements. The built image's metadata (devcontainer.metadata: its base image's hostRequirements) raises it too, before the instance starts`;
 
 /**
  * An instance's resources (Kubernetes quantities). For devcontainer and workspace creates, the
@@ -72,6 +72,24 @@ export const createSimpleSchema = createFieldsSchema.extend({
 export type CreateSimpleRequest = z.infer<typeof createSimpleSchema>;
 export type CreateFields = z.infer<typeof createFieldsSchema>;
 
+/**
+ * The hostRequirements an image's metadata asks for (`mergeHostRequirements` in
+ * @codebay/devcontainer: the largest of each field over the `devcontainer.metadata` entries),
+ * kept in its launch configuration so the build cache's entry carries them to every instance
+ * started from the image.
+ */
+export const imageHostRequirementsSchema = z.object({
+  /** The minimum number of cores, in millicores. */
+  cpuMillis: z.number().int().positive().optional(),
+  /** The minimum memory, in bytes. */
+  memoryBytes: z.number().int().positive().optional(),
+  /** The minimum disk space, in bytes. */
+  storageBytes: z.number().int().positive().optional(),
+  /** `required`: a GPU is needed; `optional`: one is used if there is one; `none`. */
+  gpu: z.enum(['required', 'optional', 'none']).default('none'),
+});
+export type ImageHostRequirements = z.infer<typeof imageHostRequirementsSchema>;
+
 /** The lifecycle part of the merged devcontainer configuration, handed to the in-instance launcher. */
 const lifecycleCommand = z.union([z.string(), z.array(z.string()), z.record(z.string(), z.union([z.string(), z.array(z.string())]))]);
 export const launchConfigSchema = z.object({
@@ -92,6 +110,12 @@ export const launchConfigSchema = z.object({
   waitFor: z.enum(['initializeCommand', 'onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand']).optional(),
   settings: z.record(z.string(), z.unknown()).default({}),
   extensions: z.array(z.string()).default([]),
+  /**
+   * The image's hostRequirements, when its metadata has any (absent: none, or an image recorded
+   * before they were read): the provisioner raises the instance's resources to them before it
+   * starts it (never passed to the launcher).
+   */
+  hostRequirements: imageHostRequirementsSchema.optional(),
 });
 export type LaunchConfig = z.infer<typeof launchConfigSchema>;
 export type LifecycleCommand = z.infer<typeof lifecycleCommand>;
@@ -147,6 +171,16 @@ export const BUILD_IMAGE_REPOSITORY = 'codebay-devcontainer';
 export const buildImageRef = (registry: string, key: string) => `${registry}/${BUILD_IMAGE_REPOSITORY}:${key}`;
 /** The last image built of a config family (the layer cache of its next build). */
 export const familyImageRef = (registry: string, family: string) => `${registry}/${BUILD_IMAGE_REPOSITORY}:family-${family}`;
+
+/** What the operator allows one instance, as quantities (`4000m`, `8Gi`, `100Gi`). */
+export interface ResourceMaxima {
+  /** MAX_CPU_LIMIT. */
+  cpu: string;
+  /** MAX_MEMORY_LIMIT. */
+  memory: string;
+  /** MAX_STORAGE_SIZE. */
+  storage: string;
+}
 
 /**
  * An image on a builder's Docker daemon, named by its image ID: the sha256 of the image's
@@ -228,6 +262,13 @@ export interface InstanceRecord {
   /** Build key and cache outcome (null for simple instances and records made before build keys). */
   build?: BuildInfo | null;
   resources: Resources;
+  /**
+   * The most the operator allowed one instance when it was created (the gateway's MAX_CPU_LIMIT,
+   * MAX_MEMORY_LIMIT, MAX_STORAGE_SIZE): the image's hostRequirements, known only once it is
+   * built, are held to them. Set on devcontainer and workspace instances; absent on records made
+   * before it (their image's hostRequirements are not applied).
+   */
+  maxResources?: ResourceMaxima | null;
   vscodeVersion: string;
   launch: LaunchConfig | null;
   runtime: RuntimeInfo | null;

@@ -68,6 +68,11 @@ describe('instanceLaunch', () => {
     expect(started.containerEnv).toEqual({ WS: '/src/app/web', LOCAL: '/src/app' });
     expect(JSON.parse(started.launchJson)).toMatchObject({ workspaceFolder: '/src/app/web', workspaceVolume: '/src/app' });
   });
+
+  it('keeps the image’s hostRequirements from the launcher (they are the instance’s resources)', () => {
+    const launch = launchConfigSchema.parse({ hostRequirements: { memoryBytes: 2 ** 30 } });
+    expect(JSON.parse(instanceLaunch(launch, 'bob-x1', 8080).launchJson)).not.toHaveProperty('hostRequirements');
+  });
 });
 
 describe('variables in hostile values', () => {

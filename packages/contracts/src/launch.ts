@@ -83,11 +83,13 @@ export function instanceLaunch(
   workspace: WorkspacePlacement = DEFAULT_WORKSPACE,
 ): { containerEnv: Record<string, string>; launchJson: string } {
   const vars = { workspaceFolder: workspace.folder, workspaceVolume: workspace.target, devcontainerId: instanceId };
+  // hostRequirements are the provisioner's (the instance's resources), not the launcher's.
+  const { hostRequirements: _host, ...launcher } = launch;
   const containerEnv = Object.fromEntries(Object.entries(launch.containerEnv).map(([k, v]) => [k, substituteInstanceVariables(v, vars)]));
   return {
     containerEnv,
     launchJson: JSON.stringify({
-      ...launch,
+      ...launcher,
       containerEnv,
       workspaceFolder: workspace.folder,
       workspaceVolume: workspace.target,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCpu, parseMemory } from './quantity.ts';
+import { formatCpu, formatMemory, parseCpu, parseMemory } from './quantity.ts';
 
 describe('parseMemory', () => {
   it.each([
@@ -79,5 +79,20 @@ describe('parseCpu', () => {
     ['9'.repeat(400), 'not finite'],
   ])('%j is not a quantity (%s)', (q) => {
     expect(parseCpu(q)).toBeUndefined();
+  });
+});
+
+describe('formatCpu and formatMemory', () => {
+  it('writes whole cores as cores, else millicores', () => {
+    expect(formatCpu(2000)).toBe('2');
+    expect(formatCpu(1500)).toBe('1500m');
+  });
+
+  it('writes bytes in the largest binary unit that divides them', () => {
+    expect(formatMemory(2 ** 30)).toBe('1Gi');
+    expect(formatMemory(1536 * 2 ** 20)).toBe('1536Mi');
+    expect(formatMemory(2 ** 40)).toBe('1Ti');
+    expect(formatMemory(3 * 1024)).toBe('3Ki');
+    expect(formatMemory(1000)).toBe('1000');
   });
 });

@@ -31,3 +31,21 @@ export function parseCpu(quantity: string): number | undefined {
   const milli = Math.round(m[2] === 'm' ? Number(m[1]) : Number(m[1]) * 1000);
   return Number.isFinite(milli) && milli > 0 ? milli : undefined;
 }
+
+/** Millicores as a Kubernetes CPU quantity: whole cores as `2`, else `1500m`. */
+export function formatCpu(millis: number): string {
+  return millis % 1000 === 0 ? `${millis / 1000}` : `${millis}m`;
+}
+
+/** Bytes as a Kubernetes memory quantity, in the largest binary unit that divides it: `1Gi`, `1536Mi`, `1000` (bytes). */
+export function formatMemory(bytes: number): string {
+  for (const [suffix, unit] of [
+    ['Ti', 1024 ** 4],
+    ['Gi', 1024 ** 3],
+    ['Mi', 1024 ** 2],
+    ['Ki', 1024],
+  ] as const) {
+    if (bytes % unit === 0) return `${bytes / unit}${suffix}`;
+  }
+  return `${bytes}`;
+}

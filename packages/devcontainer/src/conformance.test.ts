@@ -86,6 +86,17 @@ describe('metadataWarnings', () => {
       'features["ghcr.io/devcontainers/features/docker-in-docker:2"].mounts',
     ]);
   });
+
+  it('says hostRequirements.gpu "optional" from any entry (the base image’s), as for the config', () => {
+    expect(metadataWarnings([{ hostRequirements: { gpu: 'optional' } }, { remoteUser: 'x' }])).toEqual([
+      {
+        property: 'hostRequirements.gpu',
+        message: "hostRequirements.gpu: no GPU: codebay offers no GPUs, so the instance runs without one (the image's metadata says it is optional)",
+      },
+    ]);
+    // Required somewhere: not a warning (the instance does not start: applyImageHostRequirements).
+    expect(metadataWarnings([{ hostRequirements: { gpu: 'optional' } }, { hostRequirements: { gpu: true } }])).toEqual([]);
+  });
 });
 
 describe('checkRefused', () => {

@@ -1,5 +1,5 @@
 import { MAX_WARNINGS, UnprocessableError, type PropertyWarning } from '@codebay/contracts';
-import { hostRequirementsOf } from './host-requirements.ts';
+import { hostRequirementsOf, mergeHostRequirements } from './host-requirements.ts';
 import type { DevcontainerConfig } from './parse.ts';
 import { forwardedPorts } from './ports.ts';
 import { workspacePlacement } from './workspace-placement.ts';
@@ -77,8 +77,8 @@ const IGNORED: readonly Rule[] = [
   { property: 'secrets', applies: nonEmpty, message: 'not provided: codebay has no secret store for instances; the user sets them in the instance' },
 ];
 
-/** `hostRequirements.gpu: "optional"`: the instance starts, without one. */
-const GPU_OPTIONAL_MESSAGE = 'no GPU: codebay offers no GPUs, so the instance runs without one (the config says it is optional)';
+/** `hostRequirements.gpu: "optional"`: the instance starts, without one. `who`: what said it is optional. */
+const gpuOptionalMessage = (who: string) => `no GPU: codebay offers no GPUs, so the instance runs without one (${who} says it is optional)`;
 
 /** Feature metadata properties (devcontainer-feature.json) a feature may ask of the container, with what codebay does. */
 const FEATURE_CONTAINER_PROPERTIES: readonly Rule[] = [
@@ -118,7 +118,7 @@ export function configWarnings(config: DevcontainerConfig): PropertyWarning[] {
     if (rule?.applies(config[key])) warnings.push({ property: key, message: `${key}: ${rule.message}` });
     // cpus, memory and storage become the instance's minimums (the gateway); gpu: true is refused (checkRefused).
     if (key === 'hostRequirements' && hostRequirementsOf(config).gpu === 'optional')
-      warnings.push({ property: 'hostRequirements.gpu', message: `hostRequirements.gpu: ${GPU_OPTIONAL_MESSAGE}` });
+      warnings.push({ property: 'hostRequirements.gpu', message: `hostRequirements.gpu: ${gpuOptionalMessage('the config')}` });
   }
   const customizations = config.customizations;
   if (customizations && typeof customizations === 'object' && !Array.isArray(customizations)) {
@@ -143,9 +143,13 @@ export function configWarnings(config: DevcontainerConfig): PropertyWarning[] {
  * then one per feature, then the config's own) asks of the container that codebay does not
  * grant. Entries with an `id` are features' and are named: `features["ghcr.io/…/docker-in-docker:2"].privileged`.
  * The config's own entry is covered by `configWarnings` (and `privileged` there by `checkRefused`).
+ * `hostRequirements.gpu: "optional"` in any entry (the base image's: `mergeHostRequirements`) is a
+ * warning too, as in the config (a required one stops the instance: `applyImageHostRequirements`).
  */
 export function metadataWarnings(entries: readonly Record<string, unknown>[]): PropertyWarning[] {
   const warnings: PropertyWarning[] = [];
+  if (mergeHostRequirements(entries).gpu === 'optional')
+    warnings.push({ property: 'hostRequirements.gpu', message: `hostRequirements.gpu: ${gpuOptionalMessage("the image's metadata")}` });
   for (const entry of entries) {
     if (typeof entry.id !== 'string') continue;
     for (const rule of FEATURE_CONTAINER_PROPERTIES) {

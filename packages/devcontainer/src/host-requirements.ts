@@ -1,3 +1,13 @@
+import {
+  formatCpu,
+  formatMemory,
+  listProblems,
+  parseCpu,
+  parseMemory,
+  type ImageHostRequirements,
+  type ResourceMaxima,
+  type Resources,
+} from '@codebay/contracts';
 import type { DevcontainerConfig } from './parse.ts';
 
 /**
@@ -50,4 +60,140 @@ export function hostRequirementsOf(config: DevcontainerConfig): HostRequirements
   const storageBytes = typeof storage === 'string' ? parseHostBytes(storage) : undefined;
   if (storageBytes !== undefined) out.storageBytes = storageBytes;
   return out;
+}
+
+/**
+ * The hostRequirements of an image's metadata: every `devcontainer.metadata` entry's (the base
+ * image's, each feature's, then the config's own; `parseMetadataLabel`) merged the way the
+ * reference CLI merges them — the largest `cpus`, `memory` and `storage` of any entry, and a GPU
+ * `required` when any entry requires one (`true` or `{cores, memory}`), else `optional` when any
+ * says so (devcontainers/cli, src/spec-node/imageMetadata.ts, `mergeHostRequirements` and
+ * `mergeGpuRequirements`, at commit 0349e729). Each entry is read as `hostRequirementsOf` reads a
+ * config (a malformed field counts as absent). `{gpu: 'none'}` when no entry asks for anything.
+ * Pure; never throws.
+ */
+export function mergeHostRequirements(entries: readonly Record<string, unknown>[]): HostRequirements {
+  const merged: HostRequirements = { gpu: 'none' };
+  for (const entry of entries) {
+    const host = hostRequirementsOf(entry);
+    for (const field of ['cpuMillis', 'memoryBytes', 'storageBytes'] as const) {
+      const value = host[field];
+      if (value !== undefined && value > (merged[field] ?? 0)) merged[field] = value;
+    }
+    if (host.gpu === 'required' || (host.gpu === 'optional' && merged.gpu === 'none')) merged.gpu = host.gpu;
+  }
+  return merged;
+}
+
+/** One resource field raised to an image's hostRequirements (`applyImageHostRequirements`). */
+export interface RaisedField {
+  field: keyof Resources;
+  /** The quantity before (`512Mi`) and after (`3Gi`). */
+  from: string;
+  to: string;
+}
+
+/** What an image's hostRequirements make of an instance's resources (`applyImageHostRequirements`). */
+export interface ImageRequirementsOutcome {
+  /** The resources to start the instance with (unchanged when `refused` is not empty). */
+  resources: Resources;
+  /** The fields raised, in order. */
+  raised: RaisedField[];
+  /** What the instance cannot be given, `[{property, message}]` (`hostRequirements.memory`, …); empty when it can start. */
+  refused: { property: string; message: string }[];
+  /** All of `refused` in one sentence, for the instance's `error`; undefined when it can start. */
+  reason?: string;
+}
+
+/** Where an image's hostRequirements come from, as errors say it. */
+const FROM_IMAGE = "the image's metadata (its devcontainer.metadata label, from its base image)";
+
+/**
+ * Applies the hostRequirements of a built image (`mergeHostRequirements` over its metadata: its
+ * base image's, its features' and the config's own) to the resources an instance was created
+ * with. They are the instance's minimums, as the config's are at create (the gateway's
+ * `applyHostRequirements`), but known only once the image is built, after the create answered:
+ *
+ * - `cpuMillis` → `cpu_request` at least that (as `2`), `cpu_limit` at least the request;
+ *   `memoryBytes` → `memory_request` and `memory_limit` likewise (as `3Gi`); `storageBytes` →
+ *   `storage_size`. Every field below is raised, those the caller gave too (the caller could not
+ *   know the image's needs; the API then shows the raised values).
+ * - A minimum above what the operator allowed the instance (`max`: MAX_CPU_LIMIT,
+ *   MAX_MEMORY_LIMIT, MAX_STORAGE_SIZE as recorded at create) → refused, naming the property,
+ *   the value asked, the maximum and that the image's metadata asked it; `gpu: 'required'` →
+ *   refused (codebay offers no GPUs). Refused: the instance cannot start; nothing is raised.
+ *
+ * `gpu: 'optional'` is a warning of the image's (`metadataWarnings`), not an outcome here. Pure; never throws.
+ */
+export function applyImageHostRequirements(
+  resources: Resources,
+  host: ImageHostRequirements | HostRequirements,
+  max: ResourceMaxima,
+): ImageRequirementsOutcome {
+  const dims = [
+    {
+      property: 'hostRequirements.cpus',
+      minimum: host.cpuMillis,
+      request: 'cpu_request',
+      limit: 'cpu_limit',
+      max: max.cpu,
+      what: 'cpu',
+      parse: parseCpu,
+      format: formatCpu,
+      asked: (n: number) => `${n / 1000} cores`,
+    },
+    {
+      property: 'hostRequirements.memory',
+      minimum: host.memoryBytes,
+      request: 'memory_request',
+      limit: 'memory_limit',
+      max: max.memory,
+      what: 'memory',
+      parse: parseMemory,
+      format: formatMemory,
+      asked: formatMemory,
+    },
+    {
+      property: 'hostRequirements.storage',
+      minimum: host.storageBytes,
+      request: 'storage_size',
+      limit: undefined,
+      max: max.storage,
+      what: 'workspace storage',
+      parse: parseMemory,
+      format: formatMemory,
+      asked: formatMemory,
+    },
+  ] as const;
+  const refused: ImageRequirementsOutcome['refused'] = [];
+  for (const d of dims) {
+    const maximum = d.parse(d.max);
+    if (d.minimum !== undefined && maximum !== undefined && d.minimum > maximum)
+      refused.push({
+        property: d.property,
+        message: `${d.property}: ${FROM_IMAGE} asks for ${d.asked(d.minimum)}, and this deployment gives an instance at most ${d.max} of ${d.what}`,
+      });
+  }
+  if (host.gpu === 'required')
+    refused.push({ property: 'hostRequirements.gpu', message: `hostRequirements.gpu: ${FROM_IMAGE} requires a GPU, and codebay offers none` });
+  if (refused.length > 0) {
+    const { message } = listProblems(
+      refused.map((r) => r.message),
+      'hostRequirements problems',
+    );
+    return { resources, raised: [], refused, reason: `${message}; the image is built, and no instance was started from it` };
+  }
+
+  const out: Resources = { ...resources };
+  const raised: RaisedField[] = [];
+  const raise = (field: keyof Resources, to: string) => {
+    raised.push({ field, from: out[field], to });
+    out[field] = to;
+  };
+  for (const d of dims) {
+    if (d.minimum === undefined) continue;
+    if ((d.parse(out[d.request]) ?? 0) < d.minimum) raise(d.request, d.format(d.minimum));
+    if (d.limit && (d.parse(out[d.limit]) ?? 0) < (d.parse(out[d.request]) ?? 0)) raise(d.limit, out[d.request]);
+  }
+  return { resources: out, raised, refused };
 }

@@ -95,6 +95,25 @@ describe('mergeMetadata', () => {
   });
 });
 
+describe('mergeMetadata (hostRequirements)', () => {
+  it('keeps the largest of each field over the entries, as the reference CLI merges them', () => {
+    const merged = mergeMetadata(
+      parseMetadataLabel(
+        JSON.stringify([
+          { hostRequirements: { cpus: 4, memory: '3gb' } },
+          { id: 'ghcr.io/x/f:1' },
+          { hostRequirements: { cpus: 2, memory: '1gb', storage: '32gb' } },
+        ]),
+      ),
+    );
+    expect(merged.hostRequirements).toEqual({ cpuMillis: 4000, memoryBytes: 3 * 2 ** 30, storageBytes: 32 * 2 ** 30, gpu: 'none' });
+  });
+
+  it('leaves them out when no entry asks for anything', () => {
+    expect(mergeMetadata([{ remoteUser: 'x' }, { hostRequirements: {} }])).not.toHaveProperty('hostRequirements');
+  });
+});
+
 describe('parseMetadataLabel', () => {
   it('is empty for a missing or empty label', () => {
     expect(parseMetadataLabel(undefined)).toEqual([]);

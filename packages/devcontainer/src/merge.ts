@@ -1,4 +1,5 @@
 import { UnprocessableError, launchConfigSchema, type LaunchConfig, type LifecycleCommand } from '@codebay/contracts';
+import { mergeHostRequirements } from './host-requirements.ts';
 
 /** One entry of the `devcontainer.metadata` image label (base image, each feature, then the config). */
 export type MetadataEntry = Record<string, unknown>;
@@ -32,7 +33,8 @@ function stringRecord(v: unknown): Record<string, string> {
 /**
  * Merges the image's metadata entries the way the devcontainer spec does: users,
  * `waitFor` and scalars last-wins, env maps merged key by key, lifecycle commands
- * collected in order, extensions unioned, settings merged.
+ * collected in order, extensions unioned, settings merged, and `hostRequirements` the largest of
+ * each field (`mergeHostRequirements`; left out when no entry asks for anything).
  */
 export function mergeMetadata(entries: MetadataEntry[]): LaunchConfig {
   const merged: LaunchConfig = launchConfigSchema.parse({});
@@ -54,6 +56,8 @@ export function mergeMetadata(entries: MetadataEntry[]): LaunchConfig {
     }
   }
   merged.extensions = [...extensions];
+  const host = mergeHostRequirements(entries);
+  if (host.cpuMillis !== undefined || host.memoryBytes !== undefined || host.storageBytes !== undefined || host.gpu !== 'none') merged.hostRequirements = host;
   return merged;
 }
 

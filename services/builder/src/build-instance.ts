@@ -423,7 +423,9 @@ export class BuildInstance {
       }
       // What the features ask of the container that codebay does not grant, and the extensions the source lacks: on the instance and in the log.
       const warnings = imageWarnings(built.labels);
-      for (const w of warnings) log.push(`codebay: warning: ${w.message}`);
+      // (One line per property: the config's own hostRequirements.gpu is in the image's metadata too, and was said above.)
+      const said = new Set((record.warnings ?? []).map((w) => w.property));
+      for (const w of warnings) if (!said.has(w.property)) log.push(`codebay: warning: ${w.message}`);
       if (warnings.length) await store.patch(id, { warnings: mergeWarnings(record.warnings ?? [], warnings) });
       const offered = await this.offer(record, built.id, launch, log);
       const target = { record, pushRef, buildEndedAt, launch, warnings, log, signal };

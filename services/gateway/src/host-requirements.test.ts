@@ -1,7 +1,7 @@
 import { UnprocessableError, createFieldsSchema, type CreateFields } from '@codebay/contracts';
 import { hostRequirementsOf } from '@codebay/devcontainer';
 import { describe, expect, it } from 'vitest';
-import { applyHostRequirements, cpuQuantity, memoryQuantity, type HostLimits, type ResourceField } from './host-requirements.ts';
+import { applyHostRequirements, type HostLimits, type ResourceField } from './host-requirements.ts';
 
 const limits: HostLimits = { MAX_CPU_LIMIT: '4000m', MAX_MEMORY_LIMIT: '8Gi', MAX_STORAGE_SIZE: '100Gi', CODEBAY_RUNTIME: 'kubernetes' };
 
@@ -99,20 +99,5 @@ describe('applyHostRequirements', () => {
   it('changes nothing without hostRequirements', () => {
     const fields = createFieldsSchema.parse({ user_id: 'alice' });
     expect(applyHostRequirements(fields, new Set(), hostRequirementsOf({ image: 'x' }), limits)).toEqual({ fields, warnings: [] });
-  });
-});
-
-describe('quantities', () => {
-  it('writes whole cores as cores, else millicores', () => {
-    expect(cpuQuantity(2000)).toBe('2');
-    expect(cpuQuantity(1500)).toBe('1500m');
-  });
-
-  it('writes bytes in the largest binary unit that divides them', () => {
-    expect(memoryQuantity(2 ** 30)).toBe('1Gi');
-    expect(memoryQuantity(1536 * 2 ** 20)).toBe('1536Mi');
-    expect(memoryQuantity(2 ** 40)).toBe('1Ti');
-    expect(memoryQuantity(3 * 1024)).toBe('3Ki');
-    expect(memoryQuantity(1000)).toBe('1000');
   });
 });

@@ -1,4 +1,4 @@
-import { UnprocessableError, listProblems, parseCpu, parseMemory, type PropertyWarning, type Resources } from '@codebay/contracts';
+import { UnprocessableError, formatCpu, formatMemory, listProblems, parseCpu, parseMemory, type PropertyWarning, type Resources } from '@codebay/contracts';
 import type { HostRequirements } from '@codebay/devcontainer';
 
 /** The create fields a caller may give (`resourcesSchema`), each of which has a default. */
@@ -18,24 +18,6 @@ export interface HostProblem {
   property: string;
   field?: ResourceField;
   message: string;
-}
-
-/** Millicores as a Kubernetes CPU quantity: whole cores as `2`, else `1500m`. */
-export function cpuQuantity(millis: number): string {
-  return millis % 1000 === 0 ? `${millis / 1000}` : `${millis}m`;
-}
-
-/** Bytes as a Kubernetes memory quantity, in the largest binary unit that divides it: `1Gi`, `1536Mi`, `1000` (bytes). */
-export function memoryQuantity(bytes: number): string {
-  for (const [suffix, unit] of [
-    ['Ti', 1024 ** 4],
-    ['Gi', 1024 ** 3],
-    ['Mi', 1024 ** 2],
-    ['Ki', 1024],
-  ] as const) {
-    if (bytes % unit === 0) return `${bytes / unit}${suffix}`;
-  }
-  return `${bytes}`;
 }
 
 interface Dimension {
@@ -80,7 +62,7 @@ export function applyHostRequirements<F extends Resources>(
   limits: HostLimits,
 ): { fields: F; warnings: PropertyWarning[] } {
   const dims: Dimension[] = [];
-  const bytes = { parse: parseMemory, format: memoryQuantity };
+  const bytes = { parse: parseMemory, format: formatMemory };
   if (host.cpuMillis !== undefined)
     dims.push({
       property: 'hostRequirements.cpus',
@@ -91,13 +73,13 @@ export function applyHostRequirements<F extends Resources>(
       max: limits.MAX_CPU_LIMIT,
       maxName: 'cpu',
       parse: parseCpu,
-      format: cpuQuantity,
+      format: formatCpu,
     });
   if (host.memoryBytes !== undefined)
     dims.push({
       property: 'hostRequirements.memory',
       minimum: host.memoryBytes,
-      asked: memoryQuantity(host.memoryBytes),
+      asked: formatMemory(host.memoryBytes),
       request: 'memory_request',
       limit: 'memory_limit',
       max: limits.MAX_MEMORY_LIMIT,
@@ -108,7 +90,7 @@ export function applyHostRequirements<F extends Resources>(
     dims.push({
       property: 'hostRequirements.storage',
       minimum: host.storageBytes,
-      asked: memoryQuantity(host.storageBytes),
+      asked: formatMemory(host.storageBytes),
       request: 'storage_size',
       max: limits.MAX_STORAGE_SIZE,
       maxName: 'workspace storage',

@@ -265,6 +265,9 @@ export class InstanceService {
         now,
       );
       if (build) candidate.build = build;
+      // What the image's hostRequirements are held to once it is built (the provisioner applies them).
+      if (input.source !== 'simple')
+        candidate.maxResources = { cpu: this.config.MAX_CPU_LIMIT, memory: this.config.MAX_MEMORY_LIMIT, storage: this.config.MAX_STORAGE_SIZE };
       if (input.warnings?.length) candidate.warnings = input.warnings;
       if (input.workspace) candidate.workspace = input.workspace;
       if (input.ports?.length) candidate.ports = input.ports;

@@ -1,4 +1,4 @@
-import { PermanentError, type InstanceRecord, type InstanceStatus } from '@codebay/contracts';
+import { PermanentError, launchConfigSchema, type InstanceRecord, type InstanceStatus } from '@codebay/contracts';
 import type { InstanceStore, Logger } from '@codebay/platform';
 import { Histogram, Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
@@ -115,5 +115,58 @@ describe('ProvisionInstance, when provisioning fails for good', () => {
     await useCase.settleFinalFailure('i1', 'stalled');
     expect(kept.keepOrRemove).not.toHaveBeenCalled();
     expect(current().kept ?? null).toBeNull();
+  });
+});
+
+describe('ProvisionInstance, with the image’s hostRequirements', () => {
+  const resources = { storage_size: '2Gi', shared_storage_size: '5Gi', memory_request: '512Mi', memory_limit: '2Gi', cpu_request: '200m', cpu_limit: '1000m' };
+  const maxResources = { cpu: '4000m', memory: '8Gi', storage: '100Gi' };
+  const launch = (hostRequirements: NonNullable<InstanceRecord['launch']>['hostRequirements']) => ({ ...launchConfigSchema.parse({}), hostRequirements });
+  const runningDriver = () => ({
+    provision: vi.fn(async (_r: InstanceRecord) => ({ runtime: { driver: 'docker' as const, endpoint: 'http://x' }, workspaceSeeded: false })),
+    waitReady: vi.fn(async () => undefined),
+    deprovision: vi.fn(async () => undefined),
+  });
+
+  it('raises the resources to them: in the record with the claim, and in what the runtime is given', async () => {
+    const { store, current } = memoryStore({ status: 'Built', resources, maxResources, launch: launch({ memoryBytes: 3 * 2 ** 30, gpu: 'none' }) });
+    const driver = runningDriver();
+    await make(store, driver as unknown as ReturnType<typeof failingDriver>).run({
+      instanceId: 'i1',
+      attempt: 1,
+      maxAttempts: 1,
+      signal: new AbortController().signal,
+    });
+    const raised = { ...resources, memory_request: '3Gi', memory_limit: '3Gi' };
+    expect(current()).toMatchObject({ status: 'Running', resources: raised });
+    expect(driver.provision.mock.calls[0]![0].resources).toEqual(raised);
+  });
+
+  it('above what the operator allowed: Failed naming it, and nothing provisioned', async () => {
+    const { store, current } = memoryStore({ status: 'Cached', resources, maxResources, launch: launch({ memoryBytes: 64 * 2 ** 30, gpu: 'none' }) });
+    const driver = runningDriver();
+    await make(store, driver as unknown as ReturnType<typeof failingDriver>).run({
+      instanceId: 'i1',
+      attempt: 1,
+      maxAttempts: 1,
+      signal: new AbortController().signal,
+    });
+    expect(current()).toMatchObject({ status: 'Failed', resources, failure: { phase: 'provision' } });
+    expect(current().failure!.reason).toMatch(
+      /^hostRequirements\.memory: the image's metadata .* asks for 64Gi, and this deployment gives an instance at most 8Gi of memory/,
+    );
+    expect(driver.provision).not.toHaveBeenCalled();
+  });
+
+  it('leaves a record made before maxResources as it is', async () => {
+    const { store, current } = memoryStore({ status: 'Built', resources, launch: launch({ memoryBytes: 64 * 2 ** 30, gpu: 'none' }) });
+    const driver = runningDriver();
+    await make(store, driver as unknown as ReturnType<typeof failingDriver>).run({
+      instanceId: 'i1',
+      attempt: 1,
+      maxAttempts: 1,
+      signal: new AbortController().signal,
+    });
+    expect(current()).toMatchObject({ status: 'Running', resources });
   });
 });

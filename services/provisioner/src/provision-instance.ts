@@ -1,4 +1,5 @@
 import { PermanentError, TransientError, type InstanceRecord, type InstanceStatus } from '@codebay/contracts';
+import { applyImageHostRequirements, type ImageRequirementsOutcome } from '@codebay/devcontainer';
 import { createMasker, isShutdown, type InstanceStore, type Logger } from '@codebay/platform';
 import type { Histogram } from 'prom-client';
 import type { InstanceLogMirror } from './instance-log.ts';
@@ -20,7 +21,9 @@ export interface ProvisionAttempt {
  * Provisioning; or Building, when the runtime holds the image its builder just built and
  * is still pushing: see `claimableFrom`), have the runtime driver create and start it,
  * wait until the editor answers, then Running. A delete that lands meanwhile wins:
- * whatever this attempt created is removed again.
+ * whatever this attempt created is removed again. The image's hostRequirements (from its
+ * metadata) raise the instance's resources with the claim, or fail the instance before anything
+ * is made when they are above what it may have (`imageRequirements`).
  */
 export interface ProvisionInstanceDeps {
   store: InstanceStore;
@@ -112,18 +115,49 @@ export class ProvisionInstance {
     return `the editor waits for ${lifecycle.waitFor} (waitFor), and ${running[0]} was still running: `;
   }
 
+  /**
+   * The image's hostRequirements (`launch.hostRequirements`, read from its metadata by its builder
+   * and kept with the build cache's entry) applied to the instance's resources, within what the
+   * operator allowed it at create (`maxResources`): see applyImageHostRequirements. Undefined
+   * when there are none to apply (simple instances, images without any, records made before).
+   */
+  private imageRequirements(record: InstanceRecord): ImageRequirementsOutcome | undefined {
+    const host = record.launch?.hostRequirements;
+    if (!host || !record.maxResources || record.source === 'simple') return undefined;
+    return applyImageHostRequirements(record.resources, host, record.maxResources);
+  }
+
+  /**
+   * The image asks for more than this deployment gives an instance (or for a GPU): the instance
+   * ends Failed with the reason, before anything is made for it. The image itself is fine: its
+   * build (and push, and cache entry) goes on.
+   */
+  private async refuse(record: InstanceRecord, from: readonly InstanceStatus[], reason: string): Promise<void> {
+    const failed = await this.store.transition(record.id, from, 'Failed', { failure: { phase: 'provision', reason }, kept: null });
+    if (failed.ok) await this.instanceLogs?.end(record.id, 'failure', reason).catch(() => undefined);
+    this.logger.warn({ instanceId: record.id, reason, recorded: failed.ok }, 'not provisioned: the image asks for more than an instance may have');
+  }
+
   async run({ instanceId, attempt, maxAttempts, signal }: ProvisionAttempt): Promise<void> {
-    const record = await this.store.get(instanceId);
+    let record = await this.store.get(instanceId);
     if (!record) throw new PermanentError(`instance ${instanceId} has no record`);
     const from = await this.claimableFrom(record);
     if (!from) {
       this.logger.info({ instanceId, image: record.localImage?.id }, 'provision deferred: the image is being pushed and this runtime does not hold it');
       return;
     }
-    const claimed = await this.store.transition(instanceId, from, 'Provisioning', { provisionStartedAt: new Date().toISOString() });
+    const host = this.imageRequirements(record);
+    if (host?.reason) return this.refuse(record, from, host.reason);
+    // The raised resources go into the record with the claim: the API shows what the instance is given.
+    const raised = host && host.raised.length > 0 ? { resources: host.resources } : {};
+    const claimed = await this.store.transition(instanceId, from, 'Provisioning', { provisionStartedAt: new Date().toISOString(), ...raised });
     if (!claimed.ok) {
       this.logger.info({ instanceId, status: claimed.current }, 'provision skipped: instance is not waiting for it');
       return;
+    }
+    if (host && host.raised.length > 0) {
+      record = { ...record, resources: host.resources };
+      this.logger.info({ instanceId, raised: host.raised }, "resources raised to the image's hostRequirements");
     }
     const started = Date.now();
     try {
