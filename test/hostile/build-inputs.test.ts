@@ -384,7 +384,9 @@ describe('hostile tenant: build inputs', () => {
         const inst = (await res.json()) as InstanceResponse;
         const failed = await waitForStatus(h.stack, inst.instance_id, ['Failed'], 120_000);
         // Refused by the host's rules for the daemon's own connections (a reject, at once).
-        expect(failed.error, what).toMatch(/ADD failed: .*connect: connection refused/);
+        expect(failed.error, what).toMatch(
+          new RegExp(`^The build failed at "${url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}": .*connect: connection refused\\. `),
+        );
         const lines = (await buildLogLines(h.stack, inst.instance_id)).join('\n');
         expect(lines, what).not.toMatch(/"status":"ok"|codebay_|code-server|ami-id/);
       }
@@ -442,6 +444,55 @@ describe('hostile tenant: build inputs', () => {
       } finally {
         await h.stack.stopService('lax-gateway');
       }
+    });
+  });
+
+  describe('BuildKit’s own reach (RUN --mount, RUN --network, # syntax=)', () => {
+    it('a cache mount another tenant’s build filled: the next build on the daemon finds it empty', async () => {
+      const poison = `poison-${salt()}`;
+      const cacheId = `codebay-shared-${salt()}`;
+      const dockerfile = (run: string) => `# syntax=docker/dockerfile:1\nFROM debian:bookworm\nRUN --mount=type=cache,id=${cacheId},target=/cache ${run}\n`;
+      const planted = await h.attacker.createWorkspace(
+        await workspaceTarball({ config: dockerfileBuild(), dockerfile: dockerfile(`echo ${poison} > /cache/planted && echo planted`) }),
+      );
+      expect(planted.status).toBe(202);
+      await waitForStatus(h.stack, ((await planted.json()) as InstanceResponse).instance_id, ['Running'], 240_000);
+      // The victim's build names the same cache (ids are guessable: the default id is the target path).
+      const res = await h.victim.createWorkspace(
+        await workspaceTarball({
+          config: dockerfileBuild(),
+          dockerfile: dockerfile(`(cat /cache/planted 2>/dev/null || echo none) > /opt/seen-${salt()}; cp /opt/seen-* /opt/seen`),
+        }),
+      );
+      expect(res.status).toBe(202);
+      const inst = (await res.json()) as InstanceResponse;
+      await waitForStatus(h.stack, inst.instance_id, ['Running'], 240_000);
+      const seen = await execIn(testDocker(), h.stack.names.container(inst.instance_id), ['cat', '/opt/seen']);
+      expect(seen.stdout).toBe('none\n');
+    });
+
+    it('RUN --network=host: the build fails (the entitlement is never granted), nothing reached', async () => {
+      const res = await h.attacker.createWorkspace(
+        await workspaceTarball({
+          config: dockerfileBuild(),
+          dockerfile: `# syntax=docker/dockerfile:1\nFROM debian:bookworm\nRUN --network=host echo on-the-host-network-${salt()}\n`,
+        }),
+      );
+      const inst = (await res.json()) as InstanceResponse;
+      const failed = await waitForStatus(h.stack, inst.instance_id, ['Failed'], 120_000);
+      expect(failed.error).toMatch(/network\.host is not allowed/);
+      expect((await buildLogLines(h.stack, inst.instance_id)).join('\n')).not.toMatch(/^#\d+ [\d.]+ on-the-host-network-/m);
+    });
+
+    it('# syntax= naming an image on the Redis port: the frontend’s pull fails, nothing reaches Redis', async () => {
+      const ref = `127.0.0.1:${new URL(c.redisUrl).port}/frontend:1`;
+      const res = await h.attacker.createWorkspace(
+        await workspaceTarball({ config: dockerfileBuild(), dockerfile: `# syntax=${ref}\nFROM debian:bookworm\n` }),
+      );
+      const inst = (await res.json()) as InstanceResponse;
+      const failed = await waitForStatus(h.stack, inst.instance_id, ['Failed'], 120_000);
+      expect(failed.error).toContain(ref);
+      expect((await buildLogLines(h.stack, inst.instance_id)).join('\n')).toMatch(/connection refused/);
     });
   });
 

@@ -217,11 +217,25 @@ describe('explainBuildFailure', () => {
     );
   });
 
-  it('leaves other failures to the caller', () => {
-    const lines = [
+  it('names another part of the build that failed, with BuildKit’s reason (a FROM’s image, an ADD <url> fetch)', () => {
+    const from = [
       '#3 [internal] load metadata for docker.io/nosuch/image:1',
       '#3 ERROR: pull access denied, repository does not exist or may require authorization',
     ];
+    expect(explainBuildFailure({ lines: from, outcome: DOCKER_BUILD_FAILED }, { features: [], fetches: [] })).toBe(
+      'The build failed at "[internal] load metadata for docker.io/nosuch/image:1": pull access denied, repository does not exist or may require authorization. The whole output is in the build log.',
+    );
+    const add = [
+      '#5 http://127.0.0.1:8080/health',
+      '#5 ERROR: failed to load cache key: Get "http://127.0.0.1:8080/health": dial tcp 127.0.0.1:8080: connect: connection refused',
+    ];
+    expect(explainBuildFailure({ lines: add, outcome: DOCKER_BUILD_FAILED }, { features: [], fetches: [] })).toMatch(
+      /^The build failed at "http:\/\/127\.0\.0\.1:8080\/health": failed to load cache key: .*connection refused\. /,
+    );
+  });
+
+  it('leaves other failures to the caller', () => {
+    const lines = ['Error: spawn docker ENOENT'];
     expect(explainBuildFailure({ lines, outcome: DOCKER_BUILD_FAILED }, { features: [], fetches: [] })).toBeUndefined();
   });
 });

@@ -161,6 +161,22 @@ function stepFailure(failed: FailedBuild): string | undefined {
 }
 
 /**
+ * A failed part of the build that is not a Dockerfile step — BuildKit's vertex for an `ADD
+ * <url>` fetch, the image metadata of a FROM (`[internal] load metadata for …`): `The build
+ * failed at "<what>": <BuildKit's reason>.`
+ */
+function vertexFailure(failed: FailedBuild): string | undefined {
+  const { lines } = failed;
+  const at = findLastIndex(lines, (l) => STEP_ERROR.test(l));
+  if (at < 0) return undefined;
+  const [, vertex, error] = STEP_ERROR.exec(lines[at]!)!;
+  // A vertex's first line is its name; later ones are its output, DONE, CACHED or ERROR.
+  const title = lines.find((l) => l.startsWith(`#${vertex} `))!.slice(`#${vertex} `.length);
+  if (title.startsWith('ERROR: ')) return undefined;
+  return `The build failed at "${cut(title)}": ${cut(error!)}. The whole output is in the build log.`;
+}
+
+/**
  * A feature the CLI could not fetch: named as written, and why — the egress proxy refused its
  * source (the policy's reason names FEATURE_SOURCES), or its registry or host could not be
  * reached from this deployment (a name that does not resolve, a connection refused or timed
@@ -214,7 +230,8 @@ function featureFetchFailure(failed: FailedBuild, ctx: BuildContext): string | u
  * Explains a failed `devcontainer build` in one or two sentences that name the failing part
  * — a feature as written in devcontainer.json and the build step its install ran in, a
  * feature that could not be fetched and why (source refused by FEATURE_SOURCES, registry
- * unreachable from this deployment), a failing Dockerfile step — followed by up to
+ * unreachable from this deployment), a failing Dockerfile step, another part of the build
+ * that failed (an `ADD <url>` fetch, a FROM's image) — followed by up to
  * QUOTED_LINES of that step's own output (`\nLast lines:\n  …`). The whole log stays in
  * the build log. Undefined when the failure is none of these (the caller keeps its own
  * message). The patterns are those of the Dev Containers CLI 0.89 with BuildKit's plain
@@ -223,5 +240,5 @@ function featureFetchFailure(failed: FailedBuild, ctx: BuildContext): string | u
 export function explainBuildFailure(failed: FailedBuild, ctx: BuildContext): string | undefined {
   // Masked whole first: a line cut later would leave part of a secret the masker no longer knows.
   const masked = ctx.mask ? { ...failed, lines: failed.lines.map(ctx.mask) } : failed;
-  return featureFetchFailure(masked, ctx) ?? featureInstallFailure(masked, ctx) ?? stepFailure(masked);
+  return featureFetchFailure(masked, ctx) ?? featureInstallFailure(masked, ctx) ?? stepFailure(masked) ?? vertexFailure(masked);
 }

@@ -119,14 +119,34 @@ export class ImageStore {
       if (ok) removed.push(...(image.RepoTags ?? [image.Id]));
       else kept += image.Size;
     }
-    // dockerode's pruneBuilder sends no parameters: the Engine API call itself (`keep-storage`: API 1.39+).
-    const cache = await new Promise<{ SpaceReclaimed?: number }>((resolve) =>
+    const mounts = await this.pruneCacheMounts();
+    const cache = await this.pruneBuildCache({ 'keep-storage': maxCacheBytes });
+    return { containers: leftovers.length, dangling: dangling.ImagesDeleted?.length ?? 0, removed, keptBytes: kept, cacheBytes: mounts + cache };
+  }
+
+  /**
+   * Removes every `RUN --mount=type=cache` folder BuildKit keeps on the daemon: they are shared
+   * by id between all builds on it, so one tenant's build would find (and could poison) what
+   * another's left. Run before each build and after each job (builds run one at a time per
+   * daemon). Returns the bytes freed.
+   * @throws Error when the daemon refuses: the build must not run on a daemon that may hold them.
+   */
+  pruneCacheMounts(): Promise<number> {
+    return this.pruneBuildCache({ filters: JSON.stringify({ type: ['exec.cachemount'] }) });
+  }
+
+  /**
+   * `POST /build/prune` with these query parameters (Engine API 1.39+: `keep-storage` bytes,
+   * `filters` JSON); dockerode's pruneBuilder sends none. Returns the bytes freed.
+   * @throws Error when the daemon refuses (a build that leaves cache mounts must not run on).
+   */
+  private pruneBuildCache(query: Record<string, string | number>): Promise<number> {
+    return new Promise((resolve, reject) =>
       this.docker.modem.dial(
-        { path: '/build/prune?', method: 'POST', options: { 'keep-storage': maxCacheBytes }, statusCodes: { 200: true, 500: 'server error' } },
-        (err: unknown, data: unknown) => resolve(err ? {} : ((data as { SpaceReclaimed?: number }) ?? {})),
+        { path: '/build/prune?', method: 'POST', options: query, statusCodes: { 200: true, 400: 'bad parameter', 500: 'server error' } },
+        (err: unknown, data: unknown) => (err ? reject(err as Error) : resolve((data as { SpaceReclaimed?: number } | null)?.SpaceReclaimed ?? 0)),
       ),
     );
-    return { containers: leftovers.length, dangling: dangling.ImagesDeleted?.length ?? 0, removed, keptBytes: kept, cacheBytes: cache.SpaceReclaimed ?? 0 };
   }
 
   /**
