@@ -1,5 +1,6 @@
 import {
   BUILD_IMAGE_REPOSITORY,
+  NO_EXTENSION_SOURCE,
   PermanentError,
   TransientError,
   buildImageRef,
@@ -423,6 +424,8 @@ export class BuildInstance {
       const launch = launchFromImageLabels(built.labels);
       // The extensions the configuration and its features want, from the operator's source, into the image (tagged pushRef again).
       const wanted = wantedExtensionIds(launch.extensions);
+      // For the cache record: the source this image's extensions come from (see BuiltImage.extensionSource).
+      let extensionSource: string | null = wanted.length === 0 ? null : NO_EXTENSION_SOURCE;
       if (this.deps.extensions && wanted.length > 0) {
         const baked = await bakeExtensions(
           { source: this.deps.extensions, images },
@@ -433,13 +436,14 @@ export class BuildInstance {
         this.deps.metrics.extensions.inc({ result: 'missing' }, baked.resolution.missing.length);
         built = await images.image(pushRef);
         if (built.id !== baked.imageId) throw new TransientError(`${pushRef} changed while its extensions were baked into it`);
+        extensionSource = baked.resolution.fingerprint;
       }
       // What the features ask of the container that codebay does not grant, and the extensions the source lacks: on the instance and in the log.
       const warnings = imageWarnings(built.labels);
       for (const w of warnings) log.push(`codebay: warning: ${w.message}`);
       if (warnings.length) await store.patch(id, { warnings: mergeWarnings(record.warnings ?? [], warnings) });
       const offered = await this.offer(record, built.id, launch, log);
-      const target = { record, pushRef, buildEndedAt, launch, warnings, extensionSource: bakedFrom(built.labels, wanted), log, signal };
+      const target = { record, pushRef, buildEndedAt, launch, warnings, extensionSource, log, signal };
       let pushed: Pushed | undefined;
       try {
         pushed = await this.publish(target);
