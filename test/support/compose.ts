@@ -56,7 +56,7 @@ export interface ComposeDeployment extends EditorTarget {
  * The compose v2 CLI (deploy/compose/install.sh: built once from Go modules, cached under
  * /var/cache/codebay; a warm call builds nothing). Its path.
  */
-async function composeBinary(): Promise<string> {
+export async function composeBinary(): Promise<string> {
   const { stdout } = await run('bash', [join(ROOT, 'deploy/compose/install.sh')], { cwd: ROOT, maxBuffer: 16 << 20 });
   return stdout.trim().split('\n').at(-1)!;
 }
