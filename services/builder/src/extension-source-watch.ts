@@ -32,6 +32,8 @@ export class ExtensionSourceWatch {
   private published: string | undefined;
   private warnedAbout: string | undefined;
   private running: Promise<string | undefined> = Promise.resolve(undefined);
+  /** Checks queued or running: the timer adds none while one is (Redis away: no pile of them). */
+  private pending = 0;
 
   constructor(private readonly deps: ExtensionSourceWatchDeps) {}
 
@@ -40,7 +42,7 @@ export class ExtensionSourceWatch {
     const fingerprint = await this.check(true);
     if (this.deps.source) {
       this.timer = setInterval(() => {
-        this.current().catch(() => undefined);
+        if (this.pending === 0) void this.current();
       }, this.deps.intervalMs);
       this.timer.unref();
     }
@@ -59,11 +61,14 @@ export class ExtensionSourceWatch {
    */
   current(): Promise<string | undefined> {
     // One scan at a time: a build's and the timer's share the folder's cache.
+    this.pending++;
     this.running = this.running.then(() =>
-      this.check(false).catch((err: Error) => {
-        this.deps.logger.warn({ err: err.message }, 'extension source: scan or publish failed');
-        return undefined;
-      }),
+      this.check(false)
+        .catch((err: Error) => {
+          this.deps.logger.warn({ err: err.message }, 'extension source: scan or publish failed');
+          return undefined;
+        })
+        .finally(() => this.pending--),
     );
     return this.running;
   }
