@@ -51,6 +51,11 @@
 #                                         long, one at a time, one a minute at most (or one per this
 #                                         many seconds when shorter)
 #   GATEWAY_REPLICAS [2]
+#   EXTENSION_SOURCE_PVC                  a PersistentVolumeClaim in codebay-system holding the builders'
+#                                         extension source (.vsix files, readable by uid 10001): mounted
+#                                         read-only into every builder (components/extension-source) and
+#                                         baked into images; ReadOnlyMany/ReadWriteMany when builders span
+#                                         nodes. Unset: none (instances install extensions at start)
 #   JOB_LOCK_SECONDS [60], STALLED_INTERVAL_SECONDS [30]  how soon a job whose worker died (SIGKILL,
 #                                         a node lost) runs again: its lock's life and the stalled-job check
 #   CODEBAY_DEPLOY_STATE [/var/lib/codebay/deploy, or ~/.local/state/codebay/deploy if not root]
@@ -144,6 +149,9 @@ BUILDER_REPLICAS=${BUILDER_REPLICAS:-2}
 GATEWAY_REPLICAS=${GATEWAY_REPLICAS:-2}
 [[ $BUILDER_REPLICAS =~ ^[0-9]+$ && $GATEWAY_REPLICAS =~ ^[1-9][0-9]*$ ]] || die "BUILDER_REPLICAS and GATEWAY_REPLICAS must be numbers"
 BUILDER_MAX_REPLICAS=${BUILDER_MAX_REPLICAS:-6}
+EXTENSION_SOURCE_PVC=${EXTENSION_SOURCE_PVC:-}
+[[ -z $EXTENSION_SOURCE_PVC || $EXTENSION_SOURCE_PVC =~ ^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$ ]] ||
+  die "EXTENSION_SOURCE_PVC=$EXTENSION_SOURCE_PVC is not a PersistentVolumeClaim name"
 BUILDER_SCALE_DOWN_SECONDS=${BUILDER_SCALE_DOWN_SECONDS:-120}
 [[ $BUILDER_MAX_REPLICAS =~ ^[1-9][0-9]*$ ]] || die "BUILDER_MAX_REPLICAS=$BUILDER_MAX_REPLICAS: must be a whole number of builders (1 or more)"
 # The HPA's stabilization window is at most an hour (autoscaling/v2 validation).
@@ -391,6 +399,13 @@ relative() { realpath --relative-to="$kdir" "$1" 2>/dev/null || echo "$1"; }
 components=()
 ((WITH_REGISTRY == 0)) || components+=("$(relative "$ROOT/deploy/kubernetes/components/registry")")
 ((AUTOSCALING == 0)) || components+=("$(relative "$ROOT/deploy/kubernetes/components/autoscaling")")
+if [[ -n $EXTENSION_SOURCE_PVC ]]; then
+  components+=("$(relative "$ROOT/deploy/kubernetes/components/extension-source")")
+  # A claim that does not exist would leave every builder Pending.
+  ((DRY_RUN)) || k -n "$PLATFORM_NS" get pvc "$EXTENSION_SOURCE_PVC" >/dev/null 2>"$tmp/pvc.err" ||
+    die "EXTENSION_SOURCE_PVC=$EXTENSION_SOURCE_PVC: no such PersistentVolumeClaim in $PLATFORM_NS ($(tail -n 1 "$tmp/pvc.err")); create it first"
+  log "builders bake extensions from PersistentVolumeClaim $PLATFORM_NS/$EXTENSION_SOURCE_PVC (read-only at /var/lib/codebay/extension-source)"
+fi
 if ((AUTOSCALING)); then
   log "builders scale with the queue: KEDA asks $PROMETHEUS_URL"
 elif ((!DRY_RUN)) && k get crd scaledobjects.keda.sh >/dev/null 2>&1; then
@@ -449,6 +464,9 @@ patches:
       - {op: replace, path: /spec/rules/0/host, value: "$BASE_DOMAIN"}
       - {op: replace, path: /spec/rules/1/host, value: "*.$BASE_DOMAIN"}
       - {op: replace, path: /spec/tls/0/hosts, value: ["$BASE_DOMAIN", "*.$BASE_DOMAIN"]}
+$( [[ -n $EXTENSION_SOURCE_PVC ]] && printf '%s\n' "  - target: {kind: Deployment, name: codebay-builder}" "    patch: |-" \
+  "      {apiVersion: apps/v1, kind: Deployment, metadata: {name: codebay-builder, namespace: $PLATFORM_NS}," \
+  "       spec: {template: {spec: {volumes: [{name: extension-source, persistentVolumeClaim: {claimName: $EXTENSION_SOURCE_PVC, readOnly: true}}]}}}}")
 $( ((AUTOSCALING)) && printf '%s\n' "  - target: {kind: ScaledObject, name: codebay-builder}" "    patch: |-" \
   "      - {op: replace, path: /spec/triggers/0/metadata/serverAddress, value: \"$PROMETHEUS_URL\"}" \
   "      - {op: replace, path: /spec/maxReplicaCount, value: $BUILDER_MAX_REPLICAS}" \

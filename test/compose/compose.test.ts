@@ -1,6 +1,9 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +11,7 @@ import { startCompose, type ComposeDeployment } from '../support/compose.ts';
 import { execIn } from '../support/docker.ts';
 import { editorEndToEnd } from '../support/editor-e2e.ts';
 import { createFromDevcontainer, createFromWorkspace, uniqueDevcontainer, waitForStatus } from '../support/instances.ts';
+import { makeVsix } from '../support/vsix.ts';
 import { waitFor } from '../support/wait.ts';
 import { workspaceTarball } from '../support/workspaces.ts';
 
@@ -37,12 +41,18 @@ function redisAnswer(port: number, command: string): Promise<string> {
  */
 describe('docker compose: the whole system on one Docker host', () => {
   let d: ComposeDeployment;
+  /** The host folder .env names as EXTENSION_SOURCE_DIR: one .vsix. */
+  let extensionSource: string;
 
   beforeAll(async () => {
-    d = await startCompose();
+    extensionSource = await mkdtemp(join(tmpdir(), 'codebay-compose-extensions-'));
+    await chmod(extensionSource, 0o755);
+    makeVsix(join(extensionSource, 'compose.vsix'), { publisher: 'codebay-test', name: 'compose', version: '1.2.3' });
+    d = await startCompose({ extensionSource });
   }, 900_000);
 
   afterAll(async () => {
+    if (extensionSource) await rm(extensionSource, { recursive: true, force: true });
     if (!d) return;
     // Every volume the project's containers use, anonymous ones (the builders' dockerd storage) too.
     const projectFilter = (label: string) => JSON.stringify({ label: [`${label}=${d.project}`] });
@@ -90,11 +100,14 @@ describe('docker compose: the whole system on one Docker host', () => {
     expect((await fetch(v2, { headers: basic(d.settings.REGISTRY_PUSH_AUTH) })).status).toBe(401);
     const [push] = await d.containers('registry-push');
     expect(Object.values((await d.docker.getContainer(push!).inspect()).HostConfig.PortBindings ?? {}).flat()).toEqual([]);
-    // The builder talks to a daemon of its own; no mount brings the host's socket in.
+    // The builder talks to a daemon of its own; no mount brings the host's socket in: its one bind
+    // mount is the extension source, read-only.
     const [builder] = await d.containers('builder');
     const mounts = (await d.docker.getContainer(builder!).inspect()).Mounts;
     expect(mounts.map((m) => m.Destination)).not.toContain('/var/run/docker.sock');
-    expect(mounts.filter((m) => m.Type === 'bind')).toEqual([]);
+    expect(mounts.filter((m) => m.Type === 'bind').map((m) => [m.Source, m.Destination, m.RW])).toEqual([
+      [extensionSource, '/var/lib/codebay/extension-source', false],
+    ]);
     const inner = await execIn(d.docker, builder!, ['docker', 'info', '--format', '{{.ID}}']);
     expect(inner.code).toBe(0);
     const outer = await d.docker.info();
@@ -163,6 +176,45 @@ describe('docker compose: the whole system on one Docker host', () => {
 
   describe('end to end: create, build log, editor in Chromium, a workspace upload, delete', () => {
     editorEndToEnd(() => d, { workspace: true });
+  });
+
+  it('the builder bakes an extension from the folder EXTENSION_SOURCE_DIR names in .env', async () => {
+    const [builder] = await d.containers('builder');
+    expect((await d.docker.getContainer(builder!).inspect()).Config.Env).toContain('EXTENSION_SOURCE_DIR=/var/lib/codebay/extension-source');
+    const dir = await mkdtemp(join(tmpdir(), 'codebay-compose-ext-conf-'));
+    const file = join(dir, 'devcontainer.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        image: 'debian:bookworm',
+        containerEnv: { CODEBAY_TEST_RUN: randomBytes(6).toString('hex') },
+        customizations: { vscode: { extensions: ['codebay-test.compose'] } },
+      }),
+    );
+    const user = `cmpext-${randomBytes(3).toString('hex')}`;
+    let id: string | undefined;
+    try {
+      id = (await createFromDevcontainer(d, user, file)).instance_id;
+      const running = await waitForStatus(d, id, ['Running'], 300_000);
+      expect(running.warnings.filter((w) => w.property === 'customizations.vscode.extensions')).toEqual([]);
+      const { logs } = (await (await d.api(`/api/instances/${id}/build-logs`)).json()) as { logs: string };
+      expect(logs).toContain('codebay: extension codebay-test.compose 1.2.3: baked into the image');
+      const index = await execIn(d.docker, d.names.container(id), ['cat', '/usr/local/share/codebay/extensions/index.json']);
+      expect(JSON.parse(index.stdout)).toEqual({
+        extensions: [{ id: 'codebay-test.compose', version: '1.2.3', file: 'codebay-test.compose-1.2.3.vsix' }],
+        missing: [],
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      if (id) {
+        await d.api(`/api/instances/${id}`, { method: 'DELETE' });
+        await waitForStatus(d, id, ['Deleted'], 60_000);
+      }
+      await d.docker
+        .getVolume(d.names.sharedVolume(user))
+        .remove()
+        .catch(() => undefined);
+    }
   });
 
   it('--scale builder=2: two builders, each with its own Docker daemon, run two builds at once', async () => {

@@ -101,6 +101,8 @@ describe('extensions from the operator’s extension source (Docker runtime)', (
           { id: 'codebay-test.future', version: '1.0.0' },
         ],
         missing: ['codebay-test.gone'],
+        // The fingerprint of the source it was baked from (the build cache's record keeps it too).
+        source: expect.stringMatching(/^[a-f0-9]{64}$/) as unknown,
       });
 
       // At start: alpha and beta installed in the user's extensions dir (root's here), from the image's files.

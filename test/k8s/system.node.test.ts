@@ -1,6 +1,6 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -20,11 +20,14 @@ import {
 } from '../support/instances.ts';
 import { INSTANCE_NS, NODE_DOMAIN, PLATFORM_NS, deployToNode, hostPublicAddresses, platformReady, type NodeDeployment } from '../support/node-deployment.ts';
 import { LOG_DIR } from '../support/stack.ts';
+import { makeVsix } from '../support/vsix.ts';
 import { waitFor } from '../support/wait.ts';
 import { portAppCommand } from '../support/port-app.ts';
 import { workspaceTarball } from '../support/workspaces.ts';
 
 const SAMPLES = fileURLToPath(new URL('../../samples', import.meta.url));
+/** The builders' extension source: a folder on the node behind a PersistentVolumeClaim (deploy.sh EXTENSION_SOURCE_PVC). */
+const EXTENSION_SOURCE = '/var/lib/codebay-k8s-node/test-extension-source';
 
 interface PodJson {
   metadata: { name: string; labels?: Record<string, string>; deletionTimestamp?: string };
@@ -71,8 +74,13 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     (await logLines(id)).flatMap((l) => /building build key \w+ on builder (codebay-builder-\S+)/.exec(l)?.[1] ?? []);
 
   beforeAll(async () => {
+    // The extension source a platform team would keep on a file share: one .vsix, readable by the builder (uid 10001).
+    await rm(EXTENSION_SOURCE, { recursive: true, force: true });
+    await mkdir(EXTENSION_SOURCE, { recursive: true });
+    await chmod(EXTENSION_SOURCE, 0o755);
+    makeVsix(join(EXTENSION_SOURCE, 'node.vsix'), { publisher: 'codebay-test', name: 'node', version: '2.0.1' });
     // One builder at first: a test below scales them to two.
-    d = await deployToNode({ logFile: join(LOG_DIR, 'node-deploy.log'), builders: 1 });
+    d = await deployToNode({ logFile: join(LOG_DIR, 'node-deploy.log'), builders: 1, extensionSource: EXTENSION_SOURCE });
     const ip = d.node.ingressIp;
     browser = await launchChromium([`--host-resolver-rules=MAP ${NODE_DOMAIN} ${ip}, MAP *.${NODE_DOMAIN} ${ip}`]);
   }, 40 * 60_000);
@@ -137,6 +145,38 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     expect(uidMap[1]).not.toBe('0');
     const events = await d.kubectl('-n', INSTANCE_NS, 'get', 'events', '--field-selector', `involvedObject.name=${pod.metadata.name}`, '-o', 'json');
     expect(events).toMatch(/"reason": "(Pulled|Pulling)"/);
+  });
+
+  it('a builder bakes an extension from the PersistentVolumeClaim deploy.sh mounted read-only (EXTENSION_SOURCE_PVC)', async () => {
+    const builder = JSON.parse(await d.kubectl('-n', PLATFORM_NS, 'get', 'deployment', 'codebay-builder', '-o', 'json')) as {
+      spec: { template: { spec: { volumes: Array<{ name: string; persistentVolumeClaim?: { claimName: string; readOnly?: boolean } }> } } };
+    };
+    expect(builder.spec.template.spec.volumes.find((v) => v.name === 'extension-source')?.persistentVolumeClaim).toEqual({
+      claimName: 'codebay-test-extension-source',
+      readOnly: true,
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'codebay-node-ext-'));
+    const file = join(dir, 'devcontainer.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        image: 'debian:bookworm',
+        containerEnv: { CODEBAY_TEST_RUN: randomBytes(6).toString('hex') },
+        customizations: { vscode: { extensions: ['codebay-test.node'] } },
+      }),
+    );
+    try {
+      const inst = await create(() => createFromDevcontainer(d, user, file));
+      const running = await waitForStatus(d, inst.instance_id, ['Running'], 300_000);
+      expect(running.warnings.filter((w) => w.property === 'customizations.vscode.extensions')).toEqual([]);
+      expect(await logLines(inst.instance_id)).toContain('codebay: extension codebay-test.node 2.0.1: baked into the image');
+      expect(JSON.parse((await cat(inst.instance_id, '/usr/local/share/codebay/extensions/index.json')) ?? 'null')).toEqual({
+        extensions: [{ id: 'codebay-test.node', version: '2.0.1', file: 'codebay-test.node-2.0.1.vsix' }],
+        missing: [],
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('opens VS Code in Chromium through the ingress; a terminal there writes to /workspace and /shared; postCreate ran', async () => {

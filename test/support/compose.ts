@@ -56,7 +56,7 @@ export interface ComposeDeployment extends EditorTarget {
  * The compose v2 CLI (deploy/compose/install.sh: built once from Go modules, cached under
  * /var/cache/codebay; a warm call builds nothing). Its path.
  */
-async function composeBinary(): Promise<string> {
+export async function composeBinary(): Promise<string> {
   const { stdout } = await run('bash', [join(ROOT, 'deploy/compose/install.sh')], { cwd: ROOT, maxBuffer: 16 << 20 });
   return stdout.trim().split('\n').at(-1)!;
 }
@@ -109,11 +109,12 @@ async function seedMirror(docker: Docker, mirrorPort: number): Promise<void> {
  * Brings docker-compose.yml up as a project of its own on the suites' Docker daemon: its own
  * name, free host ports, fresh secrets in a temporary .env (mode 0600), its own
  * CODEBAY_DEPLOYMENT for the instances' Docker objects; the images built by
- * deploy/images/build.sh; the base-image mirror filled with debian:bookworm. Resolves once
+ * deploy/images/build.sh; the base-image mirror filled with debian:bookworm; with
+ * `extensionSource`, that host folder as the builders' EXTENSION_SOURCE_DIR. Resolves once
  * `up --wait` saw every service healthy and the gateway answers /readyz. Throws (after taking
  * down what it started) when any of that fails.
  */
-export async function startCompose(): Promise<ComposeDeployment> {
+export async function startCompose(opts: { extensionSource?: string } = {}): Promise<ComposeDeployment> {
   const c = components();
   const dockerHost = c.dockerHost;
   const socket = dockerHost.replace(/^unix:\/\//, '');
@@ -147,6 +148,7 @@ export async function startCompose(): Promise<ComposeDeployment> {
     CODEBAY_LAUNCHER_DIR: join(ROOT, 'packages/editor/launcher'),
     // Build containers resolve names with this machine's resolvers (the samples' RUN apt-get).
     DIND_DNS: await hostResolvers(),
+    ...(opts.extensionSource ? { EXTENSION_SOURCE_DIR: opts.extensionSource } : {}),
   }).map(([k, v]) => `${k}=${v}`);
   await writeFile(envFile, `${lines.join('\n')}\n`, { mode: 0o600 });
   await chmod(envFile, 0o600);

@@ -106,6 +106,43 @@ export function hostPublicAddresses(): string[] {
     .map((i) => `${i!.address}/32`);
 }
 
+/** The claim `deployToNode` makes for its `extensionSource` (and its PersistentVolume's name). */
+export const EXTENSION_SOURCE_PVC_NAME = 'codebay-test-extension-source';
+
+/**
+ * The platform namespace (deploy.sh would make it), a hostPath PersistentVolume of `dir` on the
+ * node (this machine) and the claim EXTENSION_SOURCE_PVC_NAME bound to it, read-only: applied
+ * from a file in `stateDir` (the same every run for the same `dir`).
+ */
+async function extensionSourceClaim(kubectl: (...args: string[]) => Promise<string>, stateDir: string, dir: string): Promise<void> {
+  const name = EXTENSION_SOURCE_PVC_NAME;
+  const manifests = [
+    readFileSync(join(ROOT, 'deploy/kubernetes/base/platform-namespace.yaml'), 'utf8'),
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name, labels: { 'app.kubernetes.io/part-of': 'codebay-test' } },
+      spec: {
+        capacity: { storage: '1Gi' },
+        accessModes: ['ReadOnlyMany'],
+        persistentVolumeReclaimPolicy: 'Retain',
+        storageClassName: '',
+        claimRef: { namespace: PLATFORM_NS, name },
+        hostPath: { path: dir, type: 'Directory' },
+      },
+    }),
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name, namespace: PLATFORM_NS },
+      spec: { accessModes: ['ReadOnlyMany'], storageClassName: '', volumeName: name, resources: { requests: { storage: '1Gi' } } },
+    }),
+  ];
+  const file = join(stateDir, 'test-extension-source.yaml');
+  writeFileSync(file, manifests.join('\n---\n'));
+  await kubectl('apply', '-f', file);
+}
+
 /**
  * Runs `deploy/microk8s/deploy.sh --kubeconfig <node> --no-hosts` with only the variables a
  * platform team would set (a clean environment: nothing of the local stack's leaks in), after
@@ -117,7 +154,9 @@ export function hostPublicAddresses(): string[] {
  * deployment left (its registry, users, pull Secret) are deleted first. `autoscaling`:
  * `--autoscaling` with these PROMETHEUS_URL, BUILDER_MAX_REPLICAS and BUILDER_SCALE_DOWN_SECONDS
  * (the node's KEDA asks the node's Prometheus); without it, deploy.sh removes an earlier
- * ScaledObject.
+ * ScaledObject. `extensionSource`: a folder on this machine (the node's) that a PersistentVolume
+ * (hostPath) and the claim EXTENSION_SOURCE_PVC_NAME in the platform namespace expose, named to
+ * deploy.sh as EXTENSION_SOURCE_PVC (what a platform team does with its own file share).
  * @throws Error with the tail of deploy.sh's log when it fails
  */
 export async function deployToNode(
@@ -127,6 +166,7 @@ export async function deployToNode(
     builders?: number;
     withRegistry?: boolean;
     autoscaling?: { prometheusUrl: string; maxReplicas: number; scaleDownSeconds: number };
+    extensionSource?: string;
   } = { logFile: '/tmp/codebay-node-deploy.log' },
 ): Promise<NodeDeployment> {
   const node = nodeEnv();
@@ -158,6 +198,7 @@ export async function deployToNode(
     await kubectl('-n', PLATFORM_NS, 'delete', 'secret', 'codebay-registry-htpasswd', 'codebay-registry-pull', 'codebay-registry-push', '--ignore-not-found');
     await kubectl('-n', INSTANCE_NS, 'delete', 'secret', 'codebay-registry-pull', '--ignore-not-found');
   }
+  if (opts.extensionSource) await extensionSourceClaim(kubectl, stateDir, opts.extensionSource);
   await run('docker', ['tag', 'debian:bookworm', `${node.registryPush}/library/debian:bookworm`], { env: dockerEnv });
   await run('docker', ['push', '-q', `${node.registryPush}/library/debian:bookworm`], { env: dockerEnv, maxBuffer: 16 << 20 });
 
@@ -178,6 +219,7 @@ export async function deployToNode(
     // A builder killed mid-build: its job runs again within ~20 s instead of ~90 s.
     JOB_LOCK_SECONDS: '15',
     STALLED_INTERVAL_SECONDS: '5',
+    ...(opts.extensionSource ? { EXTENSION_SOURCE_PVC: EXTENSION_SOURCE_PVC_NAME } : {}),
     ...(opts.autoscaling
       ? {
           PROMETHEUS_URL: opts.autoscaling.prometheusUrl,

@@ -192,8 +192,8 @@ export async function startStack(opts: { services?: ServiceName[]; name?: string
       const queues = new JobQueues(redis, queuePrefix);
       await Promise.all(queues.entries().map(([, q]) => q.obliterate({ force: true }).catch(() => undefined)));
       await queues.close();
-      // And the editor versions its provisioners published.
-      await redis.del(redisKeys.editorVersions(queuePrefix));
+      // And what its provisioners and builders published.
+      await redis.del(redisKeys.editorVersions(queuePrefix), redisKeys.extensionSource(queuePrefix));
       await redis.quit();
     },
     api(path, init = {}) {

@@ -8,3 +8,4 @@ export * from './image-ref.ts';
 export * from './instance-record.ts';
 export * from './launch.ts';
 export * from './editor-versions.ts';
+export * from './extension-source.ts';

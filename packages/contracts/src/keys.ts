@@ -20,6 +20,12 @@ export const redisKeys = {
    */
   editorVersions: (queuePrefix: string) => `codebay:editor-versions:${queuePrefix}`,
   /**
+   * The fingerprint of the extension source the builders of one deployment (its queue prefix)
+   * bake extensions from (JSON, `publishedExtensionSourceSchema`), published by them and read
+   * wherever the build cache is looked up: an image baked from another source is not a hit.
+   */
+  extensionSource: (queuePrefix: string) => `codebay:extension-source:${queuePrefix}`,
+  /**
    * How long the last build jobs held a builder, seconds (a list, newest first, capped): what
    * a queued instance's estimated start is computed from. Per BullMQ prefix, as the queues.
    */

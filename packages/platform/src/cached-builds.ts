@@ -1,6 +1,6 @@
 import { mergeWarnings, type InstanceRecord, type PropertyWarning } from '@codebay/contracts';
 import type { Counter } from 'prom-client';
-import type { BuildCache, CacheHit } from './build-cache.ts';
+import type { BuildCache, CacheHit, LookupOptions } from './build-cache.ts';
 import type { BuildLogStream } from './build-log.ts';
 import type { JobQueues } from './jobs.ts';
 import type { Logger } from './logger.ts';
@@ -27,9 +27,10 @@ export class CachedBuilds {
    * The verified image of `key`, or undefined. A lookup that fails (registry or Redis
    * unreachable) is a miss: the instance is built instead. `count: false` keeps the lookup
    * out of the hit/miss metric (a builder's polls while another builds the key) unless it hits.
+   * `extensionSource`: the fingerprint a hit must have been baked from (see `BuildCache.lookup`).
    */
-  async lookup(key: string, opts: { count?: boolean; instanceId?: string } = {}): Promise<CacheHit | undefined> {
-    const hit = await this.deps.cache.lookup(key).catch((err: Error) => {
+  async lookup(key: string, opts: { count?: boolean; instanceId?: string } & LookupOptions = {}): Promise<CacheHit | undefined> {
+    const hit = await this.deps.cache.lookup(key, opts.extensionSource === undefined ? {} : { extensionSource: opts.extensionSource }).catch((err: Error) => {
       this.deps.logger.warn({ instanceId: opts.instanceId, key, err: err.message }, 'build cache lookup failed; counting it a miss');
       return undefined;
     });

@@ -19,3 +19,4 @@ export * from './cached-builds.ts';
 export * from './platform-key.ts';
 export * from './service-container.ts';
 export * from './editor-versions.ts';
+export * from './extension-source-board.ts';

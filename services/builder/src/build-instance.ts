@@ -1,5 +1,6 @@
 import {
   BUILD_IMAGE_REPOSITORY,
+  NO_EXTENSION_SOURCE,
   PermanentError,
   TransientError,
   buildImageRef,
@@ -34,7 +35,8 @@ import type { BuilderConfig } from './config.ts';
 import { cliEnvironment, failedBuildOf, type DevcontainerCli } from './devcontainer-cli.ts';
 import { EgressProxy, type EgressEvent } from './egress-proxy.ts';
 import { bakeExtensions } from './extension-bake.ts';
-import { extensionWarnings, wantedExtensionIds, type ExtensionSource } from './extension-source.ts';
+import { bakedFrom, extensionWarnings, wantedExtensionIds, type ExtensionSource } from './extension-source.ts';
+import type { ExtensionSourceWatch } from './extension-source-watch.ts';
 import type { ImageStore } from './images.ts';
 import { LogBatcher } from './log-batcher.ts';
 import type { BuildWorkspace } from './workspace.ts';
@@ -72,6 +74,8 @@ export interface BuildInstanceDeps {
   metrics: BuildMetrics;
   /** The operator's extension source (EXTENSION_SOURCE_DIR): wanted extensions are baked into each image. None: instances install them at start from the gallery. */
   extensions?: ExtensionSource;
+  /** This builder's extension source fingerprint, rescanned before each build: a cached image baked from another source is built again. */
+  sourceWatch: Pick<ExtensionSourceWatch, 'current'>;
 }
 
 /** The image's own warnings, from its labels: what its features ask that codebay does not grant, the extensions its build could not bake. */
@@ -109,6 +113,8 @@ interface PushTarget {
   launch: LaunchConfig;
   /** What the image's features ask of the container that codebay does not grant (`metadataWarnings`). */
   warnings: PropertyWarning[];
+  /** The extension source the image was baked from, for its cache record (`bakedFrom`). */
+  extensionSource: string | null | undefined;
   log: LogBatcher;
   signal: AbortSignal;
 }
@@ -156,8 +162,10 @@ export class BuildInstance {
       return;
     }
     const log = new LogBatcher(this.deps.logs, instanceId);
+    // The source this builder would bake from now (the folder may have changed since the gateway looked).
+    const source = await this.deps.sourceWatch.current();
     // Another instance may have built the same key since the gateway looked.
-    if (await this.fromCache(record, log)) return;
+    if (await this.fromCache(record, log, { source })) return;
     // (A re-claimed build withdraws an earlier attempt's offer: a late provision job must not start that image.)
     const claimed = await store.transition(instanceId, ['Queued', 'Building'], 'Building', { buildStartedAt: new Date().toISOString(), localImage: null });
     if (!claimed.ok) {
@@ -172,7 +180,7 @@ export class BuildInstance {
     const observe = (outcome: BuildOutcome | 'timeout' | 'released') => metrics.duration.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
     metrics.inProgress.inc();
     try {
-      const outcome = await this.build(record, attempt, combined, log);
+      const outcome = await this.build(record, attempt, combined, log, source);
       observe(outcome === 'built' ? 'success' : 'cached');
     } catch (err) {
       await this.settleFailure(record, err, { attempt, maxAttempts, signal: combined, cancelled: cancel.signal.aborted, log, observe });
@@ -281,12 +289,18 @@ export class BuildInstance {
    * When the build cache has the key (a recorded digest the registry still holds): the
    * instance goes Cached, with the image by digest, and on to provisioning.
    * `count`: whether this lookup goes into the hit/miss metric (the polls while waiting for
-   * another builder's build of the key do not).
+   * another builder's build of the key do not). `source`: this builder's extension source
+   * fingerprint (an image that wants extensions must have been baked from it; undefined: the
+   * published one).
    */
-  private async fromCache(record: InstanceRecord, log: LogBatcher, count = true): Promise<boolean> {
+  private async fromCache(
+    record: InstanceRecord,
+    log: LogBatcher,
+    { count = true, source }: { count?: boolean; source: string | undefined },
+  ): Promise<boolean> {
     const { cachedBuilds, store } = this.deps;
     const key = record.build!.key;
-    const hit = await cachedBuilds.lookup(key, { count, instanceId: record.id });
+    const hit = await cachedBuilds.lookup(key, { count, instanceId: record.id, ...(source === undefined ? {} : { extensionSource: source }) });
     if (!hit) return false;
     const fields = cachedBuilds.fields(hit, record.build!, record.warnings);
     const moved = await store.transition(record.id, ['Queued', 'Building'], 'Cached', fields);
@@ -297,7 +311,7 @@ export class BuildInstance {
   }
 
   /** Waits until this instance holds its key's build lock; 'cached' when another builder built the key meanwhile. */
-  private async waitForKey(record: InstanceRecord, signal: AbortSignal, log: LogBatcher): Promise<'mine' | 'cached'> {
+  private async waitForKey(record: InstanceRecord, signal: AbortSignal, log: LogBatcher, source: string | undefined): Promise<'mine' | 'cached'> {
     const key = record.build!.key;
     let announced = false;
     for (;;) {
@@ -308,7 +322,7 @@ export class BuildInstance {
         announced = true;
       }
       await sleep(LOCK_POLL_MS, undefined, { signal });
-      if (await this.fromCache(record, log, false)) return 'cached';
+      if (await this.fromCache(record, log, { count: false, source })) return 'cached';
     }
   }
 
@@ -333,11 +347,11 @@ export class BuildInstance {
     };
   }
 
-  private async build(record: InstanceRecord, attempt: number, signal: AbortSignal, log: LogBatcher): Promise<'built' | 'cached'> {
+  private async build(record: InstanceRecord, attempt: number, signal: AbortSignal, log: LogBatcher, source: string | undefined): Promise<'built' | 'cached'> {
     const { config, registries, store, cli, images, locks, workspace } = this.deps;
     const id = record.id;
     const { key, family } = record.build!;
-    if ((await this.waitForKey(record, signal, log)) === 'cached') return 'cached';
+    if ((await this.waitForKey(record, signal, log, source)) === 'cached') return 'cached';
     const stopKeepAlive = locks.keepAlive(key, id);
     const fetches = this.fetchWatcher(log);
     const proxy = new EgressProxy({
@@ -349,7 +363,7 @@ export class BuildInstance {
     });
     try {
       // The holder before us may have finished just as we took over.
-      if (await this.fromCache(record, log, false)) return 'cached';
+      if (await this.fromCache(record, log, { count: false, source })) return 'cached';
       const pushRef = buildImageRef(registries.push, key);
       log.push(`codebay: building build key ${key} on builder ${config.BUILDER_NAME}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
       const folders = await workspace.materialise(id, record.source, record.artifact!);
@@ -414,6 +428,8 @@ export class BuildInstance {
       const launch = launchFromImageLabels(built.labels);
       // The extensions the configuration and its features want, from the operator's source, into the image (tagged pushRef again).
       const wanted = wantedExtensionIds(launch.extensions);
+      // For the cache record: the source this image's extensions come from (see BuiltImage.extensionSource).
+      let extensionSource: string | null = wanted.length === 0 ? null : NO_EXTENSION_SOURCE;
       if (this.deps.extensions && wanted.length > 0) {
         const baked = await bakeExtensions(
           { source: this.deps.extensions, images },
@@ -424,6 +440,7 @@ export class BuildInstance {
         this.deps.metrics.extensions.inc({ result: 'missing' }, baked.resolution.missing.length);
         built = await images.image(pushRef);
         if (built.id !== baked.imageId) throw new TransientError(`${pushRef} changed while its extensions were baked into it`);
+        extensionSource = baked.resolution.fingerprint;
       }
       // What the features ask of the container that codebay does not grant, and the extensions the source lacks: on the instance and in the log.
       const warnings = imageWarnings(built.labels);
@@ -432,7 +449,7 @@ export class BuildInstance {
       for (const w of warnings) if (!said.has(w.property)) log.push(`codebay: warning: ${w.message}`);
       if (warnings.length) await store.patch(id, { warnings: mergeWarnings(record.warnings ?? [], warnings) });
       const offered = await this.offer(record, built.id, launch, log);
-      const target = { record, pushRef, buildEndedAt, launch, warnings, log, signal };
+      const target = { record, pushRef, buildEndedAt, launch, warnings, extensionSource, log, signal };
       let pushed: Pushed | undefined;
       try {
         pushed = await this.publish(target);
@@ -477,7 +494,7 @@ export class BuildInstance {
    * Pushes the built image under its key and its family's tag and records key → digest: the
    * build cache only ever names an image the registry holds (docs/security.md).
    */
-  private async publish({ record, pushRef, buildEndedAt, launch, warnings, log }: PushTarget): Promise<Pushed> {
+  private async publish({ record, pushRef, buildEndedAt, launch, warnings, extensionSource, log }: PushTarget): Promise<Pushed> {
     const { registries, images, cache, config } = this.deps;
     const { key, family } = record.build!;
     log.push(`codebay: pushing ${pushRef}`);
@@ -487,7 +504,14 @@ export class BuildInstance {
     await images.tag(pushRef, familyPush);
     await images.push(familyPush, () => undefined);
     await images.forgetDigests(pushRef);
-    await cache.record(key, { digest, launch, warnings, builtAt: buildEndedAt, builder: config.BUILDER_NAME });
+    await cache.record(key, {
+      digest,
+      launch,
+      warnings,
+      builtAt: buildEndedAt,
+      builder: config.BUILDER_NAME,
+      ...(extensionSource === undefined ? {} : { extensionSource }),
+    });
     const image = `${registries.pull}/${BUILD_IMAGE_REPOSITORY}@${digest}`;
     log.push(`codebay: pushed ${image}`);
     await log.drain();
@@ -595,6 +619,7 @@ export class BuildInstance {
       // The image's own (its features') warnings: read from the image below, never from the record
       // (a running instance's log can add warnings to its record; the cache entry is shared).
       warnings: [],
+      extensionSource: undefined,
       log,
       signal,
     };
@@ -608,7 +633,9 @@ export class BuildInstance {
       return;
     }
     log.push(`codebay: finishing the push of ${local.id} (builder ${local.builder} stopped while pushing it)`);
-    target.warnings = imageWarnings((await images.image(local.id)).labels);
+    const labels = (await images.image(local.id)).labels;
+    target.warnings = imageWarnings(labels);
+    target.extensionSource = bakedFrom(labels, wantedExtensionIds(target.launch.extensions));
     await images.tag(local.id, target.pushRef);
     let pushed: Pushed | undefined;
     try {

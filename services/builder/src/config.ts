@@ -45,6 +45,11 @@ const schema = commonEnvSchema
       .optional()
       .transform((v) => (v?.trim() ? v.trim() : undefined))
       .refine((v) => v === undefined || readableDir(v), 'EXTENSION_SOURCE_DIR must be an absolute path to a folder the builder can read'),
+    /**
+     * How often the extension source is scanned for changes (a listing and a stat per file; new
+     * or changed files are read and hashed), and its fingerprint published for the build cache.
+     */
+    EXTENSION_SOURCE_SCAN_SECONDS: envInt(10),
     METRICS_HOST: z.string().default('127.0.0.1'),
     METRICS_PORT: envInt(9101),
   });

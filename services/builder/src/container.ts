@@ -1,6 +1,7 @@
 import {
   ArtifactStore,
   BuildCache,
+  ExtensionSourceBoard,
   CachedBuilds,
   PLATFORM,
   RegistryClient,
@@ -25,6 +26,7 @@ import { BuildLocks } from './build-lock.ts';
 import type { BuilderConfig } from './config.ts';
 import { DevcontainerCli } from './devcontainer-cli.ts';
 import { ExtensionSource } from './extension-source.ts';
+import { ExtensionSourceWatch } from './extension-source-watch.ts';
 import { ImageStore } from './images.ts';
 import { BuildWorkspace } from './workspace.ts';
 
@@ -34,6 +36,8 @@ const OWN = {
   registries: token<RegistrySettings>('registry settings'),
   images: token<ImageStore>('image store'),
   build: token<BuildInstance>('build use-case'),
+  sourceWatch: token<ExtensionSourceWatch>('extension source watch'),
+  sourceBoard: token<ExtensionSourceBoard>('extension source board'),
 };
 
 /** The builder's injection tokens: every service's (PLATFORM) and its own. */
@@ -55,6 +59,18 @@ export function builderContainer(config: BuilderConfig): DependencyContainer {
         pull: registryAuthConfig(registries.pull, registries.pullAuth),
       }),
   );
+  // The operator's folder of .vsix files, if any: scanned by the watch, baked from by builds (one cache of what was read).
+  const extensions = config.EXTENSION_SOURCE_DIR ? new ExtensionSource(config.EXTENSION_SOURCE_DIR) : undefined;
+  provide(c, T.sourceBoard, () => new ExtensionSourceBoard(get(T.redis), config.CODEBAY_QUEUE_PREFIX));
+  provide(c, T.sourceWatch, () => {
+    return new ExtensionSourceWatch({
+      ...(extensions ? { source: extensions } : {}),
+      board: get(T.sourceBoard),
+      logger: get(T.logger),
+      builder: config.BUILDER_NAME,
+      intervalMs: config.EXTENSION_SOURCE_SCAN_SECONDS * 1000,
+    });
+  });
   provide(c, T.build, () => {
     const metrics = get(T.metrics);
     const redis = get(T.redis);
@@ -69,7 +85,7 @@ export function builderContainer(config: BuilderConfig): DependencyContainer {
       },
       registry: () => registry.ping(),
     });
-    const cache = new BuildCache(redis, registry, registries.pull);
+    const cache = new BuildCache(redis, registry, registries.pull, get(T.sourceBoard));
     return new BuildInstance({
       config,
       registries,
@@ -94,7 +110,8 @@ export function builderContainer(config: BuilderConfig): DependencyContainer {
       workspace: new BuildWorkspace(config.CODEBAY_BUILD_DIR, new ArtifactStore(config.CODEBAY_ARTIFACT_DIR), buildPolicy(config)),
       jobs: get(T.jobs),
       logger: get(T.logger),
-      ...(config.EXTENSION_SOURCE_DIR ? { extensions: new ExtensionSource(config.EXTENSION_SOURCE_DIR) } : {}),
+      ...(extensions ? { extensions } : {}),
+      sourceWatch: get(T.sourceWatch),
       metrics: {
         duration: new Histogram({
           name: 'codebay_build_duration_seconds',

@@ -59,13 +59,16 @@ describe('bakeExtensions', () => {
       {
         tag: 'push/codebay-devcontainer:key',
         files: ['extensions/acme.tool-2.0.0.vsix', 'extensions/index.json'],
-        labels: { 'codebay.extensions': JSON.stringify({ baked: [{ id: 'acme.tool', version: '2.0.0' }], missing: ['no.such'] }) },
+        labels: {
+          'codebay.extensions': JSON.stringify({ baked: [{ id: 'acme.tool', version: '2.0.0' }], missing: ['no.such'], source: baked.resolution.fingerprint }),
+        },
         dockerfile: 'FROM sha256:cli\nCOPY extensions/ /usr/local/share/codebay/extensions/\n',
         index: { extensions: [{ id: 'acme.tool', version: '2.0.0', file: 'acme.tool-2.0.0.vsix' }], missing: ['no.such'] },
         modes: [0o644, 0o644],
       },
     ]);
     expect(lines).toContain('codebay: extension acme.tool 2.0.0: baked into the image');
+    expect(lines).toContain(`codebay: extension source ${baked.resolution.fingerprint.slice(0, 12)}…: 1 of 2 wanted extension(s) found`);
     expect(() => statSync(join(work, 'x'))).toThrow();
   });
 

@@ -14,7 +14,7 @@ export interface Baked {
  * Bakes the wanted extensions (lower-case ids, `wantedExtensionIds`) found in `source` into the
  * image `from` (an image ID on the builder's daemon): a second build `FROM` it copies each chosen
  * .vsix and the index (`BakedIndex`) to BAKED_EXTENSIONS_DIR and labels the result
- * EXTENSIONS_LABEL, tagged `tag` (the push ref: the push and the offer take the baked image).
+ * EXTENSIONS_LABEL (with the source's fingerprint), tagged `tag` (the push ref: the push and the offer take the baked image).
  * An index is baked even when nothing was found: the launcher then installs nothing from the
  * network. `signal` stops the build. `workDir` is a scratch folder of this build (removed afterwards); `log` gets the
  * daemon's output and one line per skipped file. Throws TransientError when the source cannot
@@ -36,6 +36,7 @@ export async function bakeExtensions(
     throw new TransientError(`this builder's extension source cannot be read (${err.code ?? err.message})`);
   });
   for (const s of resolution.skipped) log(`codebay: extension source: ${s.file} skipped: ${s.reason}`);
+  log(`codebay: extension source ${resolution.fingerprint.slice(0, 12)}…: ${resolution.found.length} of ${wanted.length} wanted extension(s) found`);
   const dir = join(workDir, 'extensions');
   await rm(workDir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
@@ -54,7 +55,11 @@ export async function bakeExtensions(
     await writeFile(join(dir, INDEX_FILE), `${JSON.stringify(index, null, 2)}\n`, { mode: 0o644 });
     files.push(`extensions/${INDEX_FILE}`);
     await writeFile(join(workDir, 'Dockerfile'), `FROM ${from}\nCOPY extensions/ ${BAKED_EXTENSIONS_DIR}/\n`);
-    const label = JSON.stringify({ baked: index.extensions.map(({ id, version }) => ({ id, version })), missing: index.missing });
+    const label = JSON.stringify({
+      baked: index.extensions.map(({ id, version }) => ({ id, version })),
+      missing: index.missing,
+      source: resolution.fingerprint,
+    });
     const imageId = await deps.images.build(workDir, files, tag, { [EXTENSIONS_LABEL]: label }, (line) => log(`codebay: ${line}`), signal);
     return { resolution, imageId };
   } finally {

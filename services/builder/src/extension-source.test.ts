@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { NO_EXTENSION_SOURCE } from '@codebay/contracts';
+import { copyFileSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import {
   EXTENSIONS_LABEL,
   EXTENSIONS_PROPERTY,
   ExtensionSource,
+  bakedFrom,
   bakedIndex,
   compareVersions,
   extensionWarnings,
@@ -93,6 +95,74 @@ describe('ExtensionSource', () => {
     const second = await source.resolve(['acme.tool']);
     expect(second.found.map((e) => e.version)).toEqual(['2.0.0-a-longer-version']);
     expect(second.skipped).toEqual([]);
+  });
+});
+
+describe('ExtensionSource fingerprint', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'codebay-extsrc-fp-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('changes with what a build could bake (a new id, a new highest version, new bytes), not with older versions, names, times or unreadable files', async () => {
+    const source = new ExtensionSource(dir);
+    const empty = (await source.scan()).fingerprint;
+    expect(empty).toMatch(/^[a-f0-9]{64}$/);
+    expect(empty).not.toBe(NO_EXTENSION_SOURCE);
+
+    makeVsix(join(dir, 'tool.vsix'), { publisher: 'acme', name: 'tool', version: '1.0.0' });
+    const one = await source.scan();
+    expect(one.fingerprint).not.toBe(empty);
+    expect([...one.chosen.values()].map((e) => [e.id, e.version, e.sha256])).toEqual([['acme.tool', '1.0.0', expect.stringMatching(/^[a-f0-9]{64}$/)]]);
+
+    // An older version beside it, a renamed file, a new modification time, a corrupt file: nothing a build bakes changed.
+    makeVsix(join(dir, 'tool-old.vsix'), { publisher: 'acme', name: 'tool', version: '0.9.0' });
+    renameSync(join(dir, 'tool.vsix'), join(dir, 'renamed.vsix'));
+    utimesSync(join(dir, 'renamed.vsix'), new Date(), new Date(Date.now() + 60_000));
+    writeFileSync(join(dir, 'broken.vsix'), 'not a zip');
+    expect((await source.scan()).fingerprint).toBe(one.fingerprint);
+    // The same content in another folder (another builder's copy): the same fingerprint.
+    const copy = mkdtempSync(join(tmpdir(), 'codebay-extsrc-fp-copy-'));
+    try {
+      copyFileSync(join(dir, 'renamed.vsix'), join(copy, 'x.vsix'));
+      expect((await new ExtensionSource(copy).scan()).fingerprint).toBe(one.fingerprint);
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+
+    // A new id, then a higher version: each changes it; removing them gives the earlier one back.
+    makeVsix(join(dir, 'other.vsix'), { publisher: 'acme', name: 'other', version: '0.1.0' });
+    const two = (await source.scan()).fingerprint;
+    expect(two).not.toBe(one.fingerprint);
+    makeVsix(join(dir, 'tool-2.vsix'), { publisher: 'acme', name: 'tool', version: '2.0.0' });
+    const three = (await source.scan()).fingerprint;
+    expect(three).not.toBe(two);
+    rmSync(join(dir, 'tool-2.vsix'));
+    rmSync(join(dir, 'other.vsix'));
+    expect((await source.scan()).fingerprint).toBe(one.fingerprint);
+
+    // Other bytes under the same id and version (a rebuilt .vsix): changed.
+    rmSync(join(dir, 'tool-old.vsix'));
+    makeVsix(join(dir, 'renamed.vsix'), { publisher: 'acme', name: 'tool', version: '1.0.0' }, '^1.90.0');
+    expect((await source.scan()).fingerprint).not.toBe(one.fingerprint);
+  });
+
+  it('resolve reports the fingerprint of the scan it resolved from', async () => {
+    makeVsix(join(dir, 'tool.vsix'), { publisher: 'acme', name: 'tool', version: '1.0.0' });
+    const source = new ExtensionSource(dir);
+    expect((await source.resolve(['acme.tool'])).fingerprint).toBe((await source.scan()).fingerprint);
+  });
+});
+
+describe('bakedFrom', () => {
+  it('null when nothing is wanted; the label’s source when baked; none when built without a source; unknown for an older label', () => {
+    const label = (v: object) => ({ [EXTENSIONS_LABEL]: JSON.stringify(v) });
+    const fp = 'a'.repeat(64);
+    expect(bakedFrom(label({ baked: [], missing: [], source: fp }), [])).toBeNull();
+    expect(bakedFrom(label({ baked: [], missing: ['a.b'], source: fp }), ['a.b'])).toBe(fp);
+    expect(bakedFrom({}, ['a.b'])).toBe(NO_EXTENSION_SOURCE);
+    expect(bakedFrom(label({ baked: [], missing: ['a.b'] }), ['a.b'])).toBeUndefined();
   });
 });
 

@@ -1,4 +1,6 @@
-import type { PropertyWarning } from '@codebay/contracts';
+import { NO_EXTENSION_SOURCE, type PropertyWarning } from '@codebay/contracts';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import yauzl from 'yauzl';
@@ -7,7 +9,10 @@ import yauzl from 'yauzl';
 export const BAKED_EXTENSIONS_DIR = '/usr/local/share/codebay/extensions';
 /** The index in BAKED_EXTENSIONS_DIR: JSON `BakedIndex`. */
 export const INDEX_FILE = 'index.json';
-/** The label of a baked image: JSON `{"baked":[{id,version}],"missing":[ids]}` (see `extensionWarnings`). */
+/**
+ * The label of a baked image: JSON `{"baked":[{id,version}],"missing":[ids],"source":fingerprint}`
+ * (see `extensionWarnings`, `bakedFrom`).
+ */
 export const EXTENSIONS_LABEL = 'codebay.extensions';
 /** The property extension warnings are about. */
 export const EXTENSIONS_PROPERTY = 'customizations.vscode.extensions';
@@ -29,16 +34,26 @@ export interface VsixManifest {
   version: string;
 }
 
-/** An extension chosen from the source: its manifest and the .vsix's absolute path. */
+/** An extension chosen from the source: its manifest, the .vsix's absolute path and the sha256 of its content (hex). */
 export interface ChosenExtension extends VsixManifest {
   path: string;
+  sha256: string;
 }
 
-/** What `resolve` found: chosen extensions (in the wanted order), ids the source lacks, files it skipped and why. */
+/** What `scan` found: the extension chosen for each id, files skipped and why, and the source's fingerprint. */
+export interface SourceScan {
+  chosen: Map<string, ChosenExtension>;
+  skipped: Array<{ file: string; reason: string }>;
+  /** See `sourceFingerprint`. */
+  fingerprint: string;
+}
+
+/** What `resolve` found: chosen extensions (in the wanted order), ids the source lacks, files it skipped and why, and the fingerprint of the source they came from. */
 export interface Resolution {
   found: ChosenExtension[];
   missing: string[];
   skipped: Array<{ file: string; reason: string }>;
+  fingerprint: string;
 }
 
 /** The index a baked image holds (BAKED_EXTENSIONS_DIR/INDEX_FILE): `file` is a name in that folder. */
@@ -151,61 +166,110 @@ function readEntry(zip: yauzl.ZipFile, wanted: string): Promise<string> {
 }
 
 /**
+ * The fingerprint of an extension source: sha256 (hex) over the extension chosen for each id —
+ * `<id>@<version> <sha256 of the file>` lines, sorted by id. Exactly what a build can bake: an
+ * older version added beside a newer one, a renamed file, a file that cannot be read or a copy
+ * with another modification time changes nothing; a new id, a new highest version, or new bytes
+ * under the same version change it. The same folder content gives the same fingerprint on every
+ * builder.
+ */
+export function sourceFingerprint(chosen: Iterable<Pick<ChosenExtension, 'id' | 'version' | 'sha256'>>): string {
+  const lines = [...chosen].map((e) => `${e.id}@${e.version} ${e.sha256}\n`).sort();
+  return createHash('sha256')
+    .update(`codebay extension source v1\n${lines.join('')}`)
+    .digest('hex');
+}
+
+interface KnownFile {
+  /** What the file was known by when read: size, inode, modification and change times. */
+  stamp: string;
+  manifest?: VsixManifest;
+  sha256?: string;
+  reason?: string;
+}
+
+/**
  * The operator's extension source: a folder of .vsix files (EXTENSION_SOURCE_DIR; only its own
- * entries, not sub-folders). Each file is known by the manifest inside it; what was read is
- * remembered by path, size and modification time, so a build reads only new or changed files.
+ * entries, not sub-folders). Each file is known by the manifest inside it; what was read (the
+ * manifest and the sha256 of the content) is remembered by path, size, inode, modification and change time, so
+ * a scan lists the folder and stats each file, and reads only new or changed files.
  */
 export class ExtensionSource {
-  private readonly known = new Map<string, { size: number; mtimeMs: number; manifest?: VsixManifest; reason?: string }>();
+  private readonly known = new Map<string, KnownFile>();
 
   constructor(readonly dir: string) {}
 
   /**
-   * The .vsix for each wanted id (lower-case, see `wantedExtensionIds`): the highest version the
-   * folder holds (equal versions: the first file name in order). Files that cannot be read are
-   * skipped with their reason. Throws when the folder cannot be listed.
+   * The folder now: the highest version of each id it holds (equal versions: the first file name
+   * in order), the files skipped with their reason, and the fingerprint (`sourceFingerprint`).
+   * Throws when the folder cannot be listed.
    */
-  async resolve(wanted: readonly string[]): Promise<Resolution> {
+  async scan(): Promise<SourceScan> {
     const names = (await readdir(this.dir, { withFileTypes: true }))
       .filter((d) => /\.vsix$/i.test(d.name) && (d.isFile() || d.isSymbolicLink()))
       .map((d) => d.name)
       .sort();
-    const best = new Map<string, ChosenExtension>();
-    const skipped: Resolution['skipped'] = [];
+    const chosen = new Map<string, ChosenExtension>();
+    const skipped: SourceScan['skipped'] = [];
+    const seen = new Set<string>();
     for (const name of names) {
       const path = join(this.dir, name);
+      seen.add(path);
       const read = await this.read(path);
       if (read.reason !== undefined) {
         skipped.push({ file: name, reason: read.reason });
         continue;
       }
       const m = read.manifest!;
-      const current = best.get(m.id);
-      if (!current || compareVersions(m.version, current.version) > 0) best.set(m.id, { ...m, path });
+      const current = chosen.get(m.id);
+      if (!current || compareVersions(m.version, current.version) > 0) chosen.set(m.id, { ...m, path, sha256: read.sha256! });
     }
-    const found = wanted.flatMap((id) => (best.has(id) ? [best.get(id)!] : []));
-    return { found, missing: wanted.filter((id) => !best.has(id)), skipped };
+    for (const path of this.known.keys()) if (!seen.has(path)) this.known.delete(path);
+    return { chosen, skipped, fingerprint: sourceFingerprint(chosen.values()) };
   }
 
-  private async read(path: string): Promise<{ manifest?: VsixManifest; reason?: string }> {
+  /**
+   * The .vsix for each wanted id (lower-case, see `wantedExtensionIds`) from a fresh `scan`, in
+   * the wanted order, the ids the folder lacks, the files skipped, and the scan's fingerprint.
+   * Throws when the folder cannot be listed.
+   */
+  async resolve(wanted: readonly string[]): Promise<Resolution> {
+    const { chosen, skipped, fingerprint } = await this.scan();
+    const found = wanted.flatMap((id) => (chosen.has(id) ? [chosen.get(id)!] : []));
+    return { found, missing: wanted.filter((id) => !chosen.has(id)), skipped, fingerprint };
+  }
+
+  private async read(path: string): Promise<KnownFile> {
     let info;
     try {
       info = await stat(path);
     } catch (err) {
-      return { reason: (err as Error).message };
+      return { stamp: '', reason: (err as Error).message };
     }
-    if (!info.isFile()) return { reason: 'not a file' };
+    const stamp = `${info.size}:${info.ino}:${info.mtimeMs}:${info.ctimeMs}`;
+    if (!info.isFile()) return { stamp, reason: 'not a file' };
     const cached = this.known.get(path);
-    if (cached && cached.size === info.size && cached.mtimeMs === info.mtimeMs) return cached;
-    let entry: { size: number; mtimeMs: number; manifest?: VsixManifest; reason?: string };
+    if (cached?.stamp === stamp) return cached;
+    let entry: KnownFile;
     try {
-      entry = { size: info.size, mtimeMs: info.mtimeMs, manifest: await readVsixManifest(path) };
+      entry = { stamp, manifest: await readVsixManifest(path), sha256: await sha256File(path) };
     } catch (err) {
-      entry = { size: info.size, mtimeMs: info.mtimeMs, reason: (err as Error).message };
+      entry = { stamp, reason: (err as Error).message };
     }
     this.known.set(path, entry);
     return entry;
   }
+}
+
+/** The sha256 (hex) of a file's content, streamed. */
+function sha256File(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolve(hash.digest('hex')));
+  });
 }
 
 /** The file name a chosen extension has in a baked image: `<publisher.name>-<version>.vsix` (both checked by `readVsixManifest`). */
@@ -219,6 +283,25 @@ export function bakedIndex(resolution: Resolution): BakedIndex {
     extensions: resolution.found.map((e) => ({ id: e.id, version: e.version, file: bakedFileName(e) })),
     missing: resolution.missing,
   };
+}
+
+/**
+ * The extension source an image's extensions came from, for its build cache record
+ * (`BuiltImage.extensionSource`): null when `wanted` (the ids its configuration asks for,
+ * `wantedExtensionIds`) is empty, the fingerprint in its EXTENSIONS_LABEL when it was baked, and
+ * NO_EXTENSION_SOURCE when it was not (built without a source). Undefined for a label written
+ * before codebay recorded the source.
+ */
+export function bakedFrom(labels: Record<string, string>, wanted: readonly string[]): string | null | undefined {
+  if (wanted.length === 0) return null;
+  const raw = labels[EXTENSIONS_LABEL];
+  if (!raw) return NO_EXTENSION_SOURCE;
+  try {
+    const { source } = JSON.parse(raw) as { source?: unknown };
+    return typeof source === 'string' ? source : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -21,6 +21,9 @@ const buildx = await buildxVersion(config.DOCKER_PATH, config.DOCKER_HOST).catch
 
 // A builder killed mid-build left its daemon with the pieces of that build: clear them before taking jobs.
 await useCase.housekeeping();
+// The extension source's fingerprint, published before the first build and kept in step with the folder.
+const sourceWatch = resolve(c, T.sourceWatch);
+const sourceFingerprint = await sourceWatch.start();
 
 const workers = startWorkers(
   'builder',
@@ -46,7 +49,13 @@ const workers = startWorkers(
 
 const ops = await startOpsServer(config.METRICS_HOST, config.METRICS_PORT, resolve(c, T.metrics), () => images.ping());
 logger.info(
-  { dockerHost: config.DOCKER_HOST, buildx, registry: { pull: registries.pull, push: registries.push }, metrics: config.METRICS_PORT },
+  {
+    dockerHost: config.DOCKER_HOST,
+    buildx,
+    registry: { pull: registries.pull, push: registries.push },
+    metrics: config.METRICS_PORT,
+    extensionSource: sourceFingerprint,
+  },
   'builder ready',
 );
 
@@ -54,7 +63,10 @@ installShutdown(
   logger,
   [
     // Stop taking jobs; one running gets the grace period, then goes back to its queue.
-    () => workers.close(config.SHUTDOWN_GRACE_SECONDS * 1000),
+    () => {
+      sourceWatch.stop();
+      return workers.close(config.SHUTDOWN_GRACE_SECONDS * 1000);
+    },
     () => jobs.close(),
     () => new Promise<void>((done) => ops.close(() => done())),
     () => redis.quit(),

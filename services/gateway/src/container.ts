@@ -4,6 +4,7 @@ import {
   BuildCache,
   CachedBuilds,
   EditorVersionsBoard,
+  ExtensionSourceBoard,
   LogFollowers,
   PLATFORM,
   RegistryClient,
@@ -65,7 +66,13 @@ export function gatewayContainer(config: GatewayConfig): DependencyContainer {
     const registries = registrySettings(config);
     return new CachedBuilds({
       // A slow registry must not hold creates up for long: no answer in 3 s counts as a miss.
-      cache: new BuildCache(get(T.redis), new RegistryClient(registries.apiUrl, { timeoutMs: 3_000, auth: registries.pullAuth }), registries.pull),
+      // An image baked from an extension source other than the one the builders publish is a miss.
+      cache: new BuildCache(
+        get(T.redis),
+        new RegistryClient(registries.apiUrl, { timeoutMs: 3_000, auth: registries.pullAuth }),
+        registries.pull,
+        new ExtensionSourceBoard(get(T.redis), config.CODEBAY_QUEUE_PREFIX),
+      ),
       logs: get(T.logs),
       jobs: get(T.jobs),
       logger: get(T.logger),
