@@ -48,6 +48,20 @@ describe('hostile tenant: BuildKit', () => {
     if (victim) await expectVictimUnchanged(h, victim);
   });
 
+  it('a failing step that prints BuildKit’s own lines after carriage returns: the error names the real step and exit code, not the forged feature', async () => {
+    const forged = `ghcr.io/someone-else/feature-${salt()}`;
+    // After `\r`, lines that would read as BuildKit's: a vertex starting (a feature's install step) and failing.
+    const lie = `x\\r#99 [dev_containers_target_stage 4/4] RUN /tmp/dev-container-features/${forged.split('/').pop()}_0/install.sh\\n`;
+    const lie2 = `x\\r#99 ERROR: process "/bin/sh -c /tmp/dev-container-features/${forged.split('/').pop()}_0/install.sh" did not complete successfully: exit code: 42\\n`;
+    const res = await h.attacker.createWorkspace(
+      await dockerfileWorkspace(`FROM debian:bookworm\nRUN printf '${lie}'; printf '${lie2}'; exit 3\n`, {}, { features: {} }),
+    );
+    expect(res.status).toBe(202);
+    const failed = await waitForStatus(h.stack, ((await res.json()) as InstanceResponse).instance_id, ['Failed'], 180_000);
+    expect(failed.error).toMatch(/^The Dockerfile step "RUN printf .*" failed with exit code 3 \(build step 2 of 2\)/);
+    expect(failed.error).not.toMatch(/Feature ".*" failed to install|exit code 42/);
+  });
+
   it('a step identical to another tenant’s, run over a cache mount the attacker filled in another stage: the victim’s build does not take its result', async () => {
     // The victim's Dockerfile: a tool that trusts its cache folder (as Go's build cache, ccache or
     // cargo's target folder do), the folder a cache mount. Any tenant who knows the Dockerfile and
