@@ -4,7 +4,9 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { execIn, testDocker } from '../support/docker.ts';
+import { execFileSync } from 'node:child_process';
+import { components } from '../support/components.ts';
+import { containerExists, execIn, testDocker } from '../support/docker.ts';
 import { packWorkspace, waitForStatus } from '../support/instances.ts';
 import { expectVictimUnchanged, startHostileStack, startVictim, type HostileStack, type VictimSnapshot } from '../support/tenants.ts';
 import { salt } from '../support/workspaces.ts';
@@ -36,6 +38,20 @@ function slowContext(bytes: number): Buffer {
 describe('hostile tenant: BuildKit', () => {
   let h: HostileStack;
   let victim: VictimSnapshot;
+  const baseImages: string[] = [];
+
+  /**
+   * A base image with a `devcontainer.metadata` label of the attacker's (as one published on a
+   * public registry would be), made on the builder's daemon: debian:bookworm with `label` verbatim.
+   */
+  function labelledBase(label: string): string {
+    const tag = `codebay-hostile-meta-${salt()}:1`;
+    const dir = mkdtempSync(join(tmpdir(), 'codebay-hostile-meta-'));
+    writeFileSync(join(dir, 'Dockerfile'), `FROM debian:bookworm\nLABEL devcontainer.metadata=${JSON.stringify(label)}\n`);
+    execFileSync('docker', ['build', '-q', '-t', tag, dir], { env: { ...process.env, DOCKER_HOST: components().dockerHost } });
+    baseImages.push(tag);
+    return tag;
+  }
 
   beforeAll(async () => {
     h = await startHostileStack('hostile-buildkit');
@@ -43,9 +59,34 @@ describe('hostile tenant: BuildKit', () => {
   });
   afterAll(async () => {
     await h?.stop();
+    for (const tag of baseImages)
+      await testDocker()
+        .getImage(tag)
+        .remove({ force: true })
+        .catch(() => undefined);
   });
   afterEach(async () => {
     if (victim) await expectVictimUnchanged(h, victim);
+  });
+
+  it.each([
+    ['RUN --mount=type=ssh (the builder’s SSH agent)', 'RUN --mount=type=ssh,required=true ssh-add -l', /ssh/i],
+    [
+      'RUN --mount=type=secret (a secret buildx might forward)',
+      'RUN --mount=type=secret,id=GIT_AUTH_TOKEN,required=true cat /run/secrets/GIT_AUTH_TOKEN',
+      /secret/i,
+    ],
+    [
+      'RUN --mount=type=bind,from= a stage name the CLI uses for feature content',
+      'RUN --mount=type=bind,from=dev_containers_feature_content_source,target=/x ls -R /x',
+      /dev_containers_feature_content_source/,
+    ],
+  ])('%s: the build fails, nothing handed over', async (_name, step, said) => {
+    const res = await h.attacker.createWorkspace(await dockerfileWorkspace(`# syntax=docker/dockerfile:1\nFROM debian:bookworm\n${step}\n`));
+    expect(res.status).toBe(202);
+    const failed = await waitForStatus(h.stack, ((await res.json()) as InstanceResponse).instance_id, ['Failed'], 180_000);
+    expect(failed.phase).toBe('build');
+    expect(failed.error).toMatch(said);
   });
 
   it('a failing step that prints BuildKit’s own lines after carriage returns: the error names the real step and exit code, not the forged feature', async () => {
@@ -93,5 +134,41 @@ describe('hostile tenant: BuildKit', () => {
     const inst = await waitForStatus(h.stack, ((await res.json()) as InstanceResponse).instance_id, ['Running'], 300_000);
     const ran = await execIn(testDocker(), h.stack.names.container(inst.instance_id), ['/usr/local/bin/app']);
     expect(ran.stdout).toBe(`genuine-${tag}\n`);
+  });
+
+  describe('hostRequirements from an image’s metadata (MAX_CPU_LIMIT 4000m, MAX_MEMORY_LIMIT 8Gi, MAX_STORAGE_SIZE 100Gi)', () => {
+    it('malformed, huge, negative, exponent, unit and array values in many entries: ignored; the instance gets the valid ones, within the maxima', async () => {
+      const junk = [
+        '{"hostRequirements":{"cpus":-64,"memory":"-1gb","storage":"-5tb"}}',
+        '{"hostRequirements":{"cpus":1e400,"memory":"9e99gb","storage":"1e3tb"}}',
+        '{"hostRequirements":{"cpus":"64","memory":"64GB","storage":"999Ti"}}',
+        '{"hostRequirements":{"cpus":64.5,"memory":"99999999999999999999tb","storage":"0x7fffffff"}}',
+        '{"hostRequirements":{"cpus":[64],"memory":["64gb"],"storage":{"size":"64tb"}}}',
+        '{"hostRequirements":[{"cpus":64}]}',
+        '{"hostRequirements":{"cpus":9007199254740993,"memory":"18014398509481984kb"}}',
+        '{"hostRequirements":{"cpus":null,"memory":" 64gb","storage":"64 gb"}}',
+      ];
+      const label = `[${[...junk, ...Array.from({ length: 1000 }, () => '{"hostRequirements":{"cpus":1}}'), '{"hostRequirements":{"cpus":2,"memory":"1gb"}}'].join(',')}]`;
+      const res = await h.attacker.createWorkspace(await dockerfileWorkspace(`FROM ${labelledBase(label)}\n`));
+      expect(res.status).toBe(202);
+      const running = await waitForStatus(h.stack, ((await res.json()) as InstanceResponse).instance_id, ['Running', 'Failed'], 240_000);
+      expect(running.status, running.error ?? '').toBe('Running');
+      expect(running.resources).toMatchObject({ cpu_request: '2', cpu_limit: '2', memory_request: '1Gi', memory_limit: '2Gi', storage_size: '2Gi' });
+      const { HostConfig } = await testDocker().getContainer(h.stack.names.container(running.instance_id)).inspect();
+      expect(HostConfig.Memory).toBe(2 * 2 ** 30);
+      expect(HostConfig.NanoCpus).toBeLessThanOrEqual(4e9);
+    });
+
+    it('one entry among many asks for more than the maxima (cpus 5, memory 9gb): refused before anything starts, nothing raised', async () => {
+      const label = JSON.stringify([{ hostRequirements: { cpus: 1 } }, { hostRequirements: { cpus: 5 } }, { hostRequirements: { memory: '9gb' } }]);
+      const res = await h.attacker.createWorkspace(await dockerfileWorkspace(`FROM ${labelledBase(label)}\n`));
+      const created = (await res.json()) as InstanceResponse;
+      const failed = await waitForStatus(h.stack, created.instance_id, ['Failed'], 240_000);
+      expect(failed.phase).toBe('provision');
+      expect(failed.error).toMatch(/hostRequirements\.cpus: .* asks for 5 cores, and this deployment gives an instance at most 4000m of cpu/);
+      expect(failed.error).toMatch(/hostRequirements\.memory: .* asks for 9Gi/);
+      expect(failed.resources).toEqual(created.resources);
+      expect(await containerExists(testDocker(), h.stack.names.container(created.instance_id))).toBe(false);
+    });
   });
 });
