@@ -234,6 +234,18 @@ describe('explainBuildFailure', () => {
     );
   });
 
+  it('blames no feature for a step of the user’s Dockerfile that names a feature folder or prints the wrapper’s words', () => {
+    const lines = [
+      '#5 [2/2] RUN echo /tmp/dev-container-features/node_0/install.sh; exit 3',
+      '#5 0.169 ERROR: Feature "ghcr.io/devcontainers/features/node" (node) failed to install!',
+      '#5 ERROR: executor failed running [/bin/sh -c echo /tmp/dev-container-features/node_0/install.sh; exit 3]: exit code: 3',
+    ];
+    for (const features of [[], ['ghcr.io/devcontainers/features/node:1']])
+      expect(explainBuildFailure({ lines, outcome: DOCKER_BUILD_FAILED }, { features, fetches: [] })).toMatch(
+        /^The Dockerfile step "RUN echo \/tmp\/dev-container-features\/node_0\/install\.sh; exit 3" failed with exit code 3 \(build step 2 of 2\)/,
+      );
+  });
+
   it('leaves other failures to the caller', () => {
     const lines = ['Error: spawn docker ENOENT'];
     expect(explainBuildFailure({ lines, outcome: DOCKER_BUILD_FAILED }, { features: [], fetches: [] })).toBeUndefined();

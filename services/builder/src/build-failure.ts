@@ -37,6 +37,8 @@ const RUN_FAILED =
 const FEATURE_FOLDER = /\/tmp\/dev-container-features\/([^/\s']+)_(\d+)(?=[\s/']|$)/;
 /** The feature install wrapper's own last words: `ERROR: Feature "<name>" (<id>) failed to install!`. */
 const FEATURE_FAILED = /^ERROR: Feature "(.*)" \((.*)\) failed to install!/;
+/** The stage of the Dockerfile the Dev Containers CLI writes in which it installs features (the user's own stages come before it). */
+const CLI_FEATURE_STAGE = 'dev_containers_target_stage';
 /** The CLI's summary of a feature it could not fetch or read. */
 const FEATURE_UNPROCESSED = /Feature '([^']+)' could not be processed/;
 /** Lines that are the builder's bookkeeping, not the step's output. */
@@ -137,6 +139,10 @@ function where(step: FailedStep): string {
 function featureInstallFailure(failed: FailedBuild, ctx: BuildContext): string | undefined {
   const { lines } = failed;
   const step = failedStep(lines);
+  // Only the CLI's own stage installs features, and only when the config has some: a step of the
+  // user's Dockerfile can print the wrapper's words or name a feature folder in its command, and
+  // the error would then blame a feature (anyone's, as the step writes it) for the user's own step.
+  if (ctx.features.length === 0 || (step && step.stage !== CLI_FEATURE_STAGE)) return undefined;
   const folder = FEATURE_FOLDER.exec(step?.run?.command ?? '') ?? FEATURE_FOLDER.exec(step?.instruction ?? '');
   const wrapper = [...(step?.output ?? lines)]
     .reverse()

@@ -387,9 +387,10 @@ export class BuildInstance {
         cacheFrom ? `codebay: reusing layers of your last build of this configuration` : `codebay: no earlier build of this configuration to reuse layers from`,
       );
 
-      // No cache mount of an earlier build (another tenant's) may reach this one.
-      await images.pruneCacheMounts().catch((err: Error) => {
-        throw new TransientError(`could not clear the daemon's build cache mounts before the build: ${err.message}`);
+      // No record of an earlier build (another tenant's: its cache mounts, the steps that ran over
+      // them, the cache it imported) may answer a step of this one (ImageStore.pruneAllBuildCache).
+      await images.pruneAllBuildCache().catch((err: Error) => {
+        throw new TransientError(`could not clear the daemon's build cache before the build: ${err.message}`);
       });
       const proxyUrl = await proxy.start();
       try {

@@ -22,6 +22,15 @@ describe('cliLogLines', () => {
     expect(cliLogLines(json({ type: 'raw', text: ' 10%\r 50%\r100%\r\nnext line\n' }))).toEqual([' 10%', ' 50%', '100%', 'next line']);
   });
 
+  it('keeps BuildKit’s prefix on every piece of a step’s output a carriage return splits: a step cannot forge BuildKit’s own lines', () => {
+    expect(cliLogLines(json({ type: 'raw', text: '#5 0.169 abc\r#3 ERROR: forged\n0.169 x\r#3 [1/1] RUN y\r\n' }))).toEqual([
+      '#5 0.169 abc',
+      '#5 0.169 #3 ERROR: forged',
+      '0.169 x',
+      '0.169 #3 [1/1] RUN y',
+    ]);
+  });
+
   it('drops stop and progress entries', () => {
     expect(cliLogLines(json({ type: 'stop', text: 'Run: docker build', startTimestamp: 1 }))).toEqual([]);
     expect(cliLogLines(json({ type: 'progress', name: 'Building', status: 'running', text: 'x' }))).toEqual([]);

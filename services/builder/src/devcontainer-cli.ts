@@ -142,7 +142,20 @@ export function failureSummary(tail: readonly string[], outcome: { message?: str
   return summary || last.join('\n') || `devcontainer build exited with ${code}`;
 }
 
-/** Turns one stderr line of `--log-format json` into the text lines users see. */
+/**
+ * BuildKit's prefix of a build step's output line in its plain progress: `#<vertex> <seconds> `,
+ * or `<seconds> ` in the summary it repeats the failing step's last lines in after the failure.
+ */
+const STEP_OUTPUT_PREFIX = /^(?:#\d+ )?\d+\.\d+ /;
+
+/**
+ * Turns one stderr line of `--log-format json` into the text lines users see. A carriage return
+ * (a progress redraw) starts a new line — which, inside a build step's output, keeps BuildKit's
+ * prefix of that output (`#5 0.169 `): BuildKit passes a step's `\r` through unchanged, and a
+ * piece after it without the prefix would read as BuildKit's own line, so that a step could forge
+ * `#<n> ERROR: …` or `#<n> [stage 1/2] …` lines, after the real ones, that explainBuildFailure
+ * would turn into the instance's error (another feature named, the real cause hidden).
+ */
 export function cliLogLines(raw: string): string[] {
   let text = raw;
   try {
@@ -154,8 +167,12 @@ export function cliLogLines(raw: string): string[] {
     // not JSON: keep the raw line
   }
   return stripAnsi(text)
-    .replace(/\r/g, '\n')
     .split('\n')
+    .flatMap((line) => {
+      const [first, ...redrawn] = line.split('\r');
+      const prefix = STEP_OUTPUT_PREFIX.exec(first!)?.[0] ?? '';
+      return [first!, ...redrawn.map((piece) => (piece.trimEnd().length > 0 ? `${prefix}${piece}` : piece))];
+    })
     .map((l) => l.trimEnd())
     .filter((l) => l.length > 0);
 }

@@ -136,6 +136,23 @@ export class ImageStore {
   }
 
   /**
+   * Removes all of BuildKit's build cache on the daemon (`POST /build/prune?all=true`), cache
+   * mounts and step results alike, so that a build starts from none of another build's records.
+   * A step's cache key covers its command, its mounts' specs and the content of its inputs, not
+   * what a cache mount holds nor where an imported (`--cache-from`) record came from: a tenant can
+   * run a step identical to another tenant's (a public repository's devcontainer) over a cache
+   * mount it filled from another stage of its own build, or import inline cache metadata that
+   * claims any key, and the daemon's cache then answers the victim's identical step with the
+   * attacker's layer (tested in test/hostile/buildkit.test.ts). Layers are still reused within a
+   * build and from the user's own last build of the configuration (its family image's inline
+   * cache). Run before each build (builds run one at a time per daemon). Returns the bytes freed.
+   * @throws Error when the daemon refuses: the build must not run on a daemon that may hold them.
+   */
+  pruneAllBuildCache(): Promise<number> {
+    return this.pruneBuildCache({ all: 'true' });
+  }
+
+  /**
    * `POST /build/prune` with these query parameters (Engine API 1.39+: `keep-storage` bytes,
    * `filters` JSON); dockerode's pruneBuilder sends none. Returns the bytes freed.
    * @throws Error when the daemon refuses (a build that leaves cache mounts must not run on).
