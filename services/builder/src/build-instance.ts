@@ -147,7 +147,20 @@ interface Pushed {
  * instance runs the image, the push is retried here and, if it keeps failing, the instance keeps
  * running and gets a `warning` (see `publishAgain`).
  */
+/** The config names cache to import (`build.cacheFrom`: a string or a non-empty list). */
+function userCacheFrom(config: Record<string, unknown>): boolean {
+  const from = (config.build as { cacheFrom?: unknown } | undefined)?.cacheFrom;
+  return typeof from === 'string' ? from !== '' : Array.isArray(from) && from.length > 0;
+}
+
 export class BuildInstance {
+  /**
+   * The daemon's build cache may hold records another build's user chose (ImageStore.isolateBuildCache):
+   * true until it was all cleared (what ran before this builder started is unknown), and after a
+   * build that imported cache its user named (`build.cacheFrom`).
+   */
+  private buildCacheTainted = true;
+
   constructor(private readonly deps: BuildInstanceDeps) {}
 
   async run({ instanceId, attempt, maxAttempts, signal }: BuildAttempt): Promise<void> {
@@ -387,11 +400,13 @@ export class BuildInstance {
         cacheFrom ? `codebay: reusing layers of your last build of this configuration` : `codebay: no earlier build of this configuration to reuse layers from`,
       );
 
-      // No record of an earlier build (another tenant's: its cache mounts, the steps that ran over
-      // them, the cache it imported) may answer a step of this one (ImageStore.pruneAllBuildCache).
-      await images.pruneAllBuildCache().catch((err: Error) => {
+      // No record an earlier build (another tenant's) left over its cache mounts or imported may answer a step of this one.
+      const isolated = await images.isolateBuildCache(this.buildCacheTainted).catch((err: Error) => {
         throw new TransientError(`could not clear the daemon's build cache before the build: ${err.message}`);
       });
+      if (isolated.cleared) this.buildCacheTainted = false;
+      // Cache a user names is imported into the daemon's cache: cleared before the next build.
+      if (userCacheFrom(checked.config)) this.buildCacheTainted = true;
       const proxyUrl = await proxy.start();
       try {
         await cli.build({
@@ -650,11 +665,14 @@ export class BuildInstance {
   /**
    * After every job, and when a builder starts (its daemon may hold what a killed predecessor
    * left mid-build): leftover build containers, the CLI's temp tags and dangling images go,
-   * built images and BuildKit's cache stay within their budgets.
+   * built images and BuildKit's cache stay within their budgets, and the cache is isolated
+   * (ImageStore.isolateBuildCache).
    */
   async housekeeping(): Promise<void> {
     try {
-      const result = await this.deps.images.prune(BUILD_KEY_LABEL, this.deps.config.BUILDER_MAX_IMAGE_BYTES, this.deps.config.BUILDER_MAX_BUILD_CACHE_BYTES);
+      const { config, images } = this.deps;
+      const result = await images.prune(BUILD_KEY_LABEL, config.BUILDER_MAX_IMAGE_BYTES, config.BUILDER_MAX_BUILD_CACHE_BYTES, this.buildCacheTainted);
+      if (result.clearedBuildCache) this.buildCacheTainted = false;
       if (result.removed.length > 0 || result.dangling > 0 || result.containers > 0 || result.cacheBytes > 0) this.deps.logger.info(result, 'pruned images');
     } catch (err) {
       this.deps.logger.warn({ err: (err as Error).message }, 'image housekeeping failed');

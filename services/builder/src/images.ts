@@ -73,15 +73,17 @@ export class ImageStore {
   /**
    * Housekeeping after a job: dangling images (intermediate layers of failed or
    * replaced builds) go, then the oldest images carrying `label` until what is left
-   * of them fits in `maxBytes`, and BuildKit's build cache beyond `maxCacheBytes` (the
-   * daemon's own least-recently-used order, `POST /build/prune?keep-storage=`). Returns what
-   * was removed (`cacheBytes`: bytes of build cache freed).
+   * of them fits in `maxBytes`; BuildKit's build cache is isolated (isolateBuildCache, with
+   * `tainted`) and kept within `maxCacheBytes` (the daemon's own least-recently-used order,
+   * `POST /build/prune?keep-storage=`). Returns what was removed (`cacheBytes`: bytes of build
+   * cache freed; `clearedBuildCache`: all of it went).
    */
   async prune(
     label: string,
     maxBytes: number,
     maxCacheBytes: number,
-  ): Promise<{ containers: number; dangling: number; removed: string[]; keptBytes: number; cacheBytes: number }> {
+    tainted: boolean,
+  ): Promise<{ containers: number; dangling: number; removed: string[]; keptBytes: number; cacheBytes: number; clearedBuildCache: boolean }> {
     // A build cut off at a bad moment (the extension bake's classic build, a daemon restart) can
     // leave a stopped, unlabelled container made from an untagged intermediate image. They pin
     // their images, so they go first. Instance containers carry codebay labels and are never touched.
@@ -119,49 +121,59 @@ export class ImageStore {
       if (ok) removed.push(...(image.RepoTags ?? [image.Id]));
       else kept += image.Size;
     }
-    const mounts = await this.pruneCacheMounts();
+    // Isolation first: the budget's least-recently-used pruning could take a cache mount's record
+    // (the sign that steps ran over one) and leave the records of those steps.
+    const isolated = await this.isolateBuildCache(tainted);
     const cache = await this.pruneBuildCache({ 'keep-storage': maxCacheBytes });
-    return { containers: leftovers.length, dangling: dangling.ImagesDeleted?.length ?? 0, removed, keptBytes: kept, cacheBytes: mounts + cache };
+    return {
+      containers: leftovers.length,
+      dangling: dangling.ImagesDeleted?.length ?? 0,
+      removed,
+      keptBytes: kept,
+      cacheBytes: isolated.bytes + cache.bytes,
+      clearedBuildCache: isolated.cleared,
+    };
   }
 
   /**
-   * Removes every `RUN --mount=type=cache` folder BuildKit keeps on the daemon: they are shared
-   * by id between all builds on it, so one tenant's build would find (and could poison) what
-   * another's left. Run before each build and after each job (builds run one at a time per
-   * daemon). Returns the bytes freed.
-   * @throws Error when the daemon refuses: the build must not run on a daemon that may hold them.
+   * Keeps the records of earlier builds (other tenants') from answering this daemon's next
+   * build. A BuildKit step's cache key covers its command, its mounts' specs and the content of
+   * its inputs — not what a `RUN --mount=type=cache` folder holds (shared by id between every
+   * build on the daemon), nor where an imported (`--cache-from`) record came from. So a tenant
+   * can run a step identical to another's (a public repository's devcontainer) over a cache mount
+   * it filled from another stage of its own build, or import inline cache metadata that claims
+   * any key, and the cache then answers the victim's identical step with the attacker's layer
+   * (test/hostile/buildkit.test.ts). Cache mounts always go; when there were any (a build since
+   * the last clearing ran a step over one) or the caller says the cache is `tainted` (a build
+   * imported cache its user named in `build.cacheFrom`, or what ran before is unknown: a builder
+   * that just started), all of the build cache goes (`POST /build/prune?all=true`). Otherwise
+   * every record came from content-addressed inputs and stays shared: layers common to
+   * configurations are built once. Builds run one at a time per daemon. Returns whether it all
+   * went, and the bytes freed.
+   * @throws Error when the daemon refuses: no build may run on a daemon that may hold them.
    */
-  pruneCacheMounts(): Promise<number> {
-    return this.pruneBuildCache({ filters: JSON.stringify({ type: ['exec.cachemount'] }) });
-  }
-
-  /**
-   * Removes all of BuildKit's build cache on the daemon (`POST /build/prune?all=true`), cache
-   * mounts and step results alike, so that a build starts from none of another build's records.
-   * A step's cache key covers its command, its mounts' specs and the content of its inputs, not
-   * what a cache mount holds nor where an imported (`--cache-from`) record came from: a tenant can
-   * run a step identical to another tenant's (a public repository's devcontainer) over a cache
-   * mount it filled from another stage of its own build, or import inline cache metadata that
-   * claims any key, and the daemon's cache then answers the victim's identical step with the
-   * attacker's layer (tested in test/hostile/buildkit.test.ts). Layers are still reused within a
-   * build and from the user's own last build of the configuration (its family image's inline
-   * cache). Run before each build (builds run one at a time per daemon). Returns the bytes freed.
-   * @throws Error when the daemon refuses: the build must not run on a daemon that may hold them.
-   */
-  pruneAllBuildCache(): Promise<number> {
-    return this.pruneBuildCache({ all: 'true' });
+  async isolateBuildCache(tainted: boolean): Promise<{ cleared: boolean; bytes: number }> {
+    const mounts = await this.pruneBuildCache({ filters: JSON.stringify({ type: ['exec.cachemount'] }) });
+    if (!tainted && mounts.caches === 0) return { cleared: false, bytes: mounts.bytes };
+    const all = await this.pruneBuildCache({ all: 'true' });
+    return { cleared: true, bytes: mounts.bytes + all.bytes };
   }
 
   /**
    * `POST /build/prune` with these query parameters (Engine API 1.39+: `keep-storage` bytes,
-   * `filters` JSON); dockerode's pruneBuilder sends none. Returns the bytes freed.
-   * @throws Error when the daemon refuses (a build that leaves cache mounts must not run on).
+   * `filters` JSON, `all`); dockerode's pruneBuilder sends none. Returns the records removed
+   * and the bytes freed.
+   * @throws Error when the daemon refuses.
    */
-  private pruneBuildCache(query: Record<string, string | number>): Promise<number> {
+  private pruneBuildCache(query: Record<string, string | number>): Promise<{ caches: number; bytes: number }> {
     return new Promise((resolve, reject) =>
       this.docker.modem.dial(
         { path: '/build/prune?', method: 'POST', options: query, statusCodes: { 200: true, 400: 'bad parameter', 500: 'server error' } },
-        (err: unknown, data: unknown) => (err ? reject(err as Error) : resolve((data as { SpaceReclaimed?: number } | null)?.SpaceReclaimed ?? 0)),
+        (err: unknown, data: unknown) => {
+          if (err) return reject(err as Error);
+          const answer = (data ?? {}) as { CachesDeleted?: string[] | null; SpaceReclaimed?: number };
+          resolve({ caches: answer.CachesDeleted?.length ?? 0, bytes: answer.SpaceReclaimed ?? 0 });
+        },
       ),
     );
   }
