@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { components } from '../support/components.ts';
 import { containerExists, execIn, testDocker } from '../support/docker.ts';
 import { packWorkspace, waitForStatus } from '../support/instances.ts';
+import { buildLogLines } from '../support/records.ts';
 import { expectVictimUnchanged, startHostileStack, startVictim, type HostileStack, type VictimSnapshot } from '../support/tenants.ts';
 import { salt } from '../support/workspaces.ts';
 
@@ -101,6 +102,21 @@ describe('hostile tenant: BuildKit', () => {
     const failed = await waitForStatus(h.stack, ((await res.json()) as InstanceResponse).instance_id, ['Failed'], 180_000);
     expect(failed.error).toMatch(/^The Dockerfile step "RUN printf .*" failed with exit code 3 \(build step 2 of 2\)/);
     expect(failed.error).not.toMatch(/Feature ".*" failed to install|exit code 42/);
+  });
+
+  it('a failing step that prints (and names) a daemon fault: failed once, never retried as a machinery fault', async () => {
+    const res = await h.attacker.createWorkspace(
+      await dockerfileWorkspace(
+        `FROM debian:bookworm\nRUN echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. connect ECONNREFUSED' >&2; exit 1\n`,
+      ),
+    );
+    expect(res.status).toBe(202);
+    const id = ((await res.json()) as InstanceResponse).instance_id;
+    const failed = await waitForStatus(h.stack, id, ['Failed'], 180_000);
+    expect(failed.error).toMatch(/^The Dockerfile step "RUN echo 'Cannot connect to the Docker daemon.*" failed with exit code 1 /);
+    const log = (await buildLogLines(h.stack, id)).join('\n');
+    expect(log).not.toContain('retrying');
+    expect(log.match(/codebay: building build key/g)).toHaveLength(1);
   });
 
   it('a step identical to another tenant’s, run over a cache mount the attacker filled in another stage: the victim’s build does not take its result', async () => {

@@ -96,6 +96,13 @@ export async function buildxVersion(dockerPath: string, dockerHost: string): Pro
 const DOCKER_FAILURE =
   /(executor failed running|did not complete successfully|failed to |error pulling|pull access denied|manifest unknown|unauthorized|not found|no such)/i;
 
+/**
+ * BuildKit's line for a step whose command exited non-zero (`#5 ERROR: executor failed running
+ * […]: exit code: 3`, later releases `process "…" did not complete successfully`). A step's own
+ * output cannot forge it: BuildKit prefixes every line of it (`#5 0.12 `, see cliLogLines).
+ */
+const STEP_COMMAND_FAILED = /^#\d+ ERROR: (?:executor failed running \[|process ".*" did not complete successfully: exit code: \d+$)/;
+
 /** The build printed nothing for too long. */
 class StalledError extends PermanentError {}
 
@@ -275,8 +282,12 @@ export class DevcontainerCli {
     if (code === 0 && outcome.outcome === 'success') return;
     const message = failureSummary(tail, outcome, code);
     const context = `${[outcome.message, outcome.description, message].filter(Boolean).join('\n')}\n${tail.join('\n')}`;
-    // A machinery fault says more in its own words (e.g. the daemon's address) than in the CLI's summary.
-    const err = isTransientBuildFailure(context) ? new TransientError(tail.find(isTransientBuildFailure) ?? message) : new PermanentError(message);
+    // A step whose command failed is the user's to fix, whatever its output or command says (a step
+    // printing "Cannot connect to the Docker daemon" must not buy itself retries); otherwise a
+    // machinery fault says more in its own words (e.g. the daemon's address) than in the CLI's summary.
+    const commandFailed = tail.some((l) => STEP_COMMAND_FAILED.test(l));
+    const err =
+      !commandFailed && isTransientBuildFailure(context) ? new TransientError(tail.find(isTransientBuildFailure) ?? message) : new PermanentError(message);
     // For explainBuildFailure: the failing part is named from these.
     throw Object.assign(err, { [FAILED_BUILD]: { lines: [...tail], outcome: { message: outcome.message, description: outcome.description } } });
   }

@@ -1,4 +1,4 @@
-import type { EditorOrigins } from '@codebay/contracts';
+import { parseCpu, parseMemory, type EditorOrigins } from '@codebay/contracts';
 import type { BuildPolicy } from '@codebay/devcontainer';
 import {
   buildPolicy,
@@ -56,9 +56,19 @@ const schema = commonEnvSchema
     /** Live (not Failed/Deleted) instances one user may have, and builds waiting or running. */
     MAX_INSTANCES_PER_USER: envInt(10),
     MAX_QUEUED_BUILDS_PER_USER: envInt(3),
-    MAX_MEMORY_LIMIT: z.string().default('8Gi'),
-    MAX_CPU_LIMIT: z.string().default('4000m'),
-    MAX_STORAGE_SIZE: z.string().default('100Gi'),
+    /** The most an instance may have (Kubernetes quantities); one that does not parse stops the gateway (the checks would pass everything). */
+    MAX_MEMORY_LIMIT: z
+      .string()
+      .default('8Gi')
+      .refine((v) => (parseMemory(v) ?? 0) > 0, 'MAX_MEMORY_LIMIT must be a memory quantity above 0, e.g. 8Gi'),
+    MAX_CPU_LIMIT: z
+      .string()
+      .default('4000m')
+      .refine((v) => (parseCpu(v) ?? 0) > 0, 'MAX_CPU_LIMIT must be a CPU quantity above 0, e.g. 4000m or 4'),
+    MAX_STORAGE_SIZE: z
+      .string()
+      .default('100Gi')
+      .refine((v) => (parseMemory(v) ?? 0) > 0, 'MAX_STORAGE_SIZE must be a storage quantity above 0, e.g. 100Gi'),
   });
 
 export type GatewayConfig = z.infer<typeof schema> & {

@@ -1,5 +1,5 @@
 import { InputError, createFieldsSchema, type CreateFields } from '@codebay/contracts';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadConfig } from './config.ts';
 import { checkResources, resolveVscodeVersion } from './instances.ts';
 
@@ -111,6 +111,25 @@ describe('checkResources', () => {
       'cpu_limit is above the maximum 4000m',
       'storage_size is above the maximum 100Gi',
     ]);
+  });
+
+  it.each([
+    ['MAX_MEMORY_LIMIT', 'eight gigs'],
+    ['MAX_CPU_LIMIT', '4 cores'],
+    ['MAX_STORAGE_SIZE', '0'],
+  ])('refuses to start with %s=%j, naming it (a maximum that does not parse would let every request through)', (name, value) => {
+    const said: string[] = [];
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => said.push(String(chunk)) > 0);
+    const exit = vi.spyOn(process, 'exit').mockImplementation((code) => {
+      throw new Error(`exit ${code}`);
+    });
+    try {
+      expect(() => loadConfig({ [name]: value, LOG_LEVEL: 'silent', CODEBAY_SECRET_KEY: 'k'.repeat(64) })).toThrow('exit 2');
+    } finally {
+      write.mockRestore();
+      exit.mockRestore();
+    }
+    expect(said.join('')).toMatch(new RegExp(`${name}: ${name} must be`));
   });
 
   it('follows the configured maxima', () => {
