@@ -3,7 +3,9 @@
 # per artefact (a lock), the module's own Go or the toolchain it names, and an atomic rename so
 # that the artefact's folder appears complete or not at all.
 #
-#   go_build_init PREFIX          CACHE, GO, the Go environment; PREFIX starts every log line
+#   go_build_init PREFIX          CACHE (CODEBAY_CACHE, else /var/cache/codebay, else for a user
+#                                 who cannot write there ~/.cache/codebay), GO, the Go environment;
+#                                 PREFIX starts every log line
 #   go_build_lock NAME DEST TEST  returns 0 with the lock held if TEST (a command) still fails
 #                                 once it holds $CACHE/.NAME-build.lock; 1 if another run built it
 #   go_build_source MODULE VER    sets GO_BUILD_SRC (the module's read-only source, its go.sum)
@@ -20,6 +22,9 @@ go_build_log() { echo "$GO_BUILD_PREFIX: $*" >&2; }
 go_build_init() {
   GO_BUILD_PREFIX=$1
   CACHE=${CODEBAY_CACHE:-/var/cache/codebay}
+  if [[ -z ${CODEBAY_CACHE:-} && $(id -u) != 0 ]] && ! { mkdir -p "$CACHE" && [[ -w $CACHE ]]; } 2>/dev/null; then
+    CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/codebay
+  fi
   GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
   export GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/pkg/mod" GOCACHE="$CACHE/go/cache" \
     CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN=local
@@ -42,7 +47,7 @@ go_build_lock() {
 go_build_source() {
   local module=$1 version=$2 gomod need have
   [[ -x $GO ]] || {
-    go_build_log "no go toolchain ($GO)"
+    go_build_log "no go toolchain ($GO): install Go >= 1.21 (e.g. /usr/local/go from go.dev) or set GO"
     exit 1
   }
   # (`go mod download` fetches go.mod even when it then refuses the local Go: that error is expected.)
