@@ -611,7 +611,7 @@ up_base_image() {
 up_buildkit() {
   step "BuildKit: buildx plugin, Dockerfile frontend in the mirror"
   local out
-  # Built once from Go modules (~1 + ~2 min on 2 cores), cached under $CACHE; a warm run builds nothing.
+  # Built once from Go modules (minutes, cold), cached under $CACHE; a warm run builds nothing.
   out=$(bash "$ROOT/deploy/buildkit/install.sh" </dev/null 9>&-) || die "deploy/buildkit/install.sh failed"
   buildx_ok || die "\`docker buildx version\` fails after deploy/buildkit/install.sh installed $BUILDX_PLUGIN"
   DOCKER_HOST=$EFF_DOCKER_HOST DOCKER=$DOCKER_BIN bash "$ROOT/deploy/buildkit/frontend-image.sh" "$MIRROR" </dev/null 9>&- ||
