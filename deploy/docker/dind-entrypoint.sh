@@ -13,8 +13,9 @@
 #
 # Env: DIND_SOCKET, DIND_SOCKET_GROUP (codebay), DIND_DATA_ROOT (/var/lib/docker),
 #   DIND_USERNS_REMAP (default; empty: off), DIND_INSECURE_REGISTRIES (comma-separated, plain
-#   HTTP registries such as the in-cluster push endpoint), DIND_REGISTRY_MIRRORS
-#   (comma-separated URLs), DIND_BIP (docker0 address, default 172.18.0.1/16),
+#   HTTP registries such as the in-cluster push endpoint: host:port or http://host:port;
+#   https://host:port for TLS with a certificate not to be verified), DIND_REGISTRY_MIRRORS
+#   (comma-separated URLs; an http:// one is a plain-HTTP registry too), DIND_BIP (docker0 address, default 172.18.0.1/16),
 #   DIND_PRIVATE_RANGES (what builds may not reach), DIND_DNS (comma-separated resolvers for
 #   build containers, reachable on port 53 even in a private range; default: dockerd's choice,
 #   the non-loopback resolvers of /etc/resolv.conf, else public ones), DIND_EXTRA_ARGS (more
@@ -130,10 +131,23 @@ args=(
   --userland-proxy=false
 )
 [[ -z ${DIND_USERNS_REMAP-default} ]] || args+=(--userns-remap "${DIND_USERNS_REMAP-default}")
+# Plain-HTTP registries, for the daemon's own pulls and pushes and for its BuildKit (FROM,
+# `# syntax=docker/dockerfile:1.4`, --cache-from): Docker 20.10's BuildKit speaks plain HTTP
+# only to a registry given with its http:// scheme (without one it tries HTTPS and fails; the
+# daemon itself drops the scheme). A registry mirror given as http://… is one of them.
 IFS=, read -ra regs <<<"${DIND_INSECURE_REGISTRIES:-}"
-for r in "${regs[@]}"; do [[ -z $r ]] || args+=(--insecure-registry "$r"); done
-for d in "${dns[@]}"; do [[ -z $d ]] || args+=(--dns "$d"); done
 IFS=, read -ra mirrors <<<"${DIND_REGISTRY_MIRRORS:-}"
+for m in "${mirrors[@]}"; do [[ $m != http://* ]] || regs+=("$m"); done
+declare -A insecure=()
+for r in "${regs[@]}"; do
+  [[ -n $r ]] || continue
+  r=${r%/}
+  [[ $r == *://* ]] || r=http://$r
+  [[ -z ${insecure[$r]:-} ]] || continue
+  insecure[$r]=1
+  args+=(--insecure-registry "$r")
+done
+for d in "${dns[@]}"; do [[ -z $d ]] || args+=(--dns "$d"); done
 for m in "${mirrors[@]}"; do [[ -z $m ]] || args+=(--registry-mirror "$m"); done
 # shellcheck disable=SC2206 # word splitting of extra flags is the point
 [[ -z ${DIND_EXTRA_ARGS:-} ]] || args+=(${DIND_EXTRA_ARGS})

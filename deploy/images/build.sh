@@ -11,8 +11,14 @@
 #   --env-file FILE  also write the image references there (KEY=VALUE lines, see below)
 #
 # Tag: <version of package.json>-<first 12 hex digits of a sha256 over the build context>
-# (every file the Dockerfile copies, by path and content): same sources, same tag; any change,
-# a new tag. The editor image keeps its own tag, the VS Code version it serves (the
+# (every file the Dockerfile copies, by path and content, and the buildx plugin below): same
+# sources, same tag; any change, a new tag.
+#
+# The builder images carry the buildx CLI plugin (BuildKit builds): deploy/buildkit/install.sh
+# builds it from Go modules once (cached under /var/cache/codebay; needs `go` and the Go module
+# proxy, ~1 min), and this script puts it into the build context as
+# deploy/docker/cli-plugins/docker-buildx. CODEBAY_BUILDX=FILE uses a docker-buildx binary of
+# your own instead (e.g. a release downloaded from github.com/docker/buildx). The editor image keeps its own tag, the VS Code version it serves (the
 # provisioner asks for <repo>/codebay-editor:<vscode version>), and is only built with --push.
 #
 # On stdout (last lines), one per image: IMAGE_CODEBAY=<ref>, IMAGE_BUILDER=…, IMAGE_DIND=…,
@@ -25,6 +31,7 @@
 #   CODEBAY_EDITOR_VERSIONS code-server releases to make editor images of (default "4.139.1 4.100.3",
 #                          the first the default)
 #   DEBIAN_IMAGE           base of every stage (default debian:bookworm; never pulled from the internet)
+#   CODEBAY_BUILDX         a docker-buildx binary for the builder images (default: deploy/buildkit/install.sh's)
 #   REGISTRY_AUTH          user:password for --push (a temporary docker login; else the client's own)
 #   CODEBAY_BUILD_CA_FILE  PEM file of a TLS-intercepting proxy's CA for the npm downloads during the
 #                          build (a build secret, never in an image). Default: the CAs this machine
@@ -114,7 +121,27 @@ git ls-files -z --cached --others --exclude-standard -- \
   test/package.json bench/package.json |
   while IFS= read -r -d '' f; do [[ -f $f ]] && printf '%s\0' "$f"; done | sort -z >"$ctx_list"
 [[ -s $ctx_list ]] || die "no build context found under $ROOT (is it a git checkout?)"
-hash=$(xargs -0 sha256sum -- <"$ctx_list" | sha256sum | cut -c1-12)
+# The buildx plugin (not in git): built once from Go modules, cached; part of the context and the tag.
+BUILDX_CTX=deploy/docker/cli-plugins/docker-buildx
+if [[ -n ${CODEBAY_BUILDX:-} ]]; then
+  buildx=$CODEBAY_BUILDX
+  [[ -x $buildx ]] || die "CODEBAY_BUILDX=$buildx is not an executable file"
+else
+  buildx=$(bash deploy/buildkit/install.sh --path | sed -n 's/^BUILDX=//p')
+  if [[ ! -x $buildx ]]; then
+    if ((DRY_RUN)); then
+      run bash deploy/buildkit/install.sh --no-plugin
+      log "(the buildx plugin is not built yet: the tag below leaves it out, a real run's includes it)"
+    else
+      log "building the buildx plugin once (deploy/buildkit/install.sh: Go modules, ~1 min)"
+      bash deploy/buildkit/install.sh --no-plugin >/dev/null || die "deploy/buildkit/install.sh failed"
+    fi
+  fi
+fi
+hash=$({
+  xargs -0 sha256sum -- <"$ctx_list"
+  if [[ -f $buildx ]]; then printf '%s  %s\n' "$(sha256sum <"$buildx" | cut -c1-64)" "$BUILDX_CTX"; fi
+} | sha256sum | cut -c1-12)
 version=$(node -p 'require("./package.json").version' 2>/dev/null || sed -n 's/^  "version": "\(.*\)",$/\1/p' package.json)
 [[ -n $version ]] || die "cannot read the version from package.json"
 TAG=$version-$hash
@@ -165,6 +192,7 @@ fi
 if ((!DRY_RUN)); then
   mkdir "$work/context"
   tar -C "$ROOT" --null -T "$ctx_list" -cf - | tar -C "$work/context" -xf -
+  install -D -m 755 "$buildx" "$work/context/$BUILDX_CTX"
 fi
 
 declare -A REF=()

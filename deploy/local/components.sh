@@ -5,8 +5,10 @@
 #   credentials), a base-image mirror standing in for Docker Hub (localhost:5000,
 #   anonymous), a private dockerd (user namespaces remapped, inter-container traffic off,
 #   the mirror as its Docker Hub mirror), host isolation rules for containers, a locally
-#   built debian:bookworm base image, and (if the editor package provides one) the editor
-#   bundles: one per code-server release in CODEBAY_EDITOR_VERSIONS, the first the default.
+#   built debian:bookworm base image, BuildKit's pieces for Docker 20.10 (the buildx CLI plugin,
+#   and the Dockerfile frontend in the mirror as docker/dockerfile:1.4 and :1; both built from Go
+#   modules by deploy/buildkit/install.sh, cached), and (if the editor package provides one) the
+#   editor bundles: one per code-server release in CODEBAY_EDITOR_VERSIONS, the first the default.
 #
 # Usage: components.sh up | env | status | down
 #   up      install missing apt packages, start everything, write $STATE/local.env
@@ -150,6 +152,13 @@ base_image_ok() {
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     "http://$MIRROR_ADDR/v2/library/debian/manifests/bookworm" 2>/dev/null
 }
+# BuildKit builds (`devcontainer build --buildkit auto`): the buildx plugin where every user's
+# docker CLI finds it (the builder runs the CLI with a HOME of its own), and the Dockerfile
+# frontend the CLI's `# syntax=docker/dockerfile:1.4` makes the daemons pull from Docker Hub,
+# i.e. from the mirror.
+BUILDX_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-buildx
+buildx_ok() { HOME=/nonexistent DOCKER_CONFIG=/nonexistent "$DOCKER_BIN" buildx version >/dev/null 2>&1; }
+frontend_image_ok() { bash "$ROOT/deploy/buildkit/frontend-image.sh" --check "$MIRROR" </dev/null 9>&-; }
 
 # alive PID: running and not a zombie (PID 1 on these machines does not always
 # reap orphans, so a killed daemon can linger as a zombie that `kill -0` accepts).
@@ -599,6 +608,30 @@ up_base_image() {
   step_done "base image: $how; $pulled"
 }
 
+up_buildkit() {
+  step "BuildKit: buildx plugin, Dockerfile frontend in the mirror"
+  local out
+  # Built once from Go modules (minutes, cold), cached under $CACHE; a warm run builds nothing.
+  out=$(bash "$ROOT/deploy/buildkit/install.sh" </dev/null 9>&-) || die "deploy/buildkit/install.sh failed"
+  buildx_ok || die "\`docker buildx version\` fails after deploy/buildkit/install.sh installed $BUILDX_PLUGIN"
+  DOCKER_HOST=$EFF_DOCKER_HOST DOCKER=$DOCKER_BIN bash "$ROOT/deploy/buildkit/frontend-image.sh" "$MIRROR" </dev/null 9>&- ||
+    die "deploy/buildkit/frontend-image.sh $MIRROR failed"
+  # What the daemons resolve under BuildKit; also leaves the image on the daemon for the suites.
+  local tag pulled="docker pull docker/dockerfile:1.4 and :1 ok"
+  for tag in 1.4 1; do
+    if ! dk pull -q "docker/dockerfile:$tag" >/dev/null 2>"$LOG_DIR/pull-dockerfile.log"; then
+      log_tail "$LOG_DIR/pull-dockerfile.log" 10
+      manage_docker || {
+        log "WARNING: external daemon $EFF_DOCKER_HOST cannot pull docker/dockerfile:$tag (is its registry mirror http://$MIRROR?)"
+        pulled="docker pull docker/dockerfile:$tag FAILED on the external daemon"
+        break
+      }
+      die "\`docker pull docker/dockerfile:$tag\` does not resolve through the mirror http://$MIRROR"
+    fi
+  done
+  step_done "BuildKit: $(HOME=/nonexistent "$DOCKER_BIN" buildx version 2>/dev/null | awk '{ print "buildx", $2 }') at $BUILDX_PLUGIN; frontend $(sed -n 's/^DOCKERFILE_FRONTEND_VERSION=//p' <<<"$out") in $MIRROR; $pulled"
+}
+
 EDITOR_BUNDLE=
 EDITOR_VERSIONS=${CODEBAY_EDITOR_VERSIONS:-4.139.1 4.100.3}
 up_editor_bundle() {
@@ -745,6 +778,7 @@ cmd_up() {
   up_docker2
   up_isolation
   up_base_image
+  up_buildkit
   up_editor_bundle
   write_env
   log "all components up"
@@ -774,6 +808,8 @@ cmd_status() {
   st dockerd docker_ok "$EFF_DOCKER_HOST"
   st isolation isolation_ok "iptables CODEBAY-INPUT, CODEBAY-FORWARD, CODEBAY-DAEMON-OUT"
   st base-image base_image_ok "$MIRROR/library/debian:bookworm"
+  st buildx buildx_ok "$BUILDX_PLUGIN"
+  st dockerfile frontend_image_ok "$MIRROR/docker/dockerfile:1.4 and :1 (BuildKit's Dockerfile frontend)"
   [[ $WANT_DOCKER2 != 1 ]] || st dockerd-2 docker2_ok "$DOCKER_HOST_2"
   return $bad
 }

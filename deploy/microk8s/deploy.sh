@@ -37,7 +37,11 @@
 #   REGISTRY_PULL_AUTH / REGISTRY_PUSH_AUTH  the services' registry users (user:password), if the
 #                                         registry wants them (made for you with --with-registry)
 #   STORAGE_CLASS                         instance volumes' StorageClass [the cluster's default]
-#   DIND_REGISTRY_MIRRORS                 Docker Hub mirrors for the builders' daemons (comma-separated URLs)
+#   CODEBAY_BUILDX                        a docker-buildx binary for the builder images [built from Go
+#                                         modules by deploy/buildkit/install.sh: needs go]
+#   DIND_REGISTRY_MIRRORS                 Docker Hub mirrors for the builders' daemons (comma-separated URLs);
+#                                         offline, one must hold the base images and docker/dockerfile:1.4
+#                                         and :1 (deploy/buildkit/frontend-image.sh; docs/deployment.md)
 #   INSTANCE_EGRESS_EXCEPT                more IPv4 CIDRs instances may not reach (comma-separated); the
 #                                         nodes' own addresses are always added (re-run after adding nodes)
 #   INGRESS_CLASS [public]                the Ingress class (MicroK8s: public)

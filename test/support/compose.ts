@@ -83,8 +83,17 @@ async function hostResolvers(): Promise<string> {
     .join(',');
 }
 
-/** Pushes the daemon's debian:bookworm into the deployment's base-image mirror under its Docker Hub name. */
-async function seedMirror(docker: Docker, mirrorPort: number): Promise<void> {
+/**
+ * Fills the deployment's base-image mirror as docker-compose.yml's step 5 says: the daemon's
+ * debian:bookworm under its Docker Hub name, and BuildKit's Dockerfile frontend as
+ * docker/dockerfile:1.4 and :1 (deploy/buildkit/frontend-image.sh), which builds under BuildKit pull.
+ */
+async function seedMirror(docker: Docker, dockerHost: string, mirrorPort: number): Promise<void> {
+  await run('bash', [join(ROOT, 'deploy/buildkit/frontend-image.sh'), `localhost:${mirrorPort}`], {
+    cwd: ROOT,
+    env: { ...process.env, DOCKER_HOST: dockerHost },
+    maxBuffer: 16 << 20,
+  });
   const repo = `localhost:${mirrorPort}/library/debian`;
   await docker.getImage('debian:bookworm').tag({ repo, tag: 'bookworm' });
   try {
@@ -109,8 +118,8 @@ async function seedMirror(docker: Docker, mirrorPort: number): Promise<void> {
  * Brings docker-compose.yml up as a project of its own on the suites' Docker daemon: its own
  * name, free host ports, fresh secrets in a temporary .env (mode 0600), its own
  * CODEBAY_DEPLOYMENT for the instances' Docker objects; the images built by
- * deploy/images/build.sh; the base-image mirror filled with debian:bookworm; with
- * `extensionSource`, that host folder as the builders' EXTENSION_SOURCE_DIR. Resolves once
+ * deploy/images/build.sh; the base-image mirror filled with debian:bookworm and the Dockerfile
+ * frontend; with `extensionSource`, that host folder as the builders' EXTENSION_SOURCE_DIR. Resolves once
  * `up --wait` saw every service healthy and the gateway answers /readyz. Throws (after taking
  * down what it started) when any of that fails.
  */
@@ -207,7 +216,7 @@ export async function startCompose(opts: { extensionSource?: string } = {}): Pro
   try {
     // The mirror first (nothing depends on it but the builders): filled before they build.
     await compose(['up', '-d', '--wait', 'mirror']);
-    await seedMirror(docker, mirror);
+    await seedMirror(docker, dockerHost, mirror);
     await deployment.up();
     await waitFor('the gateway to be ready', async () => ((await fetch(`${url}/readyz`).catch(() => undefined))?.ok ? true : undefined), 60_000);
   } catch (e) {

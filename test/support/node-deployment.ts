@@ -147,8 +147,9 @@ async function extensionSourceClaim(kubectl: (...args: string[]) => Promise<stri
  * Runs `deploy/microk8s/deploy.sh --kubeconfig <node> --no-hosts` with only the variables a
  * platform team would set (a clean environment: nothing of the local stack's leaks in), after
  * putting the base image the tests use into the node's registry as Docker Hub's
- * `library/debian:bookworm` (the node and the builders' daemons use it as their Docker Hub mirror:
- * nothing can be pulled from the internet here). Builds and pushes the images on the tests'
+ * `library/debian:bookworm`, and BuildKit's Dockerfile frontend as `docker/dockerfile:1.4` and `:1`
+ * (the node and the builders' daemons use it as their Docker Hub mirror: nothing can be pulled
+ * from the internet here). Builds and pushes the images on the tests'
  * Docker daemon (cached by content: a warm run builds nothing). `withRegistry`: `--with-registry`
  * (instance images in codebay's own registry, with users); without it, the objects such a
  * deployment left (its registry, users, pull Secret) are deleted first. `autoscaling`:
@@ -201,6 +202,9 @@ export async function deployToNode(
   if (opts.extensionSource) await extensionSourceClaim(kubectl, stateDir, opts.extensionSource);
   await run('docker', ['tag', 'debian:bookworm', `${node.registryPush}/library/debian:bookworm`], { env: dockerEnv });
   await run('docker', ['push', '-q', `${node.registryPush}/library/debian:bookworm`], { env: dockerEnv, maxBuffer: 16 << 20 });
+  // BuildKit's Dockerfile frontend as Docker Hub's docker/dockerfile:1.4 and :1, which builds
+  // under BuildKit pull (deploy/buildkit/frontend-image.sh; a registry that has it is left alone).
+  await run('bash', [join(ROOT, 'deploy/buildkit/frontend-image.sh'), node.registryPush], { cwd: ROOT, env: dockerEnv, maxBuffer: 16 << 20 });
 
   const env = {
     PATH: `${join(node.kubectl, '..')}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`,
