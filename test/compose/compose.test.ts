@@ -1,9 +1,9 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { editorEndToEnd } from '../support/editor-e2e.ts';
 import { createFromDevcontainer, createFromWorkspace, uniqueDevcontainer, waitForStatus } from '../support/instances.ts';
 import { makeVsix } from '../support/vsix.ts';
 import { waitFor } from '../support/wait.ts';
-import { workspaceTarball } from '../support/workspaces.ts';
+import { uniqueConfigFile, workspaceTarball } from '../support/workspaces.ts';
 
 const SAMPLES = fileURLToPath(new URL('../../samples', import.meta.url));
 
@@ -181,16 +181,10 @@ describe('docker compose: the whole system on one Docker host', () => {
   it('the builder bakes an extension from the folder EXTENSION_SOURCE_DIR names in .env', async () => {
     const [builder] = await d.containers('builder');
     expect((await d.docker.getContainer(builder!).inspect()).Config.Env).toContain('EXTENSION_SOURCE_DIR=/var/lib/codebay/extension-source');
-    const dir = await mkdtemp(join(tmpdir(), 'codebay-compose-ext-conf-'));
-    const file = join(dir, 'devcontainer.json');
-    await writeFile(
-      file,
-      JSON.stringify({
-        image: 'debian:bookworm',
-        containerEnv: { CODEBAY_TEST_RUN: randomBytes(6).toString('hex') },
-        customizations: { vscode: { extensions: ['codebay-test.compose'] } },
-      }),
-    );
+    const file = uniqueConfigFile({
+      customizations: { vscode: { extensions: ['codebay-test.compose'] } },
+    });
+    const dir = dirname(file);
     const user = `cmpext-${randomBytes(3).toString('hex')}`;
     let id: string | undefined;
     try {

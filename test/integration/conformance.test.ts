@@ -8,9 +8,6 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { dockerFromHost } from '@codebay/platform';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
 import { execIn } from '../support/docker.ts';
@@ -18,20 +15,12 @@ import { createFromDevcontainer, createFromWorkspace, getInstance, waitForStatus
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 import { portAppCommand } from '../support/port-app.ts';
-import { salt, workspaceTarball } from '../support/workspaces.ts';
+import { salt, uniqueConfigFile, workspaceTarball } from '../support/workspaces.ts';
 import { editorRequest, editorUpgrade } from '../support/editor.ts';
 
 let stack: Stack;
 const docker = () => dockerFromHost(components().dockerHost);
 const user = `conf-${randomBytes(3).toString('hex')}`;
-
-/** A devcontainer.json of its own for the test (a containerEnv entry of its own: a build nobody made before). */
-async function config(body: Record<string, unknown>): Promise<string> {
-  const file = join(await mkdtemp(join(tmpdir(), 'codebay-conf-')), 'devcontainer.json');
-  const containerEnv = { CODEBAY_TEST_RUN: randomBytes(6).toString('hex'), ...(body.containerEnv as Record<string, string> | undefined) };
-  await writeFile(file, JSON.stringify({ image: 'debian:bookworm', ...body, containerEnv }, null, 2));
-  return file;
-}
 
 async function buildLog(id: string): Promise<string> {
   return ((await (await stack.api(`/api/instances/${id}/build-logs`)).json()) as { logs: string }).logs;
@@ -72,7 +61,7 @@ afterAll(async () => {
 
 describe('devcontainer.json conformance (Docker runtime)', () => {
   it('says on the instance and in its build log which properties it does not apply', async () => {
-    const file = await config({
+    const file = uniqueConfigFile({
       runArgs: ['--cap-add=SYS_PTRACE'],
       mounts: ['source=cache,target=/cache,type=volume'],
       forwardPorts: ['db:5432'],
@@ -121,7 +110,7 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
   });
 
   it('applies hostRequirements {cpus: 2, memory: "1gb"} as the instance’s minimums: the API shows the raised requests, the container has them', async () => {
-    const file = await config({ hostRequirements: { cpus: 2, memory: '1gb' } });
+    const file = uniqueConfigFile({ hostRequirements: { cpus: 2, memory: '1gb' } });
     const created = await createFromDevcontainer(stack, user, file);
     // cpus 2 → cpu_request 2 (the default limit 1000m raised with it); memory 1gb = 2^30 bytes (the
     // reference CLI's unit) → memory_request 1Gi, the default limit 2Gi already above it.
@@ -180,7 +169,7 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
   });
 
   it('waitFor: Running while postCreateCommand still runs; its output and states readable through the API', async () => {
-    const file = await config({
+    const file = uniqueConfigFile({
       onCreateCommand: 'echo on-create-ran',
       // Holds until the test lets it go: a long `npm install`, in effect.
       postCreateCommand: 'echo post-create-started; while [ ! -f /workspace/.go ]; do sleep 0.2; done; echo post-create-finished',
@@ -217,7 +206,7 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
   }, 240_000);
 
   it('a failing postCreateCommand: recorded on the instance with its exit code and last lines, postStartCommand skipped', async () => {
-    const file = await config({
+    const file = uniqueConfigFile({
       postCreateCommand: 'echo "npm ERR! missing script: setup" >&2; exit 3',
       postStartCommand: 'echo this-must-not-run',
     });
@@ -240,7 +229,7 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
   }, 240_000);
 
   it('an editor that waits for a postStartCommand that never ends fails naming it; its log stays readable', async () => {
-    const file = await config({ waitFor: 'postStartCommand', postStartCommand: 'echo serving in the foreground; while true; do sleep 1; done' });
+    const file = uniqueConfigFile({ waitFor: 'postStartCommand', postStartCommand: 'echo serving in the foreground; while true; do sleep 1; done' });
     const created = await createFromDevcontainer(stack, user, file);
     const failed = await waitForStatus(stack, created.instance_id, ['Failed'], 240_000);
     expect(failed.phase).toBe('provision');
@@ -253,7 +242,7 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
   }, 300_000);
 
   it('gives each variable form one value in the container’s environment, the lifecycle commands and the editor’s environment', async () => {
-    const file = await config({
+    const file = uniqueConfigFile({
       containerEnv: {
         V_CWF: '${containerWorkspaceFolder}',
         V_CWFB: '${containerWorkspaceFolderBasename}',
@@ -359,7 +348,7 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
 
   it('forwardPorts: each port at its own origin, guarded by the instance’s token, WebSockets too; any other port on request', async () => {
     // A web server in the foreground of postStartCommand (the editor does not wait for it), on 3000 and 4000.
-    const file = await config({
+    const file = uniqueConfigFile({
       forwardPorts: [3000],
       portsAttributes: { '3000': { label: 'Web app' } },
       postStartCommand: portAppCommand([3000, 4000]),
@@ -438,7 +427,7 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
   }, 240_000);
 
   it('accepts the extension opt-out form -publisher.name', async () => {
-    const file = await config({ customizations: { vscode: { extensions: ['-ms-python.python', 'dbaeumer.vscode-eslint'] } } });
+    const file = uniqueConfigFile({ customizations: { vscode: { extensions: ['-ms-python.python', 'dbaeumer.vscode-eslint'] } } });
     const created = await createFromDevcontainer(stack, user, file);
     expect(created.status).toMatch(/Queued|Cached/);
     await stack.api(`/api/instances/${created.instance_id}`, { method: 'DELETE' });
@@ -518,7 +507,7 @@ describe('devcontainer.json conformance (Docker runtime)', () => {
   }, 300_000);
 
   it('a remoteUser the image does not have fails the instance naming it', async () => {
-    const file = await config({ remoteUser: 'devuser-that-is-not-there' });
+    const file = uniqueConfigFile({ remoteUser: 'devuser-that-is-not-there' });
     const created = await createFromDevcontainer(stack, user, file);
     const failed = await waitForStatus(stack, created.instance_id, ['Failed'], 240_000);
     expect(failed.error).toMatch(/remoteUser "devuser-that-is-not-there" does not exist in the image/);

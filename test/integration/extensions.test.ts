@@ -8,7 +8,8 @@ import type { InstanceResponse } from '@codebay/contracts';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { uniqueConfigFile } from '../support/workspaces.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn, testDocker } from '../support/docker.ts';
 import { createFromDevcontainer, getInstance, waitForStatus } from '../support/instances.ts';
@@ -44,16 +45,10 @@ async function log(path: string): Promise<string> {
 
 describe('extensions from the operator’s extension source (Docker runtime)', () => {
   it('bakes the wanted .vsix files into the image, lists the missing one, installs the baked ones from the image at start', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'codebay-ext-conf-'));
-    const file = join(dir, 'devcontainer.json');
-    await writeFile(
-      file,
-      JSON.stringify({
-        image: 'debian:bookworm',
-        containerEnv: { CODEBAY_TEST_RUN: randomBytes(6).toString('hex') },
-        customizations: { vscode: { extensions: ['Codebay-Test.Alpha', 'codebay-test.beta', 'codebay-test.gone', 'codebay-test.future', 'x.y', '-x.y'] } },
-      }),
-    );
+    const file = uniqueConfigFile({
+      customizations: { vscode: { extensions: ['Codebay-Test.Alpha', 'codebay-test.beta', 'codebay-test.gone', 'codebay-test.future', 'x.y', '-x.y'] } },
+    });
+    const dir = dirname(file);
     try {
       const created = await createFromDevcontainer(stack, user, file);
       const running = await waitForStatus(stack, created.instance_id, ['Running'], 240_000);

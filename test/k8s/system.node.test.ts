@@ -1,9 +1,8 @@
 import type { InstanceResponse } from '@codebay/contracts';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +22,7 @@ import { LOG_DIR } from '../support/stack.ts';
 import { makeVsix } from '../support/vsix.ts';
 import { waitFor } from '../support/wait.ts';
 import { portAppCommand } from '../support/port-app.ts';
-import { workspaceTarball } from '../support/workspaces.ts';
+import { uniqueConfigFile, workspaceTarball } from '../support/workspaces.ts';
 
 const SAMPLES = fileURLToPath(new URL('../../samples', import.meta.url));
 /** The builders' extension source: a folder on the node behind a PersistentVolumeClaim (deploy.sh EXTENSION_SOURCE_PVC). */
@@ -155,16 +154,10 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
       claimName: 'codebay-test-extension-source',
       readOnly: true,
     });
-    const dir = await mkdtemp(join(tmpdir(), 'codebay-node-ext-'));
-    const file = join(dir, 'devcontainer.json');
-    await writeFile(
-      file,
-      JSON.stringify({
-        image: 'debian:bookworm',
-        containerEnv: { CODEBAY_TEST_RUN: randomBytes(6).toString('hex') },
-        customizations: { vscode: { extensions: ['codebay-test.node'] } },
-      }),
-    );
+    const file = uniqueConfigFile({
+      customizations: { vscode: { extensions: ['codebay-test.node'] } },
+    });
+    const dir = dirname(file);
     try {
       const inst = await create(() => createFromDevcontainer(d, user, file));
       const running = await waitForStatus(d, inst.instance_id, ['Running'], 300_000);
@@ -228,20 +221,13 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
   it(
     'workspaceMount, workspaceFolder and forwardPorts on the node: the volume at the target, a port at its own origin through the ingress, guarded by the token',
     async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'codebay-node-ports-'));
-      const file = join(dir, 'devcontainer.json');
-      await writeFile(
-        file,
-        JSON.stringify({
-          image: 'debian:bookworm',
-          containerEnv: { CODEBAY_TEST_RUN: randomBytes(6).toString('hex') },
-          workspaceMount: 'source=${localWorkspaceFolder},target=/src/app,type=bind',
-          workspaceFolder: '/src/app',
-          forwardPorts: [3000],
-          portsAttributes: { '3000': { label: 'Web app' } },
-          postStartCommand: portAppCommand([3000]),
-        }),
-      );
+      const file = uniqueConfigFile({
+        workspaceMount: 'source=${localWorkspaceFolder},target=/src/app,type=bind',
+        workspaceFolder: '/src/app',
+        forwardPorts: [3000],
+        portsAttributes: { '3000': { label: 'Web app' } },
+        postStartCommand: portAppCommand([3000]),
+      });
       const inst = await create(() => createFromDevcontainer(d, user, file));
       const id = inst.instance_id;
       try {

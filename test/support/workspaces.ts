@@ -33,6 +33,17 @@ export async function workspaceTarball(spec: WorkspaceSpec): Promise<string> {
 
 export const salt = () => randomBytes(5).toString('hex');
 
+/**
+ * Writes a devcontainer.json of its own for a test — `body` over `image: debian:bookworm`, plus a
+ * `containerEnv` entry no other run has (a build nobody made before) — and returns its path.
+ */
+export function uniqueConfigFile(body: Record<string, unknown>): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'codebay-test-config-')), 'devcontainer.json');
+  const containerEnv = { CODEBAY_TEST_RUN: randomBytes(6).toString('hex'), ...(body.containerEnv as Record<string, string> | undefined) };
+  writeFileSync(file, JSON.stringify({ image: 'debian:bookworm', ...body, containerEnv }, null, 2));
+  return file;
+}
+
 /** Runs `cmd` in a throwaway container of `image` (pulled first) and returns its output. */
 export async function runInImage(
   docker: Docker,
