@@ -14,7 +14,7 @@ import { uniqueDevcontainer } from '../support/instances.ts';
 import { freePort } from '../support/ports.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
-import { salt } from '../support/workspaces.ts';
+import { buildStepsRunning, salt } from '../support/workspaces.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'packages/cli/bin/codebay.mjs');
@@ -195,7 +195,8 @@ describe('the codebay CLI', () => {
     expect(first).toBeDefined();
     // The line arrived while the build was still sleeping, not with the end.
     expect(ended - first!.at).toBeGreaterThan(2_000);
-    expect(seen.some((s) => s.line === 'second')).toBe(true);
+    // BuildKit's plain progress: a step's output line is `#<vertex> <seconds> <text>`.
+    expect(seen.some((s) => /^#\d+ [\d.]+ second$/.test(s.line))).toBe(true);
   });
 
   it('wait says how it ended: 5 for a failed build, 6 for a timeout', async () => {
@@ -214,12 +215,7 @@ describe('the codebay CLI', () => {
   it('a build waiting behind another: the progress line says where it waits in the queue', async () => {
     const marker = `cli-block-${salt()}`;
     const blocker = await queueBuild(`RUN echo ${marker} && sleep 120`);
-    await waitFor(
-      'the slow step to run',
-      async () => ((await docker.listContainers()).some((c) => c.Command.includes(marker)) ? true : undefined),
-      120_000,
-      200,
-    );
+    await waitFor('the slow step to run', async () => (buildStepsRunning(marker).length > 0 ? true : undefined), 120_000, 200);
     const queued = await queueBuild(`RUN echo queued-${salt()}`);
     expect(queued.queue).toMatchObject({ position: 1, waiting: 1, builds_ahead: 0, running: 1 });
     // Not a TTY: the plain progress line, then the timeout.
