@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { explainBuildFailure, featureIdOf } from './build-failure.ts';
+import { explainBuildFailure, featureIdOf, stepCommandFailed } from './build-failure.ts';
 
 /** The CLI's result line when `docker build` fails (0.89; the command line is ~600 characters in real builds). */
 const DOCKER_BUILD_FAILED = {
@@ -249,5 +249,14 @@ describe('explainBuildFailure', () => {
   it('leaves other failures to the caller', () => {
     const lines = ['Error: spawn docker ENOENT'];
     expect(explainBuildFailure({ lines, outcome: DOCKER_BUILD_FAILED }, { features: [], fetches: [] })).toBeUndefined();
+  });
+});
+
+describe('stepCommandFailed', () => {
+  it('is BuildKit’s line for a command that exited non-zero, in both wordings, never a step’s own output', () => {
+    expect(stepCommandFailed(['#5 ERROR: executor failed running [/bin/sh -c exit 3]: exit code: 3'])).toBe(true);
+    expect(stepCommandFailed(['#7 ERROR: process "/bin/sh -c exit 4" did not complete successfully: exit code: 4'])).toBe(true);
+    expect(stepCommandFailed(['#5 0.12 #5 ERROR: executor failed running [/bin/sh -c exit 3]: exit code: 3'])).toBe(false);
+    expect(stepCommandFailed(['#3 ERROR: pull access denied, repository does not exist or may require authorization'])).toBe(false);
   });
 });

@@ -95,15 +95,24 @@ interface FailedStep {
   run?: { command: string; exitCode: number };
 }
 
-/**
- * The last step BuildKit reported failed (`#<v> ERROR: …`), with its instruction line
- * (`#<v> [stage n/m] …`) and its own output (`#<v> <seconds> …`: steps running in parallel
- * interleave, and are told apart by their vertex number).
- */
-function failedStep(all: readonly string[]): FailedStep | undefined {
+/** BuildKit's last `#<v> ERROR: …` line: where it is, its vertex and its reason. */
+function lastError(all: readonly string[]): { at: number; vertex: string; error: string } | undefined {
   const at = findLastIndex(all, (l) => STEP_ERROR.test(l));
   if (at < 0) return undefined;
   const [, vertex, error] = STEP_ERROR.exec(all[at]!)!;
+  return { at, vertex: vertex!, error: error! };
+}
+
+/**
+ * The last step BuildKit reported failed (lastError), with its instruction line
+ * (`#<v> [stage n/m] …`) and its own output (`#<v> <seconds> …`: steps running in parallel
+ * interleave, and are told apart by their vertex number). Undefined when the failed vertex is
+ * not a Dockerfile step.
+ */
+function failedStep(all: readonly string[]): FailedStep | undefined {
+  const last = lastError(all);
+  if (!last) return undefined;
+  const { at, vertex, error } = last;
   const start = findLastIndex(all.slice(0, at), (l) => STEP.exec(l)?.[1] === vertex);
   if (start < 0) return undefined;
   const [, , stage, n, of, instruction] = STEP.exec(all[start]!)!;
@@ -112,16 +121,26 @@ function failedStep(all: readonly string[]): FailedStep | undefined {
     .map((l) => STEP_OUTPUT.exec(l))
     .filter((m): m is RegExpExecArray => m !== null && m[1] === vertex)
     .map((m) => m[2]!);
-  const run = RUN_FAILED.exec(error!);
+  const run = RUN_FAILED.exec(error);
   return {
     stage,
     n: Number(n),
     of: Number(of),
     instruction: instruction!,
     output,
-    error: error!,
+    error,
     run: run ? { command: (run[1] ?? run[2])!, exitCode: Number(run[3]) } : undefined,
   };
+}
+
+/**
+ * Whether BuildKit reported a step whose command exited non-zero (`#5 ERROR: executor failed
+ * running […]: exit code: 3`; later releases `process "…" did not complete successfully`): the
+ * user's to fix, never a machinery fault. A step's own output cannot forge the line: BuildKit
+ * prefixes every line of it (`#5 0.12 `, see cliLogLines).
+ */
+export function stepCommandFailed(lines: readonly string[]): boolean {
+  return lines.some((l) => RUN_FAILED.test(STEP_ERROR.exec(l)?.[2] ?? ''));
 }
 
 /** `(build step n of m)`, with the stage when the user's Dockerfile names it (the CLI names its own `dev_containers_…` and an unnamed last stage `dev_container_auto_added_stage_label`). */
@@ -136,9 +155,8 @@ function where(step: FailedStep): string {
  * step of the feature's folder (`/tmp/dev-container-features/<id>_<n>`) failing, or by the
  * install wrapper's `ERROR: Feature "…" (…) failed to install!`.
  */
-function featureInstallFailure(failed: FailedBuild, ctx: BuildContext): string | undefined {
+function featureInstallFailure(failed: FailedBuild, step: FailedStep | undefined, ctx: BuildContext): string | undefined {
   const { lines } = failed;
-  const step = failedStep(lines);
   // Only the CLI's own stage installs features, and only when the config has some: a step of the
   // user's Dockerfile can print the wrapper's words or name a feature folder in its command, and
   // the error would then blame a feature (anyone's, as the step writes it) for the user's own step.
@@ -159,8 +177,7 @@ function featureInstallFailure(failed: FailedBuild, ctx: BuildContext): string |
  * N (build step n of m of stage "s").` plus its last lines; another instruction that failed
  * (a COPY of a missing file, a FROM that cannot be pulled) with BuildKit's reason.
  */
-function stepFailure(failed: FailedBuild): string | undefined {
-  const step = failedStep(failed.lines);
+function stepFailure(step: FailedStep | undefined): string | undefined {
   if (!step) return undefined;
   const how = step.run ? `failed with exit code ${step.run.exitCode}` : `failed: ${cut(step.error)}`;
   return `The Dockerfile step "${cut(step.instruction)}" ${how}${where(step)}. The whole output is in the build log.${quote(step.output)}`;
@@ -173,13 +190,13 @@ function stepFailure(failed: FailedBuild): string | undefined {
  */
 function vertexFailure(failed: FailedBuild): string | undefined {
   const { lines } = failed;
-  const at = findLastIndex(lines, (l) => STEP_ERROR.test(l));
-  if (at < 0) return undefined;
-  const [, vertex, error] = STEP_ERROR.exec(lines[at]!)!;
+  const last = lastError(lines);
+  if (!last) return undefined;
+  const { vertex, error } = last;
   // A vertex's first line is its name; later ones are its output, DONE, CACHED or ERROR.
   const title = lines.find((l) => l.startsWith(`#${vertex} `))!.slice(`#${vertex} `.length);
   if (title.startsWith('ERROR: ')) return undefined;
-  return `The build failed at "${cut(title)}": ${cut(error!)}. The whole output is in the build log.`;
+  return `The build failed at "${cut(title)}": ${cut(error)}. The whole output is in the build log.`;
 }
 
 /**
@@ -246,5 +263,6 @@ function featureFetchFailure(failed: FailedBuild, ctx: BuildContext): string | u
 export function explainBuildFailure(failed: FailedBuild, ctx: BuildContext): string | undefined {
   // Masked whole first: a line cut later would leave part of a secret the masker no longer knows.
   const masked = ctx.mask ? { ...failed, lines: failed.lines.map(ctx.mask) } : failed;
-  return featureFetchFailure(masked, ctx) ?? featureInstallFailure(masked, ctx) ?? stepFailure(masked) ?? vertexFailure(masked);
+  const step = failedStep(masked.lines);
+  return featureFetchFailure(masked, ctx) ?? featureInstallFailure(masked, step, ctx) ?? stepFailure(step) ?? vertexFailure(masked);
 }

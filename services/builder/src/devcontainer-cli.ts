@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import stripAnsi from 'strip-ansi';
-import type { FailedBuild } from './build-failure.ts';
+import { stepCommandFailed, type FailedBuild } from './build-failure.ts';
 
 const require = createRequire(import.meta.url);
 const CLI_JS = join(dirname(require.resolve('@devcontainers/cli/package.json')), 'devcontainer.js');
@@ -95,13 +95,6 @@ export async function buildxVersion(dockerPath: string, dockerHost: string): Pro
 /** Lines in which Docker (BuildKit) says why a build step failed. */
 const DOCKER_FAILURE =
   /(executor failed running|did not complete successfully|failed to |error pulling|pull access denied|manifest unknown|unauthorized|not found|no such)/i;
-
-/**
- * BuildKit's line for a step whose command exited non-zero (`#5 ERROR: executor failed running
- * […]: exit code: 3`, later releases `process "…" did not complete successfully`). A step's own
- * output cannot forge it: BuildKit prefixes every line of it (`#5 0.12 `, see cliLogLines).
- */
-const STEP_COMMAND_FAILED = /^#\d+ ERROR: (?:executor failed running \[|process ".*" did not complete successfully: exit code: \d+$)/;
 
 /** The build printed nothing for too long. */
 class StalledError extends PermanentError {}
@@ -285,7 +278,7 @@ export class DevcontainerCli {
     // A step whose command failed is the user's to fix, whatever its output or command says (a step
     // printing "Cannot connect to the Docker daemon" must not buy itself retries); otherwise a
     // machinery fault says more in its own words (e.g. the daemon's address) than in the CLI's summary.
-    const commandFailed = tail.some((l) => STEP_COMMAND_FAILED.test(l));
+    const commandFailed = stepCommandFailed(tail);
     const err =
       !commandFailed && isTransientBuildFailure(context) ? new TransientError(tail.find(isTransientBuildFailure) ?? message) : new PermanentError(message);
     // For explainBuildFailure: the failing part is named from these.

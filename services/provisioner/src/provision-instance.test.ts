@@ -128,15 +128,19 @@ describe('ProvisionInstance, with the image’s hostRequirements', () => {
     deprovision: vi.fn(async () => undefined),
   });
 
-  it('raises the resources to them: in the record with the claim, and in what the runtime is given', async () => {
-    const { store, current } = memoryStore({ status: 'Built', resources, maxResources, launch: launch({ memoryBytes: 3 * 2 ** 30, gpu: 'none' }) });
-    const driver = runningDriver();
-    await make(store, driver as unknown as ReturnType<typeof failingDriver>).run({
+  /** One attempt (the only one) of instance i1 with this driver. */
+  const provisionOnce = (store: Parameters<typeof make>[0], driver: ReturnType<typeof runningDriver>) =>
+    make(store, driver as unknown as ReturnType<typeof failingDriver>).run({
       instanceId: 'i1',
       attempt: 1,
       maxAttempts: 1,
       signal: new AbortController().signal,
     });
+
+  it('raises the resources to them: in the record with the claim, and in what the runtime is given', async () => {
+    const { store, current } = memoryStore({ status: 'Built', resources, maxResources, launch: launch({ memoryBytes: 3 * 2 ** 30, gpu: 'none' }) });
+    const driver = runningDriver();
+    await provisionOnce(store, driver);
     const raised = { ...resources, memory_request: '3Gi', memory_limit: '3Gi' };
     expect(current()).toMatchObject({ status: 'Running', resources: raised });
     expect(driver.provision.mock.calls[0]![0].resources).toEqual(raised);
@@ -145,12 +149,7 @@ describe('ProvisionInstance, with the image’s hostRequirements', () => {
   it('above what the operator allowed: Failed naming it, and nothing provisioned', async () => {
     const { store, current } = memoryStore({ status: 'Cached', resources, maxResources, launch: launch({ memoryBytes: 64 * 2 ** 30, gpu: 'none' }) });
     const driver = runningDriver();
-    await make(store, driver as unknown as ReturnType<typeof failingDriver>).run({
-      instanceId: 'i1',
-      attempt: 1,
-      maxAttempts: 1,
-      signal: new AbortController().signal,
-    });
+    await provisionOnce(store, driver);
     expect(current()).toMatchObject({ status: 'Failed', resources, failure: { phase: 'provision' } });
     expect(current().failure!.reason).toMatch(
       /^hostRequirements\.memory: the image's metadata .* asks for 64Gi, and this deployment gives an instance at most 8Gi of memory/,
@@ -161,12 +160,7 @@ describe('ProvisionInstance, with the image’s hostRequirements', () => {
   it('leaves a record made before maxResources as it is', async () => {
     const { store, current } = memoryStore({ status: 'Built', resources, launch: launch({ memoryBytes: 64 * 2 ** 30, gpu: 'none' }) });
     const driver = runningDriver();
-    await make(store, driver as unknown as ReturnType<typeof failingDriver>).run({
-      instanceId: 'i1',
-      attempt: 1,
-      maxAttempts: 1,
-      signal: new AbortController().signal,
-    });
+    await provisionOnce(store, driver);
     expect(current()).toMatchObject({ status: 'Running', resources });
   });
 });
