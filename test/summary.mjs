@@ -8,6 +8,8 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const rows = [];
+// What failed, named in the summary: CI keeps only the tail of the log.
+const failures = [];
 for (const file of readdirSync(dir).sort()) {
   const path = join(dir, file);
   if (file.startsWith('check-')) {
@@ -25,6 +27,24 @@ for (const file of readdirSync(dir).sort()) {
     failed += f;
     skipped += s;
     rows.push(`${file.slice(6, -5).padEnd(14)} ${p} passed, ${f} failed${s ? `, ${s} skipped` : ''}`);
+    for (const testFile of r.testResults ?? []) {
+      const where = testFile.name?.replace(/^.*?\/test\//, 'test/') ?? file;
+      const failedTests = (testFile.assertionResults ?? []).filter((t) => t.status === 'failed');
+      for (const t of failedTests) failures.push({ where, title: t.fullName ?? t.title, message: t.failureMessages?.[0] });
+      // A file that failed before any test ran (an import error, a hook).
+      if (testFile.status === 'failed' && failedTests.length === 0) {
+        failures.push({ where, title: '(the file)', message: testFile.message });
+      }
+    }
+  }
+}
+if (failures.length > 0) {
+  console.log('\n=== failed');
+  for (const { where, title, message } of failures) {
+    console.log(`  ${where} > ${title}`);
+    // The first lines of the error, without colour codes.
+    const lines = (message ?? '').replace(/\x1b\[[0-9;]*m/g, '').split('\n').filter((l) => l.trim());
+    for (const line of lines.slice(0, 6)) console.log(`      ${line.slice(0, 300)}`);
   }
 }
 console.log('\n=== summary');
