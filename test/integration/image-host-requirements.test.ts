@@ -75,6 +75,8 @@ describe('hostRequirements from the image’s metadata (Docker runtime)', () => 
     const raised = { ...DEFAULTS, memory_request: '3Gi', memory_limit: '3Gi' };
     const running = await waitForStatus(stack, created.instance_id, ['Running'], 240_000);
     expect(running.resources).toEqual(raised);
+    // The caller learns that the instance is not what the create answered, field by field.
+    expect(running.warnings).toContainEqual({ property: 'hostRequirements', message: expect.stringMatching(/raised memory_request 512Mi → 3Gi, memory_limit 2Gi → 3Gi$/) });
     const { HostConfig } = await testDocker().getContainer(stack.names.container(running.instance_id)).inspect();
     expect(HostConfig.MemoryReservation).toBe(3 * 2 ** 30);
     expect(HostConfig.Memory).toBe(3 * 2 ** 30);

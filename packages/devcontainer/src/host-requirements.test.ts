@@ -95,6 +95,11 @@ describe('applyImageHostRequirements', () => {
       { field: 'memory_limit', from: '2Gi', to: '3Gi' },
       { field: 'storage_size', from: '2Gi', to: '10Gi' },
     ]);
+    expect(out.warning).toEqual({
+      property: 'hostRequirements',
+      message:
+        "hostRequirements: the image's metadata (its devcontainer.metadata label, from its base image) asks for more than the instance was created with; raised cpu_request 200m → 2, cpu_limit 1000m → 2, memory_request 512Mi → 3Gi, memory_limit 2Gi → 3Gi, storage_size 2Gi → 10Gi",
+    });
   });
 
   it('leaves fields already at or above the minimums (the config’s, raised at create, or the caller’s)', () => {

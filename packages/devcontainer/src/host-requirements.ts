@@ -5,6 +5,7 @@ import {
   parseCpu,
   parseMemory,
   type ImageHostRequirements,
+  type PropertyWarning,
   type ResourceMaxima,
   type Resources,
 } from '@codebay/contracts';
@@ -103,6 +104,12 @@ export interface ImageRequirementsOutcome {
   refused: { property: string; message: string }[];
   /** All of `refused` in one sentence, for the instance's `error`; undefined when it can start. */
   reason?: string;
+  /**
+   * Said on the instance when fields were raised (`{property: 'hostRequirements', message}`,
+   * each field `from → to`): the caller's own values may be among them, and the create's answer
+   * showed the resources before the image was built. Undefined when nothing was raised.
+   */
+  warning?: PropertyWarning;
 }
 
 /** Where an image's hostRequirements come from, as errors say it. */
@@ -195,5 +202,8 @@ export function applyImageHostRequirements(
     if ((d.parse(out[d.request]) ?? 0) < d.minimum) raise(d.request, d.format(d.minimum));
     if (d.limit && (d.parse(out[d.limit]) ?? 0) < (d.parse(out[d.request]) ?? 0)) raise(d.limit, out[d.request]);
   }
-  return { resources: out, raised, refused };
+  if (raised.length === 0) return { resources: out, raised, refused };
+  const fields = raised.map((r) => `${r.field} ${r.from} → ${r.to}`).join(', ');
+  const warning = { property: 'hostRequirements', message: `hostRequirements: ${FROM_IMAGE} asks for more than the instance was created with; raised ${fields}` };
+  return { resources: out, raised, refused, warning };
 }

@@ -137,12 +137,20 @@ describe('ProvisionInstance, with the image’s hostRequirements', () => {
       signal: new AbortController().signal,
     });
 
-  it('raises the resources to them: in the record with the claim, and in what the runtime is given', async () => {
-    const { store, current } = memoryStore({ status: 'Built', resources, maxResources, launch: launch({ memoryBytes: 3 * 2 ** 30, gpu: 'none' }) });
+  it('raises the resources to them: in the record with the claim and a warning naming each field, and in what the runtime is given', async () => {
+    const config = { property: 'runArgs', message: 'runArgs: ignored' };
+    const { store, current } = memoryStore({
+      status: 'Built',
+      resources,
+      maxResources,
+      warnings: [config],
+      launch: launch({ memoryBytes: 3 * 2 ** 30, gpu: 'none' }),
+    });
     const driver = runningDriver();
     await provisionOnce(store, driver);
     const raised = { ...resources, memory_request: '3Gi', memory_limit: '3Gi' };
     expect(current()).toMatchObject({ status: 'Running', resources: raised });
+    expect(current().warnings).toEqual([config, { property: 'hostRequirements', message: expect.stringMatching(/raised memory_request 512Mi → 3Gi, memory_limit 2Gi → 3Gi$/) }]);
     expect(driver.provision.mock.calls[0]![0].resources).toEqual(raised);
   });
 

@@ -1,4 +1,4 @@
-import { PermanentError, TransientError, type InstanceRecord, type InstanceStatus } from '@codebay/contracts';
+import { PermanentError, TransientError, mergeWarnings, type InstanceRecord, type InstanceStatus } from '@codebay/contracts';
 import { applyImageHostRequirements, type ImageRequirementsOutcome } from '@codebay/devcontainer';
 import { createMasker, isShutdown, type InstanceStore, type Logger } from '@codebay/platform';
 import type { Histogram } from 'prom-client';
@@ -148,15 +148,16 @@ export class ProvisionInstance {
     }
     const host = this.imageRequirements(record);
     if (host?.reason) return this.refuse(record, from, host.reason);
-    // The raised resources go into the record with the claim: the API shows what the instance is given.
-    const raised = host && host.raised.length > 0 ? { resources: host.resources } : {};
+    // The raised resources go into the record with the claim, and a warning naming each field: the
+    // API shows what the instance is given, and that it is not what the create answered.
+    const raised = host?.warning ? { resources: host.resources, warnings: mergeWarnings(record.warnings ?? [], [host.warning]) } : {};
     const claimed = await this.store.transition(instanceId, from, 'Provisioning', { provisionStartedAt: new Date().toISOString(), ...raised });
     if (!claimed.ok) {
       this.logger.info({ instanceId, status: claimed.current }, 'provision skipped: instance is not waiting for it');
       return;
     }
-    if (host && host.raised.length > 0) {
-      record = { ...record, resources: host.resources };
+    if (host?.warning) {
+      record = { ...record, ...raised };
       this.logger.info({ instanceId, raised: host.raised }, "resources raised to the image's hostRequirements");
     }
     const started = Date.now();
