@@ -43,7 +43,10 @@ if (failures.length > 0) {
   for (const { where, title, message } of failures) {
     console.log(`  ${where} > ${title}`);
     // The first lines of the error, without colour codes.
-    const lines = (message ?? '').replace(/\x1b\[[0-9;]*m/g, '').split('\n').filter((l) => l.trim());
+    const lines = (message ?? '')
+      .replace(/\x1b\[[0-9;]*m/g, '')
+      .split('\n')
+      .filter((l) => l.trim());
     for (const line of lines.slice(0, 6)) console.log(`      ${line.slice(0, 300)}`);
   }
 }

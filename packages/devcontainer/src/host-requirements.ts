@@ -204,6 +204,9 @@ export function applyImageHostRequirements(
   }
   if (raised.length === 0) return { resources: out, raised, refused };
   const fields = raised.map((r) => `${r.field} ${r.from} → ${r.to}`).join(', ');
-  const warning = { property: 'hostRequirements', message: `hostRequirements: ${FROM_IMAGE} asks for more than the instance was created with; raised ${fields}` };
+  const warning = {
+    property: 'hostRequirements',
+    message: `hostRequirements: ${FROM_IMAGE} asks for more than the instance was created with; raised ${fields}`,
+  };
   return { resources: out, raised, refused, warning };
 }

@@ -150,7 +150,10 @@ describe('ProvisionInstance, with the image’s hostRequirements', () => {
     await provisionOnce(store, driver);
     const raised = { ...resources, memory_request: '3Gi', memory_limit: '3Gi' };
     expect(current()).toMatchObject({ status: 'Running', resources: raised });
-    expect(current().warnings).toEqual([config, { property: 'hostRequirements', message: expect.stringMatching(/raised memory_request 512Mi → 3Gi, memory_limit 2Gi → 3Gi$/) }]);
+    expect(current().warnings).toEqual([
+      config,
+      { property: 'hostRequirements', message: expect.stringMatching(/raised memory_request 512Mi → 3Gi, memory_limit 2Gi → 3Gi$/) },
+    ]);
     expect(driver.provision.mock.calls[0]![0].resources).toEqual(raised);
   });
 
