@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
 import { execIn, testDocker } from '../support/docker.ts';
 import { createFromDevcontainer, waitForStatus } from '../support/instances.ts';
+import { buildLogEnd } from '../support/records.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { makeVsix } from '../support/vsix.ts';
 import { waitFor } from '../support/wait.ts';
@@ -97,6 +98,8 @@ describe('a changed extension source reaches configurations in the build cache (
     });
 
     // Now the rebuilt image is the cached one; the configuration without extensions kept its image all along.
+    // Entries are written after the pushes, which may end after the instances are Running: wait for both builds' jobs to end.
+    for (const id of [again.instance_id, plainFirst.instance_id]) expect(await buildLogEnd(stack, id)).toMatchObject({ outcome: 'success' });
     const [third, plainAgain] = await Promise.all([createFromDevcontainer(stack, user, wants), createFromDevcontainer(stack, user, plain)]);
     expect(third.build?.cache).toBe('hit');
     expect(plainAgain.build?.cache).toBe('hit');

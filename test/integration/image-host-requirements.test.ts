@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../support/components.ts';
 import { containerExists, testDocker } from '../support/docker.ts';
 import { createFromWorkspace, getInstance, waitForStatus } from '../support/instances.ts';
+import { buildLogEnd } from '../support/records.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 import { salt, workspaceTarball } from '../support/workspaces.ts';
@@ -76,12 +77,17 @@ describe('hostRequirements from the image’s metadata (Docker runtime)', () => 
     const running = await waitForStatus(stack, created.instance_id, ['Running'], 240_000);
     expect(running.resources).toEqual(raised);
     // The caller learns that the instance is not what the create answered, field by field.
-    expect(running.warnings).toContainEqual({ property: 'hostRequirements', message: expect.stringMatching(/raised memory_request 512Mi → 3Gi, memory_limit 2Gi → 3Gi$/) });
+    expect(running.warnings).toContainEqual({
+      property: 'hostRequirements',
+      message: expect.stringMatching(/raised memory_request 512Mi → 3Gi, memory_limit 2Gi → 3Gi$/),
+    });
     const { HostConfig } = await testDocker().getContainer(stack.names.container(running.instance_id)).inspect();
     expect(HostConfig.MemoryReservation).toBe(3 * 2 ** 30);
     expect(HostConfig.Memory).toBe(3 * 2 ** 30);
 
     // The same workspace again: a build cache hit (nothing built), the requirements from what was recorded with the entry.
+    // The entry is written after the push, which may end after the instance is Running: wait for the build's job to end.
+    expect(await buildLogEnd(stack, created.instance_id)).toMatchObject({ outcome: 'success' });
     const again = await createFromWorkspace(stack, user, tarball);
     expect(again.build?.cache).toBe('hit');
     const cached = await waitForStatus(stack, again.instance_id, ['Running'], 180_000);

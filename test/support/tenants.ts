@@ -12,7 +12,7 @@ import { components, pullLogin } from './components.ts';
 import { execIn, testDocker } from './docker.ts';
 import { editorRequest } from './editor.ts';
 import { fileBlob, packWorkspace, waitForStatus } from './instances.ts';
-import { forgetUsers } from './records.ts';
+import { buildLogEnd, forgetUsers } from './records.ts';
 import { startStack, type ServiceName, type Stack } from './stack.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -155,6 +155,8 @@ export async function startVictim(h: HostileStack): Promise<VictimSnapshot> {
   expect(res.status, await res.clone().text()).toBe(202);
   const created = (await res.json()) as InstanceResponse;
   const instance = await waitForStatus(h.stack, created.instance_id, ['Running'], 300_000);
+  // The build cache's entry is written after the push, which may end after the instance is Running.
+  expect(await buildLogEnd(h.stack, created.instance_id)).toMatchObject({ outcome: 'success' });
   const docker = testDocker();
   const info = await docker.getContainer(h.stack.names.container(instance.instance_id)).inspect();
   const wrote = await execIn(docker, info.Id, [
