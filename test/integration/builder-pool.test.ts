@@ -119,6 +119,8 @@ describe('builder pool: build once, two builders, two daemons', () => {
     for (const inst of instances) await waitForStatus(stack, inst.instance_id, BUILT, 240_000);
     const docker = dockerFromHost(c.dockerHost);
     for (const [i, inst] of instances.entries()) {
+      // The digest is recorded after the push, which may end after the instance started from the built image.
+      expect(await buildLogEnd(stack, inst.instance_id)).toMatchObject({ outcome: 'success' });
       const image = (await getInstance(stack, inst.instance_id)).devcontainer_image!;
       const files = (await runInImage(docker, image, ['ls', '/opt/features'], pullLogin(c))).split(/\s+/).filter(Boolean);
       expect(files, image).toEqual([names[i]]);
@@ -201,6 +203,8 @@ describe('builder pool: build once, two builders, two daemons', () => {
     await stack.stopService('builder-2');
     const one = await create(await workspaceTarball({ config, dockerfile: dockerfile('one') }));
     await waitForStatus(stack, one.instance_id, BUILT, 180_000);
+    // The family's tag is pushed after the image, which may be after the instance started from it.
+    expect(await buildLogEnd(stack, one.instance_id)).toMatchObject({ outcome: 'success' });
     await startBuilder('builder-2');
     await stack.stopService('builder-1');
     try {

@@ -11,7 +11,7 @@ import { expect } from 'vitest';
 import { components, pullLogin } from './components.ts';
 import { execIn, testDocker } from './docker.ts';
 import { editorRequest } from './editor.ts';
-import { fileBlob, packWorkspace, waitForStatus } from './instances.ts';
+import { fileBlob, getInstance, packWorkspace, waitForStatus } from './instances.ts';
 import { buildLogEnd, forgetUsers } from './records.ts';
 import { startStack, type ServiceName, type Stack } from './stack.ts';
 
@@ -154,9 +154,12 @@ export async function startVictim(h: HostileStack): Promise<VictimSnapshot> {
   const res = await h.victim.createWorkspace(tarball);
   expect(res.status, await res.clone().text()).toBe(202);
   const created = (await res.json()) as InstanceResponse;
-  const instance = await waitForStatus(h.stack, created.instance_id, ['Running'], 300_000);
-  // The build cache's entry is written after the push, which may end after the instance is Running.
+  await waitForStatus(h.stack, created.instance_id, ['Running'], 300_000);
+  // The image's digest and the build cache's entry are recorded after the push, which may end
+  // after the instance is Running: the snapshot is taken once the build's job has ended.
   expect(await buildLogEnd(h.stack, created.instance_id)).toMatchObject({ outcome: 'success' });
+  const instance = await getInstance(h.stack, created.instance_id);
+  expect(instance).toMatchObject({ status: 'Running', devcontainer_image: expect.stringMatching(/@sha256:[0-9a-f]{64}$/) });
   const docker = testDocker();
   const info = await docker.getContainer(h.stack.names.container(instance.instance_id)).inspect();
   const wrote = await execIn(docker, info.Id, [
