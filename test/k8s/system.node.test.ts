@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, writeFromTerminal } from '../support/browser.ts';
+import { launchChromium, openWorkbench, writeFromTerminal } from '../support/browser.ts';
 import {
   createFromDevcontainer,
   createFromWorkspace,
@@ -176,8 +176,7 @@ describe('codebay on a real Kubernetes node, installed by deploy.sh, used throug
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
     const page = await context.newPage();
     try {
-      await page.goto(simple.url);
-      await page.waitForSelector('.monaco-workbench', { timeout: 120_000 });
+      await openWorkbench(page, simple.url, join(LOG_DIR, `node-no-workbench-${simple.instance_id}.png`), 90_000);
       expect(page.url().startsWith(simple.editor_url)).toBe(true);
       expect(page.url()).not.toContain('tkn=');
       // Under https the cookie is `__Host-` (host-only, Secure, path /: browsers enforce it).

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page, type Request } from 'playwright-core';
 import { waitFor } from './wait.ts';
 
 /**
@@ -21,6 +21,60 @@ export async function launchChromium(extraArgs: string[] = []): Promise<Browser>
       ...extraArgs,
     ],
   });
+}
+
+/**
+ * Goes to `url` (an editor URL; redirects followed) and waits for VS Code's workbench
+ * (`.monaco-workbench`) to be visible. What the page met on the way is kept: requests that
+ * failed or were still waiting, responses of 400 and above, console errors. A page without a
+ * workbench after `timeoutMs` is saved to `screenshot`, said on stderr with all of that, and
+ * loaded once more, as a user would reload it (a CI run once saw a page stay blank for 90 s
+ * on an idle machine while every other load took 13-17 s; what it met is now printed).
+ * @throws Error when the second load has no workbench after `timeoutMs` either, with the same account
+ */
+export async function openWorkbench(page: Page, url: string, screenshot: string, timeoutMs: number): Promise<void> {
+  let met: string[] = [];
+  const waiting = new Set<Request>();
+  const note = (line: string) => {
+    if (met.length < 40) met.push(line.slice(0, 300));
+  };
+  page.on('request', (r) => waiting.add(r));
+  page.on('requestfinished', (r) => waiting.delete(r));
+  page.on('requestfailed', (r) => {
+    waiting.delete(r);
+    note(`request failed: ${r.method()} ${r.url()}: ${r.failure()?.errorText ?? '?'}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) note(`response ${r.status()}: ${r.request().method()} ${r.url()}`);
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error') note(`console error: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => note(`page error: ${e.message}`));
+  const account = async (err: unknown) => {
+    await page.screenshot({ path: screenshot }).catch(() => undefined);
+    const title = await page.title().catch(() => '?');
+    const text = await page
+      .locator('body')
+      .innerText({ timeout: 5_000 })
+      .then((t) => t.replace(/\s+/g, ' ').slice(0, 300))
+      .catch(() => '?');
+    const pending = [...waiting].slice(0, 20).map((r) => `still waiting: ${r.method()} ${r.url().slice(0, 200)}`);
+    return `no workbench at ${page.url()} (title ${JSON.stringify(title)}, text ${JSON.stringify(text)}; screenshot ${screenshot}): ${(err as Error).message.split('\n')[0]}\n${[...met, ...pending].join('\n')}`;
+  };
+  for (let load = 1; ; load++) {
+    try {
+      await page.goto(url, { timeout: timeoutMs });
+      await page.waitForSelector('.monaco-workbench', { timeout: timeoutMs });
+      return;
+    } catch (err) {
+      const said = await account(err);
+      if (load === 2) throw new Error(said);
+      console.warn(`openWorkbench: loading again: ${said}`);
+      met = [];
+      waiting.clear();
+    }
+  }
 }
 
 /**

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { DockerNames } from '../../services/provisioner/src/runtime/docker-driver.ts';
-import { launchChromium, writeFromTerminal } from './browser.ts';
+import { launchChromium, openWorkbench, writeFromTerminal } from './browser.ts';
 import { containerExists, execIn, testDocker, volumeExists } from './docker.ts';
 import { editorRequest } from './editor.ts';
 import {
@@ -145,8 +145,7 @@ export function editorEndToEnd(target: () => EditorTarget, opts: { workspace: bo
     const page = await browser.newPage();
     try {
       // The seed's URL form redirects to the instance's own origin, which swaps the token for a cookie.
-      await page.goto(simple.url);
-      await page.waitForSelector('.monaco-workbench', { timeout: 90_000 });
+      await openWorkbench(page, simple.url, join(LOG_DIR, `e2e-no-workbench-${simple.instance_id}.png`), 90_000);
       // The token has left the address bar (code-server may add its own ?folder=).
       expect(page.url().startsWith(simple.editor_url)).toBe(true);
       expect(page.url()).not.toContain('tkn=');
